@@ -1,0 +1,108 @@
+"""Entry point and command group of the ``sealbox`` CLI.
+
+Subcommands are loaded lazily so that the everyday ``sealbox run`` imports only what it
+needs (start-up time is part of its budget). This module is also the one place that maps
+:class:`~sealbox.errors.SealboxError` classes to exit statuses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from sealbox import errors
+from sealbox.cli.exit_codes import EXIT_STATUS, exit_status
+
+__all__ = ["EXIT_STATUS", "cli", "exit_status", "main"]
+
+# name -> "module:attribute"; loaded on first use.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("sealbox.cli.vault_cmds:init", "Create a new vault."),
+    "unlock": (
+        "sealbox.cli.session_cmds:unlock",
+        "Unlock the vault for a while; prints export SEALBOX_SESSION=…",
+    ),
+    "lock": ("sealbox.cli.session_cmds:lock", "End every unlock session."),
+    "passphrase": ("sealbox.cli.session_cmds:passphrase", "Change the vault passphrase."),
+    "setup": ("sealbox.cli.vault_cmds:setup", "Bind this directory to a project and environment."),
+    "project": ("sealbox.cli.vault_cmds:project", "Create and list projects."),
+    "env": ("sealbox.cli.vault_cmds:env", "Create and list environments of a project."),
+    "secret": ("sealbox.cli.secret_cmds:secret", "Set, get, list and version secrets."),
+    "run": ("sealbox.cli.run_cmd:run", "Run a command with the environment's secrets injected."),
+    "import": ("sealbox.cli.dotenv_cmds:import_cmd", "Import secrets from a .env file."),
+    "export": ("sealbox.cli.dotenv_cmds:export_cmd", "Export secrets as dotenv, JSON or shell."),
+    "example": (
+        "sealbox.cli.dotenv_cmds:example_cmd",
+        "Write .env.example with every key and a placeholder.",
+    ),
+    "doctor": (
+        "sealbox.cli.doctor_cmd:doctor",
+        "Check this directory and the vault for hygiene problems.",
+    ),
+    "scan": (
+        "sealbox.cli.scan:scan_command",
+        "Find leaked secrets in files, git history or stdin.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target[0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help lists summaries without importing every command module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sealbox")
+def cli() -> None:
+    """sealbox: keep secrets out of source control and deliver them to your processes.
+
+    Start with `sealbox init`, then `sealbox setup`, `sealbox secret set NAME` and
+    `sealbox run -- your-command`.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (used by tests and the console script)."""
+    try:
+        result: Any = cli.main(args=argv, prog_name="sealbox", standalone_mode=False)
+    except errors.SealboxError as exc:
+        click.echo(f"sealbox: error: {exc.diagnostics()}", err=True)
+        return exit_status(exc)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("sealbox: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("sealbox: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def entrypoint() -> None:
+    """Console-script entry point (see :mod:`sealbox.cli.entry` for the fast path)."""
+    from sealbox.cli.entry import entrypoint as _entrypoint
+
+    _entrypoint()

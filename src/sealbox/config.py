@@ -1,0 +1,124 @@
+"""Where the vault lives, and which project/environment a directory is bound to.
+
+``SEALBOX_HOME/config.toml`` names the storage and the key file (no secret unless a
+PostgreSQL DSN embeds a password, so it is written 0600). A directory's
+``sealbox.toml`` (checked in, holding no secret) names its project and environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealbox.errors import InvalidInput
+from sealbox.model import validate_scope
+
+CONFIG_NAME = "config.toml"
+PROJECT_FILE = "sealbox.toml"
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("SEALBOX_HOME"):
+        return Path(env["SEALBOX_HOME"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sealbox"
+
+
+@dataclass(frozen=True, slots=True)
+class VaultConfig:
+    home: Path
+    storage: str
+    key_file: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.home / CONFIG_NAME
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically with the given mode: temp file, fsync, rename, fsync dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value)
+
+
+def save_config(cfg: VaultConfig) -> None:
+    lines = ["# sealbox vault configuration", f"storage = {_toml_str(cfg.storage)}"]
+    if cfg.key_file is not None:
+        lines.append(f"key_file = {_toml_str(str(cfg.key_file))}")
+    atomic_write(cfg.path, ("\n".join(lines) + "\n").encode())
+
+
+def load_config(home: Path) -> VaultConfig | None:
+    path = home / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from None
+    storage = data.get("storage")
+    if not isinstance(storage, str):
+        raise InvalidInput(f"{path} has no storage setting")
+    key_file = data.get("key_file")
+    return VaultConfig(home, storage, Path(key_file) if isinstance(key_file, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A directory's project and environment, from the nearest ``sealbox.toml``."""
+
+    project: str
+    env: str
+    path: Path
+
+
+def find_binding(start: Path) -> Binding | None:
+    """The nearest ``sealbox.toml`` at or above ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text())
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise InvalidInput(f"cannot read {candidate}: {exc}") from None
+            project, env = data.get("project"), data.get("env")
+            if not isinstance(project, str) or not isinstance(env, str):
+                raise InvalidInput(f"{candidate} must set project and env")
+            return Binding(
+                validate_scope("project", project), validate_scope("environment", env), candidate
+            )
+    return None
+
+
+def write_binding(directory: Path, project: str, env: str) -> Path:
+    validate_scope("project", project)
+    validate_scope("environment", env)
+    path = directory / PROJECT_FILE
+    text = (
+        "# sealbox project binding: safe to commit, holds no secret\n"
+        f"project = {_toml_str(project)}\nenv = {_toml_str(env)}\n"
+    )
+    atomic_write(path, text.encode(), mode=0o644)
+    return path

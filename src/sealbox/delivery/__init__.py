@@ -1,0 +1,1 @@
+"""Delivery of secrets to processes: environment injection, dotenv files, exports."""

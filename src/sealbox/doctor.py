@@ -1,0 +1,207 @@
+"""Hygiene checks for a working directory and the vault (``sealbox doctor``).
+
+Each check returns findings with a level (ok, warn, fail) and a message naming files,
+keys and secret paths, never values.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealbox.config import find_binding, load_config
+from sealbox.errors import SealboxError
+from sealbox.factory import open_vault, resolve_home
+from sealbox.kms.master import PassphrasePrompt
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: str  # ok | warn | fail
+    check: str
+    message: str
+
+
+def _git_ignored(directory: Path, files: list[Path]) -> set[Path] | None:
+    """Which files git ignores; None when the directory is not in a git work tree."""
+    try:
+        inside = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--is-inside-work-tree"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return None
+    if not files:
+        return set()
+    proc = subprocess.run(
+        ["git", "-C", str(directory), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(str(f) for f in files),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return {Path(line) for line in proc.stdout.splitlines() if line}
+
+
+def _dotenv_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.name.startswith(".env") and p.is_file())
+
+
+def check_dotenv_files(directory: Path) -> list[Finding]:
+    from sealbox.delivery.dotenv_io import parse_dotenv
+
+    findings = []
+    candidates = [p for p in _dotenv_files(directory) if p.name != ".env.example"]
+    with_values = []
+    for path in candidates:
+        try:
+            parsed = parse_dotenv(
+                path.read_text(encoding="utf-8", errors="replace"), source=path.name
+            )
+        except OSError:
+            continue
+        if any(v for v in parsed.values.values()):
+            with_values.append(path)
+    ignored = _git_ignored(directory, with_values)
+    for path in with_values:
+        if ignored is None:
+            findings.append(
+                Finding(
+                    "warn",
+                    "dotenv",
+                    f"{path.name} holds values and this is not a git work tree;"
+                    " keep it out of version control",
+                )
+            )
+        elif path not in ignored:
+            findings.append(
+                Finding(
+                    "fail",
+                    "dotenv",
+                    f"{path.name} holds values but is not git-ignored: add it to .gitignore"
+                    f" (then move its values into sealbox: `sealbox import {path.name}`)",
+                )
+            )
+        else:
+            findings.append(Finding("ok", "dotenv", f"{path.name} is git-ignored"))
+    return findings
+
+
+def check_key_files(env: Mapping[str, str]) -> list[Finding]:
+    findings = []
+    home = resolve_home(None, env)
+    cfg = load_config(home)
+    if cfg is None:
+        return [Finding("fail", "vault", f"no vault configured in {home}: run `sealbox init`")]
+    paths = [cfg.path]
+    if cfg.key_file is not None:
+        paths.append(cfg.key_file)
+    if "://" not in cfg.storage:
+        paths.append(Path(cfg.storage.removeprefix("sqlite:")).expanduser())
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            findings.append(Finding("fail", "files", f"{path} is missing"))
+            continue
+        if mode & 0o077:
+            findings.append(
+                Finding("fail", "files", f"{path} is mode {mode:o}; run chmod 600 {path}")
+            )
+        else:
+            findings.append(Finding("ok", "files", f"{path} is private ({mode:o})"))
+    return findings
+
+
+def check_vault(
+    directory: Path, env: Mapping[str, str], prompt: PassphrasePrompt | None
+) -> list[Finding]:
+    from sealbox.delivery.dotenv_io import parse_dotenv
+
+    findings: list[Finding] = []
+    try:
+        vault = open_vault(env=env, prompt=prompt, source="doctor")
+    except SealboxError as exc:
+        return [Finding("fail", "vault", f"vault unreachable: {exc.message}")]
+    try:
+        binding = find_binding(directory)
+        if binding is None:
+            findings.append(
+                Finding(
+                    "warn",
+                    "binding",
+                    "no sealbox.toml here: run `sealbox setup --project P --env E`",
+                )
+            )
+        elif binding.project not in vault.list_projects():
+            findings.append(
+                Finding(
+                    "fail",
+                    "binding",
+                    f"{binding.path} names project {binding.project!r},"
+                    " which the vault does not have",
+                )
+            )
+        elif binding.env not in vault.list_envs(binding.project):
+            findings.append(
+                Finding(
+                    "fail",
+                    "binding",
+                    f"{binding.path} names environment {binding.project}/{binding.env},"
+                    " which does not exist",
+                )
+            )
+        else:
+            findings.append(Finding("ok", "binding", f"bound to {binding.project}/{binding.env}"))
+        try:
+            problems = vault.verify()
+        except SealboxError as exc:
+            findings.append(Finding("warn", "integrity", f"integrity not checked: {exc.message}"))
+            return findings
+        if problems:
+            findings.extend(Finding("fail", "integrity", p) for p in problems)
+        else:
+            findings.append(Finding("ok", "integrity", "every version decrypts and authenticates"))
+        example = directory / ".env.example"
+        if example.is_file():
+            parsed = parse_dotenv(
+                example.read_text(encoding="utf-8", errors="replace"), source=example.name
+            )
+            keys = [k for k, v in parsed.values.items() if v]
+            matches = vault.find_values([parsed.values[k] for k in keys])
+            for m in matches:
+                findings.append(
+                    Finding(
+                        "fail",
+                        "example",
+                        f".env.example: {keys[m.candidate]} holds the real value of {m.path}"
+                        f" (version {m.version}); replace it with a placeholder",
+                    )
+                )
+            if not matches:
+                findings.append(
+                    Finding("ok", "example", ".env.example holds no value stored in the vault")
+                )
+    finally:
+        vault.close()
+    return findings
+
+
+def run_checks(
+    directory: Path, *, env: Mapping[str, str] = os.environ, prompt: PassphrasePrompt | None = None
+) -> list[Finding]:
+    return [
+        *check_dotenv_files(directory),
+        *check_key_files(env),
+        *check_vault(directory, env, prompt),
+    ]

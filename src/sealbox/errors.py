@@ -1,0 +1,108 @@
+"""One exception hierarchy for sealbox.
+
+Every error the core raises is a :class:`SealboxError`. Each class carries a stable
+``code`` string; the adapters map codes to exit statuses (CLI) and HTTP statuses (server),
+one table each. Messages never contain secret material: they name secrets by their
+``project/env/NAME`` path, never by value.
+"""
+
+from __future__ import annotations
+
+
+class SealboxError(Exception):
+    """Root of every error sealbox raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The message plus what the user can do next, for display."""
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class InvalidInput(SealboxError):
+    """The caller sent something malformed: a bad name, a bad file, a bad option."""
+
+    code = "invalid_input"
+
+
+class NotFound(SealboxError):
+    """A project, environment, secret or version does not exist (or is deleted)."""
+
+    code = "not_found"
+
+
+class AlreadyExists(SealboxError):
+    """Creating something that is already there."""
+
+    code = "already_exists"
+
+
+class Conflict(SealboxError):
+    """A compare-and-set failed: the secret changed since the version the caller named."""
+
+    code = "conflict"
+
+
+class AccessDenied(SealboxError):
+    """The identity may not do this. Never says whether the target exists."""
+
+    code = "access_denied"
+
+
+class AuthenticationFailed(SealboxError):
+    """Wrong passphrase, wrong key file, unknown or expired token or session."""
+
+    code = "authentication_failed"
+
+
+class Sealed(SealboxError):
+    """The vault is locked: no master key is available to this process."""
+
+    code = "sealed"
+
+
+class IntegrityError(SealboxError):
+    """Stored ciphertext or metadata failed authentication (tampered, moved or corrupt)."""
+
+    code = "integrity_error"
+
+
+class KeyProviderError(SealboxError):
+    """A key provider could not wrap or unwrap a key (missing key, unreachable KMS)."""
+
+    code = "key_provider_error"
+
+
+class BackendUnavailable(SealboxError):
+    """Storage cannot be reached or written (missing file, read-only, database down)."""
+
+    code = "backend_unavailable"
+
+
+class NotInitialised(SealboxError):
+    """No vault exists at the configured location."""
+
+    code = "not_initialised"
+
+
+ALL_ERRORS: tuple[type[SealboxError], ...] = (
+    SealboxError,
+    InvalidInput,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    AccessDenied,
+    AuthenticationFailed,
+    Sealed,
+    IntegrityError,
+    KeyProviderError,
+    BackendUnavailable,
+    NotInitialised,
+)

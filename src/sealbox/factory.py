@@ -1,0 +1,295 @@
+"""The one factory that builds a :class:`~sealbox.vault.Vault` from validated configuration.
+
+Adapters call :func:`open_vault` (and the vault lifecycle functions here: init, unlock,
+lock, passphrase change); they never import storage, key providers or crypto.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sealbox.audit.recorder import Actor
+from sealbox.config import VaultConfig, default_home, load_config, save_config
+from sealbox.errors import (
+    AlreadyExists,
+    InvalidInput,
+    KeyProviderError,
+    NotInitialised,
+)
+from sealbox.kms import master
+from sealbox.kms.interface import KeyProvider
+from sealbox.kms.master import PassphrasePrompt, UnlockMethod
+from sealbox.storage.interface import Storage
+from sealbox.vault import Clock, Vault, utcnow
+
+DEFAULT_SESSION_TTL = timedelta(hours=8)
+MAX_SESSION_TTL = timedelta(days=30)
+
+
+def _identity() -> str:
+    try:
+        import getpass
+
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"local:uid-{os.getuid()}"
+
+
+def open_storage(url: str, *, create: bool = False) -> Storage:
+    """A storage backend from a URL: ``sqlite:///path``, a plain path, or ``postgresql://…``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from sealbox.storage.postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    if url.startswith("sqlite://"):
+        url = url[len("sqlite://") :]
+    if "://" in url:
+        raise InvalidInput(
+            f"unsupported storage {url.split('://')[0]!r}: use a SQLite path or postgresql://…"
+        )
+    from sealbox.storage.sqlite import SqliteStorage
+
+    return SqliteStorage(Path(url).expanduser(), create=create)
+
+
+def resolve_home(home: Path | None, env: Mapping[str, str]) -> Path:
+    return Path(home) if home is not None else default_home(env)
+
+
+def _require_config(home: Path) -> VaultConfig:
+    cfg = load_config(home)
+    if cfg is None:
+        raise NotInitialised(
+            f"no sealbox vault in {home}",
+            hint="create one with `sealbox init` (or set SEALBOX_HOME)",
+        )
+    return cfg
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    vault_id: str
+    home: Path
+    storage: str
+    method: UnlockMethod
+    key_file: Path | None
+
+
+def init_vault(
+    *,
+    home: Path | None = None,
+    storage: str | None = None,
+    method: UnlockMethod,
+    passphrase: str | None = None,
+    key_file: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    clock: Clock = utcnow,
+) -> InitResult:
+    """Create a vault: storage schema, a KEK under a new master key, the config file."""
+    from sealbox.crypto import aead, kdf
+    from sealbox.kms.local import new_kek_record
+
+    home = resolve_home(home, env)
+    if load_config(home) is not None:
+        raise AlreadyExists(f"a vault is already configured in {home}")
+    storage_url = storage or str(home / "vault.db")
+    settings: dict[str, str] = {"unlock_method": method.value}
+    match method:
+        case UnlockMethod.PASSPHRASE:
+            if not passphrase:
+                raise InvalidInput("a passphrase is required (SEALBOX_PASSPHRASE or the prompt)")
+            params = kdf.Argon2Params.fresh()
+            master_key = kdf.derive_from_passphrase(passphrase, params)
+            settings["kdf"] = json.dumps(params.to_dict())
+        case UnlockMethod.KEYFILE:
+            key_file = Path(key_file or home / "master.key").expanduser().absolute()
+            master_key = aead.new_key()
+        case UnlockMethod.KEYRING:
+            master_key = aead.new_key()
+        case _:  # pragma: no cover
+            raise InvalidInput(f"unknown unlock method {method}")
+    vault_id = str(uuid.uuid4())
+    store = open_storage(storage_url, create=True)
+    try:
+        if store.is_initialised():
+            raise AlreadyExists(f"a vault already exists in {store.description}")
+        kek_record, _ = new_kek_record(vault_id, master_key, clock().isoformat())
+        # Key material first: a crash after this leaves an unused key, never a vault
+        # whose key is lost.
+        if method is UnlockMethod.KEYFILE:
+            assert key_file is not None
+            master.write_key_file(key_file, master_key)
+        elif method is UnlockMethod.KEYRING:
+            master.keyring_store(vault_id, master_key)
+        store.initialise(vault_id, settings, kek_record, clock().isoformat())
+    finally:
+        store.close()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_config(VaultConfig(home, storage_url, key_file))
+    return InitResult(vault_id, home, storage_url, method, key_file)
+
+
+class _Unlocker:
+    """Obtains the master key once, the cheapest way available."""
+
+    def __init__(
+        self,
+        cfg: VaultConfig,
+        storage: Storage,
+        vault_id: str,
+        env: Mapping[str, str],
+        prompt: PassphrasePrompt | None,
+        clock: Clock,
+    ) -> None:
+        self.cfg, self.storage, self.vault_id = cfg, storage, vault_id
+        self.env, self.prompt, self.clock = env, prompt, clock
+
+    def method(self) -> UnlockMethod:
+        value = self.storage.get_setting("unlock_method") or ""
+        try:
+            return UnlockMethod(value)
+        except ValueError:
+            raise KeyProviderError(f"the vault names an unknown unlock method {value!r}") from None
+
+    def master_key(self, *, allow_session: bool = True) -> bytes:
+        session = self.env.get("SEALBOX_SESSION") if allow_session else None
+        if session:
+            token = master.SessionToken.parse(session)
+            row = self.storage.get_session(token.session_id)
+            return master.open_session(self.vault_id, token, row, self.clock())
+        return self.master_key_direct()
+
+    def master_key_direct(self, passphrase: str | None = None) -> bytes:
+        from sealbox.crypto import kdf
+
+        method = self.method()
+        match method:
+            case UnlockMethod.KEYFILE:
+                if self.cfg.key_file is None:
+                    raise KeyProviderError("the vault uses a key file but none is configured")
+                return master.read_key_file(self.cfg.key_file)
+            case UnlockMethod.KEYRING:
+                return master.keyring_load(self.vault_id)
+            case UnlockMethod.PASSPHRASE:
+                raw = self.storage.get_setting("kdf")
+                if raw is None:
+                    raise KeyProviderError("the vault has no key derivation parameters")
+                params = kdf.Argon2Params.from_dict(json.loads(raw))
+                if passphrase is None:
+                    passphrase = master.passphrase_from(self.env, self.prompt, "Vault passphrase")
+                return kdf.derive_from_passphrase(passphrase, params)
+        raise KeyProviderError(f"unsupported unlock method {method}")  # pragma: no cover
+
+    def key_provider(self) -> KeyProvider:
+        from sealbox.kms.local import LocalKeyProvider
+
+        master_key = self.master_key()
+        return LocalKeyProvider.open(self.storage.list_keks(), self.vault_id, master_key)
+
+
+def _open(
+    home: Path | None, env: Mapping[str, str], prompt: PassphrasePrompt | None, clock: Clock
+) -> tuple[Storage, str, _Unlocker]:
+    home = resolve_home(home, env)
+    cfg = _require_config(home)
+    storage = open_storage(cfg.storage)
+    vault_id = storage.get_setting("vault_id")
+    if vault_id is None:
+        storage.close()
+        raise NotInitialised(f"{storage.description} holds no vault id")
+    return storage, vault_id, _Unlocker(cfg, storage, vault_id, env, prompt, clock)
+
+
+def open_vault(
+    *,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    prompt: PassphrasePrompt | None = None,
+    source: str = "cli",
+    clock: Clock = utcnow,
+) -> Vault:
+    """The vault configured in ``home`` (``SEALBOX_HOME`` or the user data dir)."""
+    storage, vault_id, unlocker = _open(home, env, prompt, clock)
+    return Vault(
+        storage=storage,
+        vault_id=vault_id,
+        keys=unlocker.key_provider,
+        actor=Actor(_identity(), source),
+        clock=clock,
+    )
+
+
+def unlock(
+    *,
+    ttl: timedelta = DEFAULT_SESSION_TTL,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    prompt: PassphrasePrompt | None = None,
+    clock: Clock = utcnow,
+) -> tuple[str, str]:
+    """Start an unlock session; returns (SEALBOX_SESSION value, expiry ISO time)."""
+    from sealbox.kms.local import LocalKeyProvider
+
+    if ttl <= timedelta(0) or ttl > MAX_SESSION_TTL:
+        raise InvalidInput("a session lasts between 1 second and 30 days")
+    storage, vault_id, unlocker = _open(home, env, prompt, clock)
+    try:
+        master_key = unlocker.master_key_direct()
+        # Prove the key before handing out a session for it.
+        LocalKeyProvider.open(storage.list_keks(), vault_id, master_key)
+        now = clock()
+        storage.delete_sessions(expired_before=now.isoformat())
+        token, row = master.new_session(vault_id, master_key, now, ttl)
+        storage.put_session(row)
+        from sealbox.storage.interface import AuditRow
+
+        storage.append_audit(
+            AuditRow(now.isoformat(), _identity(), "cli", "unlock", "*", None, "allowed", "")
+        )
+        return token.encode(), row.expires_at
+    finally:
+        storage.close()
+
+
+def lock(
+    *, home: Path | None = None, env: Mapping[str, str] = os.environ, clock: Clock = utcnow
+) -> int:
+    """End every unlock session of the vault; returns how many there were."""
+    storage, _, _ = _open(home, env, None, clock)
+    try:
+        return storage.delete_sessions()
+    finally:
+        storage.close()
+
+
+def change_passphrase(
+    *,
+    old: str,
+    new: str,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    clock: Clock = utcnow,
+) -> None:
+    """Re-wrap the KEKs under a master key from a new passphrase; values are untouched."""
+    from sealbox.crypto import kdf
+    from sealbox.kms.local import rewrap_kek_records
+
+    if not new:
+        raise InvalidInput("the new passphrase is empty")
+    storage, vault_id, unlocker = _open(home, env, None, clock)
+    try:
+        if unlocker.method() is not UnlockMethod.PASSPHRASE:
+            raise InvalidInput("this vault is not protected by a passphrase")
+        old_key = unlocker.master_key_direct(passphrase=old)
+        params = kdf.Argon2Params.fresh()
+        new_key = kdf.derive_from_passphrase(new, params)
+        records = rewrap_kek_records(storage.list_keks(), vault_id, old_key, new_key)
+        storage.replace_master(records, {"kdf": json.dumps(params.to_dict())})
+    finally:
+        storage.close()

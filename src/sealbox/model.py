@@ -1,0 +1,216 @@
+"""Values of sealbox's data model: secret addresses, versions, metadata.
+
+A secret lives at ``project/env/NAME``. Every write makes an immutable version; a
+secret's metadata (owner, purpose, classification, rotation, expiry…) is not secret and
+is what the inventory shows. :class:`SecretValue` wraps plaintext so that it prints as
+``***`` unless revealed on purpose.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sealbox.errors import InvalidInput
+
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
+MAX_NAME = 255
+MAX_VALUE_BYTES = 1024 * 1024
+DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+class SecretValue:
+    """Plaintext of a secret. Prints as ``***``; ``reveal()`` is the only way in."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | bytes) -> None:
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        self._value = bytes(value)
+
+    def reveal(self) -> str:
+        """The plaintext as text (UTF-8; undecodable bytes are replaced)."""
+        return self._value.decode("utf-8", errors="replace")
+
+    def reveal_bytes(self) -> bytes:
+        """The plaintext as bytes."""
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretValue('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretValue):
+            return NotImplemented
+        return hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        # NOTE: hashing would allow equality probes through dict/set membership timing;
+        # secret values are not meant to be keys.
+        raise TypeError("SecretValue is not hashable")
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SecretValue cannot be pickled")
+
+
+def validate_name(name: str) -> str:
+    """A secret name must be a valid environment variable name."""
+    if not isinstance(name, str) or len(name) > MAX_NAME or not NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid secret name {name!r}: use letters, digits and _ and start with a letter or _"
+            if isinstance(name, str) and len(name) <= MAX_NAME
+            else "invalid secret name: too long or not text",
+        )
+    return name
+
+
+def validate_scope(kind: str, value: str) -> str:
+    """Project and environment names: lowercase letters, digits, ``-`` and ``_``."""
+    if not isinstance(value, str) or not SCOPE_RE.match(value):
+        shown = value[:80] if isinstance(value, str) else type(value).__name__
+        raise InvalidInput(
+            f"invalid {kind} name {shown!r}: use 1-63 lowercase letters, digits, - and _, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """The address of a secret: ``project/env/NAME``."""
+
+    project: str
+    env: str
+    name: str
+
+    def __post_init__(self) -> None:
+        validate_scope("project", self.project)
+        validate_scope("environment", self.env)
+        validate_name(self.name)
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.env}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.path
+
+    @classmethod
+    def parse(cls, path: str) -> SecretRef:
+        parts = path.split("/")
+        if len(parts) != 3:
+            raise InvalidInput(f"invalid secret path {path[:200]!r}: expected project/env/NAME")
+        return cls(*parts)
+
+
+class Stage(enum.StrEnum):
+    """Where a version stands in the secret's life."""
+
+    CURRENT = "current"
+    PENDING = "pending"
+    PREVIOUS = "previous"
+    REVOKED = "revoked"
+    ARCHIVED = "archived"
+
+
+class Classification(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMeta:
+    """Inventory fields of a secret. Not secret; searchable."""
+
+    owner: str | None = None
+    purpose: str | None = None
+    classification: Classification | None = None
+    rotate_every_days: int | None = None
+    rotation_method: str | None = None
+    expires: datetime | None = None
+    depends_on: tuple[str, ...] = ()
+    contact: str | None = None
+    upstream: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "purpose": self.purpose,
+            "classification": self.classification.value if self.classification else None,
+            "rotate_every_days": self.rotate_every_days,
+            "rotation_method": self.rotation_method,
+            "expires": self.expires.isoformat() if self.expires else None,
+            "depends_on": list(self.depends_on),
+            "contact": self.contact,
+            "upstream": self.upstream,
+            "tags": list(self.tags),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SecretMeta:
+        cls_value = data.get("classification")
+        expires = data.get("expires")
+        return cls(
+            owner=data.get("owner"),
+            purpose=data.get("purpose"),
+            classification=Classification(cls_value) if cls_value else None,
+            rotate_every_days=data.get("rotate_every_days"),
+            rotation_method=data.get("rotation_method"),
+            expires=datetime.fromisoformat(expires) if expires else None,
+            depends_on=tuple(data.get("depends_on") or ()),
+            contact=data.get("contact"),
+            upstream=data.get("upstream"),
+            tags=tuple(data.get("tags") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version of a secret, without its value."""
+
+    version: int
+    stage: Stage | None
+    created_at: datetime
+    created_by: str
+    kek_id: str
+    rollback_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """A secret as a listing shows it: name, metadata and version state, never the value."""
+
+    ref: SecretRef
+    current_version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    meta: SecretMeta = field(default_factory=SecretMeta)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret's value at one version."""
+
+    ref: SecretRef
+    version: int
+    value: SecretValue
+    created_at: datetime

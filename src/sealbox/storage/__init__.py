@@ -1,0 +1,1 @@
+"""Storage backends: where sealbox keeps ciphertext, metadata and sessions at rest."""

@@ -1,0 +1,144 @@
+"""The Storage Protocol, and the rows that cross it.
+
+Storage knows nothing of keys or plaintext: it keeps opaque ciphertext and wrapped keys
+and enforces the version rules (immutable versions, monotonic numbers, compare-and-set)
+inside its transactions. Every backend passes ``tests/unit/storage/test_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from sealbox.kms.local import KekRecord
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRow:
+    """What a writer hands storage for one new version."""
+
+    ciphertext: bytes
+    wrapped_key: bytes
+    kek_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    project: str
+    env: str
+    name: str
+    version: int
+    stage: str | None
+    created_at: str
+    created_by: str
+    kek_id: str
+    rollback_of: int | None
+    ciphertext: bytes = b""
+    wrapped_key: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRow:
+    project: str
+    env: str
+    name: str
+    current_version: int
+    created_at: str
+    updated_at: str
+    deleted_at: str | None
+    meta_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    session_id: str
+    wrapped_master: bytes
+    created_at: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    at: str
+    actor: str
+    source: str
+    operation: str
+    path: str
+    version: int | None
+    outcome: str
+    reason: str
+
+
+#: Called inside the write transaction with the new version number; returns the sealed
+#: value for exactly that version (the number is part of the associated data).
+SealFor = Callable[[int], SealedRow]
+
+
+class Storage(Protocol):
+    """What :class:`sealbox.vault.Vault` needs from a backend."""
+
+    description: str
+
+    # lifecycle
+    def initialise(
+        self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str
+    ) -> None: ...
+    def is_initialised(self) -> bool: ...
+    def close(self) -> None: ...
+    def check(self) -> list[str]: ...
+
+    # vault settings (not secret: ids, KDF parameters)
+    def get_setting(self, key: str) -> str | None: ...
+    def settings(self) -> dict[str, str]: ...
+
+    # keys and sessions
+    def list_keks(self) -> list[KekRecord]: ...
+    def replace_master(self, keks: list[KekRecord], settings: dict[str, str]) -> None: ...
+    def put_session(self, row: SessionRow) -> None: ...
+    def get_session(self, session_id: str) -> SessionRow | None: ...
+    def delete_sessions(self, *, expired_before: str | None = None) -> int: ...
+
+    # projects and environments
+    def create_project(self, project: str, now: str) -> None: ...
+    def list_projects(self) -> list[str]: ...
+    def create_env(self, project: str, env: str, now: str) -> None: ...
+    def list_envs(self, project: str) -> list[str]: ...
+
+    # secrets and versions
+    def write_version(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        seal_for: SealFor,
+        *,
+        now: str,
+        actor: str,
+        expected_version: int | None = None,
+        rollback_of: int | None = None,
+    ) -> int: ...
+    def read_version(
+        self, project: str, env: str, name: str, version: int | None
+    ) -> VersionRow: ...
+    def read_current(
+        self, project: str, env: str, names: list[str] | None = None
+    ) -> list[VersionRow]: ...
+    def get_secret(self, project: str, env: str, name: str) -> SecretRow: ...
+    def list_secrets(
+        self, project: str, env: str, *, include_deleted: bool = False
+    ) -> list[SecretRow]: ...
+    def history(self, project: str, env: str, name: str) -> list[VersionRow]: ...
+    def set_secret_meta(
+        self, project: str, env: str, name: str, meta_json: str, now: str
+    ) -> None: ...
+    def soft_delete(self, project: str, env: str, name: str, now: str) -> None: ...
+    def undelete(self, project: str, env: str, name: str, now: str) -> None: ...
+    def purge(self, project: str, env: str, name: str) -> int: ...
+    def iter_versions(self) -> Iterator[VersionRow]: ...
+
+    # audit (a minimal trail; issue 4 grows it)
+    def append_audit(self, row: AuditRow) -> None: ...
+    def list_audit(self, limit: int = 100) -> list[AuditRow]: ...

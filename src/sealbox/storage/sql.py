@@ -1,0 +1,550 @@
+"""The SQL shared by the SQLite and PostgreSQL backends.
+
+Statements are written with ``?`` placeholders; a backend's :class:`Dialect` rewrites
+them and supplies the few type names that differ. Version rules live here once:
+a new version number is taken under a row lock inside the write transaction, so two
+writers never lose a write and compare-and-set (``expected_version``) is exact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
+from sealbox.kms.local import KekRecord
+from sealbox.storage.interface import (
+    SCHEMA_VERSION,
+    AuditRow,
+    SealFor,
+    SecretRow,
+    SessionRow,
+    VersionRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    blob: str
+    serial_pk: str
+    placeholder: str
+
+
+def schema(d: Dialect) -> list[str]:
+    """Schema version 1."""
+    return [
+        "CREATE TABLE sb_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"CREATE TABLE sb_keks (kek_id TEXT PRIMARY KEY, wrapped {d.blob} NOT NULL,"
+        " created_at TEXT NOT NULL, active INTEGER NOT NULL)",
+        f"CREATE TABLE sb_sessions (session_id TEXT PRIMARY KEY, wrapped_master {d.blob} NOT NULL,"
+        " created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
+        "CREATE TABLE sb_projects (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
+        "CREATE TABLE sb_environments (project TEXT NOT NULL REFERENCES sb_projects(name),"
+        " name TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (project, name))",
+        f"CREATE TABLE sb_secrets (id {d.serial_pk}, project TEXT NOT NULL, env TEXT NOT NULL,"
+        " name TEXT NOT NULL, current_version INTEGER NOT NULL, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, deleted_at TEXT, meta TEXT NOT NULL,"
+        " UNIQUE (project, env, name),"
+        " FOREIGN KEY (project, env) REFERENCES sb_environments(project, name))",
+        "CREATE TABLE sb_versions (secret_id INTEGER NOT NULL REFERENCES sb_secrets(id)"
+        " ON DELETE CASCADE, version INTEGER NOT NULL, stage TEXT, created_at TEXT NOT NULL,"
+        " created_by TEXT NOT NULL, kek_id TEXT NOT NULL, rollback_of INTEGER,"
+        f" ciphertext {d.blob} NOT NULL, wrapped_key {d.blob} NOT NULL,"
+        " PRIMARY KEY (secret_id, version))",
+        "CREATE INDEX sb_versions_kek ON sb_versions (kek_id)",
+        f"CREATE TABLE sb_audit (id {d.serial_pk}, at TEXT NOT NULL, actor TEXT NOT NULL,"
+        " source TEXT NOT NULL, operation TEXT NOT NULL, path TEXT NOT NULL, version INTEGER,"
+        " outcome TEXT NOT NULL, reason TEXT NOT NULL)",
+    ]
+
+
+#: schema version -> statements that bring the previous version up to it.
+MIGRATIONS: dict[int, Any] = {1: schema}
+
+_VERSION_COLS = (
+    "s.project, s.env, s.name, v.version, v.stage, v.created_at, v.created_by, v.kek_id,"
+    " v.rollback_of"
+)
+
+
+class Tx(Protocol):
+    """A cursor-like handle inside one transaction."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+
+class SqlStorage:
+    """Backend-independent storage logic; subclasses supply connections and locking."""
+
+    dialect: Dialect
+    description: str
+
+    # -- supplied by the backend --------------------------------------------------------------
+    def _tx(self, *, write: bool) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
+
+    def _lock_clause(self) -> str:
+        """Row-lock suffix for SELECTs in write transactions ('' where the DB lock suffices)."""
+        return ""
+
+    def _table_exists(self, tx: Tx, table: str) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _q(self, sql: str) -> str:
+        return (
+            sql if self.dialect.placeholder == "?" else sql.replace("?", self.dialect.placeholder)
+        )
+
+    def _exec(self, tx: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+        return tx.execute(self._q(sql), params)
+
+    def _one(self, tx: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._exec(tx, sql, params).fetchone()
+
+    def _all(self, tx: Tx, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self._exec(tx, sql, params).fetchall())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def is_initialised(self) -> bool:
+        with self._tx(write=False) as tx:
+            if not self._table_exists(tx, "sb_settings"):
+                return False
+            return self._one(tx, "SELECT value FROM sb_settings WHERE key = 'vault_id'") is not None
+
+    def initialise(self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str) -> None:
+        with self._tx(write=True) as tx:
+            if self._table_exists(tx, "sb_settings"):
+                raise AlreadyExists(f"a vault already exists in {self.description}")
+            for stmt in schema(self.dialect):
+                self._exec(tx, stmt)
+            all_settings = {**settings, "vault_id": vault_id, "schema_version": str(SCHEMA_VERSION)}
+            for key, value in all_settings.items():
+                self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
+            self._exec(
+                tx,
+                "INSERT INTO sb_keks (kek_id, wrapped, created_at, active) VALUES (?, ?, ?, ?)",
+                (kek.kek_id, kek.wrapped, kek.created_at, 1),
+            )
+
+    def _require_schema(self, tx: Tx) -> None:
+        if not self._table_exists(tx, "sb_settings"):
+            raise NotInitialised(
+                f"no vault in {self.description}", hint="create one with `sealbox init`"
+            )
+        row = self._one(tx, "SELECT value FROM sb_settings WHERE key = 'schema_version'")
+        found = int(row[0]) if row else 0
+        if found > SCHEMA_VERSION:
+            raise NotInitialised(
+                f"the vault's schema version {found} is newer than this sealbox understands "
+                f"({SCHEMA_VERSION})",
+                hint="upgrade sealbox",
+            )
+
+    def check(self) -> list[str]:
+        """Structural problems (not cryptographic ones: Vault checks those)."""
+        problems: list[str] = []
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            orphans = self._one(
+                tx,
+                "SELECT COUNT(*) FROM sb_secrets s WHERE NOT EXISTS (SELECT 1 FROM sb_versions v"
+                " WHERE v.secret_id = s.id AND v.version = s.current_version)",
+            )
+            if orphans and orphans[0]:
+                problems.append(f"{orphans[0]} secret(s) point at a missing current version")
+        return problems
+
+    # -- settings, keys, sessions -------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            row = self._one(tx, "SELECT value FROM sb_settings WHERE key = ?", (key,))
+            return str(row[0]) if row else None
+
+    def settings(self) -> dict[str, str]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            return {k: v for k, v in self._all(tx, "SELECT key, value FROM sb_settings")}
+
+    def list_keks(self) -> list[KekRecord]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx, "SELECT kek_id, wrapped, created_at, active FROM sb_keks ORDER BY created_at"
+            )
+        return [KekRecord(r[0], bytes(r[1]), r[2], bool(r[3])) for r in rows]
+
+    def replace_master(self, keks: list[KekRecord], settings: dict[str, str]) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            for rec in keks:
+                self._exec(
+                    tx, "UPDATE sb_keks SET wrapped = ? WHERE kek_id = ?", (rec.wrapped, rec.kek_id)
+                )
+            for key, value in settings.items():
+                self._exec(tx, "DELETE FROM sb_settings WHERE key = ?", (key,))
+                self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
+            # Sessions hold the old master key: a passphrase change ends them.
+            self._exec(tx, "DELETE FROM sb_sessions")
+
+    def put_session(self, row: SessionRow) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx,
+                "INSERT INTO sb_sessions (session_id, wrapped_master, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (row.session_id, row.wrapped_master, row.created_at, row.expires_at),
+            )
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx,
+                "SELECT session_id, wrapped_master, created_at, expires_at FROM sb_sessions"
+                " WHERE session_id = ?",
+                (session_id,),
+            )
+        return SessionRow(r[0], bytes(r[1]), r[2], r[3]) if r else None
+
+    def delete_sessions(self, *, expired_before: str | None = None) -> int:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if expired_before is None:
+                cur = self._exec(tx, "DELETE FROM sb_sessions")
+            else:
+                cur = self._exec(
+                    tx, "DELETE FROM sb_sessions WHERE expires_at < ?", (expired_before,)
+                )
+            return int(cur.rowcount or 0)
+
+    # -- projects and environments ------------------------------------------------------------
+    def create_project(self, project: str, now: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if self._one(tx, "SELECT 1 FROM sb_projects WHERE name = ?", (project,)):
+                raise AlreadyExists(f"project {project!r} already exists")
+            self._exec(
+                tx, "INSERT INTO sb_projects (name, created_at) VALUES (?, ?)", (project, now)
+            )
+
+    def list_projects(self) -> list[str]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            return [r[0] for r in self._all(tx, "SELECT name FROM sb_projects ORDER BY name")]
+
+    def create_env(self, project: str, env: str, now: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if not self._one(tx, "SELECT 1 FROM sb_projects WHERE name = ?", (project,)):
+                raise NotFound(f"project {project!r} does not exist")
+            if self._one(
+                tx, "SELECT 1 FROM sb_environments WHERE project = ? AND name = ?", (project, env)
+            ):
+                raise AlreadyExists(f"environment {project}/{env} already exists")
+            self._exec(
+                tx,
+                "INSERT INTO sb_environments (project, name, created_at) VALUES (?, ?, ?)",
+                (project, env, now),
+            )
+
+    def list_envs(self, project: str) -> list[str]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            if not self._one(tx, "SELECT 1 FROM sb_projects WHERE name = ?", (project,)):
+                raise NotFound(f"project {project!r} does not exist")
+            return [
+                r[0]
+                for r in self._all(
+                    tx,
+                    "SELECT name FROM sb_environments WHERE project = ? ORDER BY name",
+                    (project,),
+                )
+            ]
+
+    def _require_env(self, tx: Tx, project: str, env: str) -> None:
+        if not self._one(
+            tx, "SELECT 1 FROM sb_environments WHERE project = ? AND name = ?", (project, env)
+        ):
+            if not self._one(tx, "SELECT 1 FROM sb_projects WHERE name = ?", (project,)):
+                raise NotFound(
+                    f"project {project!r} does not exist",
+                    hint=f"create it with `sealbox project create {project}`",
+                )
+            raise NotFound(
+                f"environment {project}/{env} does not exist",
+                hint=f"create it with `sealbox env create {env} --project {project}`",
+            )
+
+    # -- secrets and versions -----------------------------------------------------------------
+    def write_version(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        seal_for: SealFor,
+        *,
+        now: str,
+        actor: str,
+        expected_version: int | None = None,
+        rollback_of: int | None = None,
+    ) -> int:
+        path = f"{project}/{env}/{name}"
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._require_env(tx, project, env)
+            # Create the row first (a no-op when it exists) and then lock it, so two
+            # writers of a brand-new secret serialise on it instead of racing.
+            self._exec(
+                tx,
+                "INSERT INTO sb_secrets (project, env, name, current_version, created_at,"
+                " updated_at, deleted_at, meta) VALUES (?, ?, ?, 0, ?, ?, NULL, '{}')"
+                " ON CONFLICT (project, env, name) DO NOTHING",
+                (project, env, name, now, now),
+            )
+            row = self._one(
+                tx,
+                "SELECT id, current_version FROM sb_secrets"
+                " WHERE project = ? AND env = ? AND name = ?" + self._lock_clause(),
+                (project, env, name),
+            )
+            secret_id, current = row[0], int(row[1])
+            if expected_version is not None and expected_version != current:
+                raise Conflict(
+                    f"{path} is at version {current}, not {expected_version}",
+                    hint="read the secret again and retry with the current version",
+                )
+            version = current + 1
+            sealed = seal_for(version)
+            self._exec(
+                tx,
+                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
+                ("archived", secret_id, "previous"),
+            )
+            self._exec(
+                tx,
+                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
+                ("previous", secret_id, "current"),
+            )
+            # Writing to a deleted secret brings it back, as Vault KV v2 does.
+            self._exec(
+                tx,
+                "UPDATE sb_secrets SET current_version = ?, updated_at = ?, deleted_at = NULL"
+                " WHERE id = ?",
+                (version, now, secret_id),
+            )
+            self._exec(
+                tx,
+                "INSERT INTO sb_versions (secret_id, version, stage, created_at, created_by,"
+                " kek_id, rollback_of, ciphertext, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    secret_id,
+                    version,
+                    "current",
+                    now,
+                    actor,
+                    sealed.kek_id,
+                    rollback_of,
+                    sealed.ciphertext,
+                    sealed.wrapped_key,
+                ),
+            )
+            return version
+
+    @staticmethod
+    def _version_row(r: Sequence[Any], with_data: bool) -> VersionRow:
+        return VersionRow(
+            project=r[0],
+            env=r[1],
+            name=r[2],
+            version=int(r[3]),
+            stage=r[4],
+            created_at=r[5],
+            created_by=r[6],
+            kek_id=r[7],
+            rollback_of=r[8],
+            ciphertext=bytes(r[9]) if with_data else b"",
+            wrapped_key=bytes(r[10]) if with_data else b"",
+        )
+
+    def _secret_or_missing(self, tx: Tx, project: str, env: str, name: str) -> Any:
+        row = self._one(
+            tx,
+            "SELECT id, current_version, deleted_at FROM sb_secrets"
+            " WHERE project = ? AND env = ? AND name = ?",
+            (project, env, name),
+        )
+        if row is None:
+            self._require_env(tx, project, env)
+            raise NotFound(f"secret {project}/{env}/{name} does not exist")
+        return row
+
+    def read_version(self, project: str, env: str, name: str, version: int | None) -> VersionRow:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            if sec[2] is not None:
+                raise NotFound(
+                    f"secret {project}/{env}/{name} is deleted",
+                    hint="restore it with `sealbox secret undelete`",
+                )
+            want = int(sec[1]) if version is None else version
+            r = self._one(
+                tx,
+                f"SELECT {_VERSION_COLS}, v.ciphertext, v.wrapped_key FROM sb_versions v"
+                " JOIN sb_secrets s ON s.id = v.secret_id WHERE v.secret_id = ? AND v.version = ?",
+                (sec[0], want),
+            )
+            if r is None:
+                raise NotFound(f"secret {project}/{env}/{name} has no version {want}")
+            return self._version_row(r, True)
+
+    def read_current(
+        self, project: str, env: str, names: list[str] | None = None
+    ) -> list[VersionRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            self._require_env(tx, project, env)
+            rows = self._all(
+                tx,
+                f"SELECT {_VERSION_COLS}, v.ciphertext, v.wrapped_key FROM sb_secrets s"
+                " JOIN sb_versions v ON v.secret_id = s.id AND v.version = s.current_version"
+                " WHERE s.project = ? AND s.env = ? AND s.deleted_at IS NULL ORDER BY s.name",
+                (project, env),
+            )
+        out = [self._version_row(r, True) for r in rows]
+        if names is not None:
+            wanted = set(names)
+            out = [r for r in out if r.name in wanted]
+        return out
+
+    def get_secret(self, project: str, env: str, name: str) -> SecretRow:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            self._secret_or_missing(tx, project, env, name)
+            r = self._one(
+                tx,
+                "SELECT project, env, name, current_version, created_at, updated_at, deleted_at,"
+                " meta FROM sb_secrets WHERE project = ? AND env = ? AND name = ?",
+                (project, env, name),
+            )
+        return SecretRow(*r)
+
+    def list_secrets(
+        self, project: str, env: str, *, include_deleted: bool = False
+    ) -> list[SecretRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            self._require_env(tx, project, env)
+            rows = self._all(
+                tx,
+                "SELECT project, env, name, current_version, created_at, updated_at, deleted_at,"
+                " meta FROM sb_secrets WHERE project = ? AND env = ?"
+                + ("" if include_deleted else " AND deleted_at IS NULL")
+                + " ORDER BY name",
+                (project, env),
+            )
+        return [SecretRow(*r) for r in rows]
+
+    def history(self, project: str, env: str, name: str) -> list[VersionRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            rows = self._all(
+                tx,
+                f"SELECT {_VERSION_COLS} FROM sb_versions v JOIN sb_secrets s"
+                " ON s.id = v.secret_id WHERE v.secret_id = ? ORDER BY v.version",
+                (sec[0],),
+            )
+        return [self._version_row(r, False) for r in rows]
+
+    def set_secret_meta(self, project: str, env: str, name: str, meta_json: str, now: str) -> None:
+        json.loads(meta_json)  # storage refuses to keep something it cannot read back
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            self._exec(
+                tx,
+                "UPDATE sb_secrets SET meta = ?, updated_at = ? WHERE id = ?",
+                (meta_json, now, sec[0]),
+            )
+
+    def soft_delete(self, project: str, env: str, name: str, now: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            if sec[2] is not None:
+                raise NotFound(f"secret {project}/{env}/{name} is already deleted")
+            self._exec(tx, "UPDATE sb_secrets SET deleted_at = ? WHERE id = ?", (now, sec[0]))
+
+    def undelete(self, project: str, env: str, name: str, now: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            if sec[2] is None:
+                raise Conflict(f"secret {project}/{env}/{name} is not deleted")
+            self._exec(
+                tx,
+                "UPDATE sb_secrets SET deleted_at = NULL, updated_at = ? WHERE id = ?",
+                (now, sec[0]),
+            )
+
+    def purge(self, project: str, env: str, name: str) -> int:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            cur = self._exec(tx, "DELETE FROM sb_versions WHERE secret_id = ?", (sec[0],))
+            count = int(cur.rowcount or 0)
+            self._exec(tx, "DELETE FROM sb_secrets WHERE id = ?", (sec[0],))
+            return count
+
+    def iter_versions(self) -> Iterator[VersionRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                f"SELECT {_VERSION_COLS}, v.ciphertext, v.wrapped_key FROM sb_versions v"
+                " JOIN sb_secrets s ON s.id = v.secret_id ORDER BY s.project, s.env, s.name,"
+                " v.version",
+            )
+        for r in rows:
+            yield self._version_row(r, True)
+
+    # -- audit --------------------------------------------------------------------------------
+    def append_audit(self, row: AuditRow) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx,
+                "INSERT INTO sb_audit (at, actor, source, operation, path, version, outcome,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.at,
+                    row.actor,
+                    row.source,
+                    row.operation,
+                    row.path,
+                    row.version,
+                    row.outcome,
+                    row.reason,
+                ),
+            )
+
+    def list_audit(self, limit: int = 100) -> list[AuditRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT at, actor, source, operation, path, version, outcome, reason FROM sb_audit"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        return [AuditRow(*r) for r in reversed(rows)]

@@ -1,0 +1,394 @@
+"""The core API: the one place where an operation is authorised, audited, encrypted, stored.
+
+Front ends (CLI, server, SDK) hold a :class:`Vault` built by :mod:`sealbox.factory` and
+never touch storage or keys themselves. Keys are obtained lazily: listing names and
+metadata works on a locked vault, reading or writing a value asks the unlocker once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sealbox.audit.recorder import Actor, AuditRecorder
+from sealbox.crypto import envelope
+from sealbox.errors import (
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    SealboxError,
+)
+from sealbox.kms.interface import KeyProvider
+from sealbox.model import (
+    DEFAULT_ENVIRONMENTS,
+    MAX_VALUE_BYTES,
+    Classification,
+    Secret,
+    SecretInfo,
+    SecretMeta,
+    SecretRef,
+    SecretValue,
+    Stage,
+    VersionInfo,
+    validate_name,
+    validate_scope,
+)
+from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
+
+Clock = Callable[[], datetime]
+KeyLoader = Callable[[], KeyProvider]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownValue:
+    """A managed value, for the scanner's exact-leak detector."""
+
+    path: str
+    version: int
+    value: SecretValue
+
+
+@dataclass(frozen=True, slots=True)
+class ValueMatch:
+    """A candidate value that equals a managed secret's version (for doctor)."""
+
+    candidate: int
+    path: str
+    version: int
+
+
+META_FIELDS = frozenset(SecretMeta.__dataclass_fields__)
+
+
+class Vault:
+    """Secrets, versions and metadata of one vault."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        vault_id: str,
+        keys: KeyLoader,
+        actor: Actor,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._storage = storage
+        self.vault_id = vault_id
+        self._key_loader = keys
+        self._keys: KeyProvider | None = None
+        self.actor = actor
+        self._clock = clock
+        self._audit = AuditRecorder(storage)
+
+    def __repr__(self) -> str:
+        return f"Vault(id={self.vault_id!r}, storage={self._storage.description!r})"
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _now(self) -> str:
+        return self._clock().isoformat()
+
+    def _key_provider(self) -> KeyProvider:
+        if self._keys is None:
+            self._keys = self._key_loader()
+        return self._keys
+
+    def _record(self, operation: str, path: str, version: int | None = None, **kw: str) -> None:
+        self._audit.record(
+            at=self._now(), actor=self.actor, operation=operation, path=path, version=version, **kw
+        )
+
+    def _record_failure(self, operation: str, path: str, exc: SealboxError) -> None:
+        # The original error is what the caller must see.
+        with contextlib.suppress(SealboxError):
+            self._record(operation, path, outcome="error", reason=exc.code)
+
+    def _context(self, project: str, env: str, name: str, version: int) -> bytes:
+        return envelope.version_context(self.vault_id, project, env, name, version)
+
+    def _open(self, row: VersionRow) -> SecretValue:
+        ctx = self._context(row.project, row.env, row.name, row.version)
+        try:
+            plaintext = envelope.open_sealed(
+                row.ciphertext, row.wrapped_key, self._key_provider(), ctx
+            )
+        except IntegrityError:
+            raise IntegrityError(
+                f"integrity check failed for {row.project}/{row.env}/{row.name} version "
+                f"{row.version}: the stored ciphertext was altered or moved",
+                hint="restore the vault from a backup, or roll back to another version",
+            ) from None
+        return SecretValue(plaintext)
+
+    def close(self) -> None:
+        self._storage.close()
+
+    # -- projects and environments ------------------------------------------------------------
+    def create_project(
+        self, project: str, *, environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
+    ) -> None:
+        validate_scope("project", project)
+        for env in environments:
+            validate_scope("environment", env)
+        now = self._now()
+        self._storage.create_project(project, now)
+        for env in environments:
+            self._storage.create_env(project, env, now)
+        self._record("project.create", project)
+
+    def list_projects(self) -> list[str]:
+        return self._storage.list_projects()
+
+    def create_env(self, project: str, env: str) -> None:
+        validate_scope("project", project)
+        validate_scope("environment", env)
+        self._storage.create_env(project, env, self._now())
+        self._record("env.create", f"{project}/{env}")
+
+    def list_envs(self, project: str) -> list[str]:
+        validate_scope("project", project)
+        return self._storage.list_envs(project)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _write(
+        self,
+        ref: SecretRef,
+        value: SecretValue,
+        *,
+        if_version: int | None,
+        rollback_of: int | None,
+        operation: str,
+    ) -> int:
+        if len(value) > MAX_VALUE_BYTES:
+            raise InvalidInput(f"the value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
+        if if_version is not None and if_version < 0:
+            raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
+        keys = self._key_provider()
+        plaintext = value.reveal_bytes()
+
+        def seal_for(version: int) -> SealedRow:
+            sealed = envelope.seal(
+                plaintext,
+                keys,
+                keys.current_key_id(),
+                self._context(ref.project, ref.env, ref.name, version),
+            )
+            return SealedRow(sealed.ciphertext, sealed.wrapped_key, sealed.kek_id)
+
+        try:
+            version = self._storage.write_version(
+                ref.project,
+                ref.env,
+                ref.name,
+                seal_for,
+                now=self._now(),
+                actor=self.actor.identity,
+                expected_version=if_version,
+                rollback_of=rollback_of,
+            )
+        except SealboxError as exc:
+            self._record_failure(operation, ref.path, exc)
+            raise
+        self._record(operation, ref.path, version)
+        return version
+
+    def set(self, ref: SecretRef, value: SecretValue, *, if_version: int | None = None) -> int:
+        """Write a new version; returns its number. ``if_version`` makes it compare-and-set."""
+        return self._write(ref, value, if_version=if_version, rollback_of=None, operation="write")
+
+    def rollback(self, ref: SecretRef, version: int, *, if_version: int | None = None) -> int:
+        """A new version with the content of an old one."""
+        old = self._read_row(ref, version, operation="rollback")
+        value = self._open(old)
+        return self._write(
+            ref, value, if_version=if_version, rollback_of=version, operation="rollback"
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+    def _read_row(self, ref: SecretRef, version: int | None, *, operation: str) -> VersionRow:
+        if version is not None and version < 1:
+            raise InvalidInput("versions are numbered from 1")
+        try:
+            return self._storage.read_version(ref.project, ref.env, ref.name, version)
+        except SealboxError as exc:
+            self._record_failure(operation, ref.path, exc)
+            raise
+
+    def get(self, ref: SecretRef, *, version: int | None = None, reveal: bool = False) -> Secret:
+        """A version's value (current by default).
+
+        ``reveal`` records that a person was shown the value, as opposed to a program
+        receiving it.
+        """
+        operation = "reveal" if reveal else "read"
+        row = self._read_row(ref, version, operation=operation)
+        try:
+            value = self._open(row)
+        except SealboxError as exc:
+            self._record_failure(operation, ref.path, exc)
+            raise
+        self._record(operation, ref.path, row.version)
+        return Secret(ref, row.version, value, datetime.fromisoformat(row.created_at))
+
+    def resolve(
+        self, project: str, env: str, *, only: list[str] | None = None, purpose: str = "run"
+    ) -> dict[str, SecretValue]:
+        """Every current secret of an environment, for injection into a process."""
+        validate_scope("project", project)
+        validate_scope("environment", env)
+        if only is not None:
+            for name in only:
+                validate_name(name)
+        rows = self._storage.read_current(project, env, only)
+        if only is not None:
+            missing = sorted(set(only) - {r.name for r in rows})
+            if missing:
+                raise NotFound(f"no secret named {', '.join(missing)} in {project}/{env}")
+        values = {row.name: self._open(row) for row in rows}
+        self._record(purpose, f"{project}/{env}", reason=f"{len(values)} secrets")
+        return values
+
+    def _info(self, row: SecretRow) -> SecretInfo:
+        try:
+            meta = SecretMeta.from_dict(json.loads(row.meta_json))
+        except (ValueError, TypeError):
+            meta = SecretMeta()
+        return SecretInfo(
+            ref=SecretRef(row.project, row.env, row.name),
+            current_version=row.current_version,
+            created_at=datetime.fromisoformat(row.created_at),
+            updated_at=datetime.fromisoformat(row.updated_at),
+            deleted_at=datetime.fromisoformat(row.deleted_at) if row.deleted_at else None,
+            meta=meta,
+        )
+
+    def list_secrets(self, project: str, env: str, *, include_deleted: bool = False) -> list[SecretInfo]:
+        """Names and metadata of an environment's secrets; never values."""
+        validate_scope("project", project)
+        validate_scope("environment", env)
+        rows = self._storage.list_secrets(project, env, include_deleted=include_deleted)
+        self._record("list", f"{project}/{env}")
+        return [self._info(r) for r in rows]
+
+    def info(self, ref: SecretRef) -> SecretInfo:
+        row = self._storage.get_secret(ref.project, ref.env, ref.name)
+        self._record("metadata.read", ref.path)
+        return self._info(row)
+
+    def history(self, ref: SecretRef) -> list[VersionInfo]:
+        rows = self._storage.history(ref.project, ref.env, ref.name)
+        self._record("history", ref.path)
+        return [
+            VersionInfo(
+                version=r.version,
+                stage=Stage(r.stage) if r.stage else None,
+                created_at=datetime.fromisoformat(r.created_at),
+                created_by=r.created_by,
+                kek_id=r.kek_id,
+                rollback_of=r.rollback_of,
+            )
+            for r in rows
+        ]
+
+    # -- metadata -----------------------------------------------------------------------------
+    def update_meta(self, ref: SecretRef, **changes: Any) -> SecretMeta:
+        """Change inventory fields; ``None`` clears a field."""
+        unknown = set(changes) - META_FIELDS
+        if unknown:
+            raise InvalidInput(f"unknown metadata field(s): {', '.join(sorted(unknown))}")
+        if "classification" in changes and changes["classification"] is not None:
+            try:
+                changes["classification"] = Classification(changes["classification"])
+            except ValueError:
+                raise InvalidInput(
+                    "classification must be one of: " + ", ".join(c.value for c in Classification)
+                ) from None
+        current = self._info(self._storage.get_secret(ref.project, ref.env, ref.name)).meta
+        updated = replace(current, **changes)
+        self._storage.set_secret_meta(
+            ref.project, ref.env, ref.name, json.dumps(updated.to_dict()), self._now()
+        )
+        self._record("metadata.write", ref.path, reason=",".join(sorted(changes)))
+        return updated
+
+    # -- deleting -----------------------------------------------------------------------------
+    def delete(self, ref: SecretRef) -> None:
+        """Soft delete: hidden from reads and runs until undeleted; versions kept."""
+        self._storage.soft_delete(ref.project, ref.env, ref.name, self._now())
+        self._record("delete", ref.path)
+
+    def undelete(self, ref: SecretRef) -> None:
+        self._storage.undelete(ref.project, ref.env, ref.name, self._now())
+        self._record("undelete", ref.path)
+
+    def purge(self, ref: SecretRef) -> int:
+        """Destroy a secret and every version. Irreversible."""
+        count = self._storage.purge(ref.project, ref.env, ref.name)
+        self._record("purge", ref.path, reason=f"{count} versions destroyed")
+        return count
+
+    # -- whole-vault views --------------------------------------------------------------------
+    def known_values(self) -> Iterator[KnownValue]:
+        """Every version of every secret, decrypted in memory (for the leak scanner)."""
+        self._record("scan.values", "*")
+        for row in self._storage.iter_versions():
+            yield KnownValue(f"{row.project}/{row.env}/{row.name}", row.version, self._open(row))
+
+    def find_values(self, candidates: list[str]) -> list[ValueMatch]:
+        """Which candidates equal a stored version (constant-time compares; for doctor)."""
+        encoded = [c.encode() for c in candidates]
+        matches = []
+        for known in self.known_values():
+            raw = known.value.reveal_bytes()
+            for i, cand in enumerate(encoded):
+                if cand and hmac.compare_digest(cand, raw):
+                    matches.append(ValueMatch(i, known.path, known.version))
+        return matches
+
+    def verify(self) -> list[str]:
+        """Open every version; the problems found (no values, only paths and versions)."""
+        problems = list(self._storage.check())
+        checked = 0
+        for row in self._storage.iter_versions():
+            checked += 1
+            try:
+                self._open(row)
+            except SealboxError as exc:
+                problems.append(exc.message)
+        self._record("verify", "*", reason=f"{checked} versions, {len(problems)} problems")
+        return problems
+
+    def audit_tail(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [
+            {
+                "at": r.at,
+                "actor": r.actor,
+                "source": r.source,
+                "operation": r.operation,
+                "path": r.path,
+                "version": r.version,
+                "outcome": r.outcome,
+                "reason": r.reason,
+            }
+            for r in self._storage.list_audit(limit)
+        ]
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``8h``, ``30m``, ``45s`` or ``2w``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise InvalidInput(f"invalid duration {text!r}: use a number and s, m, h, d or w (e.g. 8h)")
+    seconds = int(text[:-1]) * units[text[-1]]
+    if seconds <= 0:
+        raise InvalidInput("a duration must be positive")
+    return timedelta(seconds=seconds)

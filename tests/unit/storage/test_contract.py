@@ -1,0 +1,244 @@
+"""One contract suite, run against every storage backend."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.pg import throwaway_database
+
+from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
+from sealbox.kms.local import KekRecord
+from sealbox.storage.interface import AuditRow, SealedRow, SessionRow, Storage
+
+NOW = "2026-01-01T00:00:00+00:00"
+KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
+
+
+def sealed(version: int) -> SealedRow:
+    return SealedRow(f"ct-{version}".encode(), f"wk-{version}".encode(), "kek1")
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    try:
+        with throwaway_database() as dsn:
+            yield dsn
+    except Exception as exc:  # pragma: no cover - only without a server
+        pytest.skip(f"PostgreSQL unavailable: {type(exc).__name__}")
+
+
+def _make(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    if kind == "sqlite":
+        from sealbox.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(tmp_path / "vault.db", create=True)
+    from sealbox.storage.postgres import PostgresStorage
+
+    dsn = request.getfixturevalue("pg_dsn")
+    store = PostgresStorage(dsn)
+    # Each test starts from an empty database.
+    with store._tx(write=True) as tx:
+        for (table,) in tx.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'sb_%'"
+        ).fetchall():
+            tx.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    return store
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def raw(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]:
+    store = _make(kind, tmp_path, request)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store(raw: Storage) -> Storage:
+    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
+    raw.create_project("payments", NOW)
+    for env in ("dev", "prod"):
+        raw.create_env("payments", env, NOW)
+    return raw
+
+
+def write(store: Storage, name: str = "DB", **kw: object) -> int:
+    return store.write_version("payments", "dev", name, sealed, now=NOW, actor="t", **kw)  # type: ignore[arg-type]
+
+
+def test_uninitialised(raw: Storage) -> None:
+    assert not raw.is_initialised()
+    with pytest.raises(NotInitialised):
+        raw.get_setting("vault_id")
+
+
+def test_initialise_once(store: Storage) -> None:
+    assert store.is_initialised()
+    assert store.get_setting("vault_id") == "vault-1"
+    assert store.settings()["unlock_method"] == "keyfile"
+    assert store.list_keks() == [KEK]
+    with pytest.raises(AlreadyExists):
+        store.initialise("vault-2", {}, KEK, NOW)
+
+
+def test_projects_and_envs(store: Storage) -> None:
+    assert store.list_projects() == ["payments"]
+    assert store.list_envs("payments") == ["dev", "prod"]
+    with pytest.raises(AlreadyExists):
+        store.create_project("payments", NOW)
+    with pytest.raises(AlreadyExists):
+        store.create_env("payments", "dev", NOW)
+    with pytest.raises(NotFound):
+        store.create_env("nope", "dev", NOW)
+    with pytest.raises(NotFound):
+        store.list_envs("nope")
+
+
+def test_versions_are_monotonic_and_immutable(store: Storage) -> None:
+    assert [write(store) for _ in range(3)] == [1, 2, 3]
+    row = store.read_version("payments", "dev", "DB", None)
+    assert (row.version, row.ciphertext, row.stage) == (3, b"ct-3", "current")
+    assert store.read_version("payments", "dev", "DB", 1).ciphertext == b"ct-1"
+    stages = [(v.version, v.stage) for v in store.history("payments", "dev", "DB")]
+    assert stages == [(1, "archived"), (2, "previous"), (3, "current")]
+    with pytest.raises(NotFound):
+        store.read_version("payments", "dev", "DB", 9)
+
+
+def test_environments_are_separate(store: Storage) -> None:
+    write(store)
+    with pytest.raises(NotFound):
+        store.read_version("payments", "prod", "DB", None)
+    assert store.read_current("payments", "prod") == []
+    assert [r.name for r in store.read_current("payments", "dev")] == ["DB"]
+
+
+def test_missing_scope(store: Storage) -> None:
+    with pytest.raises(NotFound, match="environment"):
+        store.write_version("payments", "qa", "DB", sealed, now=NOW, actor="t")
+    with pytest.raises(NotFound, match="project"):
+        store.read_current("nope", "dev")
+
+
+def test_compare_and_set(store: Storage) -> None:
+    assert write(store, expected_version=0) == 1
+    with pytest.raises(Conflict):
+        write(store, expected_version=0)
+    with pytest.raises(Conflict):
+        write(store, expected_version=5)
+    assert write(store, expected_version=1) == 2
+
+
+def test_failed_seal_writes_nothing(store: Storage) -> None:
+    def boom(version: int) -> SealedRow:
+        raise RuntimeError("seal failed")
+
+    with pytest.raises(RuntimeError):
+        store.write_version("payments", "dev", "DB", boom, now=NOW, actor="t")
+    with pytest.raises(NotFound):
+        store.get_secret("payments", "dev", "DB")
+
+
+def test_soft_delete_undelete_purge(store: Storage) -> None:
+    write(store)
+    write(store)
+    store.soft_delete("payments", "dev", "DB", NOW)
+    with pytest.raises(NotFound, match="deleted"):
+        store.read_version("payments", "dev", "DB", None)
+    assert store.list_secrets("payments", "dev") == []
+    assert [s.name for s in store.list_secrets("payments", "dev", include_deleted=True)] == ["DB"]
+    assert store.read_current("payments", "dev") == []
+    store.undelete("payments", "dev", "DB", NOW)
+    assert store.read_version("payments", "dev", "DB", None).version == 2
+    with pytest.raises(Conflict):
+        store.undelete("payments", "dev", "DB", NOW)
+    assert store.purge("payments", "dev", "DB") == 2
+    with pytest.raises(NotFound):
+        store.history("payments", "dev", "DB")
+
+
+def test_metadata(store: Storage) -> None:
+    write(store)
+    store.set_secret_meta("payments", "dev", "DB", '{"owner": "team"}', NOW)
+    assert store.get_secret("payments", "dev", "DB").meta_json == '{"owner": "team"}'
+    with pytest.raises(ValueError):
+        store.set_secret_meta("payments", "dev", "DB", "not json", NOW)
+
+
+def test_sessions(store: Storage) -> None:
+    store.put_session(SessionRow("s1", b"w", NOW, "2026-01-01T01:00:00+00:00"))
+    store.put_session(SessionRow("s2", b"w", NOW, "2026-01-03T00:00:00+00:00"))
+    assert store.get_session("s1") == SessionRow("s1", b"w", NOW, "2026-01-01T01:00:00+00:00")
+    assert store.delete_sessions(expired_before="2026-01-02T00:00:00+00:00") == 1
+    assert store.get_session("s1") is None
+    assert store.delete_sessions() == 1
+    assert store.get_session("s2") is None
+
+
+def test_replace_master_ends_sessions(store: Storage) -> None:
+    store.put_session(SessionRow("s1", b"w", NOW, "2027-01-01T00:00:00+00:00"))
+    store.replace_master([KekRecord("kek1", b"new", NOW, True)], {"kdf": "x"})
+    assert store.list_keks()[0].wrapped == b"new"
+    assert store.get_setting("kdf") == "x"
+    assert store.get_session("s1") is None
+
+
+def test_iter_versions_and_audit(store: Storage) -> None:
+    write(store, "A")
+    write(store, "B")
+    write(store, "B")
+    assert [(v.name, v.version) for v in store.iter_versions()] == [("A", 1), ("B", 1), ("B", 2)]
+    store.append_audit(AuditRow(NOW, "me", "cli", "read", "payments/dev/A", 1, "allowed", ""))
+    assert store.list_audit()[-1].operation == "read"
+    assert store.check() == []
+
+
+def test_concurrent_writers_lose_nothing(
+    kind: str, store: Storage, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Several connections writing one secret: every write gets its own version."""
+    writers = 4
+    per_writer = 10
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        own = _reopen(kind, store, tmp_path, request)
+        try:
+            for _ in range(per_writer):
+                write(own, "RACE")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions = [v.version for v in store.history("payments", "dev", "RACE")]
+    assert versions == list(range(1, writers * per_writer + 1))
+
+
+def _reopen(kind: str, store: Storage, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    if kind == "sqlite":
+        from sealbox.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(tmp_path / "vault.db")
+    from sealbox.storage.postgres import PostgresStorage
+
+    return PostgresStorage(request.getfixturevalue("pg_dsn"))

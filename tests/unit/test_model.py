@@ -1,0 +1,61 @@
+import pickle
+
+import pytest
+
+from sealbox.errors import InvalidInput
+from sealbox.model import SecretRef, SecretValue, validate_name
+
+
+def test_secret_value_never_prints_its_value() -> None:
+    v = SecretValue("hunter2-value")
+    for text in (
+        repr(v),
+        str(v),
+        f"{v}",
+        f"{v!r}",
+        f"{v:>20}",
+        "%s" % (v,),  # noqa: UP031
+        repr([v]),
+        repr({"k": v}),
+    ):
+        assert "hunter2" not in text
+    assert v.reveal() == "hunter2-value"
+    assert v.reveal_bytes() == b"hunter2-value"
+
+
+def test_secret_value_cannot_be_pickled_or_hashed() -> None:
+    v = SecretValue("x")
+    with pytest.raises(TypeError):
+        pickle.dumps(v)
+    with pytest.raises(TypeError):
+        hash(v)
+
+
+def test_secret_value_equality_is_by_content() -> None:
+    assert SecretValue("a") == SecretValue(b"a")
+    assert SecretValue("a") != SecretValue("b")
+
+
+@pytest.mark.parametrize("name", ["A", "_", "DATABASE_URL", "a1_b2", "_X9"])
+def test_valid_names(name: str) -> None:
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "1A", "A-B", "A B", "A.B", "é", "A\x00", "A" * 256, "A/B"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_name(name)
+
+
+@pytest.mark.parametrize(
+    "path", ["payments/dev", "a/b/c/d", "../dev/X", "Payments/dev/X", "p/dev/1X", "p//X"]
+)
+def test_invalid_paths(path: str) -> None:
+    with pytest.raises(InvalidInput):
+        SecretRef.parse(path)
+
+
+def test_path_round_trip() -> None:
+    ref = SecretRef.parse("payments/prod/DB_PASSWORD")
+    assert (ref.project, ref.env, ref.name) == ("payments", "prod", "DB_PASSWORD")
+    assert ref.path == "payments/prod/DB_PASSWORD"
