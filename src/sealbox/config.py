@@ -28,7 +28,7 @@ def default_home(env: Mapping[str, str]) -> Path:
     return Path(base) / "sealbox"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VaultConfig:
     home: Path
     storage: str
@@ -85,7 +85,7 @@ def load_config(home: Path) -> VaultConfig | None:
     return VaultConfig(home, storage, Path(key_file) if isinstance(key_file, str) else None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Binding:
     """A directory's project and environment, from the nearest ``sealbox.toml``."""
 

@@ -19,7 +19,7 @@ from sealbox.factory import open_vault, resolve_home
 from sealbox.kms.master import PassphrasePrompt
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Finding:
     level: str  # ok | warn | fail
     check: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,7 +71,7 @@ def _require_config(home: Path) -> VaultConfig:
     return cfg
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class InitResult:
     vault_id: str
     home: Path
@@ -114,6 +113,8 @@ def init_vault(
             master_key = aead.new_key()
         case _:  # pragma: no cover
             raise InvalidInput(f"unknown unlock method {method}")
+    import uuid
+
     vault_id = str(uuid.uuid4())
     store = open_storage(storage_url, create=True)
     try:

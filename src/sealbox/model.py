@@ -9,7 +9,6 @@ is what the inventory shows. :class:`SecretValue` wraps plaintext so that it pri
 from __future__ import annotations
 
 import enum
-import hmac
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +56,8 @@ class SecretValue:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretValue):
             return NotImplemented
+        import hmac  # NOTE: lazily: hashlib/OpenSSL start-up is on `sealbox run`'s budget
+
         return hmac.compare_digest(self._value, other._value)
 
     def __hash__(self) -> int:
@@ -90,7 +91,7 @@ def validate_scope(kind: str, value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SecretRef:
     """The address of a secret: ``project/env/NAME``."""
 
@@ -135,7 +136,7 @@ class Classification(enum.StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SecretMeta:
     """Inventory fields of a secret. Not secret; searchable."""
 
@@ -182,7 +183,7 @@ class SecretMeta:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VersionInfo:
     """One version of a secret, without its value."""
 
@@ -194,7 +195,7 @@ class VersionInfo:
     rollback_of: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SecretInfo:
     """A secret as a listing shows it: name, metadata and version state, never the value."""
 
@@ -206,7 +207,7 @@ class SecretInfo:
     meta: SecretMeta = field(default_factory=SecretMeta)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Secret:
     """A secret's value at one version."""
 

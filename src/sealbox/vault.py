@@ -8,7 +8,6 @@ metadata works on a locked vault, reading or writing a value asks the unlocker o
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -48,7 +47,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KnownValue:
     """A managed value, for the scanner's exact-leak detector."""
 
@@ -57,7 +56,7 @@ class KnownValue:
     value: SecretValue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ValueMatch:
     """A candidate value that equals a managed secret's version (for doctor)."""
 
@@ -270,7 +269,9 @@ class Vault:
             meta=meta,
         )
 
-    def list_secrets(self, project: str, env: str, *, include_deleted: bool = False) -> list[SecretInfo]:
+    def list_secrets(
+        self, project: str, env: str, *, include_deleted: bool = False
+    ) -> list[SecretInfo]:
         """Names and metadata of an environment's secrets; never values."""
         validate_scope("project", project)
         validate_scope("environment", env)
@@ -344,6 +345,8 @@ class Vault:
 
     def find_values(self, candidates: list[str]) -> list[ValueMatch]:
         """Which candidates equal a stored version (constant-time compares; for doctor)."""
+        import hmac
+
         encoded = [c.encode() for c in candidates]
         matches = []
         for known in self.known_values():

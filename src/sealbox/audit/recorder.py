@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sealbox.storage.interface import AuditRow, Storage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Actor:
     """Who is acting and through which front end."""
 

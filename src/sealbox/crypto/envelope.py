@@ -26,7 +26,7 @@ class Wrapper(Protocol):
     def unwrap(self, blob: bytes, context: bytes) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Sealed:
     """What is stored for one version: the encrypted value and the wrapped data key."""
 

@@ -15,7 +15,7 @@ from sealbox.errors import InvalidInput
 SALT_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Argon2Params:
     """Argon2id parameters, stored beside the salt so they can be raised later."""
 

@@ -18,7 +18,7 @@ from sealbox.errors import InvalidInput
 from sealbox.model import NAME_RE, SecretValue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ParsedDotenv:
     values: dict[str, str]
     errors: list[str] = field(default_factory=list)

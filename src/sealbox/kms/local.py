@@ -16,7 +16,7 @@ from sealbox.errors import AuthenticationFailed, IntegrityError, KeyProviderErro
 PROVIDER = b"local"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KekRecord:
     """A KEK as stored: encrypted under the master key."""
 

@@ -126,7 +126,7 @@ def keyring_load(vault_id: str) -> bytes:
 
 
 # -- sessions --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionToken:
     """A parsed ``SEALBOX_SESSION`` value. Prints without its secret part."""
 

@@ -16,7 +16,7 @@ from sealbox.kms.local import KekRecord
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SealedRow:
     """What a writer hands storage for one new version."""
 
@@ -25,7 +25,7 @@ class SealedRow:
     kek_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VersionRow:
     project: str
     env: str
@@ -40,7 +40,7 @@ class VersionRow:
     wrapped_key: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SecretRow:
     project: str
     env: str
@@ -52,7 +52,7 @@ class SecretRow:
     meta_json: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionRow:
     session_id: str
     wrapped_master: bytes
@@ -60,7 +60,7 @@ class SessionRow:
     expires_at: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AuditRow:
     at: str
     actor: str

@@ -26,7 +26,7 @@ from sealbox.storage.interface import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Dialect:
     blob: str
     serial_pk: str
