@@ -48,10 +48,9 @@ def parse_dotenv(text: str, *, source: str = ".env") -> ParsedDotenv:
 
 
 def _dotenv_quote(value: str) -> str:
-    if "'" not in value and "\n" not in value:
-        return f"'{value}'"  # single quotes: literal in every dotenv dialect
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    # Single quotes: never interpolated; python-dotenv unescapes only \\ and \' inside them.
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def render(values: Mapping[str, SecretValue], fmt: str) -> str:

@@ -1,0 +1,60 @@
+"""`sealbox init --storage postgresql://…` end to end through the CLI, and outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sealbox.cli.main import main
+from tests.pg import throwaway_database
+
+pytestmark = pytest.mark.integration
+
+CANARY = "pg-canary-5d1e0c77"
+
+
+def test_postgres_vault_round_trip(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with throwaway_database() as dsn:
+        assert main(["init", "--storage", dsn, "--key-file", str(tmp_path / "k.key")]) == 0
+        assert main(["project", "create", "payments"]) == 0
+        monkeypatch.setattr("sys.stdin", _stdin(CANARY))
+        assert main(["secret", "set", "payments/prod/DB_PASSWORD"]) == 0
+        capfd.readouterr()
+        assert main(["secret", "get", "payments/prod/DB_PASSWORD"]) == 0
+        assert capfd.readouterr().out == CANARY + "\n"
+        assert main(["secret", "get", "payments/dev/DB_PASSWORD"]) == 3
+
+        import psycopg
+
+        with psycopg.connect(dsn) as conn:
+            for table in ("sb_versions", "sb_audit", "sb_secrets", "sb_settings", "sb_keks"):
+                rows = conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+                assert CANARY.encode() not in repr(rows).encode(), table
+    # The database is gone now: a clear error, exit 8, and no traceback.
+    capfd.readouterr()
+    assert main(["secret", "get", "payments/prod/DB_PASSWORD"]) == 8
+    err = capfd.readouterr().err
+    assert "PostgreSQL" in err and "Traceback" not in err
+
+
+def test_postgres_dsn_password_is_not_shown(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dsn = "postgresql://someone:very-secret-pw@127.0.0.1:1/nowhere"
+    assert main(["init", "--storage", dsn, "--key-file", str(tmp_path / "k.key")]) == 8
+    err = capfd.readouterr().err
+    assert "very-secret-pw" not in err
+    assert "cannot connect" in err
+
+
+def _stdin(text: str):  # type: ignore[no-untyped-def]
+    import io
+
+    class Stdin(io.TextIOWrapper):
+        def isatty(self) -> bool:
+            return False
+
+    return Stdin(io.BytesIO(text.encode()))
