@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.pg import throwaway_database
 
 from sealbox.cli.main import main
-from tests.pg import throwaway_database
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_postgres_vault_round_trip(
 
         with psycopg.connect(dsn) as conn:
             for table in ("sb_versions", "sb_audit", "sb_secrets", "sb_settings", "sb_keks"):
-                rows = conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+                rows = conn.execute(f"SELECT * FROM {table}").fetchall()
                 assert CANARY.encode() not in repr(rows).encode(), table
     # The database is gone now: a clear error, exit 8, and no traceback.
     capfd.readouterr()
