@@ -37,11 +37,15 @@ def parse_dotenv(text: str, *, source: str = ".env") -> ParsedDotenv:
             continue
         if binding.key is None:
             continue  # a blank line or a comment
-        if not NAME_RE.match(binding.key):
-            errors.append(f"{source}:{line}: {binding.key[:80]!r} is not a valid variable name")
-            continue
+        # NOTE: a malformed line may be a pasted value, so errors never echo line content.
         if binding.value is None:
-            errors.append(f"{source}:{line}: {binding.key} has no value (expected NAME=value)")
+            errors.append(f"{source}:{line}: not a NAME=value line")
+            continue
+        if not NAME_RE.match(binding.key):
+            errors.append(
+                f"{source}:{line}: invalid variable name (use letters, digits and _,"
+                " not starting with a digit)"
+            )
             continue
         values[binding.key] = binding.value
     return ParsedDotenv(values, errors)
