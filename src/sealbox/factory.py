@@ -200,6 +200,7 @@ def _open(
     home = resolve_home(home, env)
     cfg = _require_config(home)
     storage = open_storage(cfg.storage)
+    storage.migrate()
     vault_id = storage.get_setting("vault_id")
     if vault_id is None:
         storage.close()

@@ -12,11 +12,14 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealbox.audit.recorder import Actor, AuditRecorder
+from sealbox.auth.policy import Capability
+from sealbox.auth.principal import Principal, local_owner
 from sealbox.crypto import envelope
 from sealbox.errors import (
+    AccessDenied,
     IntegrityError,
     InvalidInput,
     NotFound,
@@ -38,6 +41,9 @@ from sealbox.model import (
     validate_scope,
 )
 from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
+
+if TYPE_CHECKING:
+    from sealbox.auth.service import Accounts, Authenticator
 
 Clock = Callable[[], datetime]
 KeyLoader = Callable[[], KeyProvider]
@@ -78,6 +84,7 @@ class Vault:
         vault_id: str,
         keys: KeyLoader,
         actor: Actor,
+        principal: Principal | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._storage = storage
@@ -85,8 +92,43 @@ class Vault:
         self._key_loader = keys
         self._keys: KeyProvider | None = None
         self.actor = actor
+        self.principal = principal or local_owner(actor.identity)
         self._clock = clock
         self._audit = AuditRecorder(storage)
+
+    def as_principal(self, principal: Principal, actor: Actor) -> Vault:
+        """The same vault (storage, unlocked keys) acting for another identity."""
+        view = Vault(
+            storage=self._storage,
+            vault_id=self.vault_id,
+            keys=self._key_provider,
+            actor=actor,
+            principal=principal,
+            clock=self._clock,
+        )
+        view._keys = self._keys
+        return view
+
+    @property
+    def accounts(self) -> Accounts:
+        """Identities, tokens and policies, administered as this vault's principal."""
+        from sealbox.auth.service import Accounts
+
+        return Accounts(self._storage, self.principal, self.actor, self._clock)
+
+    def authenticator(self) -> Authenticator:
+        """Turns credentials into principals (for the server's login and token checks)."""
+        from sealbox.auth.service import Authenticator
+
+        return Authenticator(self._storage, self._clock, self._audit)
+
+    def _authorize(self, capability: Capability, path: str, operation: str) -> None:
+        """Default deny. A denial says nothing about whether the target exists."""
+        decision = self.principal.decide(path, capability)
+        if not decision.allowed:
+            with contextlib.suppress(SealboxError):
+                self._record(operation, path, outcome="denied", reason=decision.reason)
+            raise AccessDenied(f"permission denied: {capability.value} on {path}")
 
     def __repr__(self) -> str:
         return f"Vault(id={self.vault_id!r}, storage={self._storage.description!r})"
@@ -137,6 +179,7 @@ class Vault:
         validate_scope("project", project)
         for env in environments:
             validate_scope("environment", env)
+        self._authorize(Capability.ADMIN, f"{project}/*/*", "project.create")
         now = self._now()
         self._storage.create_project(project, now)
         for env in environments:
@@ -144,16 +187,24 @@ class Vault:
         self._record("project.create", project)
 
     def list_projects(self) -> list[str]:
-        return self._storage.list_projects()
+        """Projects this identity can see anything of."""
+        return [
+            p
+            for p in self._storage.list_projects()
+            if self.principal.can("sys/projects", Capability.LIST)
+            or self.principal.can(f"{p}/*/*", Capability.LIST)
+        ]
 
     def create_env(self, project: str, env: str) -> None:
         validate_scope("project", project)
         validate_scope("environment", env)
+        self._authorize(Capability.ADMIN, f"{project}/{env}/*", "env.create")
         self._storage.create_env(project, env, self._now())
         self._record("env.create", f"{project}/{env}")
 
     def list_envs(self, project: str) -> list[str]:
         validate_scope("project", project)
+        self._authorize(Capability.LIST, f"{project}/*/*", "env.list")
         return self._storage.list_envs(project)
 
     # -- writing ------------------------------------------------------------------------------
@@ -170,6 +221,7 @@ class Vault:
             raise InvalidInput(f"the value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
         if if_version is not None and if_version < 0:
             raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
+        self._authorize(Capability.WRITE, ref.path, operation)
         keys = self._key_provider()
         plaintext = value.reveal_bytes()
 
@@ -205,6 +257,7 @@ class Vault:
 
     def rollback(self, ref: SecretRef, version: int, *, if_version: int | None = None) -> int:
         """A new version with the content of an old one."""
+        self._authorize(Capability.WRITE, ref.path, "rollback")
         old = self._read_row(ref, version, operation="rollback")
         value = self._open(old)
         return self._write(
@@ -228,6 +281,7 @@ class Vault:
         receiving it.
         """
         operation = "reveal" if reveal else "read"
+        self._authorize(Capability.READ, ref.path, operation)
         row = self._read_row(ref, version, operation=operation)
         try:
             value = self._open(row)
@@ -246,11 +300,21 @@ class Vault:
         if only is not None:
             for name in only:
                 validate_name(name)
+                self._authorize(Capability.READ, f"{project}/{env}/{name}", purpose)
         rows = self._storage.read_current(project, env, only)
         if only is not None:
             missing = sorted(set(only) - {r.name for r in rows})
             if missing:
                 raise NotFound(f"no secret named {', '.join(missing)} in {project}/{env}")
+        # An identity receives exactly the secrets it may read.
+        rows = [r for r in rows if self.principal.can(f"{project}/{env}/{r.name}", Capability.READ)]
+        if (
+            only is None
+            and not rows
+            and not self.principal.can(f"{project}/{env}/*", Capability.LIST)
+        ):
+            # Nothing readable here: refuse rather than hand out an empty environment.
+            self._authorize(Capability.READ, f"{project}/{env}/*", purpose)
         values = {row.name: self._open(row) for row in rows}
         self._record(purpose, f"{project}/{env}", reason=f"{len(values)} secrets")
         return values
@@ -275,16 +339,19 @@ class Vault:
         """Names and metadata of an environment's secrets; never values."""
         validate_scope("project", project)
         validate_scope("environment", env)
+        self._authorize(Capability.LIST, f"{project}/{env}/*", "list")
         rows = self._storage.list_secrets(project, env, include_deleted=include_deleted)
         self._record("list", f"{project}/{env}")
         return [self._info(r) for r in rows]
 
     def info(self, ref: SecretRef) -> SecretInfo:
+        self._authorize(Capability.LIST, ref.path, "metadata.read")
         row = self._storage.get_secret(ref.project, ref.env, ref.name)
         self._record("metadata.read", ref.path)
         return self._info(row)
 
     def history(self, ref: SecretRef) -> list[VersionInfo]:
+        self._authorize(Capability.LIST, ref.path, "history")
         rows = self._storage.history(ref.project, ref.env, ref.name)
         self._record("history", ref.path)
         return [
@@ -312,6 +379,7 @@ class Vault:
                 raise InvalidInput(
                     "classification must be one of: " + ", ".join(c.value for c in Classification)
                 ) from None
+        self._authorize(Capability.WRITE, ref.path, "metadata.write")
         current = self._info(self._storage.get_secret(ref.project, ref.env, ref.name)).meta
         updated = replace(current, **changes)
         self._storage.set_secret_meta(
@@ -323,15 +391,18 @@ class Vault:
     # -- deleting -----------------------------------------------------------------------------
     def delete(self, ref: SecretRef) -> None:
         """Soft delete: hidden from reads and runs until undeleted; versions kept."""
+        self._authorize(Capability.DELETE, ref.path, "delete")
         self._storage.soft_delete(ref.project, ref.env, ref.name, self._now())
         self._record("delete", ref.path)
 
     def undelete(self, ref: SecretRef) -> None:
+        self._authorize(Capability.DELETE, ref.path, "undelete")
         self._storage.undelete(ref.project, ref.env, ref.name, self._now())
         self._record("undelete", ref.path)
 
     def purge(self, ref: SecretRef) -> int:
         """Destroy a secret and every version. Irreversible."""
+        self._authorize(Capability.ADMIN, ref.path, "purge")
         count = self._storage.purge(ref.project, ref.env, ref.name)
         self._record("purge", ref.path, reason=f"{count} versions destroyed")
         return count
@@ -339,6 +410,7 @@ class Vault:
     # -- whole-vault views --------------------------------------------------------------------
     def known_values(self) -> Iterator[KnownValue]:
         """Every version of every secret, decrypted in memory (for the leak scanner)."""
+        self._authorize(Capability.ADMIN, "sys/vault", "scan.values")
         self._record("scan.values", "*")
         for row in self._storage.iter_versions():
             yield KnownValue(f"{row.project}/{row.env}/{row.name}", row.version, self._open(row))
@@ -358,6 +430,7 @@ class Vault:
 
     def verify(self) -> list[str]:
         """Open every version; the problems found (no values, only paths and versions)."""
+        self._authorize(Capability.ADMIN, "sys/vault", "verify")
         problems = list(self._storage.check())
         checked = 0
         for row in self._storage.iter_versions():
@@ -370,6 +443,7 @@ class Vault:
         return problems
 
     def audit_tail(self, limit: int = 50) -> list[dict[str, Any]]:
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
         return [
             {
                 "at": r.at,

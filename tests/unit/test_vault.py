@@ -292,3 +292,31 @@ def test_find_values(home: Path, tmp_path: Path) -> None:
     vault.set(REF, SecretValue(CANARY))
     matches = vault.find_values(["nope", CANARY, ""])
     assert [(m.candidate, m.path, m.version) for m in matches] == [(1, REF.path, 1)]
+
+
+def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
+    vault = keyfile(home, tmp_path)
+    vault.set(REF, SecretValue("kept"))
+    vault.close()
+    with sqlite3.connect(home / "vault.db") as conn:
+        for table in ("sb_tokens", "sb_secret_ids", "sb_policies", "sb_identities"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")
+    reopened = factory.open_vault(home=home)
+    assert reopened.get(REF).value.reveal() == "kept"
+    assert reopened.accounts.list_identities() == []
+    with sqlite3.connect(home / "vault.db") as conn:
+        version = conn.execute(
+            "SELECT value FROM sb_settings WHERE key='schema_version'"
+        ).fetchone()
+    assert version == ("2",)
+
+
+def test_newer_schema_is_refused(home: Path, tmp_path: Path) -> None:
+    keyfile(home, tmp_path).close()
+    with sqlite3.connect(home / "vault.db") as conn:
+        conn.execute("UPDATE sb_settings SET value = '99' WHERE key = 'schema_version'")
+    from sealbox.errors import NotInitialised
+
+    with pytest.raises(NotInitialised, match="newer"):
+        factory.open_vault(home=home).list_projects()

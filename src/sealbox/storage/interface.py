@@ -13,7 +13,7 @@ from typing import Protocol
 
 from sealbox.kms.local import KekRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,42 @@ class AuditRow:
     reason: str
 
 
+@dataclass(frozen=True)
+class IdentityRow:
+    id: str
+    name: str
+    kind: str  # person | machine
+    password_hash: str | None
+    role_id: str | None
+    policies: str  # JSON list of policy names
+    created_at: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class SecretIdRow:
+    accessor: str
+    identity_id: str
+    hash: str
+    uses_left: int | None
+    expires_at: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    accessor: str
+    hash: str
+    identity_id: str
+    policies: str  # JSON list of policy names
+    auth_method: str
+    created_at: str
+    expires_at: str
+    max_expires_at: str
+    revoked_at: str | None
+    display: str
+
+
 #: Called inside the write transaction with the new version number; returns the sealed
 #: value for exactly that version (the number is part of the associated data).
 SealFor = Callable[[int], SealedRow]
@@ -87,6 +123,7 @@ class Storage(Protocol):
         self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str
     ) -> None: ...
     def is_initialised(self) -> bool: ...
+    def migrate(self) -> int: ...
     def close(self) -> None: ...
     def check(self) -> list[str]: ...
 
@@ -138,6 +175,37 @@ class Storage(Protocol):
     def undelete(self, project: str, env: str, name: str, now: str) -> None: ...
     def purge(self, project: str, env: str, name: str) -> int: ...
     def iter_versions(self) -> Iterator[VersionRow]: ...
+
+    # identities, machine secret ids, tokens, policies
+    def create_identity(self, row: IdentityRow) -> None: ...
+    def get_identity(
+        self, *, id: str | None = None, name: str | None = None, role_id: str | None = None
+    ) -> IdentityRow | None: ...
+    def list_identities(self) -> list[IdentityRow]: ...
+    def update_identity(
+        self,
+        id: str,
+        *,
+        policies: str | None = None,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+    ) -> None: ...
+    def delete_identity(self, id: str) -> None: ...
+    def add_secret_id(self, row: SecretIdRow) -> None: ...
+    def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool: ...
+    def put_token(self, row: TokenRow) -> None: ...
+    def get_token(
+        self, *, hash: str | None = None, accessor: str | None = None
+    ) -> TokenRow | None: ...
+    def list_tokens(self, identity_id: str | None = None) -> list[TokenRow]: ...
+    def renew_token(self, accessor: str, expires_at: str) -> None: ...
+    def revoke_tokens(
+        self, *, accessor: str | None = None, identity_id: str | None = None, now: str
+    ) -> int: ...
+    def put_policy(self, name: str, document: str, now: str) -> None: ...
+    def get_policies(self, names: list[str]) -> dict[str, str]: ...
+    def list_policies(self) -> list[tuple[str, str]]: ...
+    def delete_policy(self, name: str) -> None: ...
 
     # audit (a minimal trail; issue 4 grows it)
     def append_audit(self, row: AuditRow) -> None: ...

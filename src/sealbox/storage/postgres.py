@@ -24,7 +24,7 @@ def redact_dsn(dsn: str) -> str:
     except Exception:
         return "postgresql://…"
     if "password" in parts:
-        parts["password"] = "***"  # noqa: S105 - redaction
+        parts["password"] = "***"
     return make_conninfo(**{k: str(v) for k, v in parts.items() if v is not None})
 
 

@@ -9,7 +9,7 @@ writers never lose a write and compare-and-set (``expected_version``) is exact.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,9 +19,12 @@ from sealbox.kms.local import KekRecord
 from sealbox.storage.interface import (
     SCHEMA_VERSION,
     AuditRow,
+    IdentityRow,
     SealFor,
+    SecretIdRow,
     SecretRow,
     SessionRow,
+    TokenRow,
     VersionRow,
 )
 
@@ -33,8 +36,8 @@ class Dialect:
     placeholder: str
 
 
-def schema(d: Dialect) -> list[str]:
-    """Schema version 1."""
+def schema_v1(d: Dialect) -> list[str]:
+    """Schema version 1: settings, keys, sessions, scopes, secrets, versions, audit."""
     return [
         "CREATE TABLE sb_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         f"CREATE TABLE sb_keks (kek_id TEXT PRIMARY KEY, wrapped {d.blob} NOT NULL,"
@@ -61,8 +64,28 @@ def schema(d: Dialect) -> list[str]:
     ]
 
 
-#: schema version -> statements that bring the previous version up to it.
-MIGRATIONS: dict[int, Any] = {1: schema}
+def schema_v2(d: Dialect) -> list[str]:
+    """Schema version 2: identities, machine secret ids, tokens, policies."""
+    return [
+        "CREATE TABLE sb_identities (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL, password_hash TEXT, role_id TEXT UNIQUE, policies TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE sb_secret_ids (accessor TEXT PRIMARY KEY, identity_id TEXT NOT NULL"
+        " REFERENCES sb_identities(id) ON DELETE CASCADE, hash TEXT NOT NULL UNIQUE,"
+        " uses_left INTEGER, expires_at TEXT, created_at TEXT NOT NULL)",
+        "CREATE TABLE sb_tokens (accessor TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+        " identity_id TEXT NOT NULL REFERENCES sb_identities(id) ON DELETE CASCADE,"
+        " policies TEXT NOT NULL, auth_method TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, max_expires_at TEXT NOT NULL, revoked_at TEXT,"
+        " display TEXT NOT NULL)",
+        "CREATE INDEX sb_tokens_identity ON sb_tokens (identity_id)",
+        "CREATE TABLE sb_policies (name TEXT PRIMARY KEY, document TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL)",
+    ]
+
+
+#: schema version -> statements that bring the previous version up to it. Append only.
+MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {1: schema_v1, 2: schema_v2}
 
 _VERSION_COLS = (
     "s.project, s.env, s.name, v.version, v.stage, v.created_at, v.created_by, v.kek_id,"
@@ -122,8 +145,9 @@ class SqlStorage:
         with self._tx(write=True) as tx:
             if self._table_exists(tx, "sb_settings"):
                 raise AlreadyExists(f"a vault already exists in {self.description}")
-            for stmt in schema(self.dialect):
-                self._exec(tx, stmt)
+            for version in sorted(MIGRATIONS):
+                for stmt in MIGRATIONS[version](self.dialect):
+                    self._exec(tx, stmt)
             all_settings = {**settings, "vault_id": vault_id, "schema_version": str(SCHEMA_VERSION)}
             for key, value in all_settings.items():
                 self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
@@ -140,12 +164,43 @@ class SqlStorage:
             )
         row = self._one(tx, "SELECT value FROM sb_settings WHERE key = 'schema_version'")
         found = int(row[0]) if row else 0
+        if found < SCHEMA_VERSION:
+            raise NotInitialised(
+                f"the vault's schema version {found} is older than this sealbox's"
+                f" ({SCHEMA_VERSION}) and was not migrated",
+                hint="open it with `sealbox doctor` to migrate",
+            )
         if found > SCHEMA_VERSION:
             raise NotInitialised(
                 f"the vault's schema version {found} is newer than this sealbox understands "
                 f"({SCHEMA_VERSION})",
                 hint="upgrade sealbox",
             )
+
+    def migrate(self) -> int:
+        """Bring an existing vault's schema up to date; returns the versions applied."""
+        with self._tx(write=False) as tx:
+            if not self._table_exists(tx, "sb_settings"):
+                return 0
+            row = self._one(tx, "SELECT value FROM sb_settings WHERE key = 'schema_version'")
+            if row is not None and int(row[0]) >= SCHEMA_VERSION:
+                return 0  # the common case, without taking the write lock
+        with self._tx(write=True) as tx:
+            if not self._table_exists(tx, "sb_settings"):
+                return 0
+            row = self._one(tx, "SELECT value FROM sb_settings WHERE key = 'schema_version'")
+            found = int(row[0]) if row else 0
+            if found >= SCHEMA_VERSION:
+                return 0
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[version](self.dialect):
+                    self._exec(tx, stmt)
+            self._exec(
+                tx,
+                "UPDATE sb_settings SET value = ? WHERE key = 'schema_version'",
+                (str(SCHEMA_VERSION),),
+            )
+            return SCHEMA_VERSION - found
 
     def check(self) -> list[str]:
         """Structural problems (not cryptographic ones: Vault checks those)."""
@@ -517,6 +572,247 @@ class SqlStorage:
             )
         for r in rows:
             yield self._version_row(r, True)
+
+    # -- identities, secret ids, tokens, policies ---------------------------------------------
+    _IDENTITY_COLS = "id, name, kind, password_hash, role_id, policies, created_at, disabled"
+    _TOKEN_COLS = (
+        "accessor, hash, identity_id, policies, auth_method, created_at, expires_at,"
+        " max_expires_at, revoked_at, display"
+    )
+
+    @staticmethod
+    def _identity(r: Sequence[Any]) -> IdentityRow:
+        return IdentityRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+
+    def create_identity(self, row: IdentityRow) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if self._one(tx, "SELECT 1 FROM sb_identities WHERE name = ?", (row.name,)):
+                raise AlreadyExists(f"identity {row.name!r} already exists")
+            self._exec(
+                tx,
+                f"INSERT INTO sb_identities ({self._IDENTITY_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.name,
+                    row.kind,
+                    row.password_hash,
+                    row.role_id,
+                    row.policies,
+                    row.created_at,
+                    int(row.disabled),
+                ),
+            )
+
+    def get_identity(
+        self, *, id: str | None = None, name: str | None = None, role_id: str | None = None
+    ) -> IdentityRow | None:
+        column, value = (
+            ("id", id)
+            if id is not None
+            else ("name", name)
+            if name is not None
+            else ("role_id", role_id)
+        )
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx, f"SELECT {self._IDENTITY_COLS} FROM sb_identities WHERE {column} = ?", (value,)
+            )
+        return self._identity(r) if r else None
+
+    def list_identities(self) -> list[IdentityRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(tx, f"SELECT {self._IDENTITY_COLS} FROM sb_identities ORDER BY name")
+        return [self._identity(r) for r in rows]
+
+    def update_identity(
+        self,
+        id: str,
+        *,
+        policies: str | None = None,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+    ) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if not self._one(tx, "SELECT 1 FROM sb_identities WHERE id = ?", (id,)):
+                raise NotFound("identity does not exist")
+            if policies is not None:
+                self._exec(tx, "UPDATE sb_identities SET policies = ? WHERE id = ?", (policies, id))
+            if password_hash is not None:
+                self._exec(
+                    tx,
+                    "UPDATE sb_identities SET password_hash = ? WHERE id = ?",
+                    (password_hash, id),
+                )
+            if disabled is not None:
+                self._exec(
+                    tx, "UPDATE sb_identities SET disabled = ? WHERE id = ?", (int(disabled), id)
+                )
+
+    def delete_identity(self, id: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(tx, "DELETE FROM sb_tokens WHERE identity_id = ?", (id,))
+            self._exec(tx, "DELETE FROM sb_secret_ids WHERE identity_id = ?", (id,))
+            cur = self._exec(tx, "DELETE FROM sb_identities WHERE id = ?", (id,))
+            if not cur.rowcount:
+                raise NotFound("identity does not exist")
+
+    def add_secret_id(self, row: SecretIdRow) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx,
+                "INSERT INTO sb_secret_ids (accessor, identity_id, hash, uses_left, expires_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    row.accessor,
+                    row.identity_id,
+                    row.hash,
+                    row.uses_left,
+                    row.expires_at,
+                    row.created_at,
+                ),
+            )
+
+    def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool:
+        """Use a secret id once: checks expiry and remaining uses under a row lock."""
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx,
+                "SELECT accessor, uses_left, expires_at FROM sb_secret_ids"
+                " WHERE identity_id = ? AND hash = ?" + self._lock_clause(),
+                (identity_id, hash),
+            )
+            if r is None:
+                return False
+            accessor, uses_left, expires_at = r
+            if expires_at is not None and expires_at <= now:
+                self._exec(tx, "DELETE FROM sb_secret_ids WHERE accessor = ?", (accessor,))
+                return False
+            if uses_left is not None:
+                if uses_left <= 1:
+                    self._exec(tx, "DELETE FROM sb_secret_ids WHERE accessor = ?", (accessor,))
+                else:
+                    self._exec(
+                        tx,
+                        "UPDATE sb_secret_ids SET uses_left = uses_left - 1 WHERE accessor = ?",
+                        (accessor,),
+                    )
+            return True
+
+    def put_token(self, row: TokenRow) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx,
+                f"INSERT INTO sb_tokens ({self._TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.accessor,
+                    row.hash,
+                    row.identity_id,
+                    row.policies,
+                    row.auth_method,
+                    row.created_at,
+                    row.expires_at,
+                    row.max_expires_at,
+                    row.revoked_at,
+                    row.display,
+                ),
+            )
+
+    def get_token(self, *, hash: str | None = None, accessor: str | None = None) -> TokenRow | None:
+        column, value = ("hash", hash) if hash is not None else ("accessor", accessor)
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx, f"SELECT {self._TOKEN_COLS} FROM sb_tokens WHERE {column} = ?", (value,)
+            )
+        return TokenRow(*r) if r else None
+
+    def list_tokens(self, identity_id: str | None = None) -> list[TokenRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            if identity_id is None:
+                rows = self._all(
+                    tx, f"SELECT {self._TOKEN_COLS} FROM sb_tokens ORDER BY created_at"
+                )
+            else:
+                rows = self._all(
+                    tx,
+                    f"SELECT {self._TOKEN_COLS} FROM sb_tokens WHERE identity_id = ?"
+                    " ORDER BY created_at",
+                    (identity_id,),
+                )
+        return [TokenRow(*r) for r in rows]
+
+    def renew_token(self, accessor: str, expires_at: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx, "UPDATE sb_tokens SET expires_at = ? WHERE accessor = ?", (expires_at, accessor)
+            )
+
+    def revoke_tokens(
+        self, *, accessor: str | None = None, identity_id: str | None = None, now: str
+    ) -> int:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            if accessor is not None:
+                cur = self._exec(
+                    tx,
+                    "UPDATE sb_tokens SET revoked_at = ? WHERE accessor = ? AND revoked_at IS NULL",
+                    (now, accessor),
+                )
+            else:
+                cur = self._exec(
+                    tx,
+                    "UPDATE sb_tokens SET revoked_at = ?"
+                    " WHERE identity_id = ? AND revoked_at IS NULL",
+                    (now, identity_id),
+                )
+            return int(cur.rowcount or 0)
+
+    def put_policy(self, name: str, document: str, now: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            self._exec(tx, "DELETE FROM sb_policies WHERE name = ?", (name,))
+            self._exec(
+                tx,
+                "INSERT INTO sb_policies (name, document, updated_at) VALUES (?, ?, ?)",
+                (name, document, now),
+            )
+
+    def get_policies(self, names: list[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        marks = ", ".join("?" for _ in names)
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx, f"SELECT name, document FROM sb_policies WHERE name IN ({marks})", names
+            )
+        return {r[0]: r[1] for r in rows}
+
+    def list_policies(self) -> list[tuple[str, str]]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            return [
+                (r[0], r[1])
+                for r in self._all(tx, "SELECT name, document FROM sb_policies ORDER BY name")
+            ]
+
+    def delete_policy(self, name: str) -> None:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            cur = self._exec(tx, "DELETE FROM sb_policies WHERE name = ?", (name,))
+            if not cur.rowcount:
+                raise NotFound(f"policy {name!r} does not exist")
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
