@@ -106,9 +106,14 @@ def find_binding(start: Path) -> Binding | None:
             project, env = data.get("project"), data.get("env")
             if not isinstance(project, str) or not isinstance(env, str):
                 raise InvalidInput(f"{candidate} must set project and env")
-            return Binding(
-                validate_scope("project", project), validate_scope("environment", env), candidate
-            )
+            try:
+                return Binding(
+                    validate_scope("project", project),
+                    validate_scope("environment", env),
+                    candidate,
+                )
+            except InvalidInput as exc:
+                raise InvalidInput(f"{candidate}: {exc.message}") from None
     return None
 
 

@@ -98,6 +98,10 @@ def init_vault(
     if load_config(home) is not None:
         raise AlreadyExists(f"a vault is already configured in {home}")
     storage_url = storage or str(home / "vault.db")
+    if "://" not in storage_url or storage_url.startswith("sqlite://"):
+        # The config is read from any directory: store an absolute path.
+        plain = storage_url.removeprefix("sqlite://")
+        storage_url = str(Path(plain).expanduser().absolute())
     settings: dict[str, str] = {"unlock_method": method.value}
     match method:
         case UnlockMethod.PASSPHRASE:
@@ -199,6 +203,9 @@ def _open(
 ) -> tuple[Storage, str, _Unlocker]:
     home = resolve_home(home, env)
     cfg = _require_config(home)
+    if cfg.key_file is not None:
+        # Refuse to run on a key file others can read, even for commands that need no key.
+        master.read_key_file(cfg.key_file)
     storage = open_storage(cfg.storage)
     storage.migrate()
     vault_id = storage.get_setting("vault_id")

@@ -84,11 +84,12 @@ def export_cmd(
     fmt: str, output: Path | None, only: str | None, project: str | None, env: str | None
 ) -> None:
     """Print (or write) the environment's secrets as dotenv, JSON or shell exports."""
+    from sealbox.cli.scope import parse_only
     from sealbox.config import atomic_write
     from sealbox.delivery.dotenv_io import render
 
     p, e = resolve_scope(project, env)
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    names = parse_only(only)
     vault = open_vault()
     try:
         values = vault.resolve(p, e, only=names, purpose="export")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sealbox.cli.scope import open_vault, resolve_scope
+from sealbox.cli.scope import open_vault, parse_only, resolve_scope
 from sealbox.errors import InvalidInput, NotFound
 
 
@@ -22,7 +22,7 @@ def run_command(
     if not command:
         raise InvalidInput("no command given: use `sealbox run -- COMMAND [ARGS…]`")
     p, e = resolve_scope(project, env)
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    names = parse_only(only)
     vault = open_vault()
     try:
         secrets = vault.resolve(p, e, only=names, purpose="run")

@@ -34,21 +34,39 @@ def open_vault(source: str = "cli") -> Vault:
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:
-    project = project or os.environ.get("SEALBOX_PROJECT") or None
-    env = env or os.environ.get("SEALBOX_ENV") or None
+    # An explicit empty value (`-e "$UNSET"`) is an error, never "use the default":
+    # falling back would write to another environment than the one the script meant.
+    if project is None:
+        project = os.environ.get("SEALBOX_PROJECT")
+    if env is None:
+        env = os.environ.get("SEALBOX_ENV")
     if project is None or env is None:
         from sealbox.config import find_binding
 
         binding = find_binding(Path.cwd())
         if binding is not None:
-            project = project or binding.project
-            env = env or binding.env
+            project = binding.project if project is None else project
+            env = binding.env if env is None else env
     if project is None or env is None:
         raise InvalidInput(
             "no project/environment selected",
             hint="pass --project and --env, or run `sealbox setup --project P --env E` here",
         )
+    from sealbox.model import validate_scope
+
+    validate_scope("project", project)
+    validate_scope("environment", env)
     return project, env
+
+
+def parse_only(only: str | None) -> list[str] | None:
+    """``--only A,B``; an explicitly empty list is refused rather than meaning "all"."""
+    if only is None:
+        return None
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:
+        raise InvalidInput("--only names no secret; leave it out to use every secret")
+    return names
 
 
 def secret_ref(name: str, project: str | None, env: str | None) -> SecretRef:

@@ -137,9 +137,19 @@ def env() -> None:
 def _project(project: str | None) -> str:
     if project:
         return project
-    from sealbox.cli.common import resolve_scope
+    import os
 
-    return resolve_scope(None, "-")[0]
+    from sealbox.config import find_binding
+
+    from_env = os.environ.get("SEALBOX_PROJECT")
+    if from_env is not None:
+        return from_env
+    binding = find_binding(Path.cwd())
+    if binding is None:
+        raise InvalidInput(
+            "no project selected", hint="pass --project, or run `sealbox setup` in this directory"
+        )
+    return binding.project
 
 
 @env.command("create")

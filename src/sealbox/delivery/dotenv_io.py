@@ -77,6 +77,7 @@ def render_example(names: list[str], comments: Mapping[str, str] | None = None) 
     ]
     for name in sorted(names):
         if comments and comments.get(name):
-            lines.append(f"# {comments[name]}")
+            # One comment line: a newline in a purpose must not smuggle in a key.
+            lines.append("# " + " ".join(comments[name].split()))
         lines.append(f"{name}=")
     return "\n".join(lines) + "\n"
