@@ -45,6 +45,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.scan:scan_command",
         "Find leaked secrets in files, git history or stdin.",
     ),
+    "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
+    "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),
+    "token": ("sealbox.cli.admin_cmds:token", "Create, list and revoke tokens."),
 }
 
 

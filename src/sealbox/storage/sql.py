@@ -815,8 +815,12 @@ class SqlStorage:
                 raise NotFound(f"policy {name!r} does not exist")
 
     # -- audit --------------------------------------------------------------------------------
+    def _audit_tx(self) -> AbstractContextManager[Tx]:
+        """The transaction an audit event is written in (a backend may relax its sync)."""
+        return self._tx(write=True)
+
     def append_audit(self, row: AuditRow) -> None:
-        with self._tx(write=True) as tx:
+        with self._audit_tx() as tx:
             self._require_schema(tx)
             self._exec(
                 tx,
