@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from sealbox.api import VaultAPI
 from sealbox.audit.recorder import Actor
 from sealbox.config import VaultConfig, default_home, load_config, save_config
 from sealbox.errors import (
@@ -26,6 +28,10 @@ from sealbox.kms.interface import KeyProvider
 from sealbox.kms.master import PassphrasePrompt, UnlockMethod
 from sealbox.storage.interface import Storage
 from sealbox.vault import Clock, Vault, utcnow
+
+if TYPE_CHECKING:
+    from sealbox.auth.service import IdentityInfo
+    from sealbox.auth.tokens import NewToken
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
 MAX_SESSION_TTL = timedelta(days=30)
@@ -234,6 +240,27 @@ def open_vault(
     )
 
 
+def bootstrap_server(
+    *,
+    admin: str,
+    password: str,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    clock: Clock = utcnow,
+) -> tuple[IdentityInfo, NewToken]:
+    """Create the first admin identity (``root`` policy) and its token; refused once any exists.
+
+    Needs no master key: identities and tokens hold no encrypted values.
+    """
+    from sealbox.auth.service import bootstrap_admin
+
+    storage, _, _ = _open(home, env, None, clock)
+    try:
+        return bootstrap_admin(storage, admin, password, clock, Actor(_identity(), "cli"))
+    finally:
+        storage.close()
+
+
 def unlock(
     *,
     ttl: timedelta = DEFAULT_SESSION_TTL,
@@ -302,3 +329,8 @@ def change_passphrase(
         storage.replace_master(records, {"kdf": json.dumps(params.to_dict())})
     finally:
         storage.close()
+
+
+def _conforms(vault: Vault) -> VaultAPI:
+    """Static check (mypy): the embedded Vault satisfies the shared Protocol."""
+    return vault
