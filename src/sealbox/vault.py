@@ -172,6 +172,23 @@ class Vault:
     def close(self) -> None:
         self._storage.close()
 
+    def open_keys(self) -> None:
+        """Obtain the key provider now rather than on first use (a server must not start sealed)."""
+        self._key_provider()
+
+    def health(self) -> dict[str, str]:
+        """Storage and key-provider state, checked separately: ``ok`` or an error code."""
+        state = {"storage": "ok", "keys": "ok"}
+        try:
+            self._storage.get_setting("vault_id")
+        except SealboxError as exc:
+            state["storage"] = exc.code
+        try:
+            self._key_provider()
+        except SealboxError as exc:
+            state["keys"] = exc.code
+        return state
+
     # -- projects and environments ------------------------------------------------------------
     def create_project(
         self, project: str, *, environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS

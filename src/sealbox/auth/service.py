@@ -248,6 +248,15 @@ class Authenticator:
             token_accessor=row.accessor,
         )
 
+    def describe(self, token_value: str) -> TokenInfo:
+        """A live token's own listing entry (its accessor, never the token), for token/self."""
+        principal = self.resolve(token_value)
+        assert principal.token_accessor is not None
+        row = self._storage.get_token(accessor=principal.token_accessor)
+        if row is None:
+            raise AuthenticationFailed("invalid or expired token")
+        return _token_info(row, principal.name)
+
     def renew(self, token_value: str, increment: timedelta | None = None) -> str:
         """Extend a token (up to its max TTL); returns the new expiry."""
         principal = self.resolve(token_value)
