@@ -11,8 +11,8 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sealbox.errors import InvalidInput
 from sealbox.model import validate_scope
@@ -28,8 +28,7 @@ def default_home(env: Mapping[str, str]) -> Path:
     return Path(base) / "sealbox"
 
 
-@dataclass(frozen=True)
-class VaultConfig:
+class VaultConfig(NamedTuple):
     home: Path
     storage: str
     key_file: Path | None = None
@@ -85,8 +84,7 @@ def load_config(home: Path) -> VaultConfig | None:
     return VaultConfig(home, storage, Path(key_file) if isinstance(key_file, str) else None)
 
 
-@dataclass(frozen=True)
-class Binding:
+class Binding(NamedTuple):
     """A directory's project and environment, from the nearest ``sealbox.toml``."""
 
     project: str

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.api import VaultAPI
 from sealbox.audit.recorder import Actor
@@ -77,8 +76,7 @@ def _require_config(home: Path) -> VaultConfig:
     return cfg
 
 
-@dataclass(frozen=True)
-class InitResult:
+class InitResult(NamedTuple):
     vault_id: str
     home: Path
     storage: str

@@ -6,13 +6,12 @@ a secret value. If the event cannot be written the operation fails (fail closed)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sealbox.storage.interface import AuditRow, Storage
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(NamedTuple):
     """Who is acting and through which front end."""
 
     identity: str

@@ -15,9 +15,8 @@ import enum
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sealbox.errors import InvalidInput
 
@@ -62,8 +61,7 @@ def glob_match(pattern: str, path: str) -> bool:
     return _compile(pattern).match(path) is not None
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     path: str
     capabilities: frozenset[Capability]
     deny: bool = False
@@ -73,8 +71,7 @@ class Rule:
         return {"path": self.path, "capabilities": [*caps, DENY] if self.deny else caps}
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     name: str
     rules: tuple[Rule, ...]
     description: str = ""
@@ -160,8 +157,7 @@ def parse_policy_text(text: str, *, fmt: str, source: str) -> Policy:
     return parse_policy(data, source=source)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     capability: Capability
     path: str

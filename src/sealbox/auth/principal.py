@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sealbox.auth.policy import ROOT_POLICY, Capability, Decision, Policy, decide
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     identity_id: str
     name: str
     kind: str  # local | person | machine

@@ -9,8 +9,7 @@ wrapped key swapped between rows — fails to open.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sealbox.crypto import aead
 from sealbox.errors import IntegrityError
@@ -26,8 +25,7 @@ class Wrapper(Protocol):
     def unwrap(self, blob: bytes, context: bytes) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class Sealed:
+class Sealed(NamedTuple):
     """What is stored for one version: the encrypted value and the wrapped data key."""
 
     ciphertext: bytes

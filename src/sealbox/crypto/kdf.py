@@ -7,16 +7,14 @@ pay it (see :mod:`sealbox.kms.master`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sealbox.errors import InvalidInput
 
 SALT_BYTES = 16
 
 
-@dataclass(frozen=True)
-class Argon2Params:
+class Argon2Params(NamedTuple):
     """Argon2id parameters, stored beside the salt so they can be raised later."""
 
     salt: bytes

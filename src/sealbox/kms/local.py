@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sealbox.crypto import aead
 from sealbox.errors import AuthenticationFailed, IntegrityError, KeyProviderError
@@ -16,8 +16,7 @@ from sealbox.errors import AuthenticationFailed, IntegrityError, KeyProviderErro
 PROVIDER = b"local"
 
 
-@dataclass(frozen=True)
-class KekRecord:
+class KekRecord(NamedTuple):
     """A KEK as stored: encrypted under the master key."""
 
     kek_id: str

@@ -14,9 +14,9 @@ import enum
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from sealbox.crypto import aead, kdf
 from sealbox.errors import (
@@ -126,8 +126,7 @@ def keyring_load(vault_id: str) -> bytes:
 
 
 # -- sessions --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SessionToken:
+class SessionToken(NamedTuple):
     """A parsed ``SEALBOX_SESSION`` value. Prints without its secret part."""
 
     session_id: str

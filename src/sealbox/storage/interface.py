@@ -8,16 +8,14 @@ inside its transactions. Every backend passes ``tests/unit/storage/test_contract
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sealbox.kms.local import KekRecord
 
 SCHEMA_VERSION = 2
 
 
-@dataclass(frozen=True)
-class SealedRow:
+class SealedRow(NamedTuple):
     """What a writer hands storage for one new version."""
 
     ciphertext: bytes
@@ -25,8 +23,7 @@ class SealedRow:
     kek_id: str
 
 
-@dataclass(frozen=True)
-class VersionRow:
+class VersionRow(NamedTuple):
     project: str
     env: str
     name: str
@@ -40,8 +37,7 @@ class VersionRow:
     wrapped_key: bytes = b""
 
 
-@dataclass(frozen=True)
-class SecretRow:
+class SecretRow(NamedTuple):
     project: str
     env: str
     name: str
@@ -52,16 +48,14 @@ class SecretRow:
     meta_json: str
 
 
-@dataclass(frozen=True)
-class SessionRow:
+class SessionRow(NamedTuple):
     session_id: str
     wrapped_master: bytes
     created_at: str
     expires_at: str
 
 
-@dataclass(frozen=True)
-class AuditRow:
+class AuditRow(NamedTuple):
     at: str
     actor: str
     source: str
@@ -72,8 +66,7 @@ class AuditRow:
     reason: str
 
 
-@dataclass(frozen=True)
-class IdentityRow:
+class IdentityRow(NamedTuple):
     id: str
     name: str
     kind: str  # person | machine
@@ -84,8 +77,7 @@ class IdentityRow:
     disabled: bool
 
 
-@dataclass(frozen=True)
-class SecretIdRow:
+class SecretIdRow(NamedTuple):
     accessor: str
     identity_id: str
     hash: str
@@ -94,8 +86,7 @@ class SecretIdRow:
     created_at: str
 
 
-@dataclass(frozen=True)
-class TokenRow:
+class TokenRow(NamedTuple):
     accessor: str
     hash: str
     identity_id: str

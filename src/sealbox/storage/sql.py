@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
 from sealbox.kms.local import KekRecord
@@ -29,8 +28,7 @@ from sealbox.storage.interface import (
 )
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     blob: str
     serial_pk: str
     placeholder: str
