@@ -74,6 +74,20 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
+    @contextmanager
+    def _single(self, *, audit: bool = False) -> Iterator[Tx]:
+        # The connection is in autocommit mode: one statement is its own transaction.
+        psycopg = self._psycopg
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._connect()
+        try:
+            with self._conn.cursor() as cur:
+                yield cur
+        except psycopg.OperationalError:
+            raise BackendUnavailable(f"{self.description} is unavailable") from None
+        except psycopg.Error as exc:
+            raise self._translate(exc) from None
+
     def _translate(self, exc: Exception) -> SealboxError:
         return BackendUnavailable(f"storage error in {self.description}: {type(exc).__name__}")
 

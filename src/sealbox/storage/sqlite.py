@@ -56,6 +56,7 @@ class SqliteStorage(SqlStorage):
                 # Create the file 0600 before SQLite opens it with the process umask.
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
                 os.close(fd)
+        self._audit_conn: sqlite3.Connection | None = None
         try:
             self._conn = sqlite3.connect(
                 self.path,
@@ -75,8 +76,8 @@ class SqliteStorage(SqlStorage):
             raise _translate(exc, self.description) from exc
 
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Tx]:
-        conn = self._conn
+    def _tx(self, *, write: bool, conn: sqlite3.Connection | None = None) -> Iterator[Tx]:
+        conn = conn or self._conn
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
@@ -104,16 +105,36 @@ class SqliteStorage(SqlStorage):
 
     @contextmanager
     def _audit_tx(self) -> Iterator[Tx]:
-        # NOTE: in WAL mode, synchronous=NORMAL commits survive a crash of the process
-        # (what SIGKILL tests) but not of the machine, and cost no fsync. Audit events of
-        # reads take that trade, as Vault's file audit device does; secret writes keep
-        # FULL so an acknowledged version is never lost.
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # NOTE: audit events go through a second connection with synchronous=NORMAL. In
+        # WAL mode its commits survive a crash of the process (what the SIGKILL tests
+        # check) but not of the machine, and cost no fsync on every read; secret writes
+        # keep synchronous=FULL so an acknowledged version is never lost.
+        with self._tx(write=True, conn=self._audit_connection()) as tx:
+            yield tx
+
+    def _audit_connection(self) -> sqlite3.Connection:
+        if self._audit_conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.description) from exc
+            self._audit_conn = conn
+        return self._audit_conn
+
+    @contextmanager
+    def _single(self, *, audit: bool = False) -> Iterator[Tx]:
+        conn = self._audit_connection() if audit else self._conn
         try:
-            with self._tx(write=True) as tx:
-                yield tx
-        finally:
-            self._conn.execute("PRAGMA synchronous = FULL")
+            yield conn
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.description) from exc
 
     def _table_exists(self, tx: Tx, table: str) -> bool:
         row = tx.execute(
@@ -123,3 +144,5 @@ class SqliteStorage(SqlStorage):
 
     def close(self) -> None:
         self._conn.close()
+        if self._audit_conn is not None:
+            self._audit_conn.close()
