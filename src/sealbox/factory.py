@@ -98,6 +98,12 @@ def init_vault(
     from sealbox.crypto import aead, kdf
     from sealbox.kms.local import new_kek_record
 
+    _refuse_remote(
+        env,
+        "`sealbox init`",
+        "unset SEALBOX_ADDR to create a local vault; a server is bootstrapped with "
+        "`sealbox server init`",
+    )
     home = resolve_home(home, env)
     if load_config(home) is not None:
         raise AlreadyExists(f"a vault is already configured in {home}")
@@ -219,6 +225,67 @@ def _open(
     return storage, vault_id, _Unlocker(cfg, storage, vault_id, env, prompt, clock)
 
 
+#: Sources of the command line: with SEALBOX_ADDR set they mean the server, not a local vault.
+CLI_SOURCES = frozenset({"cli", "doctor", "scan"})
+
+
+def _refuse_remote(env: Mapping[str, str], what: str, hint: str | None = None) -> None:
+    """Embedded-only operations say so in remote mode rather than act on a local vault."""
+    addr = env.get("SEALBOX_ADDR")
+    if addr:
+        raise InvalidInput(
+            f"{what} works on an embedded vault only, and this shell is in remote mode "
+            f"(SEALBOX_ADDR={addr[:100]})",
+            hint=hint or "unset SEALBOX_ADDR to use the local vault (on the server's host)",
+        )
+
+
+def connect(
+    *,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    prompt: PassphrasePrompt | None = None,
+    source: str = "cli",
+    clock: Clock = utcnow,
+    prefer_offline: bool = False,
+) -> VaultAPI:
+    """The vault the environment selects: a server's (``sealbox.Client``) when
+    ``SEALBOX_ADDR`` is set, else the embedded one (:func:`open_vault`).
+
+    Remote mode takes its token from ``SEALBOX_TOKEN`` or else the one ``sealbox login``
+    saved for that address, and honours ``SEALBOX_CACERT`` (TLS trust) and
+    ``SEALBOX_OFFLINE_MAX_AGE`` (e.g. ``1h``: keep an encrypted offline copy of reads and
+    serve it, up to that old, when the server cannot be reached).
+    """
+    addr = env.get("SEALBOX_ADDR")
+    if not addr:
+        return open_vault(home=home, env=env, prompt=prompt, source=source, clock=clock)
+    from sealbox.client.cache import cache_dir
+    from sealbox.client.client import DEFAULT_OFFLINE_MAX_AGE, Client
+    from sealbox.client.credentials import load_token
+    from sealbox.errors import AuthenticationFailed
+    from sealbox.vault import parse_duration
+
+    home = resolve_home(home, env)
+    token = env.get("SEALBOX_TOKEN") or load_token(home, addr)
+    if not token:
+        raise AuthenticationFailed(
+            f"remote mode (SEALBOX_ADDR={addr[:100]}) but no token",
+            hint=f"run `sealbox login --addr {addr[:100]}`, or set SEALBOX_TOKEN",
+        )
+    raw_age = env.get("SEALBOX_OFFLINE_MAX_AGE")
+    max_age = parse_duration(raw_age) if raw_age else DEFAULT_OFFLINE_MAX_AGE
+    return Client(
+        addr,
+        token,
+        offline=bool(raw_age) or prefer_offline,
+        offline_max_age=max_age,
+        prefer_offline=prefer_offline,
+        cache_dir=cache_dir(home),
+        cacert=env.get("SEALBOX_CACERT") or None,
+    )
+
+
 def open_vault(
     *,
     home: Path | None = None,
@@ -227,7 +294,17 @@ def open_vault(
     source: str = "cli",
     clock: Clock = utcnow,
 ) -> Vault:
-    """The vault configured in ``home`` (``SEALBOX_HOME`` or the user data dir)."""
+    """The vault configured in ``home`` (``SEALBOX_HOME`` or the user data dir).
+
+    Always the embedded vault; command-line sources refuse in remote mode (use
+    :func:`connect` for "whichever the environment selects").
+    """
+    if source in CLI_SOURCES:
+        _refuse_remote(
+            env,
+            f"this check ({source}) of the local vault",
+            "it runs on an embedded vault: on the server's host, unset SEALBOX_ADDR",
+        )
     storage, vault_id, unlocker = _open(home, env, prompt, clock)
     return Vault(
         storage=storage,
@@ -270,6 +347,9 @@ def unlock(
     """Start an unlock session; returns (SEALBOX_SESSION value, expiry ISO time)."""
     from sealbox.kms.local import LocalKeyProvider
 
+    _refuse_remote(
+        env, "`sealbox unlock`", "a server holds its own keys; log in with `sealbox login`"
+    )
     if ttl <= timedelta(0) or ttl > MAX_SESSION_TTL:
         raise InvalidInput("a session lasts between 1 second and 30 days")
     storage, vault_id, unlocker = _open(home, env, prompt, clock)
@@ -295,6 +375,7 @@ def lock(
     *, home: Path | None = None, env: Mapping[str, str] = os.environ, clock: Clock = utcnow
 ) -> int:
     """End every unlock session of the vault; returns how many there were."""
+    _refuse_remote(env, "`sealbox lock`", "to end a remote session, run `sealbox logout`")
     storage, _, _ = _open(home, env, None, clock)
     try:
         return storage.delete_sessions()
@@ -314,6 +395,7 @@ def change_passphrase(
     from sealbox.crypto import kdf
     from sealbox.kms.local import rewrap_kek_records
 
+    _refuse_remote(env, "`sealbox passphrase change`")
     if not new:
         raise InvalidInput("the new passphrase is empty")
     storage, vault_id, unlocker = _open(home, env, None, clock)

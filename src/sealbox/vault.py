@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.audit.recorder import Actor, AuditRecorder
 from sealbox.auth.policy import Capability
@@ -53,8 +53,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class KnownValue:
+class KnownValue(NamedTuple):
     """A managed value, for the scanner's exact-leak detector."""
 
     path: str
@@ -62,8 +61,7 @@ class KnownValue:
     value: SecretValue
 
 
-@dataclass(frozen=True)
-class ValueMatch:
+class ValueMatch(NamedTuple):
     """A candidate value that equals a managed secret's version (for doctor)."""
 
     candidate: int
@@ -72,6 +70,23 @@ class ValueMatch:
 
 
 META_FIELDS = frozenset(SecretMeta.__dataclass_fields__)
+
+
+class ChangeEvent(NamedTuple):
+    """A secret changed (for live updates). Names and versions only, never a value."""
+
+    project: str
+    env: str
+    name: str
+    version: int | None
+    op: str  # write | rollback | delete | undelete | purge
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.env}/{self.name}"
+
+
+ChangeObserver = Callable[[ChangeEvent], None]
 
 
 class Vault:
@@ -86,8 +101,11 @@ class Vault:
         actor: Actor,
         principal: Principal | None = None,
         clock: Clock = utcnow,
+        on_change: ChangeObserver | None = None,
     ) -> None:
         self._storage = storage
+        #: Called after every committed change of a secret (the server's live updates).
+        self.on_change = on_change
         self.vault_id = vault_id
         self._key_loader = keys
         self._keys: KeyProvider | None = None
@@ -105,6 +123,7 @@ class Vault:
             actor=actor,
             principal=principal,
             clock=self._clock,
+            on_change=self.on_change,
         )
         view._keys = self._keys
         return view
@@ -146,6 +165,12 @@ class Vault:
         self._audit.record(
             at=self._now(), actor=self.actor, operation=operation, path=path, version=version, **kw
         )
+
+    def _changed(self, ref: SecretRef, version: int | None, op: str) -> None:
+        if self.on_change is not None:
+            # NOTE: the change is committed; a failing observer must not turn it into an error.
+            with contextlib.suppress(Exception):
+                self.on_change(ChangeEvent(ref.project, ref.env, ref.name, version, op))
 
     def _record_failure(self, operation: str, path: str, exc: SealboxError) -> None:
         # The original error is what the caller must see.
@@ -266,6 +291,7 @@ class Vault:
             self._record_failure(operation, ref.path, exc)
             raise
         self._record(operation, ref.path, version)
+        self._changed(ref, version, operation)
         return version
 
     def set(self, ref: SecretRef, value: SecretValue, *, if_version: int | None = None) -> int:
@@ -361,6 +387,17 @@ class Vault:
         self._record("list", f"{project}/{env}")
         return [self._info(r) for r in rows]
 
+    def versions(self, project: str, env: str) -> dict[str, int]:
+        """Current version of every live secret of an environment (``run --watch`` polls it).
+
+        Authorised like :meth:`list_secrets`; not audited on success, because a watcher
+        calls it every second and it reveals no more than a listing.
+        """
+        validate_scope("project", project)
+        validate_scope("environment", env)
+        self._authorize(Capability.LIST, f"{project}/{env}/*", "list")
+        return {r.name: r.current_version for r in self._storage.list_secrets(project, env)}
+
     def info(self, ref: SecretRef) -> SecretInfo:
         self._authorize(Capability.LIST, ref.path, "metadata.read")
         row = self._storage.get_secret(ref.project, ref.env, ref.name)
@@ -411,17 +448,20 @@ class Vault:
         self._authorize(Capability.DELETE, ref.path, "delete")
         self._storage.soft_delete(ref.project, ref.env, ref.name, self._now())
         self._record("delete", ref.path)
+        self._changed(ref, None, "delete")
 
     def undelete(self, ref: SecretRef) -> None:
         self._authorize(Capability.DELETE, ref.path, "undelete")
         self._storage.undelete(ref.project, ref.env, ref.name, self._now())
         self._record("undelete", ref.path)
+        self._changed(ref, None, "undelete")
 
     def purge(self, ref: SecretRef) -> int:
         """Destroy a secret and every version. Irreversible."""
         self._authorize(Capability.ADMIN, ref.path, "purge")
         count = self._storage.purge(ref.project, ref.env, ref.name)
         self._record("purge", ref.path, reason=f"{count} versions destroyed")
+        self._changed(ref, None, "purge")
         return count
 
     # -- whole-vault views --------------------------------------------------------------------

@@ -16,13 +16,23 @@ _VALUE_OPTS = {
     "--env": "env",
     "-e": "env",
     "--only": "only",
+    "--on-change": "on_change",
+    "--grace": "grace",
+    "--mount": "mount",
+    "--mount-format": "mount_format",
 }
-_FLAG_OPTS = {"--preserve-env": "preserve_env"}
+_FLAG_OPTS = {
+    "--preserve-env": "preserve_env",
+    "--prefer-offline": "prefer_offline",
+    "--watch": "watch",
+    "--env-too": "env_too",
+}
 
 
 def parse_run_args(args: list[str]) -> dict[str, object] | None:
     """Options and command of ``run ARGS``, or None to let click handle the line."""
-    opts: dict[str, object] = {"project": None, "env": None, "only": None, "preserve_env": False}
+    opts: dict[str, object] = {key: None for key in _VALUE_OPTS.values()}
+    opts.update({key: False for key in _FLAG_OPTS.values()})
     i = 0
     while i < len(args):
         arg = args[i]
@@ -63,6 +73,13 @@ def fast_run(args: list[str]) -> int | None:
             only=parsed["only"],  # type: ignore[arg-type]
             preserve_env=bool(parsed["preserve_env"]),
             command=list(parsed["command"]),  # type: ignore[call-overload]
+            prefer_offline=bool(parsed["prefer_offline"]),
+            watch=bool(parsed["watch"]),
+            on_change=parsed["on_change"],  # type: ignore[arg-type]
+            grace=parsed["grace"],  # type: ignore[arg-type]
+            mount=parsed["mount"],  # type: ignore[arg-type]
+            mount_format=parsed["mount_format"],  # type: ignore[arg-type]
+            env_too=bool(parsed["env_too"]),
         )
     except SealboxError as exc:
         from sealbox.cli.exit_codes import exit_status

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "lock": ("sealbox.cli.session_cmds:lock", "End every unlock session."),
     "passphrase": ("sealbox.cli.session_cmds:passphrase", "Change the vault passphrase."),
+    "login": ("sealbox.cli.session_cmds:login", "Log in to a sealbox server; saves the token."),
+    "logout": ("sealbox.cli.session_cmds:logout", "Revoke and forget a saved server token."),
     "setup": ("sealbox.cli.vault_cmds:setup", "Bind this directory to a project and environment."),
     "project": ("sealbox.cli.vault_cmds:project", "Create and list projects."),
     "env": ("sealbox.cli.vault_cmds:env", "Create and list environments of a project."),
@@ -44,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": (
         "sealbox.cli.scan:scan_command",
         "Find leaked secrets in files, git history or stdin.",
+    ),
+    "server": (
+        "sealbox.cli.server_cmds:server",
+        "Serve the vault over HTTP; `server init` bootstraps.",
     ),
     "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
     "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealbox.errors import InvalidInput
 from sealbox.model import SecretRef
-from sealbox.vault import Vault
+
+if TYPE_CHECKING:
+    from sealbox.api import VaultAPI
 
 
 def tty_prompt() -> Callable[[str], str] | None:
@@ -27,10 +30,11 @@ def tty_prompt() -> Callable[[str], str] | None:
     return prompt
 
 
-def open_vault(source: str = "cli") -> Vault:
-    from sealbox.factory import open_vault as _open
+def open_vault(source: str = "cli", *, prefer_offline: bool = False) -> VaultAPI:
+    """The embedded vault, or the server's when SEALBOX_ADDR is set (remote mode)."""
+    from sealbox.factory import connect
 
-    return _open(prompt=tty_prompt(), source=source)
+    return connect(prompt=tty_prompt(), source=source, prefer_offline=prefer_offline)
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:

@@ -1,0 +1,8 @@
+"""The Python SDK: :class:`Client` speaks to a sealbox server like an embedded vault.
+
+``from sealbox import Client`` (loaded lazily, so ``import sealbox`` stays cheap).
+"""
+
+from sealbox.client.client import Client, RemoteAccounts
+
+__all__ = ["Client", "RemoteAccounts"]

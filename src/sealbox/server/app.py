@@ -1,0 +1,89 @@
+"""``create_app(vault, settings)``: the Starlette application, and nothing global.
+
+NOTE: handlers are ``async def`` and call the (synchronous) core directly on the event
+loop. A server process therefore runs one vault operation at a time: that is what the
+storage backends' single connection wants (no thread hops, no connection pool), and a
+read costs tens of microseconds of Python. Scale out with ``--workers`` (processes) or
+more servers on one PostgreSQL database; Argon2 logins (~0.15 s) are rate limited.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from sealbox import errors
+from sealbox.server import events, routes_admin, routes_auth, routes_kv, routes_native, routes_sys
+from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
+from sealbox.server.hotpath import HotPath
+from sealbox.server.http import ServerState
+from sealbox.server.metrics import Metrics
+from sealbox.server.middleware import RequestMiddleware, request_id_of
+from sealbox.server.routes_kv import is_compat_path
+from sealbox.server.settings import ServerSettings
+from sealbox.vault import Vault
+
+
+def server_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sealbox")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def all_routes() -> list[BaseRoute]:
+    # Order matters: native and sys routes before the KV catch-alls (/v1/{mount}/…).
+    return [
+        *routes_sys.ROUTES,
+        *routes_auth.ROUTES,
+        *routes_native.ROUTES,
+        *routes_admin.ROUTES,
+        *routes_kv.ROUTES,
+    ]
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Router-level 404/405 in the same error shapes as everything else."""
+    assert isinstance(exc, HTTPException)
+    err: errors.SealboxError
+    if exc.status_code == 405:
+        err = MethodNotAllowed(f"method {request.method} is not allowed here")
+    else:
+        err = errors.NotFound("no such route")
+    if is_compat_path(request.url.path):
+        body = compat_body(err.message)
+    else:
+        body = native_body(err.code, err.message, request_id_of(request.scope))
+    return Response(
+        body,
+        status_code=exc.status_code,
+        headers={**headers_for(err), **(exc.headers or {})},
+        media_type="application/json",
+    )
+
+
+def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
+    """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
+    vault.open_keys()
+    server_state = ServerState(vault, settings, server_version())
+    metrics = Metrics(
+        scope_labels=settings.metrics_scope_labels, cache_counts=server_state.tokens.counts
+    )
+    routes = all_routes()
+    hot = HotPath(server_state, routes)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestMiddleware, metrics=metrics, hot=hot)],
+        exception_handlers={HTTPException: _http_exception},
+    )
+    app.router.redirect_slashes = False
+    app.state.sealbox = server_state
+    app.state.metrics = metrics
+    events.install(app)  # change notifications: /v1/events/… (owned by the SDK's author)
+    return app

@@ -1,0 +1,94 @@
+"""THE one table from error codes to HTTP statuses, and the two error body shapes.
+
+Native routes answer ``{"error": {"code", "message", "request_id"}}``; Vault-compatible
+routes answer ``{"errors": ["…"]}`` as Vault does. Messages come from the core, which
+never puts a secret value in one; anything unexpected is a 500 that says only its
+request id (the detail goes to the log, without values).
+"""
+
+from __future__ import annotations
+
+import json
+
+from sealbox import errors
+
+
+class TooManyRequests(errors.SealboxError):
+    """A rate limit refused the request (login attempts)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(errors.SealboxError):
+    """The request body is larger than the server accepts."""
+
+    code = "payload_too_large"
+
+
+class MethodNotAllowed(errors.SealboxError):
+    code = "method_not_allowed"
+
+
+#: error code -> HTTP status. Anything not here is a 500.
+HTTP_STATUS: dict[str, int] = {
+    errors.InvalidInput.code: 400,
+    errors.AuthenticationFailed.code: 401,
+    errors.AccessDenied.code: 403,
+    errors.NotFound.code: 404,
+    MethodNotAllowed.code: 405,
+    errors.AlreadyExists.code: 409,
+    errors.Conflict.code: 409,
+    PayloadTooLarge.code: 413,
+    TooManyRequests.code: 429,
+    errors.IntegrityError.code: 500,
+    errors.Sealed.code: 503,
+    errors.BackendUnavailable.code: 503,
+    errors.NotInitialised.code: 503,
+    errors.KeyProviderError.code: 503,
+}
+
+#: codes whose answer carries ``Retry-After`` (seconds): the condition is expected to pass.
+RETRY_AFTER: dict[str, int] = {
+    errors.BackendUnavailable.code: 1,
+    errors.KeyProviderError.code: 1,
+}
+
+UNEXPECTED = "internal_error"
+
+
+def status_for(exc: errors.SealboxError) -> int:
+    return HTTP_STATUS.get(exc.code, 500)
+
+
+def public_message(exc: errors.SealboxError) -> str:
+    """What the client is told. Storage and key-provider details stay in the log."""
+    if isinstance(exc, errors.IntegrityError):
+        # The core's message names the path and version, never a value.
+        return exc.message
+    if isinstance(exc, errors.BackendUnavailable):
+        return "storage is unavailable; retry shortly"
+    if isinstance(exc, errors.KeyProviderError):
+        return "the key provider is unavailable; retry shortly"
+    return exc.message
+
+
+def headers_for(exc: errors.SealboxError) -> dict[str, str]:
+    if isinstance(exc, TooManyRequests):
+        return {"retry-after": str(exc.retry_after)}
+    if exc.code in RETRY_AFTER:
+        return {"retry-after": str(RETRY_AFTER[exc.code])}
+    return {}
+
+
+def native_body(code: str, message: str, request_id: str) -> bytes:
+    return json.dumps(
+        {"error": {"code": code, "message": message, "request_id": request_id}}
+    ).encode()
+
+
+def compat_body(message: str) -> bytes:
+    return json.dumps({"errors": [message] if message else []}).encode()

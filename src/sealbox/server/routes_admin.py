@@ -1,0 +1,225 @@
+"""``/v1/identities``, ``/v1/tokens``, ``/v1/policies``: administration through ``Vault.accounts``.
+
+The core authorises each call on ``sys/identities``, ``sys/tokens`` or ``sys/policies``
+and audits it; a token is shown once, when minted, and named by its accessor after that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sealbox.auth.policy import parse_policy
+from sealbox.auth.service import IdentityInfo, TokenInfo
+from sealbox.errors import InvalidInput
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    no_content,
+    opt_int,
+    opt_str,
+    opt_str_list,
+    state,
+    want_str,
+)
+from sealbox.vault import parse_duration
+
+
+def identity_json(info: IdentityInfo) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": info.id,
+        "name": info.name,
+        "kind": info.kind,
+        "policies": list(info.policies),
+        "created_at": info.created_at,
+        "disabled": info.disabled,
+    }
+    if info.kind == "machine":
+        data["role_id"] = info.role_id
+    return data
+
+
+def token_json(info: TokenInfo) -> dict[str, Any]:
+    return {
+        "accessor": info.accessor,
+        "identity": info.identity,
+        "policies": list(info.policies),
+        "auth_method": info.auth_method,
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "max_expires_at": info.max_expires_at,
+        "revoked": info.revoked,
+        "display": info.display,
+    }
+
+
+# -- identities ----------------------------------------------------------------------------------
+async def list_identities(request: Request) -> Response:
+    infos = caller(request).vault.accounts.list_identities()
+    return json_response({"identities": [identity_json(i) for i in infos]})
+
+
+async def create_identity(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, required=("name", "kind"), optional=("password", "policies"))
+    name, kind = want_str(body, "name"), want_str(body, "kind")
+    policies = opt_str_list(body, "policies") or []
+    accounts = who.vault.accounts
+    if kind == "person":
+        password = opt_str(body, "password")
+        if password is None:
+            raise InvalidInput("a person needs a 'password'")
+        info = accounts.create_person(name, password, policies)
+    elif kind == "machine":
+        if "password" in body:
+            raise InvalidInput("a machine logs in with a role id and secret id, not a password")
+        info = accounts.create_machine(name, policies)
+    else:
+        raise InvalidInput("field 'kind' must be 'person' or 'machine'")
+    return json_response(identity_json(info), status=201)
+
+
+async def get_identity(request: Request) -> Response:
+    info = caller(request).vault.accounts.get_identity(request.path_params["name"])
+    return json_response(identity_json(info))
+
+
+async def delete_identity(request: Request) -> Response:
+    who = caller(request)
+    name = request.path_params["name"]
+    who.vault.accounts.delete_identity(name)
+    state(request).tokens.forget_identity(name)
+    return no_content()
+
+
+async def set_identity_policies(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, required=("policies",))
+    name = request.path_params["name"]
+    who.vault.accounts.set_policies(name, opt_str_list(body, "policies") or [])
+    state(request).tokens.forget_identity(name)
+    return json_response(identity_json(who.vault.accounts.get_identity(name)))
+
+
+async def new_secret_id(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, optional=("uses", "ttl"))
+    ttl = opt_str(body, "ttl")
+    secret_id = who.vault.accounts.new_secret_id(
+        request.path_params["name"],
+        uses=opt_int(body, "uses"),
+        ttl=parse_duration(ttl) if ttl else None,
+    )
+    return json_response({"secret_id": secret_id})
+
+
+async def revoke_identity_tokens(request: Request) -> Response:
+    who = caller(request)
+    await json_body(request)
+    name = request.path_params["name"]
+    count = who.vault.accounts.revoke_identity_tokens(name)
+    state(request).tokens.forget_identity(name)
+    return json_response({"revoked": count})
+
+
+# -- tokens --------------------------------------------------------------------------------------
+async def create_token(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, optional=("identity", "ttl", "max_ttl", "policies"))
+    ttl, max_ttl = opt_str(body, "ttl"), opt_str(body, "max_ttl")
+    accounts = who.vault.accounts
+    new = accounts.create_token(
+        identity=opt_str(body, "identity"),
+        ttl=parse_duration(ttl) if ttl else None,
+        max_ttl=parse_duration(max_ttl) if max_ttl else None,
+        policies=opt_str_list(body, "policies"),
+    )
+    info = state(request).authenticator.describe(new.value)
+    return json_response(
+        {"token": new.value, "accessor": new.accessor, "expires_at": info.expires_at}
+    )
+
+
+async def list_tokens(request: Request) -> Response:
+    identity = request.query_params.get("identity") or None
+    infos = caller(request).vault.accounts.list_tokens(identity)
+    return json_response({"tokens": [token_json(i) for i in infos]})
+
+
+async def revoke_token(request: Request) -> Response:
+    who = caller(request)
+    accessor = request.path_params["accessor"]
+    who.vault.accounts.revoke_token(accessor)
+    state(request).tokens.forget_accessor(accessor)
+    return no_content()
+
+
+# -- policies ------------------------------------------------------------------------------------
+async def list_policies(request: Request) -> Response:
+    policies = caller(request).vault.accounts.list_policies()
+    return json_response({"policies": [p.to_dict() for p in policies]})
+
+
+async def put_policy(request: Request) -> Response:
+    who = caller(request)
+    name = request.path_params["name"]
+    body = await json_body(request, any_fields=True)
+    if body.get("name", name) != name:
+        raise InvalidInput(f"the policy's name {str(body.get('name'))[:64]!r} is not {name!r}")
+    policy = parse_policy({**body, "name": name}, source="request body")
+    who.vault.accounts.apply_policy(policy)
+    # Principals carry their policies: drop cached resolutions so the change applies now here.
+    state(request).tokens.clear()
+    return json_response(policy.to_dict())
+
+
+async def get_policy(request: Request) -> Response:
+    policy = caller(request).vault.accounts.get_policy(request.path_params["name"])
+    return json_response(policy.to_dict())
+
+
+async def delete_policy(request: Request) -> Response:
+    who = caller(request)
+    who.vault.accounts.delete_policy(request.path_params["name"])
+    state(request).tokens.clear()
+    return no_content()
+
+
+async def explain(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, required=("identity", "path", "capability"))
+    decision = who.vault.accounts.explain(
+        want_str(body, "identity"), want_str(body, "path"), want_str(body, "capability")
+    )
+    return json_response(
+        {
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "policy": decision.policy,
+            "rule": decision.rule.to_dict() if decision.rule else None,
+        }
+    )
+
+
+ROUTES = [
+    Route("/v1/identities", list_identities, methods=["GET"]),
+    Route("/v1/identities", create_identity, methods=["POST"]),
+    Route("/v1/identities/{name}", get_identity, methods=["GET"]),
+    Route("/v1/identities/{name}", delete_identity, methods=["DELETE"]),
+    Route("/v1/identities/{name}/policies", set_identity_policies, methods=["PUT"]),
+    Route("/v1/identities/{name}/secret-ids", new_secret_id, methods=["POST"]),
+    Route("/v1/identities/{name}/revoke-tokens", revoke_identity_tokens, methods=["POST"]),
+    Route("/v1/tokens", create_token, methods=["POST"]),
+    Route("/v1/tokens", list_tokens, methods=["GET"]),
+    Route("/v1/tokens/{accessor}", revoke_token, methods=["DELETE"]),
+    Route("/v1/policies", list_policies, methods=["GET"]),
+    # Before /v1/policies/{name}: "explain" is not a policy name here.
+    Route("/v1/policies/explain", explain, methods=["POST"]),
+    Route("/v1/policies/{name}", put_policy, methods=["PUT"]),
+    Route("/v1/policies/{name}", get_policy, methods=["GET"]),
+    Route("/v1/policies/{name}", delete_policy, methods=["DELETE"]),
+]

@@ -1,0 +1,119 @@
+"""``/v1/auth/…``: log in (password, AppRole), look up, renew and revoke one's own token."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sealbox.audit.recorder import Actor
+from sealbox.auth.tokens import NewToken
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    no_content,
+    opt_str,
+    remote_address,
+    state,
+    token_of,
+    want_str,
+)
+from sealbox.vault import parse_duration
+
+
+def _issued(request: Request, token: NewToken) -> Response:
+    info = state(request).authenticator.describe(token.value)
+    return json_response(
+        {"token": token.value, "accessor": token.accessor, "expires_at": info.expires_at}
+    )
+
+
+async def login(request: Request) -> Response:
+    body = await json_body(request, required=("name", "password"))
+    name, password = want_str(body, "name"), want_str(body, "password")
+    st = state(request)
+    address = remote_address(request)
+    st.login_limits.take(f"identity:{name[:64]}", f"address:{address}")
+    token = st.authenticator.login_password(name, password, Actor(f"remote:{address}", "api"))
+    return _issued(request, token)
+
+
+async def approle_login(request: Request) -> Response:
+    body = await json_body(request, required=("role_id", "secret_id"))
+    role_id, secret_id = want_str(body, "role_id"), want_str(body, "secret_id")
+    st = state(request)
+    address = remote_address(request)
+    st.login_limits.take(f"role:{role_id[:64]}", f"address:{address}")
+    token = st.authenticator.login_approle(role_id, secret_id, Actor(f"remote:{address}", "api"))
+    return _issued(request, token)
+
+
+async def token_self(request: Request) -> Response:
+    who = caller(request)
+    info = state(request).authenticator.describe(token_of(request) or "")
+    return json_response(
+        {
+            "identity": who.principal.name,
+            "kind": who.principal.kind,
+            "policies": list(info.policies),
+            "accessor": info.accessor,
+            "expires_at": info.expires_at,
+        }
+    )
+
+
+async def token_lookup_self(request: Request) -> Response:
+    """Vault's ``auth/token/lookup-self`` shape (hvac's ``is_authenticated`` calls it)."""
+    who = caller(request)
+    info = state(request).authenticator.describe(token_of(request) or "")
+    return json_response(
+        {
+            "request_id": "",
+            "lease_id": "",
+            "renewable": False,
+            "lease_duration": 0,
+            "data": {
+                "accessor": info.accessor,
+                "display_name": info.display,
+                "entity_id": who.principal.identity_id,
+                "expire_time": info.expires_at,
+                "meta": {"identity": who.principal.name, "kind": who.principal.kind},
+                "policies": list(info.policies),
+                "type": "service",
+            },
+            "wrap_info": None,
+            "warnings": None,
+            "auth": None,
+        }
+    )
+
+
+async def token_renew(request: Request) -> Response:
+    caller(request)
+    body = await json_body(request, optional=("increment",))
+    increment = opt_str(body, "increment")
+    expires = state(request).authenticator.renew(
+        token_of(request) or "", parse_duration(increment) if increment else None
+    )
+    return json_response({"expires_at": expires})
+
+
+async def token_revoke_self(request: Request) -> Response:
+    who = caller(request)
+    await json_body(request)
+    accessor = who.principal.token_accessor
+    assert accessor is not None
+    who.vault.accounts.revoke_token(accessor)
+    state(request).tokens.forget_accessor(accessor)
+    return no_content()
+
+
+ROUTES = [
+    Route("/v1/auth/login", login, methods=["POST"]),
+    Route("/v1/auth/approle/login", approle_login, methods=["POST"]),
+    Route("/v1/auth/token/self", token_self, methods=["GET"]),
+    Route("/v1/auth/token/lookup-self", token_lookup_self, methods=["GET"]),
+    Route("/v1/auth/token/renew", token_renew, methods=["POST"]),
+    Route("/v1/auth/token/revoke-self", token_revoke_self, methods=["POST"]),
+]

@@ -1,0 +1,98 @@
+"""Run the server: open the vault through the factory, refuse to start sealed, serve.
+
+With ``workers > 1`` uvicorn starts worker processes that each build their app through
+:func:`app_from_environment` (settings travel in ``SEALBOX_SERVER_SETTINGS``); each opens
+its own vault and storage connection, as separate servers on one database would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from sealbox.server.settings import ServerSettings
+
+SETTINGS_VAR = "SEALBOX_SERVER_SETTINGS"
+#: The default HTTP/1.1 parser: h11, because llhttp (httptools) rejects the LIST method
+#: that hvac sends; ``http = "httptools"`` is faster for clients that never send LIST.
+HTTP_IMPL = "h11"
+
+
+def open_server_vault() -> Any:
+    """The configured vault with its keys loaded, or a Sealed/NotInitialised error."""
+    from sealbox.factory import open_vault
+
+    vault = open_vault(source="api", prompt=None)
+    try:
+        vault.open_keys()
+    except BaseException:
+        vault.close()
+        raise
+    return vault
+
+
+def _settings_to_env(settings: ServerSettings) -> str:
+    data = asdict(settings)
+    for key in ("tls_cert", "tls_key"):
+        data[key] = str(data[key]) if data[key] else None
+    data["kv_mounts"] = list(settings.kv_mounts)
+    return json.dumps(data)
+
+
+def _settings_from_env() -> ServerSettings:
+    data = json.loads(os.environ[SETTINGS_VAR])
+    for key in ("tls_cert", "tls_key"):
+        data[key] = Path(data[key]) if data[key] else None
+    data["kv_mounts"] = tuple(data["kv_mounts"])
+    return ServerSettings(**data).validated()
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn factory for worker processes."""
+    from sealbox.server import logs
+    from sealbox.server.app import create_app
+
+    settings = _settings_from_env()
+    logs.configure(settings.log_level)
+    return create_app(open_server_vault(), settings)
+
+
+def serve(settings: ServerSettings) -> None:
+    import uvicorn
+
+    from sealbox.server import logs
+    from sealbox.server.app import create_app
+
+    logs.configure(settings.log_level)
+    vault = open_server_vault()  # fail fast, in the parent, with one clear line
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": settings.http,
+        "access_log": False,
+        "server_header": False,
+        "log_config": None,
+        "log_level": settings.log_level,
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "timeout_graceful_shutdown": 5,  # open event streams must not hold a shutdown
+    }
+    if settings.workers == 1:
+        try:
+            uvicorn.run(create_app(vault, settings), **common)
+        finally:
+            vault.close()
+        return
+    vault.close()
+    os.environ[SETTINGS_VAR] = _settings_to_env(settings)
+    uvicorn.run(
+        "sealbox.server.run:app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        **common,
+    )

@@ -1,0 +1,153 @@
+"""Server settings: defaults, then a TOML file, then ``SEALBOX_*`` environment variables,
+then command-line options. Validated once, frozen, passed to :func:`create_app`.
+
+Config file keys (all optional)::
+
+    address = "127.0.0.1:8200"
+    tls_cert = "/etc/sealbox/tls.crt"
+    tls_key = "/etc/sealbox/tls.key"
+    workers = 1
+    body_limit = 1048576          # bytes; larger request bodies get 413
+    log_level = "info"            # debug | info | warning | error
+    token_cache_ttl = 1.0         # seconds a token resolution is reused (0 disables)
+    metrics_scope_labels = false  # add project/env labels to secret routes' metrics
+    kv_mounts = ["*"]             # KV v2 mount names served; "*" = any non-reserved name
+    login_rate = 5                # login attempts per minute per identity and per address
+    login_burst = 10
+    http = "h11"                  # h11 | httptools (faster; cannot parse the LIST method)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sealbox.errors import InvalidInput
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+HTTP_IMPLS = ("h11", "httptools")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server needs besides the vault itself."""
+
+    address: str = "127.0.0.1:8200"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int = 1
+    body_limit: int = MiB
+    log_level: str = "info"
+    token_cache_ttl: float = 1.0
+    metrics_scope_labels: bool = False
+    kv_mounts: tuple[str, ...] = ("*",)
+    login_rate: float = 5.0
+    login_burst: int = 10
+    http: str = "h11"
+
+    @property
+    def host(self) -> str:
+        return split_address(self.address)[0]
+
+    @property
+    def port(self) -> int:
+        return split_address(self.address)[1]
+
+    def validated(self) -> ServerSettings:
+        split_address(self.address)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidInput("TLS needs both a certificate and a key (--tls-cert, --tls-key)")
+        if not 1 <= self.workers <= 64:
+            raise InvalidInput("workers must be between 1 and 64")
+        if not 1024 <= self.body_limit <= 64 * MiB:
+            raise InvalidInput("body_limit must be between 1 KiB and 64 MiB")
+        if self.log_level not in LOG_LEVELS:
+            raise InvalidInput(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if not 0 <= self.token_cache_ttl <= 60:
+            raise InvalidInput("token_cache_ttl must be between 0 and 60 seconds")
+        if self.login_rate <= 0 or self.login_burst < 1:
+            raise InvalidInput("login_rate and login_burst must be positive")
+        if self.http not in HTTP_IMPLS:
+            raise InvalidInput(f"http must be one of {', '.join(HTTP_IMPLS)}")
+        if not self.kv_mounts:
+            raise InvalidInput('kv_mounts names no mount; use ["*"] for any')
+        return self
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8200`` for IPv6)."""
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidInput(f"invalid address {address[:100]!r}: use HOST:PORT, e.g. 127.0.0.1:8200")
+    return host, int(port)
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kinds = {f.name: f.type for f in fields(ServerSettings)}
+    kind = str(kinds[name])
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "Path | None":
+            return Path(str(raw)).expanduser() if raw not in (None, "") else None
+        if kind == "tuple[str, ...]":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{source}: invalid value for {name}") from None
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServerSettings:
+    """Defaults < config file < ``SEALBOX_<KEY>`` variables < explicit overrides."""
+    settings = ServerSettings()
+    names = [f.name for f in fields(ServerSettings)]
+    changes: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {config_file}: {exc.strerror}") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidInput(f"{config_file} is not valid TOML: {exc}") from None
+        table = data.get("server", data)
+        if not isinstance(table, dict):
+            raise InvalidInput(f"{config_file}: [server] must be a table")
+        unknown = sorted(set(table) - set(names))
+        if unknown:
+            raise InvalidInput(f"{config_file}: unknown setting(s) {', '.join(unknown)}")
+        for key, value in table.items():
+            changes[key] = _coerce(key, value, str(config_file))
+    for key in names:
+        var = f"SEALBOX_{key.upper()}"
+        if env is not None and env.get(var):
+            changes[key] = _coerce(key, env[var], var)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            changes[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    return replace(settings, **changes).validated()

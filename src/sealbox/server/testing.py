@@ -1,0 +1,68 @@
+"""Helpers for tests and benchmarks: a real uvicorn server on a free loopback port.
+
+Not used by the server itself. ``running(app)`` serves an app in a background thread of
+this process (what the hvac/bao client tests drive); ``free_port()`` picks a port.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from starlette.applications import Starlette
+
+from sealbox.server.run import HTTP_IMPL
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextmanager
+def running(app: Starlette, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a thread; yields the base URL; stops on exit."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=HTTP_IMPL,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        lifespan="off",
+        # Open event streams must not hold a test's server open.
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -1,0 +1,219 @@
+"""``sealbox server init`` and ``sealbox server`` as subprocesses of the installed CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from sealbox.server.testing import free_port, wait_for_port
+
+SEALBOX = shutil.which("sealbox", path=os.path.dirname(sys.executable))
+pytestmark = pytest.mark.skipif(SEALBOX is None, reason="the sealbox console script is missing")
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+    env["SEALBOX_HOME"] = str(home)
+    return env
+
+
+def sealbox(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    assert SEALBOX is not None
+    return subprocess.run(
+        [SEALBOX, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = base_env(tmp_path / "home")
+    r = sealbox("init", "--key-file", str(tmp_path / "master.key"), env=e)
+    assert r.returncode == 0, r.stderr
+    return e
+
+
+@contextmanager
+def server_process(env: dict[str, str], *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    assert SEALBOX is not None
+    port = free_port()
+    proc = subprocess.Popen(
+        [SEALBOX, "server", "--address", f"127.0.0.1:{port}", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"server did not start: {err}") from None
+        scheme = "https" if "--tls-cert" in args else "http"
+        yield f"{scheme}://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def init_admin(env: dict[str, str]) -> str:
+    r = sealbox(
+        "server", "init", "--admin", "boss", env={**env, "SEALBOX_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1  # the token, and nothing else, on stdout
+    return lines[0]
+
+
+def test_server_init_prints_token_once_and_refuses_a_second_run(env: dict[str, str]) -> None:
+    token = init_admin(env)
+    assert token.startswith("sbx_p_")
+    r = sealbox("server", "init", env={**env, "SEALBOX_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    assert r.returncode == 5
+    assert "already initialised" in r.stderr
+    assert token not in r.stdout + r.stderr
+
+
+def test_server_init_without_password_is_refused(env: dict[str, str]) -> None:
+    r = subprocess.run(
+        [str(SEALBOX), "server", "init"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal: no prompt possible
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "SEALBOX_ADMIN_PASSWORD" in r.stderr
+
+
+def test_server_serves_and_stops_on_sigterm(env: dict[str, str]) -> None:
+    token = init_admin(env)
+    h = {"Authorization": f"Bearer {token}"}
+    with server_process(env) as (url, proc):
+        assert httpx2.get(f"{url}/v1/sys/health").json()["status"] == "ok"
+        assert httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h).status_code == 201
+        r = httpx2.put(f"{url}/v1/secrets/web/dev/TOKEN", json={"value": "v1"}, headers=h)
+        assert r.json()["version"] == 1
+        assert httpx2.get(f"{url}/v1/secrets/web/dev/TOKEN", headers=h).json()["value"] == "v1"
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        _, err = proc.communicate(timeout=5)
+    # Logs are JSON lines on stderr, without the token or the value.
+    lines = [line for line in err.splitlines() if line.startswith("{")]
+    assert any('"route":"/v1/secrets/{project}/{env}/{name}"' in line for line in lines)
+    assert token not in err
+    assert '"v1"' not in err
+
+
+def test_server_refuses_to_start_sealed(tmp_path: Path) -> None:
+    e = base_env(tmp_path / "home")
+    r = sealbox("init", env={**e, "SEALBOX_PASSPHRASE": "a long test passphrase"})
+    assert r.returncode == 0, r.stderr
+    assert SEALBOX is not None
+    r = subprocess.run(
+        [SEALBOX, "server", "--address", f"127.0.0.1:{free_port()}"],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        check=False,
+    )
+    assert r.returncode == 6
+    errors = [line for line in r.stderr.splitlines() if line.startswith("sealbox: error:")]
+    assert len(errors) == 1
+    # With the passphrase it starts.
+    with server_process({**e, "SEALBOX_PASSPHRASE": "a long test passphrase"}) as (url, _):
+        assert httpx2.get(f"{url}/v1/sys/ready").json() == {"storage": "ok", "keys": "ok"}
+
+
+def test_server_without_a_vault_is_refused(tmp_path: Path) -> None:
+    r = sealbox("server", "--address", "127.0.0.1:1", env=base_env(tmp_path / "none"))
+    assert r.returncode == 8
+    assert "no sealbox vault" in r.stderr
+
+
+def test_server_config_file_and_bad_address(env: dict[str, str], tmp_path: Path) -> None:
+    cfg = tmp_path / "server.toml"
+    cfg.write_text("body_limit = 2048\n")
+    token = init_admin(env)
+    h = {"Authorization": f"Bearer {token}"}
+    with server_process(env, "--config", str(cfg)) as (url, _):
+        r = httpx2.post(f"{url}/v1/projects", json={"name": "x" * 3000}, headers=h)
+        assert r.status_code == 413
+    r = sealbox("server", "--address", "nowhere", env=env)
+    assert r.returncode == 2
+    assert "invalid address" in r.stderr
+
+
+def test_server_with_tls(env: dict[str, str], tmp_path: Path) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    with server_process(env, "--tls-cert", str(cert_file), "--tls-key", str(key_file)) as (url, _):
+        assert url.startswith("https://")
+        r = httpx2.get(f"{url}/v1/sys/health", verify=False)
+        assert r.json()["status"] == "ok"
+
+
+def test_server_with_two_workers(env: dict[str, str]) -> None:
+    token = init_admin(env)
+    h = {"Authorization": f"Bearer {token}"}
+    with server_process(env, "--workers", "2") as (url, _):
+        httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h)
+        for i in range(10):
+            r = httpx2.put(f"{url}/v1/secrets/web/dev/K{i}", json={"value": str(i)}, headers=h)
+            assert r.status_code == 200
+        for i in range(10):
+            assert httpx2.get(f"{url}/v1/secrets/web/dev/K{i}", headers=h).json()["value"] == str(i)

