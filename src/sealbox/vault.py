@@ -587,7 +587,8 @@ class Vault:
             ]
             if hits:
                 found.append({**event, "versions": hits})
-        self._record("audit.read", ref.path if ref else "sys/audit", version, reason="who-read")
+        target = ref.path if ref else "a value HMAC"
+        self._record("audit.read", "sys/audit", reason=f"who-read {target}")
         return found
 
     def audit_hash(self, value: SecretValue) -> str:

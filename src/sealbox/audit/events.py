@@ -145,6 +145,11 @@ def verify_chain(
             break
         rseq, rprev = rec.get("seq"), rec.get("prev")
         good = link_ok(chain_key, rec)
+        if good and rec.get("link") != LINK_HMAC and rec.get("versions"):
+            # NOTE: an event that carries value HMACs was recorded with the keys in hand;
+            # an unkeyed link on it means the chain was rewritten by someone without them.
+            finding = f"{pos}: event seq {rseq} modified (unkeyed link on an event with values)"
+            break
         if rseq == expected and rprev == prev_hash and good:
             before = (pos, prev_hash)
             prev_hash = str(rec["hash"])

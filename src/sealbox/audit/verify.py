@@ -63,6 +63,7 @@ def _check_checkpoints(
     vault_id: str,
     sink: str,
     findings: list[str],
+    label: str,
 ) -> int:
     """Checkpoint findings for one chain; returns the highest checkpointed seq."""
     highest = 0
@@ -78,12 +79,12 @@ def _check_checkpoints(
         highest = max(highest, cp.seq)
         if report.finding is None and cp.seq > report.last_seq:
             findings.append(
-                f"{sink} chain {report.node!r}: tail truncated (it ends at seq "
+                f"{label}: tail truncated (it ends at seq "
                 f"{report.last_seq}; a checkpoint signed seq {cp.seq} at {cp.at})"
             )
         elif report.finding is None and report.hashes.get(cp.seq) != cp.hash:
             findings.append(
-                f"{sink} chain {report.node!r}: seq {cp.seq} does not match its checkpoint "
+                f"{label}: seq {cp.seq} does not match its checkpoint "
                 "(events up to it were rewritten)"
             )
     return highest
@@ -110,7 +111,9 @@ def verify_database(
             )
         mine = [(f"db checkpoint {i + 1}", cp) for i, cp in enumerate(checkpoints)]
         mine = [(w, cp) for w, cp in mine if cp.node == node]
-        highest = _check_checkpoints(report, mine, public, vault_id, "db", findings)
+        highest = _check_checkpoints(
+            report, mine, public, vault_id, "db", findings, f"db chain {node!r}"
+        )
         _tail_notices(report, highest, f"db chain {node!r}", notices)
         summary.append(
             f"db chain {node!r}: {report.events} events, last seq {report.last_seq}, "
@@ -167,7 +170,7 @@ def verify_file(path: Path, keys: AuditKeys, public: bytes | None, vault_id: str
             )
         except (KeyError, TypeError, ValueError):
             findings.append(f"file {where}: checkpoint modified (malformed)")
-    highest = _check_checkpoints(report, cps, public, vault_id, "file", findings)
+    highest = _check_checkpoints(report, cps, public, vault_id, "file", findings, f"file {path}")
     _tail_notices(report, highest, f"file {path}", notices)
     summary = [
         f"file {path}: {report.events} events, last seq {report.last_seq}, "

@@ -30,7 +30,17 @@ def tty_prompt() -> Callable[[str], str] | None:
 def open_vault(source: str = "cli") -> Vault:
     from sealbox.factory import open_vault as _open
 
-    return _open(prompt=tty_prompt(), source=source)
+    vault = _open(prompt=tty_prompt(), source=source)
+    if vault.audit_fail_open:
+        import sys
+
+        print(
+            "sealbox: WARNING: audit fail-open is on (--audit-fail-open, SEALBOX_AUDIT_FAIL_OPEN"
+            " or [audit] fail_open): operations run even if no audit sink records them."
+            " Never use this outside development.",
+            file=sys.stderr,
+        )
+    return vault
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:
