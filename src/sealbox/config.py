@@ -50,7 +50,7 @@ def parse_audit(data: object, where: str) -> AuditSettings:
         raise InvalidInput(f"{where}: [audit] sinks must be a list of strings")
     fail_open = data.get("fail_open", False)
     node = data.get("node", "local")
-    max_bytes = data.get("file_max_bytes", AuditSettings.file_max_bytes)
+    max_bytes = data.get("file_max_bytes", AuditSettings._field_defaults["file_max_bytes"])
     if not isinstance(fail_open, bool):
         raise InvalidInput(f"{where}: [audit] fail_open must be true or false")
     if not isinstance(node, str) or not node:
