@@ -69,8 +69,13 @@ def link_hash(chain_key: bytes | None, record: Event) -> str:
     return macs.sha256(data).hex()
 
 
-def chain(event: Event, chain_key: bytes | None, *, node: str, seq: int, prev: str) -> Event:
-    """``event`` as the next record of a chain (a new dict with the chain fields)."""
+def chain_encoded(
+    event: Event, chain_key: bytes | None, *, node: str, seq: int, prev: str
+) -> tuple[Event, bytes]:
+    """``event`` as the next record of a chain, and the canonical bytes its hash covers.
+
+    The record gets ``hash``; the bytes are the record without it (encoded once).
+    """
     record = {
         **event,
         "node": node,
@@ -78,8 +83,18 @@ def chain(event: Event, chain_key: bytes | None, *, node: str, seq: int, prev: s
         "prev": prev,
         "link": LINK_HMAC if chain_key is not None else LINK_SHA256,
     }
-    record["hash"] = link_hash(chain_key, record)
-    return record
+    body = canonical(record)
+    data = bytes.fromhex(prev) + body
+    if chain_key is not None:
+        record["hash"] = macs.mac(chain_key, data).hex()
+    else:
+        record["hash"] = macs.sha256(data).hex()
+    return record, body
+
+
+def chain(event: Event, chain_key: bytes | None, *, node: str, seq: int, prev: str) -> Event:
+    """``event`` as the next record of a chain (a new dict with the chain fields)."""
+    return chain_encoded(event, chain_key, node=node, seq=seq, prev=prev)[0]
 
 
 def link_ok(chain_key: bytes, record: Event) -> bool:

@@ -8,7 +8,6 @@ recorder was built with the unsafe ``fail_open=True``, for development).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -21,7 +20,13 @@ if TYPE_CHECKING:
     from sealbox.kms.interface import KeyProvider
     from sealbox.storage.interface import CheckpointRow, Storage
 
-log = logging.getLogger("sealbox.audit")
+
+def _warn(message: str, *args: object) -> None:
+    # NOTE: logging is imported only when there is something to say (~2 ms of start-up).
+    import logging
+
+    logging.getLogger("sealbox.audit").warning(message, *args)
+
 
 #: A checkpoint is signed automatically every this many events of a node's chain (when
 #: the recorder holds the keys).
@@ -149,14 +154,14 @@ class AuditRecorder:
             try:
                 stored = sink.write(event, keys, self.node)
             except (OSError, SealboxError, ValueError) as exc:
-                log.warning("audit sink %s refused an event: %s", sink.name, _describe(exc))
+                _warn("audit sink %s refused an event: %s", sink.name, _describe(exc))
                 continue
             accepted += 1
             if sink.name == "db":
                 db_record = stored
         if not accepted:
             if self.fail_open:
-                log.warning(
+                _warn(
                     "UNSAFE: no audit sink accepted the %s event for %s; continuing because "
                     "audit_fail_open is set",
                     operation,
@@ -176,7 +181,7 @@ class AuditRecorder:
             try:
                 self.checkpoint(at)
             except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
-                log.warning("periodic audit checkpoint failed: %s", exc.code)
+                _warn("periodic audit checkpoint failed: %s", exc.code)
 
     def checkpoint(self, at: str) -> list[CheckpointRow]:
         """Sign every chain head now (database chains and file sinks)."""

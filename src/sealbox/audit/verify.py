@@ -50,6 +50,9 @@ def _row_item(row: AuditRow) -> ChainItem:
         return ChainItem(pos, None, "the stored record is not JSON")
     if not isinstance(record, dict):
         return ChainItem(pos, None, "the stored record is not an object")
+    if "hash" in record:
+        return ChainItem(pos, record, "the stored record carries its own hash")
+    record["hash"] = row.hash  # the column holds it; the record is what it covers
     for column, keys in _COLUMNS:
         if getattr(row, column) != _field(record, keys):
             return ChainItem(pos, record, f"column {column} differs from the chained record")

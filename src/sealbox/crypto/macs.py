@@ -9,7 +9,6 @@ the functions that sign or verify (checkpoints are rare; ``sealbox run`` never n
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.constant_time import bytes_eq
 
 KEY_BYTES = 32
 
@@ -36,6 +35,9 @@ def sha256(data: bytes) -> bytes:
 
 def equal(a: bytes, b: bytes) -> bool:
     """Constant-time comparison of two MACs or hashes."""
+    # NOTE: imported here: it pulls in hashlib/OpenSSL (~2 ms), off `sealbox run`'s path.
+    from cryptography.hazmat.primitives.constant_time import bytes_eq
+
     return bytes_eq(a, b)
 
 

@@ -867,7 +867,9 @@ class SqlStorage:
         # the database write lock (SQLite) or the head row's lock (PostgreSQL), so the
         # chain of one node is serialised and never forks.
         with self._audit_tx() as tx:
-            self._require_schema(tx)
+            # NOTE: no _require_schema here (two queries on every read's hot path): the
+            # vault's schema was checked when it was opened, and an older table fails the
+            # insert, which refuses the event (fail closed).
             head = self._one(
                 tx,
                 "SELECT seq, hash FROM sb_audit_heads WHERE node = ?" + self._lock_clause(),

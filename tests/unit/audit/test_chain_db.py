@@ -155,11 +155,11 @@ def test_chain_rewritten_without_the_key_is_found(make_vault: OpenVault, home: P
                 event["identity"]["name"] = "mallory"
             event["prev"] = prev
             event["link"] = "sha256"
-            event["hash"] = link_hash(None, event)
-            prev = event["hash"]
+            new_hash = link_hash(None, event)
             r = list(row)
             r[2] = event["identity"]["name"]
-            r[si + 1 : si + 5] = [canonical(event).decode(), event["prev"], prev, "sha256"]
+            r[si + 1 : si + 5] = [canonical(event).decode(), prev, new_hash, "sha256"]
+            prev = new_hash
             new_rows.append(tuple(r))
         _rewrite(conn, new_rows)
         conn.execute("UPDATE sb_audit_heads SET hash = ?", (prev,))

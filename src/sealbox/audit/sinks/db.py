@@ -1,10 +1,12 @@
-"""The default sink: the vault's own database (queryable; one chain per node)."""
+"""The default sink: the vault's own database (queryable; one chain per node).
+
+The ``event`` column holds the canonical record *without* its hash (exactly the bytes the
+hash covers, encoded once on the hot path); the ``hash`` column holds the hash.
+"""
 
 from __future__ import annotations
 
-import json
-
-from sealbox.audit.events import AuditKeys, Event, canonical, chain
+from sealbox.audit.events import AuditKeys, Event, chain_encoded
 from sealbox.storage.interface import AuditRow, Storage
 
 
@@ -16,9 +18,11 @@ class DbSink:
 
     def write(self, event: Event, keys: AuditKeys | None, node: str) -> Event:
         chain_key = keys.chain_key if keys is not None else None
+        stored: list[Event] = []
 
         def build(seq: int, prev: str) -> AuditRow:
-            rec = chain(event, chain_key, node=node, seq=seq, prev=prev)
+            rec, body = chain_encoded(event, chain_key, node=node, seq=seq, prev=prev)
+            stored.append(rec)
             return AuditRow(
                 rec["time"],
                 rec["identity"]["name"],
@@ -30,12 +34,11 @@ class DbSink:
                 rec["reason"],
                 node,
                 seq,
-                canonical(rec).decode(),
+                body.decode(),
                 prev,
                 rec["hash"],
                 rec["link"],
             )
 
-        row = self._storage.append_audit_event(node, build)
-        record: Event = json.loads(row.event)
-        return record
+        self._storage.append_audit_event(node, build)
+        return stored[-1]
