@@ -28,10 +28,43 @@ def default_home(env: Mapping[str, str]) -> Path:
     return Path(base) / "sealbox"
 
 
+class AuditSettings(NamedTuple):
+    """``[audit]`` in config.toml (see docs/audit.md)."""
+
+    sinks: tuple[str, ...] = ("db",)
+    fail_open: bool = False  # unsafe: for development only
+    node: str = "local"
+    file_max_bytes: int = 64 * 1024 * 1024
+
+
+def parse_audit(data: object, where: str) -> AuditSettings:
+    if data is None:
+        return AuditSettings()
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where}: [audit] must be a table")
+    unknown = set(data) - set(AuditSettings._fields)
+    if unknown:
+        raise InvalidInput(f"{where}: unknown [audit] setting(s): {', '.join(sorted(unknown))}")
+    sinks = data.get("sinks", ["db"])
+    if not isinstance(sinks, list) or not all(isinstance(x, str) for x in sinks):
+        raise InvalidInput(f"{where}: [audit] sinks must be a list of strings")
+    fail_open = data.get("fail_open", False)
+    node = data.get("node", "local")
+    max_bytes = data.get("file_max_bytes", AuditSettings._field_defaults["file_max_bytes"])
+    if not isinstance(fail_open, bool):
+        raise InvalidInput(f"{where}: [audit] fail_open must be true or false")
+    if not isinstance(node, str) or not node:
+        raise InvalidInput(f"{where}: [audit] node must be a non-empty string")
+    if not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise InvalidInput(f"{where}: [audit] file_max_bytes must be at least 1024")
+    return AuditSettings(tuple(sinks), fail_open, node, max_bytes)
+
+
 class VaultConfig(NamedTuple):
     home: Path
     storage: str
     key_file: Path | None = None
+    audit: AuditSettings = AuditSettings()
 
     @property
     def path(self) -> Path:
@@ -81,7 +114,12 @@ def load_config(home: Path) -> VaultConfig | None:
     if not isinstance(storage, str):
         raise InvalidInput(f"{path} has no storage setting")
     key_file = data.get("key_file")
-    return VaultConfig(home, storage, Path(key_file) if isinstance(key_file, str) else None)
+    return VaultConfig(
+        home,
+        storage,
+        Path(key_file) if isinstance(key_file, str) else None,
+        parse_audit(data.get("audit"), str(path)),
+    )
 
 
 class Binding(NamedTuple):

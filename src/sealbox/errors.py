@@ -86,6 +86,12 @@ class BackendUnavailable(SealboxError):
     code = "backend_unavailable"
 
 
+class AuditUnavailable(BackendUnavailable):
+    """No audit sink accepted an event, so the operation was refused (fail closed)."""
+
+    code = "audit_unavailable"
+
+
 class NotInitialised(SealboxError):
     """No vault exists at the configured location."""
 
@@ -104,5 +110,6 @@ ALL_ERRORS: tuple[type[SealboxError], ...] = (
     IntegrityError,
     KeyProviderError,
     BackendUnavailable,
+    AuditUnavailable,
     NotInitialised,
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.api import VaultAPI
-from sealbox.audit.recorder import Actor
+from sealbox.audit.recorder import Actor, AuditRecorder
 from sealbox.config import VaultConfig, default_home, load_config, save_config
 from sealbox.errors import (
     AlreadyExists,
@@ -43,6 +43,37 @@ def _identity() -> str:
         return f"local:{getpass.getuser()}"
     except (KeyError, OSError):
         return f"local:uid-{os.getuid()}"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def audit_recorder(
+    cfg: VaultConfig,
+    storage: Storage,
+    env: Mapping[str, str],
+    *,
+    fail_open: bool | None = None,
+    node: str | None = None,
+) -> AuditRecorder:
+    """The recorder for ``cfg``'s ``[audit]`` settings; SEALBOX_AUDIT_SINKS,
+    SEALBOX_AUDIT_NODE and SEALBOX_AUDIT_FAIL_OPEN override them."""
+    from sealbox.audit.sinks import build_sinks
+
+    settings = cfg.audit
+    specs = settings.sinks
+    if env.get("SEALBOX_AUDIT_SINKS"):
+        specs = tuple(s for s in env["SEALBOX_AUDIT_SINKS"].split(",") if s.strip())
+    if fail_open is None:
+        fail_open = settings.fail_open or _truthy(env.get("SEALBOX_AUDIT_FAIL_OPEN"))
+    sinks = build_sinks(specs, storage, file_max_bytes=settings.file_max_bytes)
+    return AuditRecorder(
+        storage,
+        sinks=sinks,
+        node=node or env.get("SEALBOX_AUDIT_NODE") or settings.node,
+        fail_open=fail_open,
+    )
 
 
 def open_storage(url: str, *, create: bool = False) -> Storage:
@@ -95,8 +126,9 @@ def init_vault(
     clock: Clock = utcnow,
 ) -> InitResult:
     """Create a vault: storage schema, a KEK under a new master key, the config file."""
+    from sealbox.audit.keys import new_key_settings
     from sealbox.crypto import aead, kdf
-    from sealbox.kms.local import new_kek_record
+    from sealbox.kms.local import LocalKeyProvider, new_kek_record
 
     _refuse_remote(
         env,
@@ -134,7 +166,13 @@ def init_vault(
     try:
         if store.is_initialised():
             raise AlreadyExists(f"a vault already exists in {store.description}")
-        kek_record, _ = new_kek_record(vault_id, master_key, clock().isoformat())
+        kek_record, kek = new_kek_record(vault_id, master_key, clock().isoformat())
+        # The audit key and checkpoint key, wrapped by the new KEK like data keys.
+        settings.update(
+            new_key_settings(
+                LocalKeyProvider({kek_record.kek_id: kek}, kek_record.kek_id), vault_id
+            )
+        )
         # Key material first: a crash after this leaves an unused key, never a vault
         # whose key is lost.
         if method is UnlockMethod.KEYFILE:
@@ -293,11 +331,15 @@ def open_vault(
     prompt: PassphrasePrompt | None = None,
     source: str = "cli",
     clock: Clock = utcnow,
+    audit_fail_open: bool | None = None,
+    audit_node: str | None = None,
 ) -> Vault:
     """The vault configured in ``home`` (``SEALBOX_HOME`` or the user data dir).
 
     Always the embedded vault; command-line sources refuse in remote mode (use
-    :func:`connect` for "whichever the environment selects").
+    :func:`connect` for "whichever the environment selects"). ``audit_fail_open=True`` is
+    the unsafe development setting (the server's and the CLI's ``--audit-fail-open``);
+    None takes it from config or SEALBOX_AUDIT_FAIL_OPEN.
     """
     if source in CLI_SOURCES:
         _refuse_remote(
@@ -306,12 +348,20 @@ def open_vault(
             "it runs on an embedded vault: on the server's host, unset SEALBOX_ADDR",
         )
     storage, vault_id, unlocker = _open(home, env, prompt, clock)
+    try:
+        recorder = audit_recorder(
+            unlocker.cfg, storage, env, fail_open=audit_fail_open, node=audit_node
+        )
+    except BaseException:
+        storage.close()
+        raise
     return Vault(
         storage=storage,
         vault_id=vault_id,
         keys=unlocker.key_provider,
-        actor=Actor(_identity(), source),
+        actor=Actor(_identity(), source, hostname=os.uname().nodename, pid=os.getpid()),
         clock=clock,
+        audit=recorder,
     )
 
 
@@ -356,15 +406,18 @@ def unlock(
     try:
         master_key = unlocker.master_key_direct()
         # Prove the key before handing out a session for it.
-        LocalKeyProvider.open(storage.list_keks(), vault_id, master_key)
+        provider = LocalKeyProvider.open(storage.list_keks(), vault_id, master_key)
+        recorder = audit_recorder(unlocker.cfg, storage, env)
+        recorder.use_keys(provider, vault_id)
         now = clock()
         storage.delete_sessions(expired_before=now.isoformat())
         token, row = master.new_session(vault_id, master_key, now, ttl)
         storage.put_session(row)
-        from sealbox.storage.interface import AuditRow
-
-        storage.append_audit(
-            AuditRow(now.isoformat(), _identity(), "cli", "unlock", "*", None, "allowed", "")
+        recorder.record(
+            at=now.isoformat(),
+            actor=Actor(_identity(), "cli", hostname=os.uname().nodename, pid=os.getpid()),
+            operation="unlock",
+            path="*",
         )
         return token.encode(), row.expires_at
     finally:

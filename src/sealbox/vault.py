@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sealbox.audit.recorder import Actor, AuditRecorder
+from sealbox.audit.recorder import Actor, AuditRecorder, Touched
 from sealbox.auth.policy import Capability
 from sealbox.auth.principal import Principal, local_owner
 from sealbox.crypto import envelope
@@ -43,7 +43,10 @@ from sealbox.model import (
 from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
 
 if TYPE_CHECKING:
+    from sealbox.audit.query import Access, Reader
+    from sealbox.audit.verify import Verification
     from sealbox.auth.service import Accounts, Authenticator
+    from sealbox.storage.interface import CheckpointRow
 
 Clock = Callable[[], datetime]
 KeyLoader = Callable[[], KeyProvider]
@@ -102,6 +105,7 @@ class Vault:
         principal: Principal | None = None,
         clock: Clock = utcnow,
         on_change: ChangeObserver | None = None,
+        audit: AuditRecorder | None = None,
     ) -> None:
         self._storage = storage
         #: Called after every committed change of a secret (the server's live updates).
@@ -112,7 +116,18 @@ class Vault:
         self.actor = actor
         self.principal = principal or local_owner(actor.identity)
         self._clock = clock
-        self._audit = AuditRecorder(storage)
+        self._audit = audit if audit is not None else AuditRecorder(storage)
+        # Events name the principal (id, auth method, token accessor) behind the actor.
+        self._event_actor = actor._replace(
+            identity_id=actor.identity_id or self.principal.identity_id,
+            auth_method=actor.auth_method or self.principal.auth_method,
+            token_accessor=actor.token_accessor or self.principal.token_accessor,
+        )
+
+    @property
+    def audit_fail_open(self) -> bool:
+        """True when the unsafe development setting lets operations run unaudited."""
+        return self._audit.fail_open
 
     def as_principal(self, principal: Principal, actor: Actor) -> Vault:
         """The same vault (storage, unlocked keys) acting for another identity."""
@@ -124,6 +139,7 @@ class Vault:
             principal=principal,
             clock=self._clock,
             on_change=self.on_change,
+            audit=self._audit,
         )
         view._keys = self._keys
         return view
@@ -133,7 +149,7 @@ class Vault:
         """Identities, tokens and policies, administered as this vault's principal."""
         from sealbox.auth.service import Accounts
 
-        return Accounts(self._storage, self.principal, self.actor, self._clock)
+        return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
 
     def authenticator(self) -> Authenticator:
         """Turns credentials into principals (for the server's login and token checks)."""
@@ -159,11 +175,26 @@ class Vault:
     def _key_provider(self) -> KeyProvider:
         if self._keys is None:
             self._keys = self._key_loader()
+            self._audit.use_keys(self._keys, self.vault_id)
         return self._keys
 
-    def _record(self, operation: str, path: str, version: int | None = None, **kw: str) -> None:
+    def _record(
+        self,
+        operation: str,
+        path: str,
+        version: int | None = None,
+        *,
+        touched: Sequence[Touched] = (),
+        **kw: str,
+    ) -> None:
         self._audit.record(
-            at=self._now(), actor=self.actor, operation=operation, path=path, version=version, **kw
+            at=self._now(),
+            actor=self._event_actor,
+            operation=operation,
+            path=path,
+            version=version,
+            touched=touched,
+            **kw,
         )
 
     def _changed(self, ref: SecretRef, version: int | None, op: str) -> None:
@@ -290,7 +321,7 @@ class Vault:
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
             raise
-        self._record(operation, ref.path, version)
+        self._record(operation, ref.path, version, touched=((ref.path, version, plaintext),))
         self._changed(ref, version, operation)
         return version
 
@@ -331,7 +362,8 @@ class Vault:
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
             raise
-        self._record(operation, ref.path, row.version)
+        touched = ((ref.path, row.version, value.reveal_bytes()),)
+        self._record(operation, ref.path, row.version, touched=touched)
         return Secret(ref, row.version, value, datetime.fromisoformat(row.created_at))
 
     def resolve(
@@ -359,7 +391,15 @@ class Vault:
             # Nothing readable here: refuse rather than hand out an empty environment.
             self._authorize(Capability.READ, f"{project}/{env}/*", purpose)
         values = {row.name: self._open(row) for row in rows}
-        self._record(purpose, f"{project}/{env}", reason=f"{len(values)} secrets")
+        self._record(
+            purpose,
+            f"{project}/{env}",
+            reason=f"{len(values)} secrets",
+            touched=[
+                (f"{project}/{env}/{row.name}", row.version, values[row.name].reveal_bytes())
+                for row in rows
+            ],
+        )
         return values
 
     def _info(self, row: SecretRow) -> SecretInfo:
@@ -499,20 +539,181 @@ class Vault:
         self._record("verify", "*", reason=f"{checked} versions, {len(problems)} problems")
         return problems
 
+    # -- audit trail (issue 4): admin on sys/audit --------------------------------------------
     def audit_tail(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest events, oldest first."""
+        from sealbox.audit.query import flat_event
+
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        return [flat_event(r) for r in self._storage.list_audit(limit)]
+
+    def audit_log(
+        self,
+        *,
+        secret: SecretRef | None = None,
+        identity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        operations: Sequence[str] | None = None,
+        denied: bool = False,
+        source: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Events matching every filter given, newest first.
+
+        ``secret`` matches events on that secret and environment-wide events (run, export)
+        that handed it out.
+        """
+        from sealbox.audit.query import flat_event, touches
+        from sealbox.storage.interface import AuditQuery
+
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        query = AuditQuery(
+            paths=(secret.path, f"{secret.project}/{secret.env}") if secret else None,
+            identity=identity,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            operations=tuple(operations) if operations else None,
+            outcomes=("denied",) if denied else None,
+            source=source,
+            limit=None if secret else limit,
+        )
+        events = [flat_event(r) for r in self._storage.query_audit(query)]
+        if secret is not None:
+            events = [
+                e for e in events if e["path"] == secret.path or touches(e, secret.path, None)
+            ]
+            if limit is not None:
+                events = events[:limit]
+        self._record("audit.read", "sys/audit")
+        return events
+
+    def who_read(
+        self,
+        ref: SecretRef | None = None,
+        *,
+        version: int | None = None,
+        value_hmac: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Allowed events that handed out a secret's value (a version, or an exact value
+        given by its HMAC), oldest first: identity, source, time, versions."""
+        from sealbox.audit.events import VALUE_READS
+        from sealbox.audit.query import flat_event, touches
+        from sealbox.storage.interface import AuditQuery
+
+        if ref is None and value_hmac is None:
+            raise InvalidInput("name a secret, a value HMAC, or both")
+        if version is not None and ref is None:
+            raise InvalidInput("--version needs a secret path")
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        query = AuditQuery(
+            paths=(ref.path, f"{ref.project}/{ref.env}") if ref else None,
+            operations=tuple(sorted(VALUE_READS)),
+            outcomes=("allowed",),
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            limit=None,
+            newest_first=False,
+        )
+        found = []
+        for event in map(flat_event, self._storage.query_audit(query)):
+            hits = [
+                v
+                for v in event["versions"]
+                if (ref is None or touches({"versions": [v]}, ref.path, version))
+                and (value_hmac is None or v.get("value_hmac") == value_hmac.lower())
+            ]
+            if hits:
+                found.append({**event, "versions": hits})
+        target = ref.path if ref else "a value HMAC"
+        self._record("audit.read", "sys/audit", reason=f"who-read {target}")
+        return found
+
+    def audit_hash(self, value: SecretValue) -> str:
+        """The HMAC audit events carry for this exact value (to search for a leaked one)."""
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.hash")
+        self._key_provider()
+        digest = self._audit.require_keys().value_hmac(value.reveal_bytes())
+        self._record("audit.hash", "sys/audit")
+        return digest
+
+    def audit_verify(self, files: Sequence[str] = ()) -> Verification:
+        """Walk the database chains and the JSONL files (configured ones and ``files``)."""
+        from pathlib import Path
+
+        from sealbox.audit.keys import verify_key
+        from sealbox.audit.sinks.jsonl import JsonlSink
+        from sealbox.audit.verify import Verification, verify_database, verify_file
+
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.verify")
+        self._key_provider()
+        keys = self._audit.require_keys()
+        public = verify_key(self._storage)
+        result = verify_database(self._storage, keys, public, self.vault_id)
+        paths = [s.path for s in self._audit.sinks if isinstance(s, JsonlSink)]
+        paths.extend(Path(f) for f in files if Path(f) not in paths)
+        for path in paths:
+            one = verify_file(path, keys, public, self.vault_id)
+            result = Verification(
+                result.findings + one.findings,
+                result.notices + one.notices,
+                result.summary + one.summary,
+            )
+        self._record("audit.verify", "sys/audit", reason=f"{len(result.findings)} findings")
+        return result
+
+    def audit_checkpoint(self) -> list[CheckpointRow]:
+        """Sign every chain head now with the vault's checkpoint key."""
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.checkpoint")
+        self._key_provider()
+        self._record("audit.checkpoint", "sys/audit")
+        return self._audit.checkpoint(self._now())
+
+    def last_access(self, project: str, env: str) -> dict[str, Access]:
+        """Each secret's last access (value reads and metadata views alike), by path."""
+        from sealbox.audit.query import Access, flat_event
+        from sealbox.storage.interface import AuditQuery
+
+        validate_scope("project", project)
+        validate_scope("environment", env)
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        names = [r.name for r in self._storage.list_secrets(project, env, include_deleted=True)]
+        paths = tuple(f"{project}/{env}/{n}" for n in names)
+        query = AuditQuery(paths=(*paths, f"{project}/{env}"), outcomes=("allowed",), limit=None)
+        found: dict[str, Access] = {}
+        for event in map(flat_event, self._storage.query_audit(query)):  # newest first
+            hit = [event["path"]] if event["path"] in paths else []
+            hit += [v["path"] for v in event["versions"] if v.get("path") in paths]
+            for path in hit:
+                if path not in found:
+                    found[path] = Access(
+                        path, event["time"], event["identity"], event["operation"], event["source"]
+                    )
+        self._record("audit.read", f"{project}/{env}", reason="last-access")
+        return found
+
+    def readers(
+        self, ref: SecretRef, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Reader]:
+        """The identities that received a secret's value in a window, with how and when."""
+        from sealbox.audit.query import Reader
+
+        events = self.who_read(ref, since=since, until=until)
+        by: dict[str, list[dict[str, Any]]] = {}
+        for e in events:
+            by.setdefault(e["identity"], []).append(e)
         return [
-            {
-                "at": r.at,
-                "actor": r.actor,
-                "source": r.source,
-                "operation": r.operation,
-                "path": r.path,
-                "version": r.version,
-                "outcome": r.outcome,
-                "reason": r.reason,
-            }
-            for r in self._storage.list_audit(limit)
+            Reader(
+                identity=name,
+                sources=tuple(sorted({e["source"] for e in evs})),
+                first=evs[0]["time"],
+                last=evs[-1]["time"],
+                count=len(evs),
+                versions=tuple(sorted({v["version"] for e in evs for v in e["versions"]})),
+            )
+            for name, evs in sorted(by.items())
         ]
 
 

@@ -301,6 +301,7 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
     with sqlite3.connect(home / "vault.db") as conn:
         for table in ("sb_tokens", "sb_secret_ids", "sb_policies", "sb_identities"):
             conn.execute(f"DROP TABLE {table}")
+        _downgrade_audit_to_v1(conn)
         conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")
     reopened = factory.open_vault(home=home)
     assert reopened.get(REF).value.reveal() == "kept"
@@ -309,7 +310,30 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
         version = conn.execute(
             "SELECT value FROM sb_settings WHERE key='schema_version'"
         ).fetchone()
-    assert version == ("2",)
+    assert version == ("3",)
+    # The old events stay, unchained; new ones are chained under a lazily created key.
+    result = reopened.audit_verify()
+    assert result.findings == []
+    assert any("before the chain existed" in n for n in result.notices)
+
+
+def _downgrade_audit_to_v1(conn: sqlite3.Connection) -> None:
+    """Make a schema-3 vault's audit tables look like schema 1 (keeping the old rows)."""
+    conn.execute(
+        "CREATE TABLE old_audit AS SELECT id, at, actor, source, operation, path,"
+        " version, outcome, reason FROM sb_audit"
+    )
+    conn.execute("DROP TABLE sb_audit")
+    conn.execute("DROP TABLE sb_audit_heads")
+    conn.execute("DROP TABLE sb_audit_checkpoints")
+    conn.execute(
+        "CREATE TABLE sb_audit (id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT"
+        " NOT NULL, source TEXT NOT NULL, operation TEXT NOT NULL, path TEXT NOT NULL,"
+        " version INTEGER, outcome TEXT NOT NULL, reason TEXT NOT NULL)"
+    )
+    conn.execute("INSERT INTO sb_audit SELECT * FROM old_audit")
+    conn.execute("DROP TABLE old_audit")
+    conn.execute("DELETE FROM sb_settings WHERE key LIKE 'audit_%'")
 
 
 def test_newer_schema_is_refused(home: Path, tmp_path: Path) -> None:

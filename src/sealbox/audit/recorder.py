@@ -1,26 +1,103 @@
-"""Records audit events to the vault's own storage.
+"""Records audit events to the configured sinks, failing closed.
 
-An event names who did what to which path and version, and how it ended. It never holds
-a secret value. If the event cannot be written the operation fails (fail closed).
+An event names who did what to which path and version(s), through which system, and how
+it ended; values appear only as HMACs under the vault's audit key. If no sink accepts an
+event the operation is refused with :class:`~sealbox.errors.AuditUnavailable` (unless the
+recorder was built with the unsafe ``fail_open=True``, for development).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
-from sealbox.storage.interface import AuditRow, Storage
+from sealbox.audit.events import EVENT_FORMAT, AuditKeys, Event, checkpoint_message
+from sealbox.errors import AuditUnavailable, SealboxError, Sealed
+
+if TYPE_CHECKING:
+    from sealbox.audit.sinks.interface import Sink
+    from sealbox.kms.interface import KeyProvider
+    from sealbox.storage.interface import CheckpointRow, Storage
+
+
+def _warn(message: str, *args: object) -> None:
+    # NOTE: logging is imported only when there is something to say (~2 ms of start-up).
+    import logging
+
+    logging.getLogger("sealbox.audit").warning(message, *args)
+
+
+#: A checkpoint is signed automatically every this many events of a node's chain (when
+#: the recorder holds the keys).
+CHECKPOINT_EVERY = 1000
+DEFAULT_NODE = "local"
 
 
 class Actor(NamedTuple):
-    """Who is acting and through which front end."""
+    """Who is acting and through which front end.
+
+    ``Actor(identity, source)`` stays valid: every other field has a default.
+    """
 
     identity: str
-    source: str
+    source: str  # the kind of front end: cli | api | sdk | scheduler | ci
+    identity_id: str = ""
+    auth_method: str = ""
+    token_accessor: str | None = None
+    remote_addr: str | None = None
+    user_agent: str | None = None
+    hostname: str | None = None
+    pid: int | None = None
+    request_id: str | None = None
+
+
+#: (path, version, value) of a secret version an operation touched; the value is only
+#: used to compute its HMAC and is never stored.
+Touched = tuple[str, int, bytes | None]
 
 
 class AuditRecorder:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        sinks: Sequence[Sink] | None = None,
+        node: str = DEFAULT_NODE,
+        fail_open: bool = False,
+    ) -> None:
         self._storage = storage
+        if sinks is None:
+            from sealbox.audit.sinks.db import DbSink
+
+            sinks = [DbSink(storage)]
+        if not sinks:
+            raise AuditUnavailable("no audit sink is configured", hint="configure [audit] sinks")
+        self.sinks = list(sinks)
+        self.node = node
+        self.fail_open = fail_open
+        self._provider: KeyProvider | None = None
+        self._vault_id = ""
+        self._keys: AuditKeys | None = None
+
+    def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
+        """The vault was unlocked: key events and HMAC values from now on."""
+        if self._provider is not provider:
+            self._provider, self._vault_id, self._keys = provider, vault_id, None
+
+    def audit_keys(self) -> AuditKeys | None:
+        """The audit keys if this process unlocked the vault, else None."""
+        if self._keys is None and self._provider is not None:
+            from sealbox.audit.keys import load_audit_keys
+
+            self._keys = load_audit_keys(self._storage, self._provider, self._vault_id)
+        return self._keys
+
+    def require_keys(self) -> AuditKeys:
+        keys = self.audit_keys()
+        if keys is None:
+            raise Sealed("the audit keys need the vault unlocked")
+        return keys
 
     def record(
         self,
@@ -32,7 +109,124 @@ class AuditRecorder:
         version: int | None = None,
         outcome: str = "allowed",
         reason: str = "",
+        touched: Sequence[Touched] = (),
     ) -> None:
-        self._storage.append_audit(
-            AuditRow(at, actor.identity, actor.source, operation, path, version, outcome, reason)
-        )
+        keys = self.audit_keys()
+        versions = [
+            {
+                "path": p,
+                "version": v,
+                "value_hmac": keys.value_hmac(value)
+                if keys is not None and value is not None
+                else None,
+            }
+            for p, v, value in touched
+        ]
+        event_id = os.urandom(8).hex()
+        event: Event = {
+            "format": EVENT_FORMAT,
+            "id": event_id,
+            "time": at,
+            "request_id": actor.request_id or event_id,
+            "identity": {
+                "id": actor.identity_id or None,
+                "name": actor.identity,
+                "auth_method": actor.auth_method or None,
+                "token_accessor": actor.token_accessor,
+            },
+            "source": {
+                "kind": actor.source,
+                "remote_addr": actor.remote_addr,
+                "user_agent": actor.user_agent,
+                "hostname": actor.hostname,
+                "pid": actor.pid,
+            },
+            "operation": operation,
+            "path": path,
+            "version": version,
+            "versions": versions,
+            "outcome": outcome,
+            "reason": reason,
+        }
+        accepted = 0
+        db_record: Event | None = None
+        for sink in self.sinks:
+            try:
+                stored = sink.write(event, keys, self.node)
+            except (OSError, SealboxError, ValueError) as exc:
+                _warn("audit sink %s refused an event: %s", sink.name, _describe(exc))
+                continue
+            accepted += 1
+            if sink.name == "db":
+                db_record = stored
+        if not accepted:
+            if self.fail_open:
+                _warn(
+                    "UNSAFE: no audit sink accepted the %s event for %s; continuing because "
+                    "audit_fail_open is set",
+                    operation,
+                    path,
+                )
+                return
+            raise AuditUnavailable(
+                f"the {operation} of {path} was refused: no audit sink accepted its event",
+                hint="free disk space or fix the audit sinks ([audit] sinks in config.toml); "
+                "--audit-fail-open exists for development only",
+            )
+        if (
+            db_record is not None
+            and keys is not None
+            and int(db_record["seq"]) % CHECKPOINT_EVERY == 0
+        ):
+            try:
+                self.checkpoint(at)
+            except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
+                _warn("periodic audit checkpoint failed: %s", exc.code)
+
+    def checkpoint(self, at: str) -> list[CheckpointRow]:
+        """Sign every chain head now (database chains and file sinks)."""
+        from sealbox.audit.keys import key_id, load_signing_key, verify_key
+        from sealbox.audit.sinks.jsonl import JsonlSink, append_line, last_state
+        from sealbox.crypto import macs
+        from sealbox.storage.interface import CheckpointRow
+
+        if self._provider is None:
+            raise Sealed("signing a checkpoint needs the vault unlocked")
+        private = load_signing_key(self._storage, self._provider, self._vault_id)
+        public = verify_key(self._storage)
+        assert public is not None
+        kid = key_id(public)
+        made = []
+        for node, (seq, hash_) in sorted(self._storage.audit_heads().items()):
+            msg = checkpoint_message(self._vault_id, "db", node, seq, hash_, at)
+            row = CheckpointRow(node, seq, hash_, at, macs.sign(private, msg).hex(), kid)
+            self._storage.add_audit_checkpoint(row)
+            made.append(row)
+        for sink in self.sinks:
+            if isinstance(sink, JsonlSink):
+                state = last_state(sink.path)
+                if state is None:
+                    continue
+                seq, hash_ = state
+                msg = checkpoint_message(self._vault_id, "file", self.node, seq, hash_, at)
+                append_line(
+                    sink.path,
+                    {
+                        "kind": "checkpoint",
+                        "node": self.node,
+                        "seq": seq,
+                        "hash": hash_,
+                        "time": at,
+                        "signature": macs.sign(private, msg).hex(),
+                        "key_id": kid,
+                    },
+                )
+        return made
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, SealboxError):
+        return exc.code
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}"
+    return type(exc).__name__

@@ -194,9 +194,13 @@ class Authenticator:
             self._record(actor, "login", f"identity/{name}", "denied", "bad credentials")
             raise AuthenticationFailed("invalid name or password")
         token = self.issue(row, auth_method="password", ttl=ttl, kind="p")
-        self._record(
-            Actor(row.name, actor.source), "login", f"identity/{name}", "allowed", token.accessor
+        who = actor._replace(
+            identity=row.name,
+            identity_id=row.id,
+            auth_method="password",
+            token_accessor=token.accessor,
         )
+        self._record(who, "login", f"identity/{name}", "allowed", token.accessor)
         return token
 
     def login_approle(
@@ -216,7 +220,12 @@ class Authenticator:
             raise AuthenticationFailed("invalid role id or secret id")
         token = self.issue(row, auth_method="approle", ttl=ttl)
         self._record(
-            Actor(row.name, actor.source),
+            actor._replace(
+                identity=row.name,
+                identity_id=row.id,
+                auth_method="approle",
+                token_accessor=token.accessor,
+            ),
             "login",
             f"identity/{row.name}",
             "allowed",
@@ -257,7 +266,9 @@ class Authenticator:
             raise AuthenticationFailed("invalid or expired token")
         return _token_info(row, principal.name)
 
-    def renew(self, token_value: str, increment: timedelta | None = None) -> str:
+    def renew(
+        self, token_value: str, increment: timedelta | None = None, actor: Actor | None = None
+    ) -> str:
         """Extend a token (up to its max TTL); returns the new expiry."""
         principal = self.resolve(token_value)
         assert principal.token_accessor is not None
@@ -267,18 +278,32 @@ class Authenticator:
         wanted = now + _ttl(increment, DEFAULT_TTL)
         expires = min(wanted, datetime.fromisoformat(row.max_expires_at)).isoformat()
         self._storage.renew_token(row.accessor, expires)
+        who = (actor or Actor(principal.name, "api"))._replace(
+            identity=principal.name,
+            identity_id=principal.identity_id,
+            auth_method=principal.auth_method,
+            token_accessor=row.accessor,
+        )
+        self._record(who, "token.renew", f"token/{row.accessor}", "allowed", expires)
         return expires
 
 
 class Accounts:
     """Administration of identities, tokens and policies, authorised and audited."""
 
-    def __init__(self, storage: Storage, principal: Principal, actor: Actor, clock: Clock) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        principal: Principal,
+        actor: Actor,
+        clock: Clock,
+        audit: AuditRecorder | None = None,
+    ) -> None:
         self._storage = storage
         self.principal = principal
         self._actor = actor
         self._clock = clock
-        self._audit = AuditRecorder(storage)
+        self._audit = audit if audit is not None else AuditRecorder(storage)
         self.authenticator = Authenticator(storage, clock, self._audit)
 
     def _now(self) -> str:

@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
     "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),
     "token": ("sealbox.cli.admin_cmds:token", "Create, list and revoke tokens."),
+    "audit": (
+        "sealbox.cli.audit_cmds:audit",
+        "Query, verify and checkpoint the tamper-evident audit trail.",
+    ),
 }
 
 
@@ -81,12 +85,22 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sealbox")
-def cli() -> None:
+@click.option(
+    "--audit-fail-open",
+    is_flag=True,
+    help="UNSAFE, development only: run operations even when no audit sink accepts them.",
+)
+def cli(audit_fail_open: bool) -> None:
     """sealbox: keep secrets out of source control and deliver them to your processes.
 
     Start with `sealbox init`, then `sealbox setup`, `sealbox secret set NAME` and
     `sealbox run -- your-command`.
     """
+    if audit_fail_open:
+        import os
+
+        # NOTE: the factory reads it from the environment; open_vault warns on every use.
+        os.environ["SEALBOX_AUDIT_FAIL_OPEN"] = "1"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from sealbox.model import SecretRef
 
 if TYPE_CHECKING:
     from sealbox.api import VaultAPI
+    from sealbox.vault import Vault
 
 
 def tty_prompt() -> Callable[[str], str] | None:
@@ -34,7 +35,25 @@ def open_vault(source: str = "cli", *, prefer_offline: bool = False) -> VaultAPI
     """The embedded vault, or the server's when SEALBOX_ADDR is set (remote mode)."""
     from sealbox.factory import connect
 
-    return connect(prompt=tty_prompt(), source=source, prefer_offline=prefer_offline)
+    vault = connect(prompt=tty_prompt(), source=source, prefer_offline=prefer_offline)
+    if getattr(vault, "audit_fail_open", False):
+        import sys
+
+        print(
+            "sealbox: WARNING: audit fail-open is on (--audit-fail-open, SEALBOX_AUDIT_FAIL_OPEN"
+            " or [audit] fail_open): operations run even if no audit sink records them."
+            " Never use this outside development.",
+            file=sys.stderr,
+        )
+    return vault
+
+
+def open_embedded(source: str = "cli") -> Vault:
+    """The embedded vault only, for commands with no remote form yet (audit queries);
+    in remote mode the factory refuses with a clear message."""
+    from sealbox.factory import open_vault as _open
+
+    return _open(prompt=tty_prompt(), source=source)
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:

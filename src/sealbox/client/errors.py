@@ -37,6 +37,7 @@ ERROR_CLASSES: dict[str, type[errors.SealboxError]] = {
     errors.IntegrityError.code: errors.IntegrityError,
     errors.KeyProviderError.code: errors.KeyProviderError,
     errors.BackendUnavailable.code: errors.BackendUnavailable,
+    errors.AuditUnavailable.code: errors.AuditUnavailable,
     errors.NotInitialised.code: errors.NotInitialised,
     # Codes only the HTTP layer produces.
     RateLimited.code: RateLimited,

@@ -47,6 +47,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.IntegrityError.code: 500,
     errors.Sealed.code: 503,
     errors.BackendUnavailable.code: 503,
+    errors.AuditUnavailable.code: 503,
     errors.NotInitialised.code: 503,
     errors.KeyProviderError.code: 503,
 }
@@ -54,6 +55,7 @@ HTTP_STATUS: dict[str, int] = {
 #: codes whose answer carries ``Retry-After`` (seconds): the condition is expected to pass.
 RETRY_AFTER: dict[str, int] = {
     errors.BackendUnavailable.code: 1,
+    errors.AuditUnavailable.code: 1,
     errors.KeyProviderError.code: 1,
 }
 

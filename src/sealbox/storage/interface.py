@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 from sealbox.kms.local import KekRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SealedRow(NamedTuple):
@@ -56,6 +56,8 @@ class SessionRow(NamedTuple):
 
 
 class AuditRow(NamedTuple):
+    """One stored audit event: queryable columns plus the chained record (``event``)."""
+
     at: str
     actor: str
     source: str
@@ -64,6 +66,43 @@ class AuditRow(NamedTuple):
     version: int | None
     outcome: str
     reason: str
+    node: str = ""
+    seq: int | None = None  # None: written before schema 3 (not chained)
+    event: str = ""  # canonical JSON of the chained record, ``hash`` included
+    prev: str = ""
+    hash: str = ""
+    link: str = ""
+    id: int | None = None  # storage position, set when read back
+
+
+class CheckpointRow(NamedTuple):
+    """A signed statement that a node's chain had ``hash`` at ``seq``."""
+
+    node: str
+    seq: int
+    hash: str
+    at: str
+    signature: str  # hex Ed25519 signature
+    key_id: str  # fingerprint of the public key
+
+
+class AuditQuery(NamedTuple):
+    """Filters of an audit query; None means "any"."""
+
+    paths: tuple[str, ...] | None = None
+    identity: str | None = None
+    since: str | None = None
+    until: str | None = None
+    operations: tuple[str, ...] | None = None
+    outcomes: tuple[str, ...] | None = None
+    source: str | None = None
+    limit: int | None = 1000
+    newest_first: bool = True
+
+
+#: Called inside the audit transaction with the next sequence number of the node's chain
+#: and the hash of the event before it; returns the row to insert.
+BuildAudit = Callable[[int, str], AuditRow]
 
 
 class IdentityRow(NamedTuple):
@@ -198,6 +237,17 @@ class Storage(Protocol):
     def list_policies(self) -> list[tuple[str, str]]: ...
     def delete_policy(self, name: str) -> None: ...
 
-    # audit (a minimal trail; issue 4 grows it)
-    def append_audit(self, row: AuditRow) -> None: ...
+    # vault settings written once by whoever comes first (the lazily created audit key)
+    def ensure_setting(self, key: str, value: str) -> str: ...
+
+    # audit trail: one hash chain per node; the head is read and moved with each insert
+    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow: ...
     def list_audit(self, limit: int = 100) -> list[AuditRow]: ...
+    def query_audit(self, query: AuditQuery) -> list[AuditRow]: ...
+    def audit_chain(self, node: str) -> list[AuditRow]: ...
+    def audit_heads(self) -> dict[str, tuple[int, str]]: ...
+    def audit_nodes(self) -> list[str]: ...
+    def count_unchained_audit(self) -> int: ...
+    def has_keyed_audit(self) -> bool: ...
+    def add_audit_checkpoint(self, row: CheckpointRow) -> None: ...
+    def list_audit_checkpoints(self) -> list[CheckpointRow]: ...

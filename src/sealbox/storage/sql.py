@@ -13,11 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
+from sealbox.audit.events import GENESIS
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
 from sealbox.kms.local import KekRecord
 from sealbox.storage.interface import (
     SCHEMA_VERSION,
+    AuditQuery,
     AuditRow,
+    BuildAudit,
+    CheckpointRow,
     IdentityRow,
     SealFor,
     SecretIdRow,
@@ -82,8 +86,34 @@ def schema_v2(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v3(d: Dialect) -> list[str]:
+    """Schema version 3: the audit hash chain (issue 4), its heads and signed checkpoints.
+
+    Events written before version 3 keep ``seq`` NULL: they predate the chain.
+    """
+    return [
+        "ALTER TABLE sb_audit ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN seq INTEGER",
+        "ALTER TABLE sb_audit ADD COLUMN event TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN prev TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN link TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX sb_audit_node ON sb_audit (node, id)",
+        "CREATE INDEX sb_audit_path ON sb_audit (path, id)",
+        "CREATE TABLE sb_audit_heads (node TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+        " hash TEXT NOT NULL)",
+        f"CREATE TABLE sb_audit_checkpoints (id {d.serial_pk}, node TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL,"
+        " key_id TEXT NOT NULL)",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
-MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {1: schema_v1, 2: schema_v2}
+MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
+    1: schema_v1,
+    2: schema_v2,
+    3: schema_v3,
+}
 
 _VERSION_COLS = (
     "s.project, s.env, s.name, v.version, v.stage, v.created_at, v.created_by, v.kek_id,"
@@ -834,37 +864,169 @@ class SqlStorage:
             if not cur.rowcount:
                 raise NotFound(f"policy {name!r} does not exist")
 
-    # -- audit --------------------------------------------------------------------------------
+    # -- audit ----------------------------------------------------------------------------------
+    _AUDIT_COLS = (
+        "at, actor, source, operation, path, version, outcome, reason, node, seq, event, prev,"
+        " hash, link"
+    )
+
+    def ensure_setting(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is there; returns the stored value."""
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            row = self._one(tx, "SELECT value FROM sb_settings WHERE key = ?", (key,))
+            if row is not None:
+                return str(row[0])
+            self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
+            return value
+
     def _audit_tx(self) -> AbstractContextManager[Tx]:
         """The transaction an audit event is written in (a backend may relax its sync)."""
         return self._tx(write=True)
 
-    def append_audit(self, row: AuditRow) -> None:
-        with self._single(audit=True) as tx:
-            self._require_schema(tx)
+    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow:
+        # NOTE: the head is read and moved in the same transaction as the insert, under
+        # the database write lock (SQLite) or the head row's lock (PostgreSQL), so the
+        # chain of one node is serialised and never forks.
+        with self._audit_tx() as tx:
+            # NOTE: no _require_schema here (two queries on every read's hot path): the
+            # vault's schema was checked when it was opened, and an older table fails the
+            # insert, which refuses the event (fail closed).
+            head = self._one(
+                tx,
+                "SELECT seq, hash FROM sb_audit_heads WHERE node = ?" + self._lock_clause(),
+                (node,),
+            )
+            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+            row = build(seq + 1, prev)
             self._exec(
                 tx,
-                "INSERT INTO sb_audit (at, actor, source, operation, path, version, outcome,"
-                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.at,
-                    row.actor,
-                    row.source,
-                    row.operation,
-                    row.path,
-                    row.version,
-                    row.outcome,
-                    row.reason,
-                ),
+                f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row[:14],
             )
+            if head is None:
+                self._exec(
+                    tx,
+                    "INSERT INTO sb_audit_heads (node, seq, hash) VALUES (?, ?, ?)",
+                    (node, row.seq, row.hash),
+                )
+            else:
+                self._exec(
+                    tx,
+                    "UPDATE sb_audit_heads SET seq = ?, hash = ? WHERE node = ?",
+                    (row.seq, row.hash, node),
+                )
+            return row
+
+    @staticmethod
+    def _audit_row(r: Sequence[Any]) -> AuditRow:
+        return AuditRow._make([*r[:14], int(r[14])])
 
     def list_audit(self, limit: int = 100) -> list[AuditRow]:
         with self._tx(write=False) as tx:
             self._require_schema(tx)
             rows = self._all(
                 tx,
-                "SELECT at, actor, source, operation, path, version, outcome, reason FROM sb_audit"
-                " ORDER BY id DESC LIMIT ?",
+                f"SELECT {self._AUDIT_COLS}, id FROM sb_audit ORDER BY id DESC LIMIT ?",
                 (limit,),
             )
-        return [AuditRow(*r) for r in reversed(rows)]
+        return [self._audit_row(r) for r in reversed(rows)]
+
+    def query_audit(self, query: AuditQuery) -> list[AuditRow]:
+        where: list[str] = []
+        params: list[Any] = []
+
+        def any_of(column: str, values: tuple[str, ...]) -> None:
+            where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+
+        if query.paths is not None:
+            any_of("path", query.paths)
+        if query.operations is not None:
+            any_of("operation", query.operations)
+        if query.outcomes is not None:
+            any_of("outcome", query.outcomes)
+        if query.identity is not None:
+            where.append("actor = ?")
+            params.append(query.identity)
+        if query.source is not None:
+            where.append("source = ?")
+            params.append(query.source)
+        if query.since is not None:
+            where.append("at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("at < ?")
+            params.append(query.until)
+        sql = f"SELECT {self._AUDIT_COLS}, id FROM sb_audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC" if query.newest_first else " ORDER BY id"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(tx, sql, params)
+        return [self._audit_row(r) for r in rows]
+
+    def audit_chain(self, node: str) -> list[AuditRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                f"SELECT {self._AUDIT_COLS}, id FROM sb_audit"
+                " WHERE node = ? AND seq IS NOT NULL ORDER BY id",
+                (node,),
+            )
+        return [self._audit_row(r) for r in rows]
+
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(tx, "SELECT node, seq, hash FROM sb_audit_heads")
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def audit_nodes(self) -> list[str]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT DISTINCT node FROM sb_audit WHERE seq IS NOT NULL"
+                " UNION SELECT node FROM sb_audit_heads"
+                " UNION SELECT node FROM sb_audit_checkpoints",
+            )
+        return sorted(str(r[0]) for r in rows)
+
+    def count_unchained_audit(self) -> int:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            row = self._one(tx, "SELECT COUNT(*) FROM sb_audit WHERE seq IS NULL")
+        return int(row[0])
+
+    def has_keyed_audit(self) -> bool:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            row = self._one(tx, "SELECT 1 FROM sb_audit WHERE link = 'hmac' LIMIT 1")
+        return row is not None
+
+    def add_audit_checkpoint(self, row: CheckpointRow) -> None:
+        with self._audit_tx() as tx:
+            self._require_schema(tx)
+            self._exec(
+                tx,
+                "INSERT INTO sb_audit_checkpoints (node, seq, hash, at, signature, key_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                tuple(row),
+            )
+
+    def list_audit_checkpoints(self) -> list[CheckpointRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT node, seq, hash, at, signature, key_id FROM sb_audit_checkpoints"
+                " ORDER BY id",
+            )
+        return [CheckpointRow(str(r[0]), int(r[1]), *(str(x) for x in r[2:])) for r in rows]

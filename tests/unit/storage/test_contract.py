@@ -201,8 +201,32 @@ def test_iter_versions_and_audit(store: Storage) -> None:
     write(store, "B")
     write(store, "B")
     assert [(v.name, v.version) for v in store.iter_versions()] == [("A", 1), ("B", 1), ("B", 2)]
-    store.append_audit(AuditRow(NOW, "me", "cli", "read", "payments/dev/A", 1, "allowed", ""))
+
+    def build(seq: int, prev: str) -> AuditRow:
+        return AuditRow(
+            NOW,
+            "me",
+            "cli",
+            "read",
+            "payments/dev/A",
+            1,
+            "allowed",
+            "",
+            "n1",
+            seq,
+            "{}",
+            prev,
+            f"{seq:064x}",
+            "sha256",
+        )
+
+    store.append_audit_event("n1", build)
+    row = store.append_audit_event("n1", build)
+    assert (row.seq, row.prev) == (2, f"{1:064x}")
     assert store.list_audit()[-1].operation == "read"
+    assert store.audit_heads() == {"n1": (2, f"{2:064x}")}
+    assert [r.seq for r in store.audit_chain("n1")] == [1, 2]
+    assert store.audit_nodes() == ["n1"]
     assert store.check() == []
 
 

@@ -1,0 +1,130 @@
+"""Benchmark: the cost of auditing on the read path, audit on (default sinks) vs off.
+
+- **process**: embedded `sealbox secret get NAME` (whole process, key-file vault), median
+  of N runs. Both variants run the same launcher; "off" replaces
+  ``AuditRecorder.record`` with a no-op before the CLI starts. That switch lives only in
+  this benchmark: sealbox has no user option to turn auditing off.
+- **in-process**: a loop of ``Vault.get`` (reveal=False) on one secret, per-call median.
+- **run**: `sealbox run -- true` with 20 secrets (one event carrying 20 value HMACs).
+
+    python benchmarks/audit_bench.py [--runs 30] [--loop 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAUNCH = """
+import sys
+if sys.argv[1] == "off":
+    from sealbox.audit.recorder import AuditRecorder
+    AuditRecorder.record = lambda self, **kw: None
+sys.argv = ["sealbox", *sys.argv[2:]]
+from sealbox.cli.entry import entrypoint
+entrypoint()
+"""
+
+
+def wall(cmd: list[str], env: dict[str, str], runs: int) -> list[float]:
+    for _ in range(3):
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def in_process(home: Path, audit: bool, loops: int) -> list[float]:
+    from sealbox import factory
+    from sealbox.audit.recorder import AuditRecorder
+    from sealbox.model import SecretRef
+
+    original = AuditRecorder.record
+    if not audit:
+        AuditRecorder.record = lambda self, **kw: None  # type: ignore[method-assign]
+    try:
+        vault = factory.open_vault(home=home, env={"SEALBOX_HOME": str(home)})
+        ref = SecretRef("bench", "dev", "KEY_0")
+        for _ in range(50):
+            vault.get(ref)
+        times = []
+        for _ in range(loops):
+            start = time.perf_counter()
+            vault.get(ref)
+            times.append(time.perf_counter() - start)
+        vault.close()
+        return times
+    finally:
+        AuditRecorder.record = original  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--loop", type=int, default=2000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="sealbox-audit-bench-"))
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+    env.update(SEALBOX_HOME=str(home), SEALBOX_PROJECT="bench", SEALBOX_ENV="dev")
+    py = sys.executable
+    sb = [py, "-c", LAUNCH]
+    subprocess.run(
+        [*sb, "on", "init", "--key-file", str(root / "k.key")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*sb, "on", "project", "create", "bench"], env=env, check=True, capture_output=True
+    )
+    (root / "in.env").write_text(
+        "".join(f"KEY_{i}=value-{i}-{os.urandom(12).hex()}\n" for i in range(20))
+    )
+    subprocess.run(
+        [*sb, "on", "import", str(root / "in.env")], env=env, check=True, capture_output=True
+    )
+
+    rows = []
+    for label, argv in (
+        ("secret get (process)", ["secret", "get", "KEY_0"]),
+        ("run -- true, 20 secrets", ["run", "--", "true"]),
+    ):
+        # Interleave on/off so drifting machine load hits both alike.
+        on: list[float] = []
+        off: list[float] = []
+        for _ in range(2):
+            on += wall([*sb, "on", *argv], env, args.runs // 2)
+            off += wall([*sb, "off", *argv], env, args.runs // 2)
+        rows.append((label, statistics.median(on), statistics.median(off), "ms", 1e3))
+    on_ip = in_process(home, True, args.loop)
+    off_ip = in_process(home, False, args.loop)
+    rows.append(
+        ("Vault.get (in-process)", statistics.median(on_ip), statistics.median(off_ip), "us", 1e6)
+    )
+
+    print(f"{'':26} {'audit on':>12} {'audit off':>12} {'added':>10} {'added %':>8}")
+    for label, on_m, off_m, unit, scale in rows:
+        added = on_m - off_m
+        print(
+            f"{label:26} {on_m * scale:10.2f}{unit} {off_m * scale:10.2f}{unit} "
+            f"{added * scale:8.2f}{unit} {100 * added / off_m:7.1f}%"
+        )
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}; sinks: db (default)"
+    )
+
+
+if __name__ == "__main__":
+    main()

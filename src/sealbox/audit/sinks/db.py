@@ -1,0 +1,44 @@
+"""The default sink: the vault's own database (queryable; one chain per node).
+
+The ``event`` column holds the canonical record *without* its hash (exactly the bytes the
+hash covers, encoded once on the hot path); the ``hash`` column holds the hash.
+"""
+
+from __future__ import annotations
+
+from sealbox.audit.events import AuditKeys, Event, chain_encoded
+from sealbox.storage.interface import AuditRow, Storage
+
+
+class DbSink:
+    name = "db"
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def write(self, event: Event, keys: AuditKeys | None, node: str) -> Event:
+        chain_key = keys.chain_key if keys is not None else None
+        stored: list[Event] = []
+
+        def build(seq: int, prev: str) -> AuditRow:
+            rec, body = chain_encoded(event, chain_key, node=node, seq=seq, prev=prev)
+            stored.append(rec)
+            return AuditRow(
+                rec["time"],
+                rec["identity"]["name"],
+                rec["source"]["kind"],
+                rec["operation"],
+                rec["path"],
+                rec["version"],
+                rec["outcome"],
+                rec["reason"],
+                node,
+                seq,
+                body.decode(),
+                prev,
+                rec["hash"],
+                rec["link"],
+            )
+
+        self._storage.append_audit_event(node, build)
+        return stored[-1]

@@ -1,0 +1,86 @@
+"""MACs, hashes and signatures for the audit trail (HMAC-SHA256, SHA-256, Ed25519).
+
+Everything goes through ``cryptography``. Sub-keys are derived with HKDF-Expand
+(RFC 5869) for one 32-byte block, ``T(1) = HMAC(key, info || 0x01)``, which is exact for
+a uniformly random input key such as the vault's audit key. Ed25519 is imported only by
+the functions that sign or verify (checkpoints are rare; ``sealbox run`` never needs it).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes, hmac
+
+KEY_BYTES = 32
+
+
+def mac(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of ``data`` under ``key``."""
+    h = hmac.HMAC(key, hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def derive(key: bytes, label: bytes) -> bytes:
+    """A 32-byte sub-key for one purpose (HKDF-Expand, one block)."""
+    if len(key) != KEY_BYTES:
+        raise ValueError("sub-keys are derived from a 32-byte key")
+    return mac(key, label + b"\x01")
+
+
+def sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison of two MACs or hashes."""
+    # NOTE: imported here: it pulls in hashlib/OpenSSL (~2 ms), off `sealbox run`'s path.
+    from cryptography.hazmat.primitives.constant_time import bytes_eq
+
+    return bytes_eq(a, b)
+
+
+def new_signing_key() -> tuple[bytes, bytes]:
+    """A fresh Ed25519 key pair as raw bytes: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return private, public
+
+
+def public_of(private: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.from_private_bytes(private)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+
+
+def sign(private: bytes, message: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(private).sign(message)
+
+
+def signature_valid(public: bytes, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,198 @@
+"""The database chain: each kind of tampering is found at the right position."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from tests.unit.audit.conftest import OpenVault
+
+from sealbox.audit.events import GENESIS, canonical
+from sealbox.errors import IntegrityError
+from sealbox.model import SecretRef, SecretValue
+
+REF = SecretRef("payments", "dev", "DB_PASSWORD")
+
+
+def _busy(open_vault: OpenVault) -> None:
+    """Ten-odd keyed events."""
+    vault = open_vault()
+    for i in range(3):
+        vault.set(REF, SecretValue(f"value-{i}"))
+    for _ in range(3):
+        vault.get(REF, reveal=True)
+    vault.list_secrets("payments", "dev")
+    vault.close()
+
+
+def _db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "vault.db", isolation_level=None)
+
+
+def _rows(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return conn.execute("SELECT * FROM sb_audit ORDER BY id").fetchall()
+
+
+def _rewrite(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Store rows in this order (ids renumbered), as an attacker with SQL access could."""
+    conn.execute("DELETE FROM sb_audit")
+    marks = ", ".join("?" for _ in rows[0])
+    for i, row in enumerate(rows, start=1):
+        conn.execute(f"INSERT INTO sb_audit VALUES ({marks})", (i, *row[1:]))
+
+
+def _findings(open_vault: OpenVault) -> list[str]:
+    return open_vault().audit_verify().findings
+
+
+def _seq_index(conn: sqlite3.Connection) -> int:
+    names = [d[1] for d in conn.execute("PRAGMA table_info(sb_audit)").fetchall()]
+    return names.index("seq")
+
+
+def test_clean_chain_verifies(make_vault: OpenVault) -> None:
+    _busy(make_vault)
+    result = make_vault().audit_verify()
+    assert result.findings == []
+    assert "db chain 'local'" in result.summary[0]
+
+
+def test_modified_event_is_found_at_its_row(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute(
+            "UPDATE sb_audit SET event = replace(event, '\"reveal\"', '\"list\"'),"
+            " operation = 'list' WHERE seq = 5"
+        )
+    [finding] = _findings(make_vault)
+    assert "(seq 5)" in finding and "event seq 5 modified" in finding
+
+
+def test_a_column_edited_alone_is_found(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute("UPDATE sb_audit SET actor = 'someone-else' WHERE seq = 4")
+    [finding] = _findings(make_vault)
+    assert "(seq 4)" in finding and "column actor" in finding
+
+
+def test_deleted_event_is_found(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute("DELETE FROM sb_audit WHERE seq = 6")
+    [finding] = _findings(make_vault)
+    assert "(seq 7)" in finding and "seq 6 missing" in finding
+
+
+def test_inserted_event_is_found(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        rows = _rows(conn)
+        si = _seq_index(conn)
+        forged = list(rows[3])  # a copy of seq 4, claiming another path
+        forged[5] = "payments/dev/OTHER"
+        event = json.loads(str(forged[si + 1]))
+        event["path"] = "payments/dev/OTHER"
+        forged[si + 1] = canonical(event).decode()
+        _rewrite(conn, [*rows[:3], tuple(forged), *rows[3:]])
+    [finding] = _findings(make_vault)
+    assert finding.startswith("db chain 'local': row 4 (seq 4): event inserted")
+
+
+def test_swapped_events_are_found(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        rows = _rows(conn)
+        _rewrite(conn, [*rows[:4], rows[5], rows[4], *rows[6:]])
+    [finding] = _findings(make_vault)
+    assert "row 5 (seq 6): events reordered" in finding
+
+
+def test_truncated_tail_is_found_by_the_head(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute("DELETE FROM sb_audit WHERE seq >= 8")
+    [finding] = _findings(make_vault)
+    assert "tail truncated" in finding and "ends at seq 7" in finding
+
+
+def test_truncated_tail_is_found_by_a_checkpoint(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    make_vault().audit_checkpoint()
+    with _db(home) as conn:
+        # A careful attacker also moves the head back.
+        conn.execute("DELETE FROM sb_audit WHERE seq >= 8")
+        h = conn.execute("SELECT hash FROM sb_audit WHERE seq = 7").fetchone()[0]
+        conn.execute("UPDATE sb_audit_heads SET seq = 7, hash = ?", (h,))
+    findings = _findings(make_vault)
+    assert any("tail truncated" in f and "checkpoint signed seq" in f for f in findings)
+
+
+def test_edited_checkpoint_is_found(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    make_vault().audit_checkpoint()
+    with _db(home) as conn:
+        conn.execute("UPDATE sb_audit_checkpoints SET seq = seq + 1")
+    findings = _findings(make_vault)
+    assert any("checkpoint of seq" in f and "bad signature" in f for f in findings)
+
+
+def test_chain_rewritten_without_the_key_is_found(make_vault: OpenVault, home: Path) -> None:
+    """Rewriting an event and re-hashing everything after it needs the chain key."""
+    _busy(make_vault)
+    with _db(home) as conn:
+        si = _seq_index(conn)
+        rows = _rows(conn)
+        prev = GENESIS
+        new_rows = []
+        from sealbox.audit.events import link_hash
+
+        for row in rows:
+            event = json.loads(str(row[si + 1]))
+            if event["seq"] == 2:
+                event["identity"]["name"] = "mallory"
+            event["prev"] = prev
+            event["link"] = "sha256"
+            new_hash = link_hash(None, event)
+            r = list(row)
+            r[2] = event["identity"]["name"]
+            r[si + 1 : si + 5] = [canonical(event).decode(), prev, new_hash, "sha256"]
+            prev = new_hash
+            new_rows.append(tuple(r))
+        _rewrite(conn, new_rows)
+        conn.execute("UPDATE sb_audit_heads SET hash = ?", (prev,))
+    [finding] = _findings(make_vault)
+    assert "row 2 (seq 2): event seq 2 modified (unkeyed link" in finding  # the first write
+
+
+def test_missing_audit_key_is_a_clear_error(make_vault: OpenVault, home: Path) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute("DELETE FROM sb_settings WHERE key = 'audit_key'")
+    with pytest.raises(IntegrityError, match="audit key is missing"):
+        make_vault().get(REF)
+
+
+def test_wrong_audit_key_is_a_clear_error(
+    make_vault: OpenVault, home: Path, tmp_path: Path
+) -> None:
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute(
+            "UPDATE sb_settings SET value = (SELECT value FROM sb_settings"
+            " WHERE key = 'audit_signing_key') WHERE key = 'audit_key'"
+        )
+    with pytest.raises(IntegrityError, match="audit key does not open"):
+        make_vault().get(REF)
+
+
+def test_locked_process_events_are_unkeyed_then_anchored(make_vault: OpenVault) -> None:
+    vault = make_vault()
+    vault.list_secrets("payments", "dev")  # never unlocks: a SHA-256 link
+    vault.close()
+    result = make_vault().audit_verify()  # unlocks; records a keyed event afterwards
+    assert result.findings == []
+    assert any("follow the last keyed event" in n for n in result.notices)
+    assert make_vault().audit_verify().findings == []
