@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sealbox.audit.recorder import Actor
 from sealbox.auth.principal import Principal
@@ -68,8 +69,29 @@ class TokenCache:
         """(hits, misses) since start, for the metrics."""
         return self.hits, self.misses
 
-    def resolve(self, token: str | None) -> Caller:
-        """The caller behind a token; every failure is the same 401."""
+    def resolve(self, token: str | None, scope: Mapping[str, Any] | None = None) -> Caller:
+        """The caller behind a token; every failure is the same 401.
+
+        With the request's ASGI ``scope``, the caller's vault view records the remote
+        address, user agent and request id in every audit event of this request.
+        """
+        caller = self._resolve(token)
+        if scope is None:
+            return caller
+        p = caller.principal
+        actor = Actor(
+            p.name,
+            "api",
+            identity_id=p.identity_id,
+            auth_method=p.auth_method,
+            token_accessor=p.token_accessor,
+            remote_addr=_client_address(scope),
+            user_agent=_header(scope, b"user-agent"),
+            request_id=scope.get("sealbox.request_id") or None,
+        )
+        return Caller(p, caller.vault.as_principal(p, actor))
+
+    def _resolve(self, token: str | None) -> Caller:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             # The same error as an unknown token; the checksum check in resolve() below is
             # constant time, and only a well-formed token reaches the database.
@@ -107,6 +129,19 @@ class TokenCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _client_address(scope: Mapping[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            # Bounded: a user agent is metadata, not a place to store a novel.
+            return bytes(value[:256]).decode("latin-1")
+    return None
 
 
 class RateLimiter:

@@ -79,7 +79,7 @@ class HotPath:
         return dict(parse_qsl(qs.decode("latin-1"))) if qs else {}
 
     def _caller(self, scope: Scope) -> Any:
-        who = self._state.tokens.resolve(bearer_token(scope["headers"]))
+        who = self._state.tokens.resolve(bearer_token(scope["headers"]), scope)
         scope["sealbox.caller"] = who
         return who
 

@@ -43,7 +43,7 @@ def token_of(request: Request) -> str | None:
 
 def caller(request: Request) -> Caller:
     """The authenticated caller (401 otherwise); noted in the scope for the access log."""
-    who = state(request).tokens.resolve(token_of(request))
+    who = state(request).tokens.resolve(token_of(request), request.scope)
     request.scope["sealbox.caller"] = who
     return who
 

@@ -23,11 +23,11 @@ SETTINGS_VAR = "SEALBOX_SERVER_SETTINGS"
 HTTP_IMPL = "h11"
 
 
-def open_server_vault() -> Any:
+def open_server_vault(settings: ServerSettings) -> Any:
     """The configured vault with its keys loaded, or a Sealed/NotInitialised error."""
     from sealbox.factory import open_vault
 
-    vault = open_vault(source="api", prompt=None)
+    vault = open_vault(source="api", prompt=None, audit_node=settings.node)
     try:
         vault.open_keys()
     except BaseException:
@@ -59,7 +59,7 @@ def app_from_environment() -> Starlette:
 
     settings = _settings_from_env()
     logs.configure(settings.log_level)
-    return create_app(open_server_vault(), settings)
+    return create_app(open_server_vault(settings), settings)
 
 
 def serve(settings: ServerSettings) -> None:
@@ -69,7 +69,7 @@ def serve(settings: ServerSettings) -> None:
     from sealbox.server.app import create_app
 
     logs.configure(settings.log_level)
-    vault = open_server_vault()  # fail fast, in the parent, with one clear line
+    vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -48,6 +48,17 @@ class ServerSettings:
     login_rate: float = 5.0
     login_burst: int = 10
     http: str = "h11"
+    #: The audit chain this server appends to ("" = server:<hostname>:<port>): one chain
+    #: per node, so nodes on one database never queue on one chain head (docs/audit.md).
+    audit_node: str = ""
+
+    @property
+    def node(self) -> str:
+        if self.audit_node:
+            return self.audit_node
+        import socket
+
+        return f"server:{socket.gethostname()}:{self.port}"
 
     @property
     def host(self) -> str:
