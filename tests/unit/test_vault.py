@@ -310,7 +310,7 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
         version = conn.execute(
             "SELECT value FROM sb_settings WHERE key='schema_version'"
         ).fetchone()
-    assert version == ("3",)
+    assert version == ("4",)
     # The old events stay, unchained; new ones are chained under a lazily created key.
     result = reopened.audit_verify()
     assert result.findings == []

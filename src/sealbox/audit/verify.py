@@ -99,7 +99,7 @@ def verify_database(
     findings: list[str] = []
     notices: list[str] = []
     summary: list[str] = []
-    heads = storage.audit_heads()
+    heads = storage.audit_head_marks()
     checkpoints = storage.list_audit_checkpoints()
     for node in storage.audit_nodes():
         items = [_row_item(r) for r in storage.audit_chain(node)]

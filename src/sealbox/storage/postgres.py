@@ -83,6 +83,8 @@ class PostgresStorage(SqlStorage):
         try:
             with self._conn.cursor() as cur:
                 yield cur
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict("a concurrent write took this position; retry") from exc
         except psycopg.OperationalError:
             raise BackendUnavailable(f"{self.description} is unavailable") from None
         except psycopg.Error as exc:

@@ -108,11 +108,22 @@ def schema_v3(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v4(d: Dialect) -> list[str]:
+    """Schema version 4: an audit chain cannot fork (one event per node and position)."""
+    # The unique index serves the per-node chain queries too, so the v3 (node, id) index
+    # goes: every index is paid for on every audited read.
+    return [
+        "CREATE UNIQUE INDEX sb_audit_node_seq ON sb_audit (node, seq)",
+        "DROP INDEX sb_audit_node",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
     2: schema_v2,
     3: schema_v3,
+    4: schema_v4,
 }
 
 _VERSION_COLS = (
@@ -884,40 +895,47 @@ class SqlStorage:
         """The transaction an audit event is written in (a backend may relax its sync)."""
         return self._tx(write=True)
 
-    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow:
-        # NOTE: the head is read and moved in the same transaction as the insert, under
-        # the database write lock (SQLite) or the head row's lock (PostgreSQL), so the
-        # chain of one node is serialised and never forks.
-        with self._audit_tx() as tx:
-            # NOTE: no _require_schema here (two queries on every read's hot path): the
-            # vault's schema was checked when it was opened, and an older table fails the
-            # insert, which refuses the event (fail closed).
-            head = self._one(
+    #: node -> (seq, hash) of the last event this process appended or saw.
+    _audit_heads: dict[str, tuple[int, str]] | None = None
+
+    def _load_audit_head(self, node: str) -> tuple[int, str]:
+        with self._single() as tx:
+            r = self._one(
                 tx,
-                "SELECT seq, hash FROM sb_audit_heads WHERE node = ?" + self._lock_clause(),
+                "SELECT seq, hash FROM sb_audit WHERE node = ? AND seq IS NOT NULL"
+                " ORDER BY seq DESC LIMIT 1",
                 (node,),
             )
-            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        return (int(r[0]), str(r[1])) if r else (0, GENESIS)
+
+    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow:
+        # NOTE: one INSERT per event, no transaction around it: the chain head is kept in
+        # memory and the unique (node, seq) index makes a fork impossible. When another
+        # process appended to the same chain meanwhile, the insert fails, the head is
+        # reloaded and the event rebuilt on top of it. (Reading and moving a head row in
+        # a transaction per event cost two thirds of a server read.)
+        if self._audit_heads is None:
+            self._audit_heads = {}
+        heads = self._audit_heads
+        for _ in range(50):
+            if node not in heads:
+                heads[node] = self._load_audit_head(node)
+            seq, prev = heads[node]
             row = build(seq + 1, prev)
-            self._exec(
-                tx,
-                f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row[:14],
-            )
-            if head is None:
-                self._exec(
-                    tx,
-                    "INSERT INTO sb_audit_heads (node, seq, hash) VALUES (?, ?, ?)",
-                    (node, row.seq, row.hash),
-                )
-            else:
-                self._exec(
-                    tx,
-                    "UPDATE sb_audit_heads SET seq = ?, hash = ? WHERE node = ?",
-                    (row.seq, row.hash, node),
-                )
+            try:
+                with self._single(audit=True) as tx:
+                    self._exec(
+                        tx,
+                        f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row[:14],
+                    )
+            except Conflict:
+                del heads[node]  # someone else appended: rebuild on the real head
+                continue
+            heads[node] = (seq + 1, row.hash)
             return row
+        raise Conflict(f"could not append to audit chain {node!r}: too much contention")
 
     @staticmethod
     def _audit_row(r: Sequence[Any]) -> AuditRow:
@@ -983,6 +1001,19 @@ class SqlStorage:
         return [self._audit_row(r) for r in rows]
 
     def audit_heads(self) -> dict[str, tuple[int, str]]:
+        """The last event of every chain, as stored now."""
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT a.node, a.seq, a.hash FROM sb_audit a JOIN (SELECT node, MAX(seq) AS m"
+                " FROM sb_audit WHERE seq IS NOT NULL GROUP BY node) t"
+                " ON a.node = t.node AND a.seq = t.m",
+            )
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def audit_head_marks(self) -> dict[str, tuple[int, str]]:
+        """The heads recorded at the last checkpoint of every chain (truncation marks)."""
         with self._tx(write=False) as tx:
             self._require_schema(tx)
             rows = self._all(tx, "SELECT node, seq, hash FROM sb_audit_heads")
@@ -1019,6 +1050,14 @@ class SqlStorage:
                 "INSERT INTO sb_audit_checkpoints (node, seq, hash, at, signature, key_id)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 tuple(row),
+            )
+            # The head row moves with checkpoints (not with every event): verify reports
+            # a chain that ends before a recorded head as truncated.
+            self._exec(tx, "DELETE FROM sb_audit_heads WHERE node = ?", (row.node,))
+            self._exec(
+                tx,
+                "INSERT INTO sb_audit_heads (node, seq, hash) VALUES (?, ?, ?)",
+                (row.node, row.seq, row.hash),
             )
 
     def list_audit_checkpoints(self) -> list[CheckpointRow]:

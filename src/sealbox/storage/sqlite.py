@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sealbox.errors import BackendUnavailable, SealboxError
+from sealbox.errors import BackendUnavailable, Conflict, SealboxError
 from sealbox.storage.sql import Dialect, SqlStorage, Tx
 
 BUSY_TIMEOUT_MS = 10_000
@@ -133,6 +133,8 @@ class SqliteStorage(SqlStorage):
         conn = self._audit_connection() if audit else self._conn
         try:
             yield conn
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("a concurrent write took this position; retry") from exc
         except sqlite3.Error as exc:
             raise _translate(exc, self.description) from exc
 
