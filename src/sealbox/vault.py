@@ -228,6 +228,22 @@ class Vault:
     def close(self) -> None:
         self._storage.close()
 
+    def defer_audit(self) -> None:
+        """Server mode: hold audit events until :meth:`flush_audit` (group commit).
+
+        The caller must flush before it lets any result of an operation out: a value
+        must never leave before the event that records its reading is stored.
+        """
+        self._audit.deferred = True
+
+    def flush_audit(self) -> None:
+        """Store the held audit events (one transaction); AuditUnavailable if not."""
+        self._audit.flush()
+
+    @property
+    def audit_pending(self) -> int:
+        return self._audit.pending
+
     def open_keys(self) -> None:
         """Obtain the key provider now rather than on first use (a server must not start sealed)."""
         self._key_provider()

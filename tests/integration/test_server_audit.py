@@ -54,3 +54,62 @@ def test_read_event_names_identity_address_agent_request_and_node(
     assert e.get("node") == "node-a"
     assert CANARY not in flat
     assert token not in flat
+
+
+def test_no_value_leaves_when_its_audit_event_cannot_be_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit stays fail-closed: a failed flush turns the response into a 503."""
+    assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
+    _, token = bootstrap_server(admin="admin", password="correct horse battery staple")
+    setup = open_vault()
+    setup.create_project("payments")
+    from sealbox.model import SecretValue
+
+    setup.set(SecretRef("payments", "prod", "DB"), SecretValue(CANARY))
+    setup.close()
+
+    monkeypatch.setenv("SEALBOX_AUDIT_SINKS", "file:/dev/full")  # every write fails
+    vault = open_vault(source="api")
+    with TestClient(create_app(vault, ServerSettings()), raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {token.value}"}
+        for url in ("/v1/secrets/payments/prod/DB", "/v1/secret/data/payments/prod/DB"):
+            r = client.get(url, headers=h)
+            assert r.status_code == 503, (url, r.text)
+            assert CANARY not in r.text
+    vault.close()
+
+
+def test_concurrent_reads_share_audit_flushes(server: tuple[TestClient, str]) -> None:
+    """Many requests in flight at once are recorded in fewer transactions than requests."""
+    import asyncio
+
+    import httpx
+
+    client, token = server
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.post("/v1/projects", json={"name": "payments"}, headers=h).status_code == 201
+    assert (
+        client.put("/v1/secrets/payments/prod/DB", json={"value": "v"}, headers=h).status_code
+        == 200
+    )
+    app = client.app
+    barrier = app.user_middleware[0].kwargs["barrier"]  # type: ignore[attr-defined]
+    before = barrier.flushes
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            rs = await asyncio.gather(
+                *(ac.get("/v1/secrets/payments/prod/DB", headers=h) for _ in range(40))
+            )
+        return [r.status_code for r in rs]
+
+    assert asyncio.run(burst()) == [200] * 40
+    flushes = barrier.flushes - before
+    assert 1 <= flushes < 40
+    vault = open_vault()
+    reads = vault.audit_log(
+        secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None
+    )
+    assert len(reads) == 40

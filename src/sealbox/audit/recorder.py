@@ -79,6 +79,10 @@ class AuditRecorder:
         self._provider: KeyProvider | None = None
         self._vault_id = ""
         self._keys: AuditKeys | None = None
+        #: Server mode: events wait in memory until :meth:`flush` writes them in one
+        #: transaction (group commit); the server flushes before any response leaves.
+        self.deferred = False
+        self._pending: list[tuple[Event, AuditKeys | None, str, str, str]] = []
 
     def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
         """The vault was unlocked: key events and HMAC values from now on."""
@@ -148,6 +152,45 @@ class AuditRecorder:
             "outcome": outcome,
             "reason": reason,
         }
+        if self.deferred:
+            self._pending.append((event, keys, at, operation, path))
+            return
+        self._write(event, keys, at, operation, path)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Write every deferred event, the database's in one transaction.
+
+        Raises :class:`AuditUnavailable` (nothing of the batch kept) when the events could
+        not be recorded; the server then answers 503 to every request of the batch.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        due_checkpoint = False
+        with self._storage.audit_batch(self.node):
+            for event, keys, at, operation, path in pending:
+                due_checkpoint |= self._write(event, keys, at, operation, path, batch=True)
+        if due_checkpoint:
+            try:
+                self.checkpoint(pending[-1][2])
+            except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
+                _warn("periodic audit checkpoint failed: %s", exc.code)
+
+    def _write(
+        self,
+        event: Event,
+        keys: AuditKeys | None,
+        at: str,
+        operation: str,
+        path: str,
+        *,
+        batch: bool = False,
+    ) -> bool:
+        """Hand one event to every sink; True when a checkpoint is due (batch mode)."""
         accepted = 0
         db_record: Event | None = None
         for sink in self.sinks:
@@ -167,21 +210,25 @@ class AuditRecorder:
                     operation,
                     path,
                 )
-                return
+                return False
             raise AuditUnavailable(
                 f"the {operation} of {path} was refused: no audit sink accepted its event",
                 hint="free disk space or fix the audit sinks ([audit] sinks in config.toml); "
                 "--audit-fail-open exists for development only",
             )
-        if (
+        due = (
             db_record is not None
             and keys is not None
             and int(db_record["seq"]) % CHECKPOINT_EVERY == 0
-        ):
+        )
+        if due and batch:
+            return True  # after the batch commits
+        if due:
             try:
                 self.checkpoint(at)
             except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
                 _warn("periodic audit checkpoint failed: %s", exc.code)
+        return False
 
     def checkpoint(self, at: str) -> list[CheckpointRow]:
         """Sign every chain head now (database chains and file sinks)."""

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from sealbox import errors
 from sealbox.server import events, routes_admin, routes_auth, routes_kv, routes_native, routes_sys
+from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
 from sealbox.server.hotpath import HotPath
 from sealbox.server.http import ServerState
@@ -71,6 +72,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
+    vault.defer_audit()  # group commit; flushed before every response (audit_barrier.py)
+    barrier = AuditBarrier(vault)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(
         scope_labels=settings.metrics_scope_labels, cache_counts=server_state.tokens.counts
@@ -79,7 +82,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     hot = HotPath(server_state, routes)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMiddleware, metrics=metrics, hot=hot)],
+        middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
         exception_handlers={HTTPException: _http_exception},
     )
     app.router.redirect_slashes = False

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealbox import errors
 from sealbox.server import logs
+from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.auth import Caller
 from sealbox.server.errors import (
     UNEXPECTED,
@@ -82,9 +83,17 @@ class Unexpected(errors.SealboxError):
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, hot: HotPath | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        barrier: AuditBarrier,
+        hot: HotPath | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.barrier = barrier
         self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,6 +114,8 @@ class RequestMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Fail closed: nothing leaves before the audit events it caused are stored.
+                await self.barrier.wait()
                 outcome["started"] = True
                 outcome["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]
@@ -124,6 +135,10 @@ class RequestMiddleware:
             if isinstance(exc, errors.BackendUnavailable):
                 self.metrics.storage_error()
             if not outcome["started"]:
+                try:
+                    await self.barrier.wait()  # a denial's event is stored before it is told
+                except errors.SealboxError as audit_exc:
+                    exc, error = audit_exc, audit_exc.code
                 outcome["status"] = await send_error(scope, send, exc)
         except Exception as exc:
             error = UNEXPECTED

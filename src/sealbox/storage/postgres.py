@@ -90,6 +90,9 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
+    def _lock_audit_chain(self, tx: Tx, node: str) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sealbox-audit:{node}",))
+
     def _translate(self, exc: Exception) -> SealboxError:
         return BackendUnavailable(f"storage error in {self.description}: {type(exc).__name__}")
 

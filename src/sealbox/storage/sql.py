@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple, Protocol
 
 from sealbox.audit.events import GENESIS
@@ -898,15 +898,47 @@ class SqlStorage:
     #: node -> (seq, hash) of the last event this process appended or saw.
     _audit_heads: dict[str, tuple[int, str]] | None = None
 
-    def _load_audit_head(self, node: str) -> tuple[int, str]:
-        with self._single() as tx:
-            r = self._one(
-                tx,
-                "SELECT seq, hash FROM sb_audit WHERE node = ? AND seq IS NOT NULL"
-                " ORDER BY seq DESC LIMIT 1",
-                (node,),
-            )
+    #: The transaction of the audit batch in progress (see :meth:`audit_batch`).
+    _audit_batch_tx: Tx | None = None
+
+    def _load_audit_head(self, node: str, tx: Tx | None = None) -> tuple[int, str]:
+        sql = (
+            "SELECT seq, hash FROM sb_audit WHERE node = ? AND seq IS NOT NULL"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+        if tx is not None:
+            r = self._one(tx, sql, (node,))
+        else:
+            with self._single() as own:
+                r = self._one(own, sql, (node,))
         return (int(r[0]), str(r[1])) if r else (0, GENESIS)
+
+    def _lock_audit_chain(self, tx: Tx, node: str) -> None:
+        """Keep other writers of ``node``'s chain out until the transaction ends."""
+        # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
+
+    @contextmanager
+    def audit_batch(self, node: str) -> Iterator[None]:
+        """Append a batch of events in ONE transaction (the server's group commit).
+
+        The chain is locked and its head read inside the transaction, so no other writer
+        can take a position meanwhile; any failure rolls the whole batch back.
+        """
+        if self._audit_heads is None:
+            self._audit_heads = {}
+        heads = self._audit_heads
+        try:
+            with self._audit_tx() as tx:
+                self._lock_audit_chain(tx, node)
+                heads[node] = self._load_audit_head(node, tx)
+                self._audit_batch_tx = tx
+                try:
+                    yield
+                finally:
+                    self._audit_batch_tx = None
+        except BaseException:
+            heads.pop(node, None)  # the batch's positions were never committed
+            raise
 
     def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow:
         # NOTE: one INSERT per event, no transaction around it: the chain head is kept in
@@ -917,6 +949,20 @@ class SqlStorage:
         if self._audit_heads is None:
             self._audit_heads = {}
         heads = self._audit_heads
+        batch = self._audit_batch_tx
+        if batch is not None:
+            if node not in heads:
+                heads[node] = self._load_audit_head(node, batch)
+            seq, prev = heads[node]
+            row = build(seq + 1, prev)
+            self._exec(
+                batch,
+                f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row[:14],
+            )
+            heads[node] = (seq + 1, row.hash)
+            return row
         for _ in range(50):
             if node not in heads:
                 heads[node] = self._load_audit_head(node)
