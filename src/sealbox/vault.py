@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -72,7 +71,7 @@ class ValueMatch(NamedTuple):
     version: int
 
 
-META_FIELDS = frozenset(SecretMeta.__dataclass_fields__)
+META_FIELDS = frozenset(SecretMeta._fields)
 
 
 class ChangeEvent(NamedTuple):
@@ -491,7 +490,7 @@ class Vault:
                 ) from None
         self._authorize(Capability.WRITE, ref.path, "metadata.write")
         current = self._info(self._storage.get_secret(ref.project, ref.env, ref.name)).meta
-        updated = replace(current, **changes)
+        updated = current._replace(**changes)
         self._storage.set_secret_meta(
             ref.project, ref.env, ref.name, json.dumps(updated.to_dict()), self._now()
         )
