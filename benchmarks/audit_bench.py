@@ -6,6 +6,9 @@
   this benchmark: sealbox has no user option to turn auditing off.
 - **in-process**: a loop of ``Vault.get`` (reveal=False) on one secret, per-call median.
 - **run**: `sealbox run -- true` with 20 secrets (one event carrying 20 value HMACs).
+- **server read**: `GET /v1/secrets/bench/dev/KEY_0` over loopback against `sealbox server`
+  (uvicorn in a thread, one keep-alive connection, sequential), per-request median; the
+  server group-commits audit events before each response.
 
     python benchmarks/audit_bench.py [--runs 30] [--loop 2000]
 """
@@ -68,6 +71,45 @@ def in_process(home: Path, audit: bool, loops: int) -> list[float]:
         AuditRecorder.record = original  # type: ignore[method-assign]
 
 
+def server_read(home: Path, audit: bool, loops: int) -> list[float]:
+    import http.client
+    import os as _os
+
+    from sealbox import factory
+    from sealbox.audit.recorder import AuditRecorder
+    from sealbox.server.app import create_app
+    from sealbox.server.settings import ServerSettings
+    from sealbox.server.testing import running
+
+    original = AuditRecorder.record
+    if not audit:
+        AuditRecorder.record = lambda self, **kw: None  # type: ignore[method-assign]
+    try:
+        env = {"SEALBOX_HOME": str(home)}
+        token = _os.environ.get("BENCH_TOKEN") or ""
+        vault = factory.open_vault(home=home, env=env, source="api")
+        app = create_app(vault, ServerSettings(log_level="warning"))
+        times = []
+        with running(app) as base:
+            host, port = base.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port))
+            headers = {"Authorization": f"Bearer {token}"}
+            for i in range(loops + 50):
+                start = time.perf_counter()
+                conn.request("GET", "/v1/secrets/bench/dev/KEY_0", headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise SystemExit(f"server read failed: {resp.status}")
+                if i >= 50:
+                    times.append(time.perf_counter() - start)
+            conn.close()
+        vault.close()
+        return times
+    finally:
+        AuditRecorder.record = original  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
@@ -107,6 +149,18 @@ def main() -> None:
             on += wall([*sb, "on", *argv], env, args.runs // 2)
             off += wall([*sb, "off", *argv], env, args.runs // 2)
         rows.append((label, statistics.median(on), statistics.median(off), "ms", 1e3))
+    from sealbox.factory import bootstrap_server
+
+    _, token = bootstrap_server(admin="bench", password="benchmark password", home=home, env=env)
+    os.environ["BENCH_TOKEN"] = token.value
+    on_srv: list[float] = []
+    off_srv: list[float] = []
+    for _ in range(2):
+        on_srv += server_read(home, True, args.loop // 4)
+        off_srv += server_read(home, False, args.loop // 4)
+    rows.append(
+        ("server read (loopback)", statistics.median(on_srv), statistics.median(off_srv), "us", 1e6)
+    )
     on_ip = in_process(home, True, args.loop)
     off_ip = in_process(home, False, args.loop)
     rows.append(

@@ -84,7 +84,7 @@ def test_concurrent_reads_share_audit_flushes(server: tuple[TestClient, str]) ->
     """Many requests in flight at once are recorded in fewer transactions than requests."""
     import asyncio
 
-    import httpx
+    import httpx2 as httpx  # what Starlette's test client uses (a dev dependency)
 
     client, token = server
     h = {"Authorization": f"Bearer {token}"}

@@ -16,7 +16,7 @@ from sealbox.model import SecretRef, SecretValue
 
 REF = SecretRef("payments", "prod", "DB_PASSWORD")
 CANARY = "canary-4b1d9e-VALUE"
-PASSWORD = "canary-pw-31f7aa-long"
+PASSWORD = "canary-pw-31f7aa-long"  # sealbox:allow (a test canary)
 
 
 def _reader(vault, name: str = "ci"):  # type: ignore[no-untyped-def]
