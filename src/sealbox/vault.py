@@ -184,6 +184,7 @@ class Vault:
         version: int | None = None,
         *,
         touched: Sequence[Touched] = (),
+        immediate: bool = False,
         **kw: str,
     ) -> None:
         self._audit.record(
@@ -193,6 +194,7 @@ class Vault:
             path=path,
             version=version,
             touched=touched,
+            immediate=immediate,
             **kw,
         )
 
@@ -311,6 +313,7 @@ class Vault:
             raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
         self._authorize(Capability.WRITE, ref.path, operation)
         keys = self._key_provider()
+        self._audit.audit_keys()  # loaded now: seal_for runs inside the write transaction
         plaintext = value.reveal_bytes()
 
         def seal_for(version: int) -> SealedRow:
@@ -319,6 +322,15 @@ class Vault:
                 keys,
                 keys.current_key_id(),
                 self._context(ref.project, ref.env, ref.name, version),
+            )
+            # Fail closed for writes: the event goes into the write's own transaction, so
+            # a version whose event no sink accepts is never committed.
+            self._record(
+                operation,
+                ref.path,
+                version,
+                touched=((ref.path, version, plaintext),),
+                immediate=True,
             )
             return SealedRow(sealed.ciphertext, sealed.wrapped_key, sealed.kek_id)
 
@@ -332,11 +344,12 @@ class Vault:
                 actor=self.actor.identity,
                 expected_version=if_version,
                 rollback_of=rollback_of,
+                audit_node=self._audit.node,
             )
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
             raise
-        self._record(operation, ref.path, version, touched=((ref.path, version, plaintext),))
+        self._audit.after_commit(self._now())
         self._changed(ref, version, operation)
         return version
 

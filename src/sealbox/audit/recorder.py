@@ -82,6 +82,7 @@ class AuditRecorder:
         #: Server mode: events wait in memory until :meth:`flush` writes them in one
         #: transaction (group commit); the server flushes before any response leaves.
         self.deferred = False
+        self._checkpoint_due = False
         self._pending: list[tuple[Event, AuditKeys | None, str, str, str]] = []
 
     def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
@@ -114,7 +115,9 @@ class AuditRecorder:
         outcome: str = "allowed",
         reason: str = "",
         touched: Sequence[Touched] = (),
+        immediate: bool = False,
     ) -> None:
+        """Record an event (held in memory in server mode unless ``immediate``)."""
         keys = self.audit_keys()
         versions = [
             {
@@ -152,10 +155,24 @@ class AuditRecorder:
             "outcome": outcome,
             "reason": reason,
         }
-        if self.deferred:
+        if self.deferred and not immediate:
             self._pending.append((event, keys, at, operation, path))
             return
+        if immediate:
+            # Inside the caller's storage transaction: a checkpoint (its own
+            # transaction) waits for :meth:`after_commit`.
+            self._checkpoint_due |= self._write(event, keys, at, operation, path, batch=True)
+            return
         self._write(event, keys, at, operation, path)
+
+    def after_commit(self, at: str) -> None:
+        """Make a checkpoint that fell due inside a storage transaction."""
+        if self._checkpoint_due:
+            self._checkpoint_due = False
+            try:
+                self.checkpoint(at)
+            except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
+                _warn("periodic audit checkpoint failed: %s", exc.code)
 
     @property
     def pending(self) -> int:

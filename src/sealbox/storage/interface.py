@@ -187,6 +187,7 @@ class Storage(Protocol):
         actor: str,
         expected_version: int | None = None,
         rollback_of: int | None = None,
+        audit_node: str | None = None,
     ) -> int: ...
     def read_version(
         self, project: str, env: str, name: str, version: int | None

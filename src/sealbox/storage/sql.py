@@ -405,11 +405,55 @@ class SqlStorage:
         actor: str,
         expected_version: int | None = None,
         rollback_of: int | None = None,
+        audit_node: str | None = None,
     ) -> int:
+        """Write the next version. With ``audit_node``, audit events appended while
+        ``seal_for`` runs go into this same transaction: the version and the event that
+        records it are committed together or not at all (fail closed for writes)."""
         path = f"{project}/{env}/{name}"
+        heads = self._audit_heads if self._audit_heads is not None else {}
+        self._audit_heads = heads
+        try:
+            return self._write_version(
+                project,
+                env,
+                name,
+                seal_for,
+                path,
+                now,
+                actor,
+                expected_version,
+                rollback_of,
+                audit_node,
+            )
+        except BaseException:
+            if audit_node is not None:
+                heads.pop(audit_node, None)  # its positions were not committed
+            raise
+        finally:
+            self._audit_batch_tx = None
+
+    def _write_version(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        seal_for: SealFor,
+        path: str,
+        now: str,
+        actor: str,
+        expected_version: int | None,
+        rollback_of: int | None,
+        audit_node: str | None,
+    ) -> int:
         with self._tx(write=True) as tx:
             self._require_schema(tx)
             self._require_env(tx, project, env)
+            if audit_node is not None:
+                assert self._audit_heads is not None
+                self._lock_audit_chain(tx, audit_node)
+                self._audit_heads[audit_node] = self._load_audit_head(audit_node, tx)
+                self._audit_batch_tx = tx
             # Create the row first (a no-op when it exists) and then lock it, so two
             # writers of a brand-new secret serialise on it instead of racing.
             self._exec(

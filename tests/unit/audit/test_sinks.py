@@ -125,6 +125,23 @@ def test_fail_closed_on_a_full_disk(make_vault: OpenVault, monkeypatch: pytest.M
         make_vault().resolve("payments", "dev")
 
 
+def test_a_write_whose_event_no_sink_accepts_is_not_committed(
+    make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_vault().set(REF, SecretValue("v1"))
+    _sinks(monkeypatch, "file:/dev/full")
+    with pytest.raises(AuditUnavailable, match="write of payments/dev/API_KEY was refused"):
+        make_vault().set(REF, SecretValue("v2"))
+    with pytest.raises(AuditUnavailable):
+        make_vault().rollback(REF, 1)
+    monkeypatch.delenv("SEALBOX_AUDIT_SINKS")
+    vault = make_vault()
+    assert [v.version for v in vault.history(REF)] == [1]  # nothing was committed
+    assert vault.get(REF).value.reveal() == "v1"
+    assert vault.set(REF, SecretValue("v2")) == 2  # the chain goes on cleanly
+    assert not vault.audit_verify([]).findings
+
+
 def test_one_sink_accepting_is_enough(
     make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
