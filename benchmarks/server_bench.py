@@ -1,6 +1,6 @@
 """Read throughput and p99 of `sealbox server` beside OpenBao's KV v2, in one run.
 
-    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers 1] [--http h11]
+    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers 1] [--http auto|httptools|h11]
 
 Both servers get 1,000 secrets of 32 random bytes (hex) and the same load: `wrk -t2 -c16
 -d10s` with a Lua script reading random keys over loopback, authenticated. sealbox runs
@@ -168,7 +168,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--http", choices=["h11", "httptools"], default="h11")
+    ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
     ap.add_argument("--log-level", default="info")
     a = ap.parse_args()
     if shutil.which("wrk") is None:

@@ -18,9 +18,17 @@ from starlette.applications import Starlette
 from sealbox.server.settings import ServerSettings
 
 SETTINGS_VAR = "SEALBOX_SERVER_SETTINGS"
-#: The default HTTP/1.1 parser: h11, because llhttp (httptools) rejects the LIST method
-#: that hvac sends; ``http = "httptools"`` is faster for clients that never send LIST.
-HTTP_IMPL = "h11"
+#: "auto" is httptools (llhttp) with the LIST verb rewritten (server/protocol.py).
+HTTP_IMPL = "auto"
+
+
+def http_protocol(name: str) -> Any:
+    """uvicorn's ``http`` setting for a server ``http`` name."""
+    if name == "auto":
+        from sealbox.server.protocol import SealboxHttpProtocol
+
+        return SealboxHttpProtocol
+    return name
 
 
 def open_server_vault(settings: ServerSettings) -> Any:
@@ -73,7 +81,7 @@ def serve(settings: ServerSettings) -> None:
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "http": settings.http,
+        "http": http_protocol(settings.http),
         "access_log": False,
         "server_header": False,
         "log_config": None,

@@ -14,7 +14,7 @@ Config file keys (all optional)::
     kv_mounts = ["*"]             # KV v2 mount names served; "*" = any non-reserved name
     login_rate = 5                # login attempts per minute per identity and per address
     login_burst = 10
-    http = "h11"                  # h11 | httptools (faster; cannot parse the LIST method)
+    http = "auto"                 # auto (httptools + LIST) | httptools | h11
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from sealbox.errors import InvalidInput
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-HTTP_IMPLS = ("h11", "httptools")
+HTTP_IMPLS = ("auto", "httptools", "h11")
 MiB = 1024 * 1024
 
 
@@ -47,7 +47,7 @@ class ServerSettings:
     kv_mounts: tuple[str, ...] = ("*",)
     login_rate: float = 5.0
     login_burst: int = 10
-    http: str = "h11"
+    http: str = "auto"
     #: The audit chain this server appends to ("" = server:<hostname>:<port>): one chain
     #: per node, so nodes on one database never queue on one chain head (docs/audit.md).
     audit_node: str = ""

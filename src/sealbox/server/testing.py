@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from starlette.applications import Starlette
 
-from sealbox.server.run import HTTP_IMPL
+from sealbox.server.run import HTTP_IMPL, http_protocol
 
 
 def free_port() -> int:
@@ -45,7 +45,7 @@ def running(app: Starlette, port: int | None = None) -> Iterator[str]:
         app,
         host="127.0.0.1",
         port=port,
-        http=HTTP_IMPL,
+        http=http_protocol(HTTP_IMPL),
         access_log=False,
         log_config=None,
         log_level="warning",
