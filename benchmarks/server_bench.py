@@ -1,6 +1,6 @@
 """Read throughput and p99 of `sealbox server` beside OpenBao's KV v2, in one run.
 
-    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers 1] [--http auto|httptools|h11]
+    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers 1] [--http auto]
 
 Both servers get 1,000 secrets of 32 random bytes (hex) and the same load: `wrk -t2 -c16
 -d10s` with a Lua script reading random keys over loopback, authenticated. sealbox runs
