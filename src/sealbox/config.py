@@ -153,6 +153,34 @@ def find_binding(start: Path) -> Binding | None:
     return None
 
 
+def select_scope(
+    project: str | None,
+    env: str | None,
+    environ: Mapping[str, str],
+    cwd: Path,
+    *,
+    hint: str = "pass a project and environment, set SEALBOX_PROJECT/SEALBOX_ENV,"
+    " or run `sealbox setup --project P --env E` here",
+) -> tuple[str, str]:
+    """Project and environment: given ones, else SEALBOX_PROJECT/ENV, else sealbox.toml.
+
+    An explicit empty value (`-e "$UNSET"`) is an error, never "use the default": falling
+    back would act on another environment than the one the caller meant.
+    """
+    if project is None:
+        project = environ.get("SEALBOX_PROJECT")
+    if env is None:
+        env = environ.get("SEALBOX_ENV")
+    if project is None or env is None:
+        binding = find_binding(cwd)
+        if binding is not None:
+            project = binding.project if project is None else project
+            env = binding.env if env is None else env
+    if project is None or env is None:
+        raise InvalidInput("no project/environment selected", hint=hint)
+    return validate_scope("project", project), validate_scope("environment", env)
+
+
 def write_binding(directory: Path, project: str, env: str) -> Path:
     validate_scope("project", project)
     validate_scope("environment", env)

@@ -57,29 +57,15 @@ def open_embedded(source: str = "cli") -> Vault:
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:
-    # An explicit empty value (`-e "$UNSET"`) is an error, never "use the default":
-    # falling back would write to another environment than the one the script meant.
-    if project is None:
-        project = os.environ.get("SEALBOX_PROJECT")
-    if env is None:
-        env = os.environ.get("SEALBOX_ENV")
-    if project is None or env is None:
-        from sealbox.config import find_binding
+    from sealbox.config import select_scope
 
-        binding = find_binding(Path.cwd())
-        if binding is not None:
-            project = binding.project if project is None else project
-            env = binding.env if env is None else env
-    if project is None or env is None:
-        raise InvalidInput(
-            "no project/environment selected",
-            hint="pass --project and --env, or run `sealbox setup --project P --env E` here",
-        )
-    from sealbox.model import validate_scope
-
-    validate_scope("project", project)
-    validate_scope("environment", env)
-    return project, env
+    return select_scope(
+        project,
+        env,
+        os.environ,
+        Path.cwd(),
+        hint="pass --project and --env, or run `sealbox setup --project P --env E` here",
+    )
 
 
 def parse_only(only: str | None) -> list[str] | None:

@@ -46,29 +46,20 @@ from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
-from sealbox.errors import InvalidInput
-
 if TYPE_CHECKING:
     from sealbox.api import VaultAPI
 
 
 def _scope(project: str | None, env: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
-    from sealbox.config import find_binding
-    from sealbox.model import validate_scope
+    from sealbox.config import select_scope
 
-    project = project if project is not None else environ.get("SEALBOX_PROJECT")
-    env = env if env is not None else environ.get("SEALBOX_ENV")
-    if project is None or env is None:
-        binding = find_binding(Path.cwd())
-        if binding is not None:
-            project = binding.project if project is None else project
-            env = binding.env if env is None else env
-    if project is None or env is None:
-        raise InvalidInput(
-            "SealboxSettingsSource: no project/environment selected",
-            hint="pass project= and env=, set SEALBOX_PROJECT/SEALBOX_ENV, or add sealbox.toml",
-        )
-    return validate_scope("project", project), validate_scope("environment", env)
+    return select_scope(
+        project,
+        env,
+        environ,
+        Path.cwd(),
+        hint="pass project= and env=, set SEALBOX_PROJECT/SEALBOX_ENV, or add sealbox.toml",
+    )
 
 
 class SealboxSettingsSource(EnvSettingsSource):

@@ -47,20 +47,10 @@ def write_key_file(path: Path, key: bytes) -> None:
     path = Path(path)
     if path.exists():
         raise InvalidInput(f"key file {path} already exists; refusing to overwrite it")
+    from sealbox.config import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        os.write(fd, base64.b64encode(key) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, base64.b64encode(key) + b"\n", mode=0o600)
 
 
 def read_key_file(path: Path) -> bytes:
