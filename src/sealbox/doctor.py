@@ -197,9 +197,73 @@ def check_vault(
     return findings
 
 
+def check_remote(directory: Path, env: Mapping[str, str]) -> list[Finding]:
+    """Remote mode: the server answers, the token is live, the binding exists there."""
+    from sealbox.factory import connect
+
+    addr = env.get("SEALBOX_ADDR", "")
+    findings: list[Finding] = []
+    try:
+        client = connect(env=env, source="doctor")
+    except SealboxError as exc:
+        return [Finding("fail", "server", f"cannot use {addr}: {exc.message}")]
+    try:
+        token_self = getattr(client, "token_self", None)
+        if callable(token_self):
+            try:
+                me = token_self()
+            except SealboxError as exc:
+                return [Finding("fail", "server", f"{addr}: {exc.message}")]
+            findings.append(
+                Finding(
+                    "ok",
+                    "server",
+                    f"{addr} answers; logged in as {me.get('identity')}"
+                    f" (token expires {me.get('expires_at')})",
+                )
+            )
+        binding = find_binding(directory)
+        if binding is None:
+            findings.append(Finding("warn", "binding", "no sealbox.toml here: run `sealbox setup`"))
+        else:
+            try:
+                envs = client.list_envs(binding.project)
+            except SealboxError as exc:
+                findings.append(
+                    Finding("fail", "binding", f"{binding.path}: {binding.project}: {exc.message}")
+                )
+            else:
+                if binding.env in envs:
+                    findings.append(
+                        Finding("ok", "binding", f"bound to {binding.project}/{binding.env}")
+                    )
+                else:
+                    findings.append(
+                        Finding(
+                            "fail",
+                            "binding",
+                            f"{binding.path} names {binding.project}/{binding.env},"
+                            " which the server does not have",
+                        )
+                    )
+        findings.append(
+            Finding(
+                "warn",
+                "example",
+                ".env.example values and vault integrity are checked on the embedded vault"
+                " (on the server's host, unset SEALBOX_ADDR)",
+            )
+        )
+    finally:
+        client.close()
+    return findings
+
+
 def run_checks(
     directory: Path, *, env: Mapping[str, str] = os.environ, prompt: PassphrasePrompt | None = None
 ) -> list[Finding]:
+    if env.get("SEALBOX_ADDR"):
+        return [*check_dotenv_files(directory), *check_remote(directory, env)]
     return [
         *check_dotenv_files(directory),
         *check_key_files(env),

@@ -284,3 +284,33 @@ def test_login_logout(
     assert main(["project", "list"]) == 4  # no token any more
     assert main(["logout"]) == 3  # nothing saved
     admin.close()
+
+
+def test_doctor_in_remote_mode(
+    server: Live,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    work = tmp_path / "proj"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("SEALBOX_HOME", str(tmp_path / "client-home"))
+    monkeypatch.setenv("SEALBOX_ADDR", server.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", server.token)
+    assert main(["project", "create", "shop"]) == 0
+    (work / "sealbox.toml").write_text('project = "shop"\nenv = "dev"\n')
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 0
+    checks = {f["check"]: f for f in json.loads(capsys.readouterr().out)}
+    assert checks["server"]["level"] == "ok" and "logged in as" in checks["server"]["message"]
+    assert checks["binding"]["level"] == "ok"
+
+    (work / "sealbox.toml").write_text('project = "shop"\nenv = "qa"\n')
+    assert main(["doctor", "--json"]) == 1
+    capsys.readouterr()
+    monkeypatch.setenv("SEALBOX_TOKEN", "sbx_s_" + "A" * 49)
+    assert main(["doctor", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert any(f["check"] == "server" and f["level"] == "fail" for f in out)
+    assert server.token not in json.dumps(out)
