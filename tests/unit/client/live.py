@@ -14,6 +14,7 @@ from sealbox.cli.main import main
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.server.app import create_app
 from sealbox.server.settings import ServerSettings
+from sealbox.server.run import HTTP_IMPL, http_protocol
 from sealbox.server.testing import free_port
 
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -43,7 +44,7 @@ def serving(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
             app,
             host="127.0.0.1",
             port=port,
-            http="h11",
+            http=http_protocol(HTTP_IMPL),
             access_log=False,
             log_config=None,
             log_level="warning",
