@@ -13,8 +13,8 @@ from typing import Any
 from sealbox.cli.main import main
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.server.app import create_app
-from sealbox.server.settings import ServerSettings
 from sealbox.server.run import HTTP_IMPL, http_protocol
+from sealbox.server.settings import ServerSettings
 from sealbox.server.testing import free_port
 
 ADMIN_PASSWORD = "correct horse battery staple"
