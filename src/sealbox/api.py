@@ -4,14 +4,17 @@ both satisfy, so every CLI command works unchanged against either.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from sealbox.audit.verify import Verification
     from sealbox.auth.policy import Decision, Policy
     from sealbox.auth.service import IdentityInfo, TokenInfo
     from sealbox.auth.tokens import NewToken
     from sealbox.model import Secret, SecretInfo, SecretMeta, SecretRef, SecretValue, VersionInfo
+    from sealbox.storage.interface import CheckpointRow
 
 
 class AccountsAPI(Protocol):
@@ -73,3 +76,29 @@ class VaultAPI(Protocol):
 
     @property
     def accounts(self) -> AccountsAPI: ...
+
+    # the audit trail (admin on sys/audit)
+    def audit_log(
+        self,
+        *,
+        secret: SecretRef | None = None,
+        identity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        operations: Sequence[str] | None = None,
+        denied: bool = False,
+        source: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]: ...
+    def who_read(
+        self,
+        ref: SecretRef | None = None,
+        *,
+        version: int | None = None,
+        value_hmac: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def audit_hash(self, value: SecretValue) -> str: ...
+    def audit_verify(self, files: Sequence[str] = ()) -> Verification: ...
+    def audit_checkpoint(self) -> list[CheckpointRow]: ...

@@ -314,3 +314,39 @@ def test_doctor_in_remote_mode(
     out = json.loads(capsys.readouterr().out)
     assert any(f["check"] == "server" and f["level"] == "fail" for f in out)
     assert server.token not in json.dumps(out)
+
+
+def test_audit_commands_in_remote_mode(
+    server: Live,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEALBOX_HOME", str(tmp_path / "client-home"))
+    monkeypatch.setenv("SEALBOX_ADDR", server.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", server.token)
+    leaked = "remote-audit-leak-8c1f"
+    assert main(["project", "create", "shop"]) == 0
+    monkeypatch.setattr("sys.stdin", _stdin(leaked))
+    assert main(["secret", "set", "shop/prod/API_KEY"]) == 0
+    assert main(["secret", "get", "shop/prod/API_KEY"]) == 0
+    capsys.readouterr()
+
+    assert main(["audit", "log", "--secret", "shop/prod/API_KEY", "--json"]) == 0
+    ops = [e["operation"] for e in json.loads(capsys.readouterr().out)]
+    assert "write" in ops and "reveal" in ops
+    monkeypatch.setattr("sys.stdin", _stdin(leaked))
+    assert main(["audit", "who-read", "--value", "-", "--json"]) == 0
+    out = capsys.readouterr().out
+    readers = json.loads(out)
+    assert readers and readers[0]["path"] == "shop/prod/API_KEY"
+    assert leaked not in out
+    assert main(["audit", "verify"]) == 0
+    assert "audit trail intact" in capsys.readouterr().err
+    assert main(["audit", "checkpoint", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert main(["audit", "verify", "--file", str(tmp_path / "x.jsonl")]) == 2
+
+
+def _stdin(text: str) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sealbox.cli.common import emit_json, info, json_option, secret_ref, table, warn
-from sealbox.cli.scope import open_embedded
+from sealbox.cli.scope import open_vault
 from sealbox.errors import IntegrityError, InvalidInput
 
 
@@ -86,7 +86,7 @@ def log_cmd(
     if limit < 1:
         raise InvalidInput("--limit must be at least 1")
     ref = SecretRef.parse(secret) if secret else None
-    vault = open_embedded()
+    vault = open_vault()
     try:
         events = vault.audit_log(
             secret=ref,
@@ -142,7 +142,7 @@ def hash_cmd(keep_newline: bool) -> None:
     from sealbox.model import SecretValue
 
     value = SecretValue(_read_stdin_value(keep_newline))
-    vault = open_embedded()
+    vault = open_vault()
     try:
         digest = vault.audit_hash(value)
     finally:
@@ -178,7 +178,7 @@ def who_read_cmd(
     if value_src is not None and value_hmac is not None:
         raise InvalidInput("give --value - or --value-hmac, not both")
     ref = secret_ref(path, None, None) if path else None
-    vault = open_embedded()
+    vault = open_vault()
     try:
         if value_src is not None:
             value_hmac = vault.audit_hash(SecretValue(_read_stdin_value(False)))
@@ -224,7 +224,7 @@ def who_read_cmd(
 @json_option
 def verify_cmd(files: tuple[str, ...], as_json: bool) -> None:
     """Walk every chain; exit 7 naming the first tampered position, 0 when intact."""
-    vault = open_embedded()
+    vault = open_vault()
     try:
         result = vault.audit_verify(files)
     finally:
@@ -249,7 +249,7 @@ def verify_cmd(files: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def checkpoint_cmd(as_json: bool) -> None:
     """Sign every chain head now (Ed25519, key wrapped by the key provider)."""
-    vault = open_embedded()
+    vault = open_vault()
     try:
         rows = vault.audit_checkpoint()
     finally:

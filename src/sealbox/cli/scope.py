@@ -12,7 +12,6 @@ from sealbox.model import SecretRef
 
 if TYPE_CHECKING:
     from sealbox.api import VaultAPI
-    from sealbox.vault import Vault
 
 
 def tty_prompt() -> Callable[[str], str] | None:
@@ -46,14 +45,6 @@ def open_vault(source: str = "cli", *, prefer_offline: bool = False) -> VaultAPI
             file=sys.stderr,
         )
     return vault
-
-
-def open_embedded(source: str = "cli") -> Vault:
-    """The embedded vault only, for commands with no remote form yet (audit queries);
-    in remote mode the factory refuses with a clear message."""
-    from sealbox.factory import open_vault as _open
-
-    return _open(prompt=tty_prompt(), source=source)
 
 
 def resolve_scope(project: str | None, env: str | None) -> tuple[str, str]:

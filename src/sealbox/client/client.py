@@ -12,7 +12,7 @@ The token is never part of a message, a log line or the ``repr``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,10 +43,12 @@ from sealbox.model import (
 )
 
 if TYPE_CHECKING:
+    from sealbox.audit.verify import Verification
     from sealbox.auth.policy import Decision, Policy
     from sealbox.auth.service import IdentityInfo, TokenInfo
     from sealbox.auth.tokens import NewToken
     from sealbox.client.watch import Watch
+    from sealbox.storage.interface import CheckpointRow
     from sealbox.vault import ChangeEvent
 
 
@@ -534,6 +536,83 @@ class Client:
             return int(data["destroyed"])
 
     # -- live updates ----------------------------------------------------------------------------
+    # -- the audit trail (admin on sys/audit) ------------------------------------------------
+    def audit_log(
+        self,
+        *,
+        secret: SecretRef | None = None,
+        identity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        operations: Sequence[str] | None = None,
+        denied: bool = False,
+        source: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"denied": denied, "limit": limit}
+        if secret is not None:
+            body["secret"] = secret.path
+        for key, value in (("identity", identity), ("source", source)):
+            if value is not None:
+                body[key] = value
+        for key, moment in (("since", since), ("until", until)):
+            if moment is not None:
+                body[key] = moment.isoformat()
+        if operations:
+            body["operations"] = list(operations)
+        data = self._call("POST", "/v1/audit/log", body=body)
+        with _Parse(self.address, "audit log"):
+            return [dict(e) for e in data["events"]]
+
+    def who_read(
+        self,
+        ref: SecretRef | None = None,
+        *,
+        version: int | None = None,
+        value_hmac: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {}
+        if ref is not None:
+            body["path"] = ref.path
+        if version is not None:
+            body["version"] = version
+        if value_hmac is not None:
+            body["value_hmac"] = value_hmac
+        for key, moment in (("since", since), ("until", until)):
+            if moment is not None:
+                body[key] = moment.isoformat()
+        data = self._call("POST", "/v1/audit/who-read", body=body)
+        with _Parse(self.address, "who-read"):
+            return [dict(e) for e in data["events"]]
+
+    def audit_hash(self, value: SecretValue) -> str:
+        data = self._call("POST", "/v1/audit/hash", body={"value": value.reveal()})
+        with _Parse(self.address, "audit hash"):
+            return str(data["hmac"])
+
+    def audit_verify(self, files: Sequence[str] = ()) -> Verification:
+        from sealbox.audit.verify import Verification
+
+        if files:
+            raise InvalidInput("--file verifies a local JSONL file: run it on the server's host")
+        data = self._call("POST", "/v1/audit/verify", body={})
+        with _Parse(self.address, "audit verify"):
+            return Verification(
+                [str(x) for x in data["findings"]],
+                [str(x) for x in data["notices"]],
+                [str(x) for x in data["summary"]],
+            )
+
+    def audit_checkpoint(self) -> list[CheckpointRow]:
+        # NOTE: the row type is plain data shared with the embedded vault's answer.
+        from sealbox.storage.interface import CheckpointRow
+
+        data = self._call("POST", "/v1/audit/checkpoint", body={})
+        with _Parse(self.address, "audit checkpoint"):
+            return [CheckpointRow(**c) for c in data["checkpoints"]]
+
     def watch(self, project: str, env: str, on_change: Callable[[ChangeEvent], None]) -> Watch:
         """Call ``on_change`` (in a background thread) for every change in ``project/env``.
 

@@ -17,7 +17,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from sealbox import errors
-from sealbox.server import events, routes_admin, routes_auth, routes_kv, routes_native, routes_sys
+from sealbox.server import (
+    events,
+    routes_admin,
+    routes_audit,
+    routes_auth,
+    routes_kv,
+    routes_native,
+    routes_sys,
+)
 from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
 from sealbox.server.hotpath import HotPath
@@ -45,6 +53,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_auth.ROUTES,
         *routes_native.ROUTES,
         *routes_admin.ROUTES,
+        *routes_audit.ROUTES,
         *routes_kv.ROUTES,
     ]
 

@@ -420,6 +420,56 @@ def _paths() -> dict[str, Any]:
                 response=_obj({"policies": {"type": "array", "items": _ref("Policy")}}),
             )
         },
+        # -- audit ------------------------------------------------------------------------------
+        "/v1/audit/log": {
+            "post": _op(
+                "Audit events matching every filter given, newest first (admin on sys/audit)",
+                tag="audit",
+                body=_obj(
+                    {
+                        "secret": S,
+                        "identity": S,
+                        "since": S,
+                        "until": S,
+                        "operations": SL,
+                        "denied": B,
+                        "source": S,
+                        "limit": I,
+                    }
+                ),
+                response=_obj({"events": {"type": "array", "items": ANY}}),
+            )
+        },
+        "/v1/audit/who-read": {
+            "post": _op(
+                "Who received a secret's value (a version, or an exact value by its HMAC)",
+                tag="audit",
+                body=_obj({"path": S, "version": I, "value_hmac": S, "since": S, "until": S}),
+                response=_obj({"events": {"type": "array", "items": ANY}}),
+            )
+        },
+        "/v1/audit/hash": {
+            "post": _op(
+                "The HMAC audit events carry for a value (the value is not stored)",
+                tag="audit",
+                body=_obj({"value": S}, ["value"]),
+                response=_obj({"hmac": S}),
+            )
+        },
+        "/v1/audit/verify": {
+            "post": _op(
+                "Walk every audit chain: findings (tampering), notices and a summary",
+                tag="audit",
+                response=_obj({"findings": SL, "notices": SL, "summary": SL}),
+            )
+        },
+        "/v1/audit/checkpoint": {
+            "post": _op(
+                "Sign every audit chain head now (Ed25519)",
+                tag="audit",
+                response=_obj({"checkpoints": {"type": "array", "items": ANY}}),
+            )
+        },
         "/v1/policies/explain": {
             "post": _op(
                 "Explain a decision for an identity, path and capability",

@@ -57,6 +57,7 @@ RESERVED_MOUNTS = frozenset(
         "tokens",
         "policies",
         "events",
+        "audit",
     }
 )
 

@@ -1,0 +1,102 @@
+"""``/v1/audit/…``: the audit trail's queries, verification and checkpoints, remotely.
+
+Everything goes through ``Vault`` (authorised as ``admin`` on ``sys/audit``, and itself
+audited); filters travel in a JSON body. ``hash`` takes a leaked value and returns only its
+HMAC under the vault's audit key, so an auditor can ask who read it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sealbox.errors import InvalidInput
+from sealbox.model import SecretRef, SecretValue
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    opt_int,
+    opt_str,
+    opt_str_list,
+    want_str,
+)
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"field {field!r} must be an ISO 8601 time") from None
+
+
+async def audit_log(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(
+        request,
+        optional=(
+            "secret", "identity", "since", "until", "operations", "denied", "source", "limit",
+        ),
+    )  # fmt: skip
+    secret = opt_str(body, "secret")
+    denied = body.get("denied", False)
+    if not isinstance(denied, bool):
+        raise InvalidInput("field 'denied' must be a boolean")
+    events = who.vault.audit_log(
+        secret=SecretRef.parse(secret) if secret else None,
+        identity=opt_str(body, "identity"),
+        since=_time(opt_str(body, "since"), "since"),
+        until=_time(opt_str(body, "until"), "until"),
+        operations=opt_str_list(body, "operations"),
+        denied=denied,
+        source=opt_str(body, "source"),
+        limit=opt_int(body, "limit") if "limit" in body else 100,
+    )
+    return json_response({"events": events})
+
+
+async def who_read(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, optional=("path", "version", "value_hmac", "since", "until"))
+    path = opt_str(body, "path")
+    events = who.vault.who_read(
+        SecretRef.parse(path) if path else None,
+        version=opt_int(body, "version"),
+        value_hmac=opt_str(body, "value_hmac"),
+        since=_time(opt_str(body, "since"), "since"),
+        until=_time(opt_str(body, "until"), "until"),
+    )
+    return json_response({"events": events})
+
+
+async def audit_hash(request: Request) -> Response:
+    who = caller(request)
+    body = await json_body(request, required=("value",))
+    return json_response({"hmac": who.vault.audit_hash(SecretValue(want_str(body, "value")))})
+
+
+async def verify(request: Request) -> Response:
+    who = caller(request)
+    await json_body(request)
+    result = who.vault.audit_verify()
+    return json_response(result._asdict())
+
+
+async def checkpoint(request: Request) -> Response:
+    who = caller(request)
+    await json_body(request)
+    return json_response({"checkpoints": [r._asdict() for r in who.vault.audit_checkpoint()]})
+
+
+ROUTES = [
+    Route("/v1/audit/log", audit_log, methods=["POST"]),
+    Route("/v1/audit/who-read", who_read, methods=["POST"]),
+    Route("/v1/audit/hash", audit_hash, methods=["POST"]),
+    Route("/v1/audit/verify", verify, methods=["POST"]),
+    Route("/v1/audit/checkpoint", checkpoint, methods=["POST"]),
+]
