@@ -13,15 +13,11 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
-
-from sealbox.cli.main import main
+from tests.cli_harness import Cli
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -29,46 +25,6 @@ EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
 EXIT_INTEGRITY = 7
 EXIT_KEY_PROVIDER = 9
-
-
-@dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture(autouse=True)
-def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Behave as in CI even when pytest runs in a terminal: there is no tty to prompt on."""
-    import sealbox.cli.common
-    import sealbox.cli.doctor_cmd
-    import sealbox.cli.scope
-    import sealbox.cli.secret_cmds
-
-    for module in (
-        sealbox.cli.scope,
-        sealbox.cli.common,
-        sealbox.cli.secret_cmds,
-        sealbox.cli.doctor_cmd,
-    ):
-        monkeypatch.setattr(module, "tty_prompt", lambda: None, raising=False)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    def run(*args: str, stdin: bytes | str | None = None) -> Result:
-        capsys.readouterr()
-        data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
 
 
 def get(cli: Cli, name: str) -> str:

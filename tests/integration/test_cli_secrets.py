@@ -8,7 +8,6 @@ in on a fake, non-tty stdin. Key-file vaults are used unless a test is about pas
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,13 +15,10 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from sealbox.cli.main import main
+from tests.cli_harness import Cli
 
 PASSPHRASE = "correct horse battery staple"
 NEW_PASSPHRASE = "a whole new passphrase, longer"
@@ -33,57 +29,6 @@ EXIT_NOT_FOUND = 3
 EXIT_AUTH = 4
 EXIT_EXISTS = 5
 EXIT_SEALED = 6
-
-
-@dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture(autouse=True)
-def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Behave as in CI even when pytest runs in a terminal: there is no tty to prompt on."""
-    import sealbox.cli.common
-    import sealbox.cli.doctor_cmd
-    import sealbox.cli.scope
-    import sealbox.cli.secret_cmds
-    import sealbox.cli.session_cmds
-    import sealbox.cli.vault_cmds
-
-    for module in (
-        sealbox.cli.scope,
-        sealbox.cli.common,
-        sealbox.cli.secret_cmds,
-        sealbox.cli.session_cmds,
-        sealbox.cli.vault_cmds,
-        sealbox.cli.doctor_cmd,
-    ):
-        monkeypatch.setattr(module, "tty_prompt", lambda: None, raising=False)
-
-
-def fake_stdin(data: bytes) -> io.TextIOWrapper:
-    """A non-tty stdin with a ``.buffer``, as a pipe would be."""
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run ``sealbox ARGS`` in-process; ``stdin=`` bytes are piped in."""
-
-    def run(*args: str, stdin: bytes | str | None = None) -> Result:
-        capsys.readouterr()
-        data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
-        monkeypatch.setattr(sys, "stdin", fake_stdin(data))
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
 
 
 def mode(path: Path) -> int:
