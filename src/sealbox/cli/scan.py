@@ -11,6 +11,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -103,22 +104,7 @@ def _tool_version() -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Use this rules file instead of the built-in rules.",
 )
-def scan_command(
-    paths: tuple[str, ...],
-    git_repo: str | None,
-    staged: bool,
-    fmt: str,
-    output: Path | None,
-    no_ignore: bool,
-    baseline: Path | None,
-    update_baseline: bool,
-    config_path: Path | None,
-    disable_rule: tuple[str, ...],
-    no_vault: bool,
-    max_file_size: str | None,
-    jobs: int,
-    rules_path: Path | None,
-) -> int:
+def scan_command(**options: Any) -> int:
     """Find leaked secrets in PATHs (default: .), git history, staged changes or stdin (-).
 
     \b
@@ -130,10 +116,7 @@ def scan_command(
     Exit status: 0 nothing found, 1 findings, 2 error.
     """
     try:
-        return _run(
-            paths, git_repo, staged, fmt, output, no_ignore, baseline, update_baseline,
-            config_path, disable_rule, no_vault, max_file_size, jobs, rules_path,
-        )  # fmt: skip
+        return _run(**options)
     except errors.SealboxError as exc:
         click.echo(f"sealbox: error: {exc.diagnostics()}", err=True)
         return 2

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -36,12 +37,15 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 @contextmanager
-def running(app: Starlette, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 in a thread; yields the base URL; stops on exit."""
+def running(app: Starlette, port: int | None = None, **config: Any) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a thread; yields the base URL; stops on exit.
+
+    ``config`` adds uvicorn settings (e.g. ``ssl_certfile``/``ssl_keyfile`` for HTTPS).
+    """
     import uvicorn
 
     port = port or free_port()
-    config = uvicorn.Config(
+    uv_config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
@@ -52,8 +56,9 @@ def running(app: Starlette, port: int | None = None) -> Iterator[str]:
         lifespan="off",
         # Open event streams must not hold a test's server open.
         timeout_graceful_shutdown=1,
+        **config,
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uv_config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     try:
@@ -62,7 +67,8 @@ def running(app: Starlette, port: int | None = None) -> Iterator[str]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        scheme = "https" if config.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +11,8 @@ from typing import Any
 from sealbox.cli.main import main
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.server.app import create_app
-from sealbox.server.run import HTTP_IMPL, http_protocol
 from sealbox.server.settings import ServerSettings
-from sealbox.server.testing import free_port
+from sealbox.server.testing import free_port, running
 
 ADMIN_PASSWORD = "correct horse battery staple"
 
@@ -31,41 +28,9 @@ class Live:
 
 @contextmanager
 def serving(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 in a thread until the block ends.
-
-    NOTE: ``timeout_graceful_shutdown``: an open event stream never finishes by itself,
-    so uvicorn must be told to cancel it when the server stops.
-    """
-    import uvicorn
-
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            http=http_protocol(HTTP_IMPL),
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-            **config,
-        )
-    )
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        scheme = "https" if config.get("ssl_certfile") else "http"
-        yield f"{scheme}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """Serve ``app`` on 127.0.0.1 in a thread until the block ends (extra uvicorn settings)."""
+    with running(app, port, **config) as url:
+        yield url
 
 
 def make_vault(tmp_path: Path, storage: str | None = None) -> str:
