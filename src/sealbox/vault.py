@@ -229,6 +229,12 @@ class Vault:
     def close(self) -> None:
         self._storage.close()
 
+    def serve(self) -> None:
+        """A server process owns this vault: group-commit audit events (:meth:`defer_audit`)
+        and move storage housekeeping off the request path."""
+        self.defer_audit()
+        self._storage.serve()
+
     def defer_audit(self) -> None:
         """Server mode: hold audit events until :meth:`flush_audit` (group commit).
 

@@ -81,7 +81,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
-    vault.defer_audit()  # group commit; flushed before every response (audit_barrier.py)
+    vault.serve()  # audit group commit, flushed before every response (audit_barrier.py)
     barrier = AuditBarrier(vault)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(

@@ -3,26 +3,41 @@
 A line holds the request id, method, route template, status, duration, identity name and
 token accessor, never a token, a value or a concrete secret path. Unexpected errors are
 logged with their type and stack frames only (an exception message could quote data).
+
+Access lines skip the ``logging`` machinery once :func:`configure` has set up the server's
+handler: a ``LogRecord``, ``findCaller``, the formatter and a flush per line cost about
+60 µs, a third of a secret read. :class:`AccessWriter` writes the same JSON line (same
+keys, same order) to the same stream under the handler's lock, and writes the lines of
+one event-loop turn with one ``write``. Without :func:`configure` (tests, embedding) access
+lines go through ``logging`` as before, so handlers and ``caplog`` see them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, ClassVar
 
 ACCESS = logging.getLogger("sealbox.server.access")
 ERRORS = logging.getLogger("sealbox.server.error")
 
 
+def timestamp(created: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created * 1000) % 1000:03d}Z"
+    )
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -31,6 +46,57 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             line.update(fields)
         return json.dumps(line, separators=(",", ":"), default=str)
+
+
+class AccessWriter:
+    """Access lines for one handler's stream, written once per event-loop turn."""
+
+    #: The writer :func:`configure` installed in this process, if any.
+    installed: ClassVar[AccessWriter | None] = None
+
+    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
+        self.handler = handler
+        self._lines: list[str] = []
+        self._second = -1
+        self._prefix = ""
+
+    def line(self, fields: dict[str, Any]) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        line: dict[str, Any] = {
+            "ts": f"{self._prefix}.{int(now * 1000) % 1000:03d}Z",
+            "level": "info",
+            "logger": ACCESS.name,
+            "msg": "request",
+        }
+        line.update(fields)
+        return json.dumps(line, separators=(",", ":"), default=str)
+
+    def write(self, fields: dict[str, Any]) -> None:
+        lines = self._lines
+        lines.append(self.line(fields))
+        if len(lines) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.drain)
+            except RuntimeError:
+                self.drain()
+
+    def drain(self) -> None:
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        handler = self.handler
+        handler.acquire()
+        try:
+            handler.stream.write("\n".join(lines) + "\n")
+            handler.stream.flush()
+        except (OSError, ValueError):  # a closed or full stderr must not fail requests
+            pass
+        finally:
+            handler.release()
 
 
 def configure(level: str) -> None:
@@ -42,11 +108,19 @@ def configure(level: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    if AccessWriter.installed is not None:
+        AccessWriter.installed.drain()
+    writer = AccessWriter.installed = AccessWriter(handler)
+    atexit.register(writer.drain)
 
 
 def access(fields: dict[str, Any]) -> None:
     if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info("request", extra={"fields": fields})
+        writer = AccessWriter.installed
+        if writer is not None:
+            writer.write(fields)
+        else:
+            ACCESS.info("request", extra={"fields": fields})
 
 
 def unexpected(exc: BaseException, request_id: str) -> None:

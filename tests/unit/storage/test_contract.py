@@ -266,3 +266,64 @@ def _reopen(kind: str, store: Storage, tmp_path: Path, request: pytest.FixtureRe
     from sealbox.storage.postgres import PostgresStorage
 
     return PostgresStorage(request.getfixturevalue("pg_dsn"))
+
+
+def test_sqlite_durability_levels(tmp_path: Path) -> None:
+    """Secret writes fsync (FULL); audit batches and reads share the NORMAL connection."""
+    from sealbox.storage.sqlite import SqliteStorage
+
+    store = SqliteStorage(tmp_path / "vault.db", create=True)
+    try:
+        conn = store._conn
+        level = "PRAGMA synchronous"
+        assert conn.execute(level).fetchone()[0] == 1  # NORMAL between transactions
+        with store._tx(write=True) as tx:
+            assert tx.execute(level).fetchone()[0] == 2  # FULL inside a write
+        assert conn.execute(level).fetchone()[0] == 1
+        with store._audit_tx() as tx:
+            assert tx.execute(level).fetchone()[0] == 1
+        with pytest.raises(RuntimeError), store._tx(write=True):
+            raise RuntimeError("a failed write still restores NORMAL")
+        assert conn.execute(level).fetchone()[0] == 1
+    finally:
+        store.close()
+
+
+def test_sqlite_serving_checkpoints_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's commits never run a WAL checkpoint; a thread does, and stops on close."""
+    import time
+
+    from sealbox.storage import sqlite
+
+    monkeypatch.setattr(sqlite, "CHECKPOINT_INTERVAL", 0.01)
+    store = sqlite.SqliteStorage(tmp_path / "vault.db", create=True)
+    store.initialise("v1", {}, KEK, NOW)
+    store.serve()
+    store.serve()  # idempotent: one thread
+    thread = store._checkpointer
+    assert thread is not None
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    with store._tx(write=True) as tx:
+        for i in range(200):
+            tx.execute("INSERT INTO sb_settings (key, value) VALUES (?, ?)", (f"k{i}", "x" * 500))
+    deadline = time.monotonic() + 10
+    while thread.runs < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert thread.runs >= 2
+    busy, log, done = store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, log - done) == (0, 0)
+    store.close()
+    assert not thread.is_alive()
+
+
+def test_audit_heads_of_several_chains(store: Storage) -> None:
+    def row(node: str, seq: int) -> AuditRow:
+        return AuditRow(NOW, "me", "cli", "read", "p/e/N", 1, "allowed", "", node, seq,
+                        "{}", "0" * 64, f"h-{node}-{seq}", "sha256")  # fmt: skip
+
+    for node, count in (("b", 3), ("a", 2), ("c", 1)):
+        for _ in range(count):
+            store.append_audit_event(node, lambda s, p, n=node: row(n, s))
+    assert store.audit_heads() == {"a": (2, "h-a-2"), "b": (3, "h-b-3"), "c": (1, "h-c-1")}
