@@ -297,7 +297,7 @@ def test_sqlite_serving_checkpoints_in_the_background(
 
     from sealbox.storage import sqlite
 
-    monkeypatch.setattr(sqlite, "CHECKPOINT_INTERVAL", 0.01)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_INTERVAL", 0.005)
     store = sqlite.SqliteStorage(tmp_path / "vault.db", create=True)
     store.initialise("v1", {}, KEK, NOW)
     store.serve()
@@ -305,17 +305,66 @@ def test_sqlite_serving_checkpoints_in_the_background(
     thread = store._checkpointer
     assert thread is not None
     assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-    with store._tx(write=True) as tx:
-        for i in range(200):
-            tx.execute("INSERT INTO sb_settings (key, value) VALUES (?, ?)", (f"k{i}", "x" * 500))
     deadline = time.monotonic() + 10
     while thread.runs < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     assert thread.runs >= 2
-    busy, log, done = store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert (busy, log - done) == (0, 0)
     store.close()
     assert not thread.is_alive()
+
+
+def test_sqlite_wal_starts_over_under_constant_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint that cannot copy the last frames before the next write (writes keep
+    coming, or a reader holds an older snapshot) leaves the WAL growing; once it is long,
+    the serving connection finishes a checkpoint after its next audit commit."""
+    import sqlite3
+
+    from sealbox.storage import sqlite as sq
+
+    monkeypatch.setattr(sq, "CHECKPOINT_INTERVAL", 3600.0)  # the test plays the thread
+    monkeypatch.setattr(sq, "WAL_RESTART_PAGES", 20)
+    path = tmp_path / "vault.db"
+    store = sq.SqliteStorage(path, create=True)
+    store.initialise("v1", {}, KEK, NOW)
+    store.serve()
+    thread = store._checkpointer
+    assert thread is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    reader = sqlite3.connect(path, isolation_level=None)
+
+    def row(seq: int, prev: str) -> AuditRow:
+        return AuditRow(NOW, "me", "api", "read", f"p/e/N{seq}", 1, "allowed", "", "n", seq,
+                        "x" * 3000, prev, f"{seq:064x}", "sha256")  # fmt: skip
+
+    def batch() -> None:
+        with store.audit_batch("n"):
+            store.append_audit_event("n", row)
+
+    def wal_generation() -> int:
+        # The WAL header's checkpoint sequence number: it changes when the WAL starts over.
+        return int.from_bytes(Path(f"{path}-wal").read_bytes()[12:16], "big")
+
+    batch()
+    start, size = wal_generation(), Path(f"{path}-wal").stat().st_size
+    for _ in range(10):
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM sb_audit").fetchone()
+        batch()  # frames past the reader's snapshot
+        thread.checkpoint(other)  # copies up to that snapshot only
+        reader.execute("COMMIT")
+    assert wal_generation() == start
+    assert Path(f"{path}-wal").stat().st_size > size
+    assert thread.restart_due
+    batch()  # commits, then copies the last frames itself
+    assert not thread.restart_due
+    batch()  # starts the WAL over
+    assert wal_generation() != start
+    assert store.audit_heads() == {"n": (13, f"{13:064x}")}
+    for conn in (other, reader):
+        conn.close()
+    store.close()
 
 
 def test_audit_heads_of_several_chains(store: Storage) -> None:
