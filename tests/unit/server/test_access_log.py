@@ -59,13 +59,16 @@ def test_without_a_loop_the_line_is_written_at_once() -> None:
 def test_access_uses_the_installed_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     writer, stream = _writer()
     monkeypatch.setattr(logs.AccessWriter, "installed", writer)
-    monkeypatch.setattr(logs.ACCESS, "level", logging.INFO)
-    logs.access(FIELDS)
-    assert json.loads(stream.getvalue())["logger"] == "sealbox.server.access"
-    monkeypatch.setattr(logs.ACCESS, "level", logging.WARNING)
-    logs.ACCESS.manager._clear_cache()
-    logs.access(FIELDS)
-    assert len(stream.getvalue().splitlines()) == 1  # disabled: no line
+    level = logs.ACCESS.level
+    try:
+        logs.ACCESS.setLevel(logging.INFO)
+        logs.access(FIELDS)
+        assert json.loads(stream.getvalue())["logger"] == "sealbox.server.access"
+        logs.ACCESS.setLevel(logging.WARNING)
+        logs.access(FIELDS)
+        assert len(stream.getvalue().splitlines()) == 1  # disabled: no line
+    finally:
+        logs.ACCESS.setLevel(level)
 
 
 def test_a_closed_stream_never_fails_a_request() -> None:
