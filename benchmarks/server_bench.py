@@ -1,6 +1,6 @@
 """Read throughput and p99 of `sealbox server` beside OpenBao's KV v2, in one run.
 
-    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers 1] [--http auto]
+    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers N] [--http auto]
 
 Both servers get 1,000 secrets of 32 random bytes (hex) and the same load: `wrk -t2 -c16
 -d10s` with a Lua script reading random keys over loopback, authenticated. sealbox runs
@@ -167,7 +167,7 @@ def bao_seed(url: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None, help="default: the server's own")
     ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
     ap.add_argument("--log-level", default="info")
     a = ap.parse_args()
@@ -190,7 +190,9 @@ def main() -> int:
         port = free_port()
         sealbox = shutil.which("sealbox", path=os.path.dirname(sys.executable)) or "sealbox"
         server_env = {**env, "SEALBOX_LOG_LEVEL": a.log_level, "SEALBOX_HTTP": a.http}
-        cmd = [sealbox, "server", "--address", f"127.0.0.1:{port}", "--workers", str(a.workers)]
+        cmd = [sealbox, "server", "--address", f"127.0.0.1:{port}"]
+        if a.workers is not None:
+            cmd += ["--workers", str(a.workers)]
         with process(cmd, server_env, work / "sealbox.log"):
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/v1/sys/health")
@@ -225,7 +227,8 @@ def main() -> int:
     bao_rps = results["openbao_kv"]["rps"]
     print(
         "server_bench "
-        f"workers={a.workers} http={a.http} log_level={a.log_level} duration_s={a.duration} "
+        f"workers={a.workers or 'default'} http={a.http} log_level={a.log_level} "
+        f"duration_s={a.duration} "
         f"native_rps={results['sealbox_native']['rps']:.0f} "
         f"native_p99_ms={results['sealbox_native']['p99_us'] / 1e3:.2f} "
         f"kv_rps={results['sealbox_kv']['rps']:.0f} "

@@ -86,6 +86,12 @@ class BackendUnavailable(SealboxError):
     code = "backend_unavailable"
 
 
+class StorageBusy(BackendUnavailable):
+    """Another writer holds the lock a non-waiting write needed; nothing was changed."""
+
+    code = "storage_busy"
+
+
 class AuditUnavailable(BackendUnavailable):
     """No audit sink accepted an event, so the operation was refused (fail closed)."""
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
     from sealbox.audit.verify import Verification
     from sealbox.auth.service import Accounts, Authenticator
+    from sealbox.changes import ChangeFeed
     from sealbox.storage.interface import CheckpointRow
 
 Clock = Callable[[], datetime]
@@ -199,6 +200,19 @@ class Vault:
         )
 
     def _changed(self, ref: SecretRef, version: int | None, op: str) -> None:
+        # NOTE: the change is committed; announcing it is best effort and never an error
+        # (a process that misses a notice catches up from its next snapshot).
+        from sealbox.changes import encode_change
+
+        try:
+            feed = self._storage.change_feed()
+            feed.publish(encode_change(ref.project, ref.env, ref.name, version, op, feed.origin))
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("sealbox.changes").warning(
+                "change notice not published: %s", type(exc).__name__
+            )
         if self.on_change is not None:
             # NOTE: the change is committed; a failing observer must not turn it into an error.
             with contextlib.suppress(Exception):
@@ -229,6 +243,10 @@ class Vault:
     def close(self) -> None:
         self._storage.close()
 
+    def change_feed(self) -> ChangeFeed:
+        """This process's link to the change notices of every process on this vault."""
+        return self._storage.change_feed()
+
     def serve(self) -> None:
         """A server process owns this vault: group-commit audit events (:meth:`defer_audit`)
         and move storage housekeeping off the request path."""
@@ -243,9 +261,13 @@ class Vault:
         """
         self._audit.deferred = True
 
-    def flush_audit(self) -> None:
-        """Store the held audit events (one transaction); AuditUnavailable if not."""
-        self._audit.flush()
+    def flush_audit(self, *, wait: bool = True) -> None:
+        """Store the held audit events (one transaction); AuditUnavailable if not.
+
+        ``wait=False``: StorageBusy at once (the events stay held) when another process
+        is writing, instead of blocking the caller until it is done.
+        """
+        self._audit.flush(wait=wait)
 
     @property
     def audit_pending(self) -> int:

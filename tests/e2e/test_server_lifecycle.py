@@ -208,12 +208,31 @@ def test_server_with_tls(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_server_with_two_workers(env: dict[str, str]) -> None:
+    """Two worker processes on one SQLite file: every write is read back, and a watcher
+    connected to one worker hears the writes the other served (the change table)."""
+    import queue
+
+    from sealbox.client import Client
+    from sealbox.vault import ChangeEvent
+
     token = init_admin(env)
     h = {"Authorization": f"Bearer {token}"}
     with server_process(env, "--workers", "2") as (url, _):
         httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h)
-        for i in range(10):
+        heard: queue.Queue[ChangeEvent] = queue.Queue()
+        client = Client(url, token)
+        watch = client.watch("web", "dev", heard.put)
+        assert watch.wait_ready(10)
+
+        for i in range(20):
+            # A new connection each time, so the kernel spreads them over both workers.
             r = httpx2.put(f"{url}/v1/secrets/web/dev/K{i}", json={"value": str(i)}, headers=h)
             assert r.status_code == 200
-        for i in range(10):
+        for i in range(20):
             assert httpx2.get(f"{url}/v1/secrets/web/dev/K{i}", headers=h).json()["value"] == str(i)
+        names = set()
+        while len(names) < 20:
+            names.add(heard.get(timeout=10).path)
+        assert names == {f"web/dev/K{i}" for i in range(20)}
+        watch.stop()
+        client.close()

@@ -178,6 +178,8 @@ def test_settings_file_env_and_overrides(tmp_path: Path) -> None:
         ('log_level = "loud"', "log_level"),
         ('tls_cert = "/x.pem"', "TLS"),
         ("workers = true", "workers"),
+        ("workers = -1", "workers"),
+        ("workers = 65", "workers"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, needle: str) -> None:
@@ -185,3 +187,15 @@ def test_bad_settings_are_named(tmp_path: Path, text: str, needle: str) -> None:
     cfg.write_text(text + "\n")
     with pytest.raises(InvalidInput, match=needle):
         load_settings(config_file=cfg, env={})
+
+
+def test_workers_default_to_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert load_settings(env={}).processes == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert load_settings(env={}).processes == 4  # one SQLite write lock: a few suffice
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert load_settings(env={}).processes == 1
+    assert load_settings(env={"SEALBOX_WORKERS": "7"}).processes == 7

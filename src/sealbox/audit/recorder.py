@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.audit.events import EVENT_FORMAT, AuditKeys, Event, checkpoint_message
-from sealbox.errors import AuditUnavailable, SealboxError, Sealed
+from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 
 if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
@@ -178,19 +178,26 @@ class AuditRecorder:
     def pending(self) -> int:
         return len(self._pending)
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = True) -> None:
         """Write every deferred event, the database's in one transaction.
 
         Raises :class:`AuditUnavailable` (nothing of the batch kept) when the events could
-        not be recorded; the server then answers 503 to every request of the batch.
+        not be recorded; the server then answers 503 to every request of the batch. With
+        ``wait=False``, a database another writer holds raises
+        :class:`~sealbox.errors.StorageBusy` at once and the events stay pending.
         """
         pending, self._pending = self._pending, []
         if not pending:
             return
         due_checkpoint = False
-        with self._storage.audit_batch(self.node):
-            for event, keys, at, operation, path in pending:
-                due_checkpoint |= self._write(event, keys, at, operation, path, batch=True)
+        try:
+            # StorageBusy can only come from starting the batch: no sink has seen an event.
+            with self._storage.audit_batch(self.node, wait=wait):
+                for event, keys, at, operation, path in pending:
+                    due_checkpoint |= self._write(event, keys, at, operation, path, batch=True)
+        except StorageBusy:
+            self._pending = pending + self._pending
+            raise
         if due_checkpoint:
             try:
                 self.checkpoint(pending[-1][2])

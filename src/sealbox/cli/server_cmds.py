@@ -32,7 +32,9 @@ from sealbox.errors import InvalidInput
     default=None,
     help="TLS private key (PEM).",
 )
-@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes (default: one per CPU, at most 4)."
+)
 @click.pass_context
 def server(
     ctx: click.Context,

@@ -7,6 +7,12 @@ that flush (one INSERT transaction instead of one per request). If the flush fai
 waiter gets the error and answers 503 — fail closed: no value leaves before the event
 that records its reading is stored.
 
+Another process writing the database (a second worker, the CLI) does not block the event
+loop: the flush tries without waiting (``StorageBusy``), and tries again
+:data:`BUSY_RETRY` seconds later, so requests arriving meanwhile join the batch. (SQLite's
+own busy handler sleeps 1, 2, 5 ms… with the whole loop stopped.) After
+:data:`BUSY_PATIENCE` seconds of that it waits for the lock like any other write.
+
 Each waiter awaits a future of its own (not one shared future behind ``asyncio.shield``,
 which costs a second future and a second loop turn per request): a cancelled request
 cancels only its own wait, and the flush wakes each waiter with one callback.
@@ -15,15 +21,22 @@ cancels only its own wait, and the flush wakes each waiter with one callback.
 from __future__ import annotations
 
 import asyncio
+import time
 
+from sealbox.errors import StorageBusy
 from sealbox.vault import Vault
+
+BUSY_RETRY = 0.0002
+BUSY_PATIENCE = 2.0
 
 
 class AuditBarrier:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
         self._waiters: list[asyncio.Future[None]] = []
+        self._busy_since: float | None = None
         self.flushes = 0
+        self.busy = 0
 
     async def wait(self) -> None:
         waiters = self._waiters
@@ -37,11 +50,26 @@ class AuditBarrier:
         await future
 
     def _flush(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        self.flushes += 1
+        now = time.monotonic()
+        patient = self._busy_since is None or now - self._busy_since < BUSY_PATIENCE
         try:
-            self._vault.flush_audit()
+            self._vault.flush_audit(wait=not patient)
+        except StorageBusy:
+            self.busy += 1
+            if self._busy_since is None:
+                self._busy_since = now
+            asyncio.get_running_loop().call_later(BUSY_RETRY, self._flush)
+            return
         except BaseException as exc:
+            self._wake(exc)
+        else:
+            self._wake(None)
+
+    def _wake(self, exc: BaseException | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        self._busy_since = None
+        self.flushes += 1
+        if exc is not None:
             for future in waiters:
                 if not future.done():
                     future.set_exception(exc)

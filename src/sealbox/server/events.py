@@ -1,11 +1,12 @@
 """Change notifications: ``GET /v1/events/{project}/{env}`` as server-sent events.
 
 Every committed change of a secret (write, rollback, delete, undelete, purge) reaches the
-:class:`ChangeHub` through the core's ``Vault.on_change`` observer. On SQLite (one node)
-the hub hands it straight to this process's subscribers. On PostgreSQL the hub sends it
-as ``NOTIFY sealbox_changes`` and every node (this one included) ``LISTEN``s on a
-dedicated connection in a thread and fans it out to its own subscribers, so a client of
-any node hears a write made through any other.
+:class:`ChangeHub` through the core's ``Vault.on_change`` observer. The hub hands it to
+this process's subscribers at once, and publishes it on the vault's change feed
+(:mod:`sealbox.changes`): ``NOTIFY``/``LISTEN`` on PostgreSQL, a polled ``sb_changes``
+table on SQLite. A thread listens to the feed and fans out what other processes wrote,
+so a client of any node, any worker, hears a write made through any other (or by the
+CLI on the same database).
 
 A stream is authorised with ``list`` on ``project/env/*`` and starts with a ``snapshot``
 event (``{"versions": {NAME: version}}``), then one ``change`` event
@@ -33,13 +34,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sealbox.auth.policy import Capability
+from sealbox.changes import ChangeFeed, decode_change, encode_change
 from sealbox.errors import SealboxError
 from sealbox.server.http import caller, state, token_of
 from sealbox.vault import ChangeEvent, Vault
 
 log = logging.getLogger("sealbox.server.events")
 
-CHANNEL = "sealbox_changes"
 HEARTBEAT = 15.0
 #: Events a slow subscriber may fall behind by before its stream is ended (it reconnects
 #: and catches up from the snapshot).
@@ -56,65 +57,25 @@ class Subscriber:
 
 
 class ChangeHub:
-    """Fans change events out to this process's streams (through PostgreSQL when given)."""
+    """Fans change events out to this process's streams: those made here (``publish``) and
+    those other processes announced on the vault's change feed (:mod:`sealbox.changes`)."""
 
-    def __init__(self, dsn: str | None = None) -> None:
-        self._dsn = dsn
+    def __init__(self, feed: ChangeFeed | None = None) -> None:
+        self._feed = feed
         self._subs: set[Subscriber] = set()
         self._lock = threading.Lock()
-        self._notify_conn: Any = None
-        self._notify_lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
-        #: Set while the LISTEN connection is up (tests wait for it).
+        #: Set while the feed is being listened to (tests wait for it).
         self.listening = threading.Event()
-
-    @property
-    def distributed(self) -> bool:
-        return self._dsn is not None
 
     # -- publishing (the write path) ---------------------------------------------------------
     def publish(self, event: ChangeEvent) -> None:
-        payload = json.dumps(
-            {
-                "project": event.project,
-                "env": event.env,
-                "name": event.name,
-                "version": event.version,
-                "op": event.op,
-            }
+        """A change made through this process: its streams hear it at once. (The core has
+        already announced it to other processes on the vault's change feed.)"""
+        self.deliver(
+            encode_change(event.project, event.env, event.name, event.version, event.op, "")
         )
-        if self._dsn is None:
-            self.deliver(payload)
-            return
-        try:
-            self._notify(payload)
-        except Exception as exc:
-            # NOTE: the write is committed; other nodes miss this one event (their clients
-            # catch up on their next reconnection snapshot). This node's own streams still
-            # hear it.
-            log.warning("change notification not sent to other nodes: %s", type(exc).__name__)
-            self.deliver(payload)
-
-    def _notify(self, payload: str) -> None:
-        import psycopg
-
-        with self._notify_lock:
-            for attempt in (1, 2):
-                if self._notify_conn is None or self._notify_conn.closed:
-                    assert self._dsn is not None
-                    self._notify_conn = psycopg.connect(
-                        self._dsn, autocommit=True, connect_timeout=5
-                    )
-                try:
-                    self._notify_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-                    return
-                except psycopg.OperationalError:
-                    with contextlib.suppress(Exception):
-                        self._notify_conn.close()
-                    self._notify_conn = None
-                    if attempt == 2:
-                        raise
 
     # -- delivering ----------------------------------------------------------------------------
     def deliver(self, payload: str) -> None:
@@ -138,67 +99,84 @@ class ChangeHub:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the stream is gone
                 sub.loop.call_soon_threadsafe(_offer, sub.queue, message)
 
+    def _from_feed(self, payload: str) -> None:
+        data = decode_change(payload)
+        if data is None:
+            log.warning("ignored a malformed change notification")
+            return
+        assert self._feed is not None
+        if data.get("origin") != self._feed.origin:  # our own were delivered when made
+            self.deliver(payload)
+
     def subscribe(self, project: str, env: str) -> Subscriber:
         sub = Subscriber(project, env, asyncio.get_running_loop())
         with self._lock:
             self._subs.add(sub)
-        if self._dsn is not None:
-            self._ensure_listener()
+        self._ensure_listener()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             self._subs.discard(sub)
 
-    # -- listening (PostgreSQL) ------------------------------------------------------------------
+    # -- listening -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start listening now (else on the first subscription); no-op on SQLite."""
-        if self._dsn is not None:
+        """Listen now if the feed wants to (PostgreSQL); else on the first subscription."""
+        if self._feed is not None and self._feed.persistent:
             self._ensure_listener()
 
+    def _keep_going(self) -> bool:
+        if self._closed.is_set():
+            return False
+        assert self._feed is not None
+        if self._feed.persistent:
+            return True
+        with self._lock:
+            return bool(self._subs)  # a polling listener stops when nobody listens
+
     def _ensure_listener(self) -> None:
+        if self._feed is None or self._closed.is_set():
+            return
+        with self._lock:
+            if self._listener is not None and self._listener.is_alive():
+                return
+        # Taken before the subscriber's snapshot: no change after it is missed.
+        try:
+            after = self._feed.position()
+        except Exception as exc:
+            log.warning("change feed unavailable: %s", type(exc).__name__)
+            after = None
         with self._lock:
             if self._listener is not None and self._listener.is_alive():
                 return
             self._listener = threading.Thread(
-                target=self._listen, name="sealbox-events-listen", daemon=True
+                target=self._listen, args=(after,), name="sealbox-events-listen", daemon=True
             )
             self._listener.start()
 
-    def _listen(self) -> None:
-        import psycopg
-
+    def _listen(self, after: int | None) -> None:
+        assert self._feed is not None
         backoff = 0.5
-        while not self._closed.is_set():
+        while self._keep_going():
             try:
-                assert self._dsn is not None
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening.set()
-                    backoff = 0.5
-                    while not self._closed.is_set():
-                        for note in conn.notifies(timeout=1.0):
-                            self.deliver(note.payload)
+                self._feed.listen(self._from_feed, self._keep_going, self.listening, after)
+                return
             except Exception as exc:
-                self.listening.clear()
-                if self._closed.is_set():
+                if not self._keep_going():
                     return
                 log.warning(
                     "change listener lost its database connection (%s); retrying in %.1f s",
                     type(exc).__name__,
                     backoff,
                 )
+                after = None
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
-        self.listening.clear()
 
     def close(self) -> None:
         self._closed.set()
-        with self._notify_lock:
-            if self._notify_conn is not None:
-                with contextlib.suppress(Exception):
-                    self._notify_conn.close()
-                self._notify_conn = None
+        if self._feed is not None:
+            self._feed.close()
         with self._lock:
             subs, self._subs = list(self._subs), set()
         for sub in subs:
@@ -277,22 +255,10 @@ async def events(request: Request) -> Response:
 ROUTES = [Route("/v1/events/{project}/{env}", events, methods=["GET"])]
 
 
-def _dsn_of(vault: Vault) -> str | None:
-    # NOTE: the PostgreSQL storage keeps its DSN privately; the events need their own
-    # connections (LISTEN, NOTIFY) to the same database.
-    from sealbox.storage.postgres import PostgresStorage
-
-    storage = getattr(vault, "_storage", None)
-    if isinstance(storage, PostgresStorage):
-        dsn: str = storage._dsn
-        return dsn
-    return None
-
-
 def install(app: Starlette) -> ChangeHub:
     """Add the events route (before the KV catch-alls) and hook the hub into the vault."""
     vault: Vault = state_vault(app)
-    hub = ChangeHub(_dsn_of(vault))
+    hub = ChangeHub(vault.change_feed())
     previous = vault.on_change
 
     def observe(event: ChangeEvent) -> None:

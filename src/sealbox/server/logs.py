@@ -24,6 +24,7 @@ import traceback
 from typing import Any, ClassVar
 
 ACCESS = logging.getLogger("sealbox.server.access")
+PIPE_BUF = 4096
 ERRORS = logging.getLogger("sealbox.server.error")
 
 
@@ -91,8 +92,20 @@ class AccessWriter:
         handler = self.handler
         handler.acquire()
         try:
-            handler.stream.write("\n".join(lines) + "\n")
-            handler.stream.flush()
+            stream = handler.stream
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                # Worker processes share stderr: a pipe keeps a write whole only up to
+                # PIPE_BUF bytes, so lines go out in chunks of at most that (whole lines).
+                if chunk and size + len(line) >= PIPE_BUF:
+                    stream.write("".join(chunk))
+                    stream.flush()
+                    chunk, size = [], 0
+                chunk.append(line + "\n")
+                size += len(line) + 1
+            stream.write("".join(chunk))
+            stream.flush()
         except (OSError, ValueError):  # a closed or full stderr must not fail requests
             pass
         finally:

@@ -102,7 +102,7 @@ def serve(settings: ServerSettings) -> None:
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "timeout_graceful_shutdown": 5,  # open event streams must not hold a shutdown
     }
-    if settings.workers == 1:
+    if settings.processes == 1:
         try:
             uvicorn.run(_settle(create_app(vault, settings)), **common)
         finally:
@@ -113,6 +113,6 @@ def serve(settings: ServerSettings) -> None:
     uvicorn.run(
         "sealbox.server.run:app_from_environment",
         factory=True,
-        workers=settings.workers,
+        workers=settings.processes,
         **common,
     )

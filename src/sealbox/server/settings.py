@@ -6,7 +6,7 @@ Config file keys (all optional)::
     address = "127.0.0.1:8200"
     tls_cert = "/etc/sealbox/tls.crt"
     tls_key = "/etc/sealbox/tls.key"
-    workers = 1
+    workers = 0                   # worker processes; 0 = one per CPU, at most 4
     body_limit = 1048576          # bytes; larger request bodies get 413
     log_level = "info"            # debug | info | warning | error
     token_cache_ttl = 1.0         # seconds a token resolution is reused (0 disables)
@@ -19,6 +19,7 @@ Config file keys (all optional)::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -30,6 +31,9 @@ from sealbox.errors import InvalidInput
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HTTP_IMPLS = ("auto", "httptools", "h11")
 MiB = 1024 * 1024
+#: More processes than this on one SQLite file queue on its single write lock (every read
+#: appends an audit event); scale further with more servers on PostgreSQL.
+AUTO_WORKERS_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class ServerSettings:
     address: str = "127.0.0.1:8200"
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    workers: int = 1
+    #: Worker processes; 0 picks one per CPU, at most :data:`AUTO_WORKERS_MAX`.
+    workers: int = 0
     body_limit: int = MiB
     log_level: str = "info"
     token_cache_ttl: float = 1.0
@@ -61,6 +66,13 @@ class ServerSettings:
         return f"server:{socket.gethostname()}:{self.port}"
 
     @property
+    def processes(self) -> int:
+        """How many worker processes serve: ``workers``, or one per CPU (at most 4)."""
+        if self.workers:
+            return self.workers
+        return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
+
+    @property
     def host(self) -> str:
         return split_address(self.address)[0]
 
@@ -72,8 +84,8 @@ class ServerSettings:
         split_address(self.address)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("TLS needs both a certificate and a key (--tls-cert, --tls-key)")
-        if not 1 <= self.workers <= 64:
-            raise InvalidInput("workers must be between 1 and 64")
+        if not 0 <= self.workers <= 64:
+            raise InvalidInput("workers must be between 1 and 64 (0: one per CPU)")
         if not 1024 <= self.body_limit <= 64 * MiB:
             raise InvalidInput("body_limit must be between 1 KiB and 64 MiB")
         if self.log_level not in LOG_LEVELS:

@@ -7,12 +7,16 @@ guarded by the table's unique constraint and retried once on a race.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sealbox.errors import BackendUnavailable, Conflict, SealboxError
+from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
 from sealbox.storage.sql import Dialect, SqlStorage, Tx
+
+CHANGE_CHANNEL = "sealbox_changes"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -90,8 +94,25 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._translate(exc) from None
 
-    def _lock_audit_chain(self, tx: Tx, node: str) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sealbox-audit:{node}",))
+    _feed: PostgresChangeFeed | None = None
+
+    def change_feed(self) -> PostgresChangeFeed:
+        if self._feed is None:
+            self._feed = PostgresChangeFeed(self)
+        return self._feed
+
+    def notify(self, payload: str) -> None:
+        with self._single() as cur:
+            cur.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
+
+    def _lock_audit_chain(self, tx: Tx, node: str, *, wait: bool = True) -> None:
+        key = f"sealbox-audit:{node}"
+        if wait:
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            return
+        row = tx.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (key,)).fetchone()
+        if not row[0]:
+            raise StorageBusy(f"audit chain {node!r} is being appended to by another process")
 
     def _translate(self, exc: Exception) -> SealboxError:
         return BackendUnavailable(f"storage error in {self.description}: {type(exc).__name__}")
@@ -103,3 +124,44 @@ class PostgresStorage(SqlStorage):
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+class PostgresChangeFeed:
+    """Change notices through ``NOTIFY sealbox_changes`` (sent on the storage's own
+    autocommit connection) and ``LISTEN`` (on a connection of the listener's own)."""
+
+    persistent = True
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        self._storage = storage
+        self.origin = os.urandom(8).hex()
+
+    def publish(self, payload: str) -> None:
+        self._storage.notify(payload)
+
+    def position(self) -> int | None:
+        return None  # LISTEN hears what is sent after it; there is no history
+
+    def listen(
+        self,
+        deliver: Callable[[str], None],
+        keep_going: Callable[[], bool],
+        ready: threading.Event,
+        after: int | None = None,
+    ) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                self._storage._dsn, autocommit=True, connect_timeout=self._storage._timeout
+            ) as conn:
+                conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+                ready.set()
+                while keep_going():
+                    for note in conn.notifies(timeout=1.0):
+                        deliver(note.payload)
+        finally:
+            ready.clear()
+
+    def close(self) -> None:
+        """Nothing held: publishing uses the storage's connection."""

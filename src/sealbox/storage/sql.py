@@ -118,12 +118,20 @@ def schema_v4(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v5(d: Dialect) -> list[str]:
+    """Schema version 5: change notices for processes that poll (SQLite; see changes.py)."""
+    return [
+        f"CREATE TABLE sb_changes (id {d.serial_pk}, at TEXT NOT NULL, payload TEXT NOT NULL)",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
     2: schema_v2,
     3: schema_v3,
     4: schema_v4,
+    5: schema_v5,
 }
 
 _VERSION_COLS = (
@@ -938,7 +946,7 @@ class SqlStorage:
             self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
             return value
 
-    def _audit_tx(self) -> AbstractContextManager[Tx]:
+    def _audit_tx(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
         """The transaction an audit event is written in (a backend may relax its sync)."""
         return self._tx(write=True)
 
@@ -960,12 +968,12 @@ class SqlStorage:
                 r = self._one(own, sql, (node,))
         return (int(r[0]), str(r[1])) if r else (0, GENESIS)
 
-    def _lock_audit_chain(self, tx: Tx, node: str) -> None:
+    def _lock_audit_chain(self, tx: Tx, node: str, *, wait: bool = True) -> None:
         """Keep other writers of ``node``'s chain out until the transaction ends."""
         # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
 
     @contextmanager
-    def audit_batch(self, node: str) -> Iterator[None]:
+    def audit_batch(self, node: str, *, wait: bool = True) -> Iterator[None]:
         """Append a batch of events in ONE transaction (the server's group commit).
 
         The chain is locked and its head read inside the transaction, so no other writer
@@ -975,8 +983,8 @@ class SqlStorage:
             self._audit_heads = {}
         heads = self._audit_heads
         try:
-            with self._audit_tx() as tx:
-                self._lock_audit_chain(tx, node)
+            with self._audit_tx(wait=wait) as tx:
+                self._lock_audit_chain(tx, node, wait=wait)
                 heads[node] = self._load_audit_head(node, tx)
                 self._audit_batch_tx = tx
                 try:

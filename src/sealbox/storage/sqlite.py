@@ -19,11 +19,13 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
-from sealbox.errors import BackendUnavailable, Conflict, SealboxError
+from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
 from sealbox.storage.sql import Dialect, SqlStorage, Tx
 
 BUSY_TIMEOUT_MS = 10_000
@@ -31,6 +33,10 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_INTERVAL = 0.25
 #: WAL length (pages) at which the checkpoint thread makes the WAL start over.
 WAL_RESTART_PAGES = 8000
+#: Seconds between a change listener's looks at ``sb_changes`` (SqliteChangeFeed).
+POLL_INTERVAL = 0.05
+#: Change notices kept; older ones are dropped (a listener that far behind resyncs).
+CHANGES_KEPT = 10_000
 
 
 def _translate(exc: sqlite3.Error, description: str) -> SealboxError:
@@ -140,13 +146,16 @@ class SqliteStorage(SqlStorage):
             raise _translate(exc, self.description) from exc
 
     @contextmanager
-    def _tx(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
+    def _tx(self, *, write: bool, durable: bool = True, wait: bool = True) -> Iterator[Tx]:
         conn = self._conn
         full = write and durable
         try:
             if full:
                 conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if wait:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            else:
+                self._begin_now(write)
         except sqlite3.Error as exc:
             self._relax(full)
             raise _translate(exc, self.description) from exc
@@ -173,6 +182,37 @@ class SqliteStorage(SqlStorage):
         finally:
             self._relax(full)
 
+    _feed: SqliteChangeFeed | None = None
+
+    def change_feed(self) -> SqliteChangeFeed:
+        if self._feed is None:
+            self._feed = SqliteChangeFeed(self)
+        return self._feed
+
+    def record_change(self, payload: str) -> None:
+        """Append a change notice (after the change committed; a lost notice costs a
+        listener one live update, never data, so it is not fsynced)."""
+        from datetime import datetime
+
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO sb_changes (at, payload) VALUES (?, ?)",
+                (datetime.now(UTC).isoformat(), payload),
+            )
+            if cur.lastrowid and cur.lastrowid % 1000 == 0:
+                self._conn.execute(
+                    "DELETE FROM sb_changes WHERE id <= ?", (cur.lastrowid - CHANGES_KEPT,)
+                )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.description) from exc
+
+    def last_change(self) -> int:
+        try:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM sb_changes").fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.description) from exc
+        return int(row[0])
+
     def serve(self) -> None:
         """Checkpoint the WAL from a background thread instead of inside request commits.
 
@@ -187,14 +227,29 @@ class SqliteStorage(SqlStorage):
         self._checkpointer = _Checkpointer(self.path)
         self._checkpointer.start()
 
+    def _begin_now(self, write: bool) -> None:
+        """BEGIN without SQLite's busy handler, which sleeps 1, 2, 5 ms… between tries."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageBusy(
+                    f"{self.description} is being written by another process"
+                ) from exc
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     def _relax(self, full: bool) -> None:
         if full:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
-    def _audit_tx(self) -> Iterator[Tx]:
-        with self._tx(write=True, durable=False) as tx:
+    def _audit_tx(self, *, wait: bool = True) -> Iterator[Tx]:
+        with self._tx(write=True, durable=False, wait=wait) as tx:
             yield tx
         checkpointer = self._checkpointer
         if checkpointer is not None and checkpointer.restart_due:
@@ -222,3 +277,59 @@ class SqliteStorage(SqlStorage):
             self._checkpointer.stop()
             self._checkpointer = None
         self._conn.close()
+
+
+class SqliteChangeFeed:
+    """Change notices through the ``sb_changes`` table, polled every :data:`POLL_INTERVAL`.
+
+    SQLite has no NOTIFY; the table is the only channel that reaches every process on the
+    file (server workers, a second server, the CLI). Publishing is one INSERT after the
+    write has committed; listening is one indexed SELECT per interval, on a read-only
+    connection of the listener's own, and only while someone listens.
+    """
+
+    persistent = False
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+        self.origin = os.urandom(8).hex()
+
+    def publish(self, payload: str) -> None:
+        self._storage.record_change(payload)
+
+    def position(self) -> int | None:
+        return self._storage.last_change()
+
+    def listen(
+        self,
+        deliver: Callable[[str], None],
+        keep_going: Callable[[], bool],
+        ready: threading.Event,
+        after: int | None = None,
+    ) -> None:
+        # mode=ro: a listener must never create a database where one was removed.
+        uri = f"{self._storage.path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            last = after
+            if last is None:
+                last = int(
+                    conn.execute("SELECT COALESCE(MAX(id), 0) FROM sb_changes").fetchone()[0]
+                )
+            ready.set()
+            while keep_going():
+                rows = conn.execute(
+                    "SELECT id, payload FROM sb_changes WHERE id > ? ORDER BY id LIMIT 1000",
+                    (last,),
+                ).fetchall()
+                for change_id, payload in rows:
+                    last = int(change_id)
+                    deliver(str(payload))
+                if len(rows) < 1000:
+                    time.sleep(POLL_INTERVAL)
+        finally:
+            ready.clear()
+            conn.close()
+
+    def close(self) -> None:
+        """Nothing held: publishing uses the storage's connection."""

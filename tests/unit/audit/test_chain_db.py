@@ -199,3 +199,29 @@ def test_locked_process_events_are_unkeyed_then_anchored(make_vault: OpenVault) 
     assert result.findings == []
     assert any("follow the last keyed event" in n for n in result.notices)
     assert make_vault().audit_verify().findings == []
+
+
+def test_a_busy_database_keeps_deferred_events(make_vault: OpenVault, home: Path) -> None:
+    """Server mode: a flush that must not wait leaves every event pending, in order, and a
+    later flush stores them on one unbroken chain."""
+    from sealbox.errors import StorageBusy
+    from sealbox.model import SecretRef, SecretValue
+
+    vault = make_vault()
+    vault.set(SecretRef("payments", "dev", "A"), SecretValue("x"))
+    vault.defer_audit()
+    for _ in range(3):
+        vault.get(SecretRef("payments", "dev", "A"))
+    conn = _db(home)
+    before = len(_rows(conn))
+    conn.execute("BEGIN IMMEDIATE")  # another process writes
+    with pytest.raises(StorageBusy):
+        vault.flush_audit(wait=False)
+    assert vault.audit_pending == 3
+    vault.get(SecretRef("payments", "dev", "A"))
+    conn.execute("COMMIT")
+    vault.flush_audit(wait=False)
+    assert vault.audit_pending == 0
+    rows = _rows(conn)
+    assert len(rows) == before + 4
+    assert vault.audit_verify().findings == []

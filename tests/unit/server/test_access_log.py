@@ -75,3 +75,26 @@ def test_a_closed_stream_never_fails_a_request() -> None:
     writer, stream = _writer()
     stream.close()
     writer.write(FIELDS)  # no exception
+
+
+def test_lines_go_out_in_whole_chunks_that_fit_a_pipe() -> None:
+    writes: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, s: str) -> int:
+            writes.append(s)
+            return len(s)
+
+    handler = logging.StreamHandler(Stream())
+    writer = logs.AccessWriter(handler)
+
+    async def main() -> None:
+        for i in range(100):
+            writer.write({**FIELDS, "request_id": f"r{i}", "pad": "x" * 200})
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert len(writes) > 1
+    assert all(len(w.encode()) <= logs.PIPE_BUF and w.endswith("\n") for w in writes)
+    ids = [json.loads(x)["request_id"] for w in writes for x in w.splitlines()]
+    assert ids == [f"r{i}" for i in range(100)]

@@ -376,3 +376,48 @@ def test_audit_heads_of_several_chains(store: Storage) -> None:
         for _ in range(count):
             store.append_audit_event(node, lambda s, p, n=node: row(n, s))
     assert store.audit_heads() == {"a": (2, "h-a-2"), "b": (3, "h-b-3"), "c": (1, "h-c-1")}
+
+
+def test_sqlite_audit_batch_without_waiting(tmp_path: Path) -> None:
+    """A batch that must not wait fails at once, changing nothing, while another process
+    writes; SQLite's busy handler would have slept the caller."""
+    import time
+
+    from sealbox.errors import StorageBusy
+    from sealbox.storage.sqlite import SqliteStorage
+
+    store = SqliteStorage(tmp_path / "vault.db", create=True)
+    store.initialise("v1", {}, KEK, NOW)
+    other = SqliteStorage(tmp_path / "vault.db")
+    try:
+        with other._tx(write=True):
+            start = time.monotonic()
+            with pytest.raises(StorageBusy), store.audit_batch("n", wait=False):
+                pytest.fail("the batch must not start")  # pragma: no cover
+            assert time.monotonic() - start < 0.5
+        assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0  # restored
+        assert not store._conn.in_transaction
+        with store.audit_batch("n", wait=False):
+            store.append_audit_event(
+                "n",
+                lambda seq, prev: AuditRow(
+                    NOW,
+                    "me",
+                    "api",
+                    "read",
+                    "p/e/N",
+                    1,
+                    "allowed",
+                    "",
+                    "n",
+                    seq,
+                    "{}",
+                    prev,
+                    "h1",
+                    "sha256",
+                ),
+            )
+        assert store.audit_heads() == {"n": (1, "h1")}
+    finally:
+        other.close()
+        store.close()

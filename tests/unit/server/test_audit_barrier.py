@@ -1,0 +1,125 @@
+"""The audit barrier: one flush per loop turn, every waiter woken with its outcome, and a
+database held by another writer retried without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from sealbox.errors import AuditUnavailable, StorageBusy
+from sealbox.server import audit_barrier
+from sealbox.server.audit_barrier import AuditBarrier
+
+
+class FakeVault:
+    def __init__(self, busy_times: int = 0, fail: BaseException | None = None) -> None:
+        self.audit_pending = 0
+        self.busy_times = busy_times
+        self.fail = fail
+        self.calls: list[bool] = []
+
+    def flush_audit(self, *, wait: bool = True) -> None:
+        self.calls.append(wait)
+        if not wait and self.busy_times:
+            self.busy_times -= 1
+            raise StorageBusy("busy")
+        if self.fail is not None:
+            raise self.fail
+        self.audit_pending = 0
+
+
+def _barrier(vault: FakeVault) -> AuditBarrier:
+    return AuditBarrier(vault)  # type: ignore[arg-type]
+
+
+def test_one_flush_wakes_every_waiter() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        vault.audit_pending = 3
+        await asyncio.gather(*(barrier.wait() for _ in range(3)))
+
+    asyncio.run(main())
+    assert vault.calls == [False]
+    assert barrier.flushes == 1
+
+
+def test_nothing_pending_never_waits() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+    asyncio.run(barrier.wait())
+    assert vault.calls == []
+
+
+def test_a_busy_database_is_retried_and_requests_join(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
+    vault = FakeVault(busy_times=3)
+    barrier = _barrier(vault)
+    ticks: list[int] = []
+
+    async def ticker() -> None:
+        # The loop keeps running while the flush is retried.
+        for i in range(5):
+            ticks.append(i)
+            await asyncio.sleep(0)
+
+    async def late_waiter() -> None:
+        await asyncio.sleep(0.0015)  # arrives during the retries: joins the same flush
+        vault.audit_pending += 1
+        await barrier.wait()
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        await asyncio.gather(barrier.wait(), ticker(), late_waiter())
+
+    asyncio.run(main())
+    assert vault.calls == [False, False, False, False]
+    assert barrier.busy == 3
+    assert barrier.flushes == 1
+    assert ticks == [0, 1, 2, 3, 4]
+
+
+def test_after_patience_the_flush_waits_for_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
+    monkeypatch.setattr(audit_barrier, "BUSY_PATIENCE", 0.0)
+    vault = FakeVault(busy_times=100)
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        await barrier.wait()
+
+    asyncio.run(main())
+    assert vault.calls == [False, True]
+
+
+def test_a_failed_flush_fails_every_waiter() -> None:
+    vault = FakeVault(fail=AuditUnavailable("no sink"))
+    barrier = _barrier(vault)
+
+    async def main() -> list[Any]:
+        vault.audit_pending = 2
+        return await asyncio.gather(barrier.wait(), barrier.wait(), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, AuditUnavailable) for r in results)
+
+
+def test_a_cancelled_waiter_leaves_the_others_alone() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        vault.audit_pending = 2
+        first = asyncio.ensure_future(barrier.wait())
+        second = asyncio.ensure_future(barrier.wait())
+        await asyncio.sleep(0)
+        first.cancel()
+        await second
+        assert first.cancelled()
+
+    asyncio.run(main())
+    assert barrier.flushes == 1
