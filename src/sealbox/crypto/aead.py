@@ -23,6 +23,37 @@ def new_key() -> bytes:
     return os.urandom(KEY_BYTES)
 
 
+class SealingKey:
+    """A key used many times (a key-encryption key): its AES key schedule is made once.
+
+    (Building ``AESGCM(key)`` costs about a microsecond, as much as opening a data key.)
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("AES-256-GCM needs a 32-byte key")
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        """Return ``nonce || ciphertext || tag``."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, blob: bytes, aad: bytes, *, what: str = "data") -> bytes:
+        """Open a blob made by :meth:`encrypt`; any failure is an :class:`IntegrityError`."""
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise IntegrityError(f"integrity check failed for {what}")
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise IntegrityError(f"integrity check failed for {what}") from None
+
+    def __repr__(self) -> str:
+        return "SealingKey(***)"
+
+
 def encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Return ``nonce || ciphertext || tag``."""
     if len(key) != KEY_BYTES:

@@ -20,6 +20,24 @@ def mac(key: bytes, data: bytes) -> bytes:
     return h.finalize()
 
 
+class MacKey:
+    """A key that MACs many messages (the audit keys): its HMAC state after the key is
+    computed once and copied per message, which halves the cost of a short MAC."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes) -> None:
+        self._base = hmac.HMAC(key, hashes.SHA256())
+
+    def mac(self, data: bytes) -> bytes:
+        h = self._base.copy()
+        h.update(data)
+        return h.finalize()
+
+    def __repr__(self) -> str:
+        return "MacKey(***)"
+
+
 def derive(key: bytes, label: bytes) -> bytes:
     """A 32-byte sub-key for one purpose (HKDF-Expand, one block)."""
     if len(key) != KEY_BYTES:

@@ -69,6 +69,7 @@ class LocalKeyProvider:
         if current not in keks:
             raise KeyProviderError("the active key-encryption key is missing")
         self._keks = keks
+        self._sealing = {kek_id: aead.SealingKey(kek) for kek_id, kek in keks.items()}
         self._current = current
 
     @classmethod
@@ -93,17 +94,17 @@ class LocalKeyProvider:
         return (
             b"\x00".join((PROVIDER, kek_id.encode()))
             + b"\x00"
-            + aead.encrypt(self._keks[kek_id], key, context)
+            + self._sealing[kek_id].encrypt(key, context)
         )
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes:
         parts = blob.split(b"\x00", 2)
         if len(parts) != 3 or parts[0] != PROVIDER:
             raise IntegrityError("integrity check failed: unknown key wrapping")
-        kek = self._keks.get(parts[1].decode("ascii", errors="replace"))
+        kek = self._sealing.get(parts[1].decode("ascii", errors="replace"))
         if kek is None:
             raise KeyProviderError("the data key was wrapped by a key this vault does not hold")
-        return aead.decrypt(kek, parts[2], context, what="data key")
+        return kek.decrypt(parts[2], context, what="data key")
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider(keys={len(self._keks)}, current={self._current!r})"

@@ -7,11 +7,13 @@ the secret routes also carry ``project`` and ``env`` labels (never the name).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,43 +38,65 @@ class _CacheCollector(Collector):
         yield family
 
 
+class _RequestCollector(Collector):
+    """Request counts and latency histograms, kept as plain numbers by :class:`Metrics`.
+
+    NOTE: prometheus_client's ``Counter.inc`` and ``Histogram.observe`` each take a lock
+    and walk the buckets in Python: about 4 µs a request. The server observes on its one
+    event-loop thread, so :meth:`Metrics.observe` only adds to lists, and the families are
+    built here at scrape time.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        labels = self._metrics.labels
+        requests = CounterMetricFamily(
+            "sealbox_http_requests", "HTTP requests answered", labels=labels
+        )
+        latency = HistogramMetricFamily(
+            "sealbox_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            labels=labels,
+        )
+        bounds = [*(repr(b) for b in BUCKETS), "+Inf"]
+        for key, (count, total, counts) in list(self._metrics.series.items()):
+            requests.add_metric(list(key), count)
+            cumulative = list(itertools.accumulate(counts))
+            latency.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), total)
+        yield requests
+        yield latency
+
+
 class Metrics:
     """Request counts, latency histograms, storage errors and token-cache hits."""
 
     def __init__(self, *, scope_labels: bool, cache_counts: Callable[[], tuple[int, int]]) -> None:
         self.scope_labels = scope_labels
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["method", "route", "status"]
+        self.labels = ["method", "route", "status"]
         if scope_labels:
-            labels += ["project", "env"]
-        self._requests = Counter(
-            "sealbox_http_requests", "HTTP requests answered", labels, registry=self.registry
-        )
-        self._latency = Histogram(
-            "sealbox_http_request_duration_seconds",
-            "Time to answer an HTTP request",
-            labels,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
+            self.labels += ["project", "env"]
+        #: label values -> [count, sum of seconds, count per bucket (the last is +Inf)]
+        self.series: dict[tuple[str, ...], list[Any]] = {}
         self._storage_errors = Counter(
             "sealbox_storage_errors",
             "Requests that failed because storage was unavailable",
             registry=self.registry,
         )
+        self.registry.register(_RequestCollector(self))
         self.registry.register(_CacheCollector(cache_counts))
-        # NOTE: labels() takes a lock and builds a key each call; children are cached here.
-        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def observe(self, key: tuple[str, ...], seconds: float) -> None:
-        children = self._children.get(key)
-        if children is None:
-            if len(self._children) > 10_000:
-                self._children.clear()
-            children = (self._requests.labels(*key), self._latency.labels(*key))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        series = self.series.get(key)
+        if series is None:
+            if len(self.series) > 10_000:
+                self.series.clear()
+            series = self.series[key] = [0, 0.0, [0] * (len(BUCKETS) + 1)]
+        series[0] += 1
+        series[1] += seconds
+        series[2][bisect.bisect_left(BUCKETS, seconds)] += 1
 
     def storage_error(self) -> None:
         self._storage_errors.inc()

@@ -45,10 +45,13 @@ def request_id_of(scope: Scope) -> str:
 
 def check_path(scope: Scope) -> None:
     """Refuse paths that could address something else than they appear to."""
-    raw = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0].lower()
+    path: str = scope["path"]
+    raw_path: bytes = scope.get("raw_path") or path.encode()
+    if "/." not in path and "\x00" not in path and b"%" not in raw_path:
+        return  # nothing encoded, no dot segment: the common case, decided at once
+    raw = raw_path.split(b"?", 1)[0].lower()
     if any(bad in raw for bad in _BAD_RAW):
         raise errors.InvalidInput("the path may not hold encoded '/', '\\' or NUL characters")
-    path: str = scope["path"]
     if "\x00" in path:
         raise errors.InvalidInput("the path may not hold NUL characters")
     if any(segment in (".", "..") for segment in path.split("/")):
