@@ -12,9 +12,11 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from sealbox import errors
 from sealbox.server import (
@@ -78,6 +80,18 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
+class SealboxApp(Starlette):
+    """Starlette without its outermost ServerErrorMiddleware.
+
+    :class:`RequestMiddleware` already turns every exception into a detail-free 500 (and
+    logs it); the extra layer only wrapped every ``send`` of every request once more.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
+
+
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
@@ -89,7 +103,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)
-    app = Starlette(
+    app = SealboxApp(
         routes=routes,
         middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
         exception_handlers={HTTPException: _http_exception},

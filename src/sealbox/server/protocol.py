@@ -10,6 +10,9 @@ and the KV routes serve — so both kinds of client work at httptools speed.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 LIST = b"LIST "
@@ -30,10 +33,50 @@ def rewrite_list(data: bytes) -> bytes:
     return b"GET " + target + b" " + version + data[end:]
 
 
+class CorkedTransport:
+    """A transport whose writes of one event-loop turn leave in one ``send()``.
+
+    uvicorn writes a response's status line and headers, then its body, as two writes:
+    two system calls per response (about 3.5 µs of a ~30 µs bare request here). Buffered
+    until the end of the turn they go out together, and so do the responses of several
+    pipelined requests. ``close()`` sends what is buffered first.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        pending = self._pending
+        pending.append(data)
+        if len(pending) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class SealboxHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol that also accepts ``LIST`` (see the module doc)."""
+    """uvicorn's httptools protocol that also accepts ``LIST`` (see the module doc) and
+    writes through a :class:`CorkedTransport`."""
 
     _held = b""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        corked: Any = CorkedTransport(transport, asyncio.get_running_loop())
+        super().connection_made(corked)
 
     def data_received(self, data: bytes) -> None:
         if self._held:

@@ -23,3 +23,46 @@ def test_other_requests_and_malformed_lines_are_untouched() -> None:
         b"LIST /x HTTP/1.1",
     ):
         assert rewrite_list(data) == data
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_writes_of_one_turn_leave_together() -> None:
+    import asyncio
+
+    from sealbox.server.protocol import CorkedTransport
+
+    raw = FakeTransport()
+
+    async def main() -> None:
+        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        corked.write(b"body")
+        assert raw.writes == []
+        await asyncio.sleep(0)
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        assert corked.get_extra_info("peername") == "info:peername"
+        corked.write(b"last")
+        corked.close()  # sends what is buffered, then closes
+        assert raw.writes[-1] == b"last" and raw.closed
+        corked.write(b"late")
+        await asyncio.sleep(0)
+        assert raw.writes[-1] == b"last"  # nothing written to a closing transport
+
+    asyncio.run(main())
