@@ -113,3 +113,39 @@ def test_concurrent_reads_share_audit_flushes(server: tuple[TestClient, str]) ->
         secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None
     )
     assert len(reads) == 40
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [((), "127.0.0.1"), (("127.0.0.1",), "203.0.113.9")]
+)
+def test_forwarded_addresses_count_only_from_trusted_proxies(
+    tmp_path: Path, trusted: tuple[str, ...], expected: str
+) -> None:
+    """A local process cannot put a made-up address into the audit trail (uvicorn's own
+    default believes X-Forwarded-For from 127.0.0.1); a named proxy's header is used."""
+    import httpx2
+
+    from sealbox.server.run import proxy_options
+    from sealbox.server.testing import running
+
+    assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
+    _, token = bootstrap_server(admin="admin", password="correct horse battery staple")
+    settings = ServerSettings(trusted_proxies=trusted).validated()
+    vault = open_vault(source="api", audit_node=settings.node)
+    try:
+        with running(create_app(vault, settings), **proxy_options(settings)) as url:
+            h = {"Authorization": f"Bearer {token.value}", "X-Forwarded-For": "203.0.113.9"}
+            r = httpx2.post(f"{url}/v1/projects", json={"name": "payments"}, headers=h)
+            assert r.status_code == 201
+        event = open_vault().audit_log(operations=["project.create"], limit=1)[0]
+        assert event["remote_addr"] == expected
+    finally:
+        vault.close()
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    from sealbox.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="trusted_proxies"):
+        ServerSettings(trusted_proxies=("proxy.example",)).validated()
+    assert ServerSettings(trusted_proxies=("10.0.0.0/8", "::1")).validated()

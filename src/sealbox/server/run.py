@@ -50,6 +50,7 @@ def _settings_to_env(settings: ServerSettings) -> str:
     for key in ("tls_cert", "tls_key"):
         data[key] = str(data[key]) if data[key] else None
     data["kv_mounts"] = list(settings.kv_mounts)
+    data["trusted_proxies"] = list(settings.trusted_proxies)
     return json.dumps(data)
 
 
@@ -58,6 +59,7 @@ def _settings_from_env() -> ServerSettings:
     for key in ("tls_cert", "tls_key"):
         data[key] = Path(data[key]) if data[key] else None
     data["kv_mounts"] = tuple(data["kv_mounts"])
+    data["trusted_proxies"] = tuple(data["trusted_proxies"])
     return ServerSettings(**data).validated()
 
 
@@ -82,15 +84,21 @@ def app_from_environment() -> Starlette:
     return _settle(create_app(open_server_vault(settings), settings))
 
 
-def serve(settings: ServerSettings) -> None:
-    import uvicorn
+def proxy_options(settings: ServerSettings) -> dict[str, Any]:
+    """Whom uvicorn believes about the client's address (X-Forwarded-For/-Proto).
 
-    from sealbox.server import logs
-    from sealbox.server.app import create_app
+    Nobody by default: the peer is the client. (uvicorn's own default trusts 127.0.0.1,
+    so any local process could write a made-up address into audit events and spread
+    its login attempts over made-up addresses.) ``trusted_proxies`` names the reverse
+    proxies whose headers count.
+    """
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
-    logs.configure(settings.log_level)
-    vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
-    common: dict[str, Any] = {
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    return {
         "host": settings.host,
         "port": settings.port,
         "http": http_protocol(settings.http),
@@ -101,7 +109,19 @@ def serve(settings: ServerSettings) -> None:
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "timeout_graceful_shutdown": 5,  # open event streams must not hold a shutdown
+        **proxy_options(settings),
     }
+
+
+def serve(settings: ServerSettings) -> None:
+    import uvicorn
+
+    from sealbox.server import logs
+    from sealbox.server.app import create_app
+
+    logs.configure(settings.log_level)
+    vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
+    common = uvicorn_options(settings)
     if settings.processes == 1:
         try:
             uvicorn.run(_settle(create_app(vault, settings)), **common)

@@ -15,10 +15,12 @@ Config file keys (all optional)::
     login_rate = 5                # login attempts per minute per identity and per address
     login_burst = 10
     http = "auto"                 # auto (httptools + LIST) | httptools | h11
+    trusted_proxies = []          # reverse proxies whose X-Forwarded-For is believed
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -53,6 +55,9 @@ class ServerSettings:
     login_rate: float = 5.0
     login_burst: int = 10
     http: str = "auto"
+    #: Addresses (or CIDRs) of reverse proxies whose X-Forwarded-For/-Proto headers are
+    #: believed; none by default, so the peer address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
     #: The audit chain this server appends to ("" = server:<hostname>:<port>): one chain
     #: per node, so nodes on one database never queue on one chain head (docs/audit.md).
     audit_node: str = ""
@@ -96,6 +101,13 @@ class ServerSettings:
             raise InvalidInput("login_rate and login_burst must be positive")
         if self.http not in HTTP_IMPLS:
             raise InvalidInput(f"http must be one of {', '.join(HTTP_IMPLS)}")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise InvalidInput(
+                    f"trusted_proxies: {proxy[:64]!r} is not an IP address or network"
+                ) from None
         if not self.kv_mounts:
             raise InvalidInput('kv_mounts names no mount; use ["*"] for any')
         return self

@@ -54,6 +54,7 @@ def running(app: Starlette, port: int | None = None, **config: Any) -> Iterator[
         log_config=None,
         log_level="warning",
         lifespan="off",
+        proxy_headers=config.pop("proxy_headers", False),
         # Open event streams must not hold a test's server open.
         timeout_graceful_shutdown=1,
         **config,
