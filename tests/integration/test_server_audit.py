@@ -149,3 +149,53 @@ def test_trusted_proxies_must_be_addresses() -> None:
     with pytest.raises(InvalidInput, match="trusted_proxies"):
         ServerSettings(trusted_proxies=("proxy.example",)).validated()
     assert ServerSettings(trusted_proxies=("10.0.0.0/8", "::1")).validated()
+
+
+def test_a_lone_request_flushes_inline_and_company_shares_a_flush(tmp_path: Path) -> None:
+    """Through real uvicorn: a sequential client's events are stored without waiting for
+    a loop turn (one flush each); concurrent requests still share flushes."""
+    import asyncio
+
+    import httpx2
+
+    from sealbox.server.middleware import alone
+    from sealbox.server.testing import running
+
+    assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
+    _, token = bootstrap_server(admin="admin", password="correct horse battery staple")
+    vault = open_vault(source="api")
+    app = create_app(vault, ServerSettings())
+    barrier = app.user_middleware[0].kwargs["barrier"]  # type: ignore[attr-defined]
+    h = {"Authorization": f"Bearer {token.value}"}
+    try:
+        with running(app) as url:
+            with httpx2.Client(base_url=url, headers=h) as c:
+                assert c.post("/v1/projects", json={"name": "payments"}).status_code == 201
+                c.put("/v1/secrets/payments/prod/DB", json={"value": "v"})
+                flushes, woken, _ = barrier.counts()
+                inline = barrier.inline
+                for _ in range(10):
+                    assert c.get("/v1/secrets/payments/prod/DB").status_code == 200
+                assert barrier.counts()[:2] == (flushes + 10, woken + 10)
+                assert barrier.inline == inline + 10
+
+            async def burst() -> list[int]:
+                limits = httpx2.Limits(max_connections=20)
+                async with httpx2.AsyncClient(base_url=url, headers=h, limits=limits) as ac:
+                    rs = await asyncio.gather(
+                        *(ac.get("/v1/secrets/payments/prod/DB") for _ in range(60))
+                    )
+                return [r.status_code for r in rs]
+
+            flushes, woken, _ = barrier.counts()
+            assert asyncio.run(burst()) == [200] * 60
+            new_flushes, new_woken, _ = barrier.counts()
+            assert new_woken - woken == 60
+            assert new_flushes - flushes < 60  # some requests shared a flush
+        assert not alone({})  # outside uvicorn (no task set): never assumed alone
+        reads = open_vault().audit_log(
+            secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None
+        )
+        assert len(reads) == 70
+    finally:
+        vault.close()

@@ -99,7 +99,9 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     barrier = AuditBarrier(vault)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(
-        scope_labels=settings.metrics_scope_labels, cache_counts=server_state.tokens.counts
+        scope_labels=settings.metrics_scope_labels,
+        cache_counts=server_state.tokens.counts,
+        audit_counts=barrier.counts,
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)

@@ -69,10 +69,39 @@ class _RequestCollector(Collector):
         yield latency
 
 
+class _AuditCollector(Collector):
+    """Group commit of audit events: flushes, the events they stored, busy retries."""
+
+    def __init__(self, read: Callable[[], tuple[int, int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        flushes, events, busy = self._read()
+        yield CounterMetricFamily(
+            "sealbox_audit_flushes", "Audit batches committed (one transaction each)", flushes
+        )
+        yield CounterMetricFamily(
+            "sealbox_audit_flushed_requests",
+            "Requests whose audit events those batches held",
+            events,
+        )
+        yield CounterMetricFamily(
+            "sealbox_audit_busy_retries",
+            "Batches retried because another writer held the database",
+            busy,
+        )
+
+
 class Metrics:
     """Request counts, latency histograms, storage errors and token-cache hits."""
 
-    def __init__(self, *, scope_labels: bool, cache_counts: Callable[[], tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        *,
+        scope_labels: bool,
+        cache_counts: Callable[[], tuple[int, int]],
+        audit_counts: Callable[[], tuple[int, int, int]] | None = None,
+    ) -> None:
         self.scope_labels = scope_labels
         self.registry = CollectorRegistry(auto_describe=True)
         self.labels = ["method", "route", "status"]
@@ -87,6 +116,8 @@ class Metrics:
         )
         self.registry.register(_RequestCollector(self))
         self.registry.register(_CacheCollector(cache_counts))
+        if audit_counts is not None:
+            self.registry.register(_AuditCollector(audit_counts))
 
     def observe(self, key: tuple[str, ...], seconds: float) -> None:
         series = self.series.get(key)

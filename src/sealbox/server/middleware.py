@@ -31,6 +31,7 @@ from sealbox.server.errors import (
 )
 from sealbox.server.hotpath import HotPath
 from sealbox.server.metrics import Metrics
+from sealbox.server.protocol import IN_FLIGHT
 from sealbox.server.routes_kv import is_compat_path
 
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}\Z")
@@ -56,6 +57,13 @@ def check_path(scope: Scope) -> None:
         raise errors.InvalidInput("the path may not hold NUL characters")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise errors.InvalidInput("the path may not hold '.' or '..' segments")
+
+
+def alone(scope: Scope) -> bool:
+    """True when no other request of this server is in progress (uvicorn's set of request
+    tasks, which SealboxHttpProtocol puts in the scope; unknown means not alone)."""
+    in_flight = scope.get(IN_FLIGHT)
+    return in_flight is not None and len(in_flight) <= 1
 
 
 async def send_error(
@@ -115,10 +123,12 @@ class RequestMiddleware:
         rid_header = (b"x-request-id", rid.encode())
         outcome: dict[str, Any] = {"status": 500, "started": False}
 
+        barrier = self.barrier
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Fail closed: nothing leaves before the audit events it caused are stored.
-                await self.barrier.wait()
+                await barrier.wait(alone=alone(scope))
                 outcome["started"] = True
                 outcome["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]

@@ -16,6 +16,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 LIST = b"LIST "
+#: Scope key: the server's set of running request tasks (see SealboxHttpProtocol).
+IN_FLIGHT = "sealbox.in_flight"
 
 
 def rewrite_list(data: bytes) -> bytes:
@@ -73,6 +75,13 @@ class SealboxHttpProtocol(HttpToolsProtocol):
     writes through a :class:`CorkedTransport`."""
 
     _held = b""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # uvicorn's set of this server's request tasks (all connections): the audit
+        # barrier flushes at once when a request has no company (audit_barrier.py).
+        scope: Any = self.scope
+        scope[IN_FLIGHT] = self.tasks
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         corked: Any = CorkedTransport(transport, asyncio.get_running_loop())

@@ -123,3 +123,36 @@ def test_a_cancelled_waiter_leaves_the_others_alone() -> None:
 
     asyncio.run(main())
     assert barrier.flushes == 1
+
+
+def test_the_only_request_in_progress_flushes_at_once() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+    turns: list[str] = []
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        loop = asyncio.get_running_loop()
+        loop.call_soon(turns.append, "a loop turn passed")
+        await barrier.wait(alone=True)
+        assert turns == []  # no loop turn: flushed inline
+
+    asyncio.run(main())
+    assert vault.calls == [False]
+    assert barrier.counts() == (1, 1, 0)
+
+
+def test_the_only_request_falls_back_to_retries_when_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
+    vault = FakeVault(busy_times=2)
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        await barrier.wait(alone=True)
+
+    asyncio.run(main())
+    assert vault.calls == [False, False, False]
+    assert barrier.busy == 1
