@@ -10,9 +10,11 @@ every process's live-update streams.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import threading
 
 
 def encode_change(

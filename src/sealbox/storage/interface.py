@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from sealbox.changes import ChangeFeed
 from sealbox.kms.local import KekRecord
+
+if TYPE_CHECKING:
+    from sealbox.changes import ChangeFeed
 
 SCHEMA_VERSION = 5
 

@@ -18,23 +18,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
 from sealbox.storage.sql import Dialect, SqlStorage, Tx
 
+if TYPE_CHECKING:
+    from sealbox.storage.sqlite_serving import Checkpointer, SqliteChangeFeed
+
 BUSY_TIMEOUT_MS = 10_000
-#: Seconds between the WAL checkpoints of a serving process (see SqliteStorage.serve).
-CHECKPOINT_INTERVAL = 0.25
-#: WAL length (pages) at which the checkpoint thread makes the WAL start over.
-WAL_RESTART_PAGES = 8000
-#: Seconds between a change listener's looks at ``sb_changes`` (SqliteChangeFeed).
-POLL_INTERVAL = 0.05
 #: Change notices kept; older ones are dropped (a listener that far behind resyncs).
 CHANGES_KEPT = 10_000
 
@@ -56,61 +52,10 @@ def _translate(exc: sqlite3.Error, description: str) -> SealboxError:
     return BackendUnavailable(f"storage error in {description}: {type(exc).__name__}")
 
 
-class _Checkpointer(threading.Thread):
-    """Keeps a serving database's WAL short, from a thread of its own.
-
-    Every :data:`CHECKPOINT_INTERVAL` seconds a PASSIVE checkpoint copies the WAL's pages
-    into the database (it blocks nobody). But the WAL only starts over when a checkpoint
-    has copied *every* frame before the next write, which never happens while writes keep
-    coming: unbounded, it reached 580 MB in 15 s of reads, and every commit and page
-    lookup grew slower with it. So once the WAL holds :data:`WAL_RESTART_PAGES` pages the
-    thread sets :attr:`restart_due`, and the serving connection, right after its next
-    audit commit, checkpoints the few pages written since (:meth:`SqliteStorage._audit_tx`);
-    its next write starts the WAL over. (A RESTART checkpoint from this thread does the
-    same but holds the write lock meanwhile, and SQLite's busy handler makes a waiting
-    writer sleep 1, 2, 5 ms…: the server's p99.)
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(name="sealbox-wal-checkpoint", daemon=True)
-        self._path = path
-        self._stop_event = threading.Event()
-        self.runs = 0
-        self.restart_due = False
-
-    def run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            while not self._stop_event.wait(CHECKPOINT_INTERVAL):
-                try:
-                    if conn is None:
-                        conn = sqlite3.connect(self._path, isolation_level=None)
-                        conn.execute("PRAGMA busy_timeout = 100")
-                    self.checkpoint(conn)
-                except sqlite3.Error:
-                    # The next round tries again; the WAL only grows meanwhile.
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        _busy, log, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.runs += 1
-        if log >= WAL_RESTART_PAGES:
-            self.restart_due = True
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=5)
-
-
 class SqliteStorage(SqlStorage):
     """A vault in one SQLite file."""
 
-    _checkpointer: _Checkpointer | None = None
+    _checkpointer: Checkpointer | None = None
 
     dialect = Dialect(blob="BLOB", serial_pk="INTEGER PRIMARY KEY", placeholder="?")
 
@@ -186,6 +131,8 @@ class SqliteStorage(SqlStorage):
 
     def change_feed(self) -> SqliteChangeFeed:
         if self._feed is None:
+            from sealbox.storage.sqlite_serving import SqliteChangeFeed
+
             self._feed = SqliteChangeFeed(self)
         return self._feed
 
@@ -218,13 +165,15 @@ class SqliteStorage(SqlStorage):
 
         An automatic checkpoint runs inside the commit that crosses 1,000 WAL pages and
         copies them there: a stall of several milliseconds on the event loop every couple
-        of hundred audit batches (the server's p99). The thread (:class:`_Checkpointer`)
+        of hundred audit batches (the server's p99). A thread (``sqlite_serving.Checkpointer``)
         does that work on a connection of its own, without the GIL.
         """
         if self._checkpointer is not None:
             return
+        from sealbox.storage.sqlite_serving import Checkpointer
+
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer = Checkpointer(self.path)
         self._checkpointer.start()
 
     def _begin_now(self, write: bool) -> None:
@@ -277,59 +226,3 @@ class SqliteStorage(SqlStorage):
             self._checkpointer.stop()
             self._checkpointer = None
         self._conn.close()
-
-
-class SqliteChangeFeed:
-    """Change notices through the ``sb_changes`` table, polled every :data:`POLL_INTERVAL`.
-
-    SQLite has no NOTIFY; the table is the only channel that reaches every process on the
-    file (server workers, a second server, the CLI). Publishing is one INSERT after the
-    write has committed; listening is one indexed SELECT per interval, on a read-only
-    connection of the listener's own, and only while someone listens.
-    """
-
-    persistent = False
-
-    def __init__(self, storage: SqliteStorage) -> None:
-        self._storage = storage
-        self.origin = os.urandom(8).hex()
-
-    def publish(self, payload: str) -> None:
-        self._storage.record_change(payload)
-
-    def position(self) -> int | None:
-        return self._storage.last_change()
-
-    def listen(
-        self,
-        deliver: Callable[[str], None],
-        keep_going: Callable[[], bool],
-        ready: threading.Event,
-        after: int | None = None,
-    ) -> None:
-        # mode=ro: a listener must never create a database where one was removed.
-        uri = f"{self._storage.path.resolve().as_uri()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        try:
-            last = after
-            if last is None:
-                last = int(
-                    conn.execute("SELECT COALESCE(MAX(id), 0) FROM sb_changes").fetchone()[0]
-                )
-            ready.set()
-            while keep_going():
-                rows = conn.execute(
-                    "SELECT id, payload FROM sb_changes WHERE id > ? ORDER BY id LIMIT 1000",
-                    (last,),
-                ).fetchall()
-                for change_id, payload in rows:
-                    last = int(change_id)
-                    deliver(str(payload))
-                if len(rows) < 1000:
-                    time.sleep(POLL_INTERVAL)
-        finally:
-            ready.clear()
-            conn.close()
-
-    def close(self) -> None:
-        """Nothing held: publishing uses the storage's connection."""

@@ -295,9 +295,9 @@ def test_sqlite_serving_checkpoints_in_the_background(
     """A server's commits never run a WAL checkpoint; a thread does, and stops on close."""
     import time
 
-    from sealbox.storage import sqlite
+    from sealbox.storage import sqlite, sqlite_serving
 
-    monkeypatch.setattr(sqlite, "CHECKPOINT_INTERVAL", 0.005)
+    monkeypatch.setattr(sqlite_serving, "CHECKPOINT_INTERVAL", 0.005)
     store = sqlite.SqliteStorage(tmp_path / "vault.db", create=True)
     store.initialise("v1", {}, KEK, NOW)
     store.serve()
@@ -322,9 +322,10 @@ def test_sqlite_wal_starts_over_under_constant_writes(
     import sqlite3
 
     from sealbox.storage import sqlite as sq
+    from sealbox.storage import sqlite_serving
 
-    monkeypatch.setattr(sq, "CHECKPOINT_INTERVAL", 3600.0)  # the test plays the thread
-    monkeypatch.setattr(sq, "WAL_RESTART_PAGES", 20)
+    monkeypatch.setattr(sqlite_serving, "CHECKPOINT_INTERVAL", 3600.0)  # the test plays the thread
+    monkeypatch.setattr(sqlite_serving, "WAL_RESTART_PAGES", 20)
     path = tmp_path / "vault.db"
     store = sq.SqliteStorage(path, create=True)
     store.initialise("v1", {}, KEK, NOW)
