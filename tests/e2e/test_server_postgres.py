@@ -50,7 +50,9 @@ def server(env: dict[str, str]) -> Iterator[str]:
     assert SEALBOX is not None
     port = free_port()
     proc = subprocess.Popen(
-        [SEALBOX, "server", "--address", f"127.0.0.1:{port}"],
+        # One worker: "the next request" after a database blip then reaches the process
+        # that saw it (each worker reconnects on its own next request).
+        [SEALBOX, "server", "--address", f"127.0.0.1:{port}", "--workers", "1"],
         env={**env, "SEALBOX_TOKEN_CACHE_TTL": "0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -58,7 +58,9 @@ class HotPath:
             who = self._caller(scope)
             ref = SecretRef(project, env, name)
             body = read_secret(who, ref, int_param(params, "version"), flag_param(params, "reveal"))
-            await self._send(send, 200, body)
+            await self._send(
+                send, 200, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            )
             return True
         m = KV_DATA_RE.match(path)
         if m is not None and not path.startswith("/v1/sys/"):
@@ -68,8 +70,8 @@ class HotPath:
             params = self._params(scope)
             who = self._caller(scope)
             check_mount(self._state.settings.kv_mounts, mount)
-            status, body = read_kv(who, kv_ref(rest), int_param(params, "version"))
-            await self._send(send, status, body)
+            status, data = read_kv(who, kv_ref(rest), int_param(params, "version"))
+            await self._send(send, status, data)
             return True
         return False
 
@@ -84,8 +86,7 @@ class HotPath:
         return who
 
     @staticmethod
-    async def _send(send: Send, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    async def _send(send: Send, status: int, data: bytes) -> None:
         headers = [*_JSON_HEADERS, (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})

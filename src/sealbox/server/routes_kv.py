@@ -144,22 +144,44 @@ async def read_data(request: Request) -> Response:
     who = caller(request)
     ref = _secret_ref(request)
     status, body = read_kv(who, ref, query_int(request, "version"))
-    return json_response(body, status=status)
+    return Response(body, status_code=status, media_type="application/json")
 
 
-def read_kv(who: Caller, ref: SecretRef, version: int | None) -> tuple[int, dict[str, Any]]:
-    """Status and body of a KV v2 read (``version`` 0 or None = current)."""
+def read_kv(who: Caller, ref: SecretRef, version: int | None) -> tuple[int, bytes]:
+    """Status and JSON body of a KV v2 read (``version`` 0 or None = current)."""
     try:
         secret = who.vault.get(ref, version=version or None)
     except NotFound as exc:
-        return 404, _deleted_or_raise(who, ref, exc)
-    body = envelope(
-        {
-            "data": _fields(secret.value),
-            "metadata": _version_meta(secret.created_at, secret.version, None),
-        }
-    )
-    return 200, body
+        return 404, _json(_deleted_or_raise(who, ref, exc))
+    return 200, read_body(_fields(secret.value), secret.created_at, secret.version)
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_READ_HEAD = '{"request_id":"'
+_READ_DATA = '","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":'
+_READ_META = ',"metadata":{"created_time":'
+_READ_VERSION = ',"custom_metadata":null,"deletion_time":"","destroyed":false,"version":'
+_READ_TAIL = '}},"wrap_info":null,"warnings":null,"auth":null,"mount_type":"kv"}'
+
+
+def read_body(fields: Any, created: datetime, version: int) -> bytes:
+    """``envelope({"data": fields, "metadata": _version_meta(created, version, None)})`` as
+    JSON, byte for byte, with only the parts that vary encoded (the hottest KV response:
+    a third of the cost of encoding the whole dict)."""
+    return (
+        _READ_HEAD
+        + os.urandom(16).hex()
+        + _READ_DATA
+        + json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        + _READ_META
+        + json.dumps(vault_time(created), ensure_ascii=False)
+        + _READ_VERSION
+        + str(int(version))
+        + _READ_TAIL
+    ).encode()
 
 
 def _deleted_or_raise(who: Caller, ref: SecretRef, exc: NotFound) -> dict[str, Any]:

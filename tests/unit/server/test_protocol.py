@@ -66,3 +66,32 @@ def test_writes_of_one_turn_leave_together() -> None:
         assert raw.writes[-1] == b"last"  # nothing written to a closing transport
 
     asyncio.run(main())
+
+
+def test_kv_read_body_is_the_envelope_byte_for_byte() -> None:
+    import json
+    import re
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sealbox.server.routes_kv import _version_meta, envelope, read_body
+
+    created = datetime(2026, 11, 25, 21, 14, 33, 657850, tzinfo=UTC)
+    cases = [
+        ({"value": "plain"}, created, 1),
+        ({"user": "ünïcødé ☃", "n": 3, "nested": {"a": [1, None, True]}}, created, 42),
+        (
+            {"value": 'quotes " and \\\\ and \\n'},
+            created.astimezone(timezone(timedelta(hours=5))),
+            7,
+        ),
+    ]
+    for fields, when, version in cases:
+        fast = read_body(fields, when, version)
+        slow = json.dumps(
+            envelope({"data": fields, "metadata": _version_meta(when, version, None)}),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        rid = re.compile(rb'"request_id":"[0-9a-f]{32}"')
+        assert rid.sub(b"", fast) == rid.sub(b"", slow)
+        assert json.loads(fast)["data"]["data"] == fields
