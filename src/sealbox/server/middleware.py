@@ -128,7 +128,7 @@ class RequestMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Fail closed: nothing leaves before the audit events it caused are stored.
-                await barrier.wait(alone=alone(scope))
+                await barrier.wait(alone=alone(scope), in_flight=scope.get(IN_FLIGHT))
                 outcome["started"] = True
                 outcome["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]

@@ -156,3 +156,34 @@ def test_the_only_request_falls_back_to_retries_when_busy(
     asyncio.run(main())
     assert vault.calls == [False, False, False]
     assert barrier.busy == 1
+
+
+def test_a_flush_waits_one_turn_for_requests_not_yet_at_the_barrier() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+    in_flight = {"a", "b"}  # two request tasks; only one has reached the barrier
+
+    async def late() -> None:
+        await asyncio.sleep(0)  # its task runs a turn later
+        vault.audit_pending += 1
+        await barrier.wait(in_flight=in_flight)
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        await asyncio.gather(barrier.wait(in_flight=in_flight), late())
+
+    asyncio.run(main())
+    assert barrier.counts()[:2] == (1, 2)  # one flush for both
+
+
+def test_the_wait_for_company_is_one_turn_only() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+    in_flight = {"a", "b", "stream"}  # an open event stream never reaches the barrier
+
+    async def main() -> None:
+        vault.audit_pending = 1
+        await barrier.wait(in_flight=in_flight)
+
+    asyncio.run(main())
+    assert barrier.counts()[:2] == (1, 1)
