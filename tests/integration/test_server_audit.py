@@ -71,12 +71,25 @@ def test_no_value_leaves_when_its_audit_event_cannot_be_stored(
 
     monkeypatch.setenv("SEALBOX_AUDIT_SINKS", "file:/dev/full")  # every write fails
     vault = open_vault(source="api")
-    with TestClient(create_app(vault, ServerSettings()), raise_server_exceptions=False) as client:
-        h = {"Authorization": f"Bearer {token.value}"}
-        for url in ("/v1/secrets/payments/prod/DB", "/v1/secret/data/payments/prod/DB"):
+    app = create_app(vault, ServerSettings())
+    h = {"Authorization": f"Bearer {token.value}"}
+    urls = ("/v1/secrets/payments/prod/DB", "/v1/secret/data/payments/prod/DB")
+    with TestClient(app, raise_server_exceptions=False) as client:  # the scheduled flush
+        for url in urls:
             r = client.get(url, headers=h)
             assert r.status_code == 503, (url, r.text)
             assert CANARY not in r.text
+    import httpx2
+
+    from sealbox.server.testing import running
+
+    barrier = app.user_middleware[0].kwargs["barrier"]  # type: ignore[attr-defined]
+    with running(app) as base:  # real uvicorn: a lone request flushes inline
+        for url in urls:
+            r = httpx2.get(base + url, headers=h)
+            assert r.status_code == 503, (url, r.text)
+            assert CANARY not in r.text
+    assert barrier.inline == 0  # every inline attempt failed; none counted as stored
     vault.close()
 
 
