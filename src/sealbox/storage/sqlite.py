@@ -19,7 +19,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,8 +124,19 @@ class SqliteStorage(SqlStorage):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise _translate(exc, self.description) from exc
+            if write:
+                self._restart_wal_if_due()
         finally:
             self._relax(full)
+
+    def _restart_wal_if_due(self) -> None:
+        """After a commit: copy the last WAL frames when the checkpoint thread asks, so the
+        next write starts the WAL over (see ``sqlite_serving.Checkpointer``)."""
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer.restart_due:
+            checkpointer.restart_due = False
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     _feed: SqliteChangeFeed | None = None
 
@@ -196,15 +207,8 @@ class SqliteStorage(SqlStorage):
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA synchronous = NORMAL")
 
-    @contextmanager
-    def _audit_tx(self, *, wait: bool = True) -> Iterator[Tx]:
-        with self._tx(write=True, durable=False, wait=wait) as tx:
-            yield tx
-        checkpointer = self._checkpointer
-        if checkpointer is not None and checkpointer.restart_due:
-            checkpointer.restart_due = False
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    def _audit_tx(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
+        return self._tx(write=True, durable=False, wait=wait)
 
     @contextmanager
     def _single(self, *, audit: bool = False) -> Iterator[Tx]:

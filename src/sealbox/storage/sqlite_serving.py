@@ -31,8 +31,8 @@ class Checkpointer(threading.Thread):
     coming: unbounded, it reached 580 MB in 15 s of reads, and every commit and page
     lookup grew slower with it. So once the WAL holds :data:`WAL_RESTART_PAGES` pages the
     thread sets :attr:`restart_due`, and the serving connection, right after its next
-    audit commit, checkpoints the few pages written since (``SqliteStorage._audit_tx``);
-    its next write starts the WAL over. (A RESTART checkpoint from this thread does the
+    commit, checkpoints the few pages written since (``SqliteStorage._tx``); its next
+    write starts the WAL over. (A RESTART checkpoint from this thread does the
     same but holds the write lock meanwhile, and SQLite's busy handler makes a waiting
     writer sleep 1, 2, 5 ms…: the server's p99.)
     """
@@ -50,7 +50,9 @@ class Checkpointer(threading.Thread):
             while not self._stop_event.wait(CHECKPOINT_INTERVAL):
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self._path, isolation_level=None)
+                        # mode=rw: never create a database where one was removed.
+                        uri = f"{self._path.resolve().as_uri()}?mode=rw"
+                        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
                         conn.execute("PRAGMA busy_timeout = 100")
                     self.checkpoint(conn)
                 except sqlite3.Error:
