@@ -422,3 +422,35 @@ def test_sqlite_audit_batch_without_waiting(tmp_path: Path) -> None:
     finally:
         other.close()
         store.close()
+
+
+def test_audit_batch_without_waiting_while_another_process_appends(
+    kind: str, store: Storage, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two processes on one chain: while one appends a batch, the other's non-waiting batch
+    fails at once (StorageBusy) and changes nothing; afterwards it appends on top."""
+    from sealbox.errors import StorageBusy
+
+    if kind == "sqlite":
+        from sealbox.storage.sqlite import SqliteStorage
+
+        other: Storage = SqliteStorage(tmp_path / "vault.db")
+    else:
+        from sealbox.storage.postgres import PostgresStorage
+
+        other = PostgresStorage(request.getfixturevalue("pg_dsn"))
+
+    def row(seq: int, prev: str) -> AuditRow:
+        return AuditRow(NOW, "me", "api", "read", "payments/dev/DB", 1, "allowed", "", "n",
+                        seq, "{}", prev, f"h{seq}", "sha256")  # fmt: skip
+
+    try:
+        with other.audit_batch("n"):
+            other.append_audit_event("n", row)
+            with pytest.raises(StorageBusy), store.audit_batch("n", wait=False):
+                pytest.fail("the batch must not start")  # pragma: no cover
+        with store.audit_batch("n", wait=False):
+            store.append_audit_event("n", row)
+        assert store.audit_heads() == {"n": (2, "h2")}
+    finally:
+        other.close()
