@@ -68,6 +68,9 @@ class Checkpointer(threading.Thread):
         _busy, log, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.runs += 1
         if log >= WAL_RESTART_PAGES:
+            # Once more at once: the serving connection then has only the frames of the
+            # last moment to copy on its event loop, not those of a whole interval.
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.restart_due = True
 
     def stop(self) -> None:
