@@ -183,6 +183,8 @@ def main() -> int:
     ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
     ap.add_argument("--log-level", default="info")
     a = ap.parse_args()
+    if a.rounds < 1 or a.duration < 1:
+        ap.error("--rounds and --duration must be at least 1")
     if shutil.which("wrk") is None:
         raise SystemExit("server_bench error=no_wrk hint=apt-get install wrk")
     cpu = ""

@@ -200,6 +200,16 @@ class VersionInfo(NamedTuple):
     kek_id: str
     rollback_of: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The version as the API and `secret history --json` show it (no key id)."""
+        return {
+            "version": self.version,
+            "stage": self.stage.value if self.stage else None,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "rollback_of": self.rollback_of,
+        }
+
 
 class SecretInfo(NamedTuple):
     """A secret as a listing shows it: name, metadata and version state, never the value."""

@@ -389,17 +389,7 @@ class Accounts:
 
     def create_person(self, name: str, password: str, policies: list[str]) -> IdentityInfo:
         self._authorize("identities", "identity.create")
-        validate_identity_name(name)
-        row = IdentityRow(
-            id=os.urandom(8).hex(),
-            name=name,
-            kind="person",
-            password_hash=passwords.hash_password(password),
-            role_id=None,
-            policies=json.dumps(self._check_policy_names(policies)),
-            created_at=self._now(),
-            disabled=False,
-        )
+        row = person_row(name, password, self._check_policy_names(policies), self._now())
         self._storage.create_identity(row)
         self._record("identity.create", f"identity/{name}", reason="person")
         return _identity_info(row)
@@ -518,23 +508,28 @@ class Accounts:
         return count
 
 
+def person_row(name: str, password: str, policies: list[str], now: str) -> IdentityRow:
+    """A new person identity: a valid name and an Argon2id hash of the password."""
+    validate_identity_name(name)
+    return IdentityRow(
+        id=os.urandom(8).hex(),
+        name=name,
+        kind="person",
+        password_hash=passwords.hash_password(password),
+        role_id=None,
+        policies=json.dumps(policies),
+        created_at=now,
+        disabled=False,
+    )
+
+
 def bootstrap_admin(
     storage: Storage, name: str, password: str, clock: Clock, actor: Actor
 ) -> tuple[IdentityInfo, tokens.NewToken]:
     """The first admin identity (root policy) and its token. Refused once any identity exists."""
     if storage.list_identities():
         raise AlreadyExists("the server is already initialised: identities exist")
-    validate_identity_name(name)
-    row = IdentityRow(
-        id=os.urandom(8).hex(),
-        name=name,
-        kind="person",
-        password_hash=passwords.hash_password(password),
-        role_id=None,
-        policies=json.dumps(["root"]),
-        created_at=clock().isoformat(),
-        disabled=False,
-    )
+    row = person_row(name, password, ["root"], clock().isoformat())
     storage.create_identity(row)
     audit = AuditRecorder(storage)
     token = Authenticator(storage, clock, audit).issue(

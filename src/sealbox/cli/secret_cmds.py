@@ -205,18 +205,7 @@ def history_cmd(name: str, project: str | None, env: str | None, as_json: bool) 
     finally:
         vault.close()
     if as_json:
-        emit_json(
-            [
-                {
-                    "version": v.version,
-                    "stage": v.stage.value if v.stage else None,
-                    "created_at": v.created_at.isoformat(),
-                    "created_by": v.created_by,
-                    "rollback_of": v.rollback_of,
-                }
-                for v in versions
-            ]
-        )
+        emit_json([v.to_json() for v in versions])
         return
     table(
         ["version", "stage", "created", "by", "note"],

@@ -142,20 +142,7 @@ async def purge_secret(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     versions = caller(request).vault.history(_ref(request))
-    return json_response(
-        {
-            "versions": [
-                {
-                    "version": v.version,
-                    "stage": v.stage.value if v.stage else None,
-                    "created_at": v.created_at.isoformat(),
-                    "created_by": v.created_by,
-                    "rollback_of": v.rollback_of,
-                }
-                for v in versions
-            ]
-        }
-    )
+    return json_response({"versions": [v.to_json() for v in versions]})
 
 
 async def rollback(request: Request) -> Response:
