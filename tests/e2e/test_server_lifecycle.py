@@ -209,7 +209,8 @@ def test_server_with_tls(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_server_with_two_workers(env: dict[str, str]) -> None:
     """Two worker processes on one SQLite file: every write is read back, and a watcher
-    connected to one worker hears the writes the other served (the change table)."""
+    connected to one worker hears writes other processes made (the change table): those
+    the other worker served, and always one by the CLI, which no worker served."""
     import queue
 
     from sealbox.client import Client
@@ -218,7 +219,7 @@ def test_server_with_two_workers(env: dict[str, str]) -> None:
     token = init_admin(env)
     h = {"Authorization": f"Bearer {token}"}
     with server_process(env, "--workers", "2") as (url, _):
-        httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h)
+        assert httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h).status_code == 201
         heard: queue.Queue[ChangeEvent] = queue.Queue()
         client = Client(url, token)
         watch = client.watch("web", "dev", heard.put)
@@ -230,9 +231,18 @@ def test_server_with_two_workers(env: dict[str, str]) -> None:
             assert r.status_code == 200
         for i in range(20):
             assert httpx2.get(f"{url}/v1/secrets/web/dev/K{i}", headers=h).json()["value"] == str(i)
+        assert SEALBOX is not None
+        cli = subprocess.run(
+            [SEALBOX, "secret", "set", "FROM_CLI", "-p", "web", "-e", "dev"],
+            input="x",
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert cli.returncode == 0, cli.stderr
         names = set()
-        while len(names) < 20:
+        while len(names) < 21:
             names.add(heard.get(timeout=10).path)
-        assert names == {f"web/dev/K{i}" for i in range(20)}
+        assert names == {f"web/dev/K{i}" for i in range(20)} | {"web/dev/FROM_CLI"}
         watch.stop()
         client.close()

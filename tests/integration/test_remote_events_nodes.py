@@ -1,8 +1,9 @@
 """Two servers on one database are one service, live updates included.
 
 A client watching through server B hears a write made through server A, and reads it
-through B: on PostgreSQL (LISTEN/NOTIFY between nodes) and on SQLite (two worker
-processes on one file; the polled change table). A write by the CLI on the same SQLite
+through B: on PostgreSQL (LISTEN/NOTIFY between nodes) and on SQLite (two vaults
+on one file, as two server processes have; the polled change table, which holds
+whatever process wrote). A write by the CLI on the same SQLite
 file reaches a server's watchers too. The latency is printed (`-s` shows it) and only
 bounded generously.
 """

@@ -89,7 +89,8 @@ def test_no_value_leaves_when_its_audit_event_cannot_be_stored(
             r = httpx2.get(base + url, headers=h)
             assert r.status_code == 503, (url, r.text)
             assert CANARY not in r.text
-    assert barrier.inline == 0  # every inline attempt failed; none counted as stored
+    assert barrier.inline_tries == 2  # each lone request tried to store its event at once
+    assert barrier.inline == 0  # and failed: nothing counted as stored
     vault.close()
 
 
@@ -200,11 +201,12 @@ def test_a_lone_request_flushes_inline_and_company_shares_a_flush(tmp_path: Path
                     )
                 return [r.status_code for r in rs]
 
-            flushes, woken, _ = barrier.counts()
+            _, woken, _ = barrier.counts()
             assert asyncio.run(burst()) == [200] * 60
-            new_flushes, new_woken, _ = barrier.counts()
+            _, new_woken, _ = barrier.counts()
+            # (Whether they shared flushes depends on timing here; the ASGITransport test
+            # above drives concurrency deterministically.)
             assert new_woken - woken == 60
-            assert new_flushes - flushes < 60  # some requests shared a flush
         assert not alone({})  # outside uvicorn (no task set): never assumed alone
         reads = open_vault().audit_log(
             secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None

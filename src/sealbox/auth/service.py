@@ -188,7 +188,9 @@ class Authenticator:
         row = self._storage.get_identity(name=name) if SCOPE_RE.match(name or "") else None
         if row is None or row.kind != "person" or not row.password_hash:
             passwords.dummy_verify(password)  # same cost whether or not the name exists
-            self._record(actor, "login", f"identity/{name[:64]}", "denied", "bad credentials")
+            # NOTE: not the text given: a name that matches nobody is often a password
+            # pasted into the wrong field, and audit events never hold values in clear.
+            self._record(actor, "login", UNKNOWN_IDENTITY, "denied", "bad credentials")
             raise AuthenticationFailed("invalid name or password")
         if not passwords.verify_password(password, row.password_hash) or row.disabled:
             self._record(actor, "login", f"identity/{name}", "denied", "bad credentials")
@@ -506,6 +508,10 @@ class Accounts:
         count = self._storage.revoke_tokens(identity_id=row.id, now=self._now())
         self._record("token.revoke", f"identity/{name}", reason=f"{count} tokens")
         return count
+
+
+#: The audit path of a login that named no existing person.
+UNKNOWN_IDENTITY = "identity/<unknown>"
 
 
 def person_row(name: str, password: str, policies: list[str], now: str) -> IdentityRow:

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ FORMAT = 1
 class Entry:
     """A cached answer and when it was fetched (seconds since the epoch)."""
 
-    data: Any
+    data: Any = field(repr=False)  # revealed values
     fetched_at: float
 
     def age(self, now: float) -> float:

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -87,8 +87,8 @@ def path_of(*segments: str) -> str:
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: bytes
-    headers: Mapping[str, str]
+    body: bytes = field(repr=False)  # may hold revealed values or a new token
+    headers: Mapping[str, str] = field(repr=False)
 
 
 class Transport:

@@ -48,8 +48,9 @@ class AuditBarrier:
         self.flushes = 0
         self.flushed = 0
         self.busy = 0
-        #: Flushes made at once by a lone request (part of ``flushes``).
+        #: Flushes made at once by a lone request (part of ``flushes``), and attempts at it.
         self.inline = 0
+        self.inline_tries = 0
         self._in_flight: Sized | None = None
         self._deferred = False
 
@@ -64,6 +65,7 @@ class AuditBarrier:
             if not self._vault.audit_pending:
                 return
             if alone:
+                self.inline_tries += 1
                 try:
                     self._vault.flush_audit(wait=False)
                 except StorageBusy:

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from sealbox.auth.policy import Capability
 from sealbox.changes import ChangeFeed, decode_change, encode_change
 from sealbox.errors import SealboxError
+from sealbox.server.errors import public_message
 from sealbox.server.http import caller, state, token_of
 from sealbox.vault import ChangeEvent, Vault
 
@@ -235,7 +236,7 @@ async def events(request: Request) -> Response:
                             )
                             return
                     except SealboxError as exc:
-                        yield _sse("error", {"code": exc.code, "message": exc.message})
+                        yield _sse("error", {"code": exc.code, "message": public_message(exc)})
                         return
                     yield b": ping\n\n"
                     continue

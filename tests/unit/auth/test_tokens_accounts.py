@@ -203,3 +203,15 @@ def test_builtin_root_cannot_change(vault) -> None:  # type: ignore[no-untyped-d
         )
     with pytest.raises(NotFound):
         vault.accounts.create_machine("m", ["no-such-policy"])
+
+
+def test_a_password_typed_as_the_name_stays_out_of_the_audit(vault) -> None:  # type: ignore[no-untyped-def]
+    """A login name that matches nobody is recorded as <unknown>, never as the text."""
+    auth = vault.authenticator()
+    pasted = "hunter2-correct-horse"
+    with pytest.raises(AuthenticationFailed):
+        auth.login_password(pasted, PW, ACTOR)
+    events = vault.audit_log(operations=["login"], limit=None)
+    assert events and events[0]["path"] == "identity/<unknown>"
+    assert events[0]["outcome"] == "denied"
+    assert pasted not in repr(events)
