@@ -344,8 +344,11 @@ def test_audit_commands_in_remote_mode(
     assert main(["audit", "verify"]) == 0
     assert "audit trail intact" in capsys.readouterr().err
     assert main(["audit", "checkpoint", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)
+    signed = json.loads(capsys.readouterr().out)
+    assert signed and all(c["seq"] > 0 and len(c["signature"]) == 128 for c in signed)
+    # A local JSONL file is verified on the server's host, never through the server.
     assert main(["audit", "verify", "--file", str(tmp_path / "x.jsonl")]) == 2
+    assert "run it on the server's host" in capsys.readouterr().err
 
 
 def _stdin(text: str) -> io.TextIOWrapper:
