@@ -6,11 +6,13 @@
   this benchmark: sealbox has no user option to turn auditing off.
 - **in-process**: a loop of ``Vault.get`` (reveal=False) on one secret, per-call median.
 - **run**: `sealbox run -- true` with 20 secrets (one event carrying 20 value HMACs).
-- **server read**: `GET /v1/secrets/bench/dev/KEY_0` over loopback against `sealbox server`
-  (uvicorn in a thread, one keep-alive connection, sequential), per-request median; the
-  server group-commits audit events before each response.
+- **server read**: `GET /v1/secrets/bench/dev/KEY_0` over loopback against a `sealbox
+  server --workers 1` process (the same launcher, so "off" is the same switch), one
+  keep-alive connection, sequential, per-request median over ``--rounds`` on/off pairs
+  that alternate; each event is spooled before its response and stored in the database
+  in batches (audit/spool.py).
 
-    python benchmarks/audit_bench.py [--runs 30] [--loop 2000]
+    python benchmarks/audit_bench.py [--runs 30] [--loop 2000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -71,49 +73,44 @@ def in_process(home: Path, audit: bool, loops: int) -> list[float]:
         AuditRecorder.record = original  # type: ignore[method-assign]
 
 
-def server_read(home: Path, audit: bool, loops: int) -> list[float]:
+def server_read(
+    sb: list[str], env: dict[str, str], token: str, audit: bool, loops: int
+) -> list[float]:
+    """Sequential reads from a `sealbox server` process (one worker), per-request times."""
     import http.client
-    import os as _os
 
-    from sealbox import factory
-    from sealbox.audit.recorder import AuditRecorder
-    from sealbox.server.app import create_app
-    from sealbox.server.settings import ServerSettings
-    from sealbox.server.testing import running
+    from sealbox.server.testing import free_port, wait_for_port
 
-    original = AuditRecorder.record
-    if not audit:
-        AuditRecorder.record = lambda self, **kw: None  # type: ignore[method-assign]
+    port = free_port()
+    mode = "on" if audit else "off"
+    cmd = [*sb, mode, "server", "--address", f"127.0.0.1:{port}", "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        env = {"SEALBOX_HOME": str(home)}
-        token = _os.environ.get("BENCH_TOKEN") or ""
-        vault = factory.open_vault(home=home, env=env, source="api")
-        app = create_app(vault, ServerSettings(log_level="warning"))
+        wait_for_port(port)
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        headers = {"Authorization": f"Bearer {token}"}
         times = []
-        with running(app) as base:
-            host, port = base.removeprefix("http://").split(":")
-            conn = http.client.HTTPConnection(host, int(port))
-            headers = {"Authorization": f"Bearer {token}"}
-            for i in range(loops + 50):
-                start = time.perf_counter()
-                conn.request("GET", "/v1/secrets/bench/dev/KEY_0", headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    raise SystemExit(f"server read failed: {resp.status}")
-                if i >= 50:
-                    times.append(time.perf_counter() - start)
-            conn.close()
-        vault.close()
+        for i in range(loops + 300):
+            start = time.perf_counter()
+            conn.request("GET", "/v1/secrets/bench/dev/KEY_0", headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise SystemExit(f"server read failed: {resp.status}")
+            if i >= 300:
+                times.append(time.perf_counter() - start)
+        conn.close()
         return times
     finally:
-        AuditRecorder.record = original  # type: ignore[method-assign]
+        proc.terminate()
+        proc.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--loop", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="server on/off pairs, interleaved")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sealbox-audit-bench-"))
     home = root / "home"
@@ -152,12 +149,11 @@ def main() -> None:
     from sealbox.factory import bootstrap_server
 
     _, token = bootstrap_server(admin="bench", password="benchmark password", home=home, env=env)
-    os.environ["BENCH_TOKEN"] = token.value
     on_srv: list[float] = []
     off_srv: list[float] = []
-    for _ in range(2):
-        on_srv += server_read(home, True, args.loop // 4)
-        off_srv += server_read(home, False, args.loop // 4)
+    for _ in range(args.rounds):
+        on_srv += server_read(sb, env, token.value, True, args.loop)
+        off_srv += server_read(sb, env, token.value, False, args.loop)
     rows.append(
         ("server read (loopback)", statistics.median(on_srv), statistics.median(off_srv), "us", 1e6)
     )

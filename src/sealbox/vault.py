@@ -23,6 +23,7 @@ from sealbox.errors import (
     InvalidInput,
     NotFound,
     SealboxError,
+    Sealed,
 )
 from sealbox.kms.interface import KeyProvider
 from sealbox.model import (
@@ -244,17 +245,30 @@ class Vault:
         return SecretValue(plaintext)
 
     def close(self) -> None:
-        self._storage.close()
+        try:
+            self._audit.close()
+        finally:
+            self._storage.close()
 
     def change_feed(self) -> ChangeFeed:
         """This process's link to the change notices of every process on this vault."""
         return self._storage.change_feed()
 
-    def serve(self) -> None:
-        """A server process owns this vault: group-commit audit events (:meth:`defer_audit`)
-        and move storage housekeeping off the request path."""
-        self.defer_audit()
+    def serve(self, *, spool: bool = True) -> None:
+        """A server process owns this vault: spool audit events where the backend can
+        (:meth:`drain_audit`), else group-commit them (:meth:`defer_audit`), and move
+        storage housekeeping off the request path."""
         self._storage.serve()
+        found = None
+        with contextlib.suppress(Sealed):  # a sealed vault: group commit, no spool keys
+            if spool:
+                self._key_provider()
+                found = self._audit.spool()
+        if found is None:
+            self.defer_audit()
+        elif found.problem:
+            # Evidence in the chain itself: someone may have edited the spool file.
+            self._record("audit.recover", "sys/audit", outcome="error", reason=found.problem)
 
     def defer_audit(self) -> None:
         """Server mode: hold audit events until :meth:`flush_audit` (group commit).
@@ -271,6 +285,21 @@ class Vault:
         is writing, instead of blocking the caller until it is done.
         """
         self._audit.flush(wait=wait)
+
+    def drain_audit(self, *, wait: bool = True) -> int:
+        """Store the events this server process spooled (see ``audit/spool.py``).
+
+        ``wait=False``: StorageBusy at once when another process is writing.
+        """
+        return self._audit.drain(wait=wait)
+
+    def when_audit_spooled(self, callback: Callable[[], None]) -> None:
+        """Server mode: ``callback`` runs after each event is spooled."""
+        self._audit.when_spooled(callback)
+
+    @property
+    def audit_spooled(self) -> int:
+        return self._audit.spooled
 
     @property
     def audit_pending(self) -> int:
@@ -365,6 +394,7 @@ class Vault:
             )
             return SealedRow(sealed.ciphertext, sealed.wrapped_key, sealed.kek_id)
 
+        self._audit.settle()  # the chain reaches the database in order
         try:
             version = self._storage.write_version(
                 ref.project,
@@ -380,6 +410,7 @@ class Vault:
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
             raise
+        self._audit.after_write()
         self._audit.after_commit(self._now())
         self._changed(ref, version, operation)
         return version
@@ -604,6 +635,7 @@ class Vault:
         from sealbox.audit.query import flat_event
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        self._audit.settle()
         return [flat_event(r) for r in self._storage.list_audit(limit)]
 
     def audit_log(
@@ -627,6 +659,7 @@ class Vault:
         from sealbox.storage.interface import AuditQuery
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        self._audit.settle()
         query = AuditQuery(
             paths=(secret.path, f"{secret.project}/{secret.env}") if secret else None,
             identity=identity,
@@ -667,6 +700,7 @@ class Vault:
         if version is not None and ref is None:
             raise InvalidInput("--version needs a secret path")
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        self._audit.settle()
         query = AuditQuery(
             paths=(ref.path, f"{ref.project}/{ref.env}") if ref else None,
             operations=tuple(sorted(VALUE_READS)),
@@ -707,6 +741,7 @@ class Vault:
         from sealbox.audit.verify import Verification, verify_database, verify_file
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.verify")
+        self._audit.settle()
         self._key_provider()
         keys = self._audit.require_keys()
         public = verify_key(self._storage)
@@ -738,6 +773,7 @@ class Vault:
         validate_scope("project", project)
         validate_scope("environment", env)
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
+        self._audit.settle()
         names = [r.name for r in self._storage.list_secrets(project, env, include_deleted=True)]
         paths = tuple(f"{project}/{env}/{n}" for n in names)
         query = AuditQuery(paths=(*paths, f"{project}/{env}"), outcomes=("allowed",), limit=None)

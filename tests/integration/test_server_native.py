@@ -15,6 +15,7 @@ from sealbox.cli.main import main
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.server.app import create_app
 from sealbox.server.settings import ServerSettings
+from sealbox.server.testing import audit_stored
 
 ADMIN_PASSWORD = "correct horse battery staple"
 
@@ -515,6 +516,7 @@ def test_every_read_is_audited(payments: Server) -> None:
     payments.call("PUT", "/v1/secrets/payments/dev/AUDITED", {"value": "v"})
     payments.call("GET", "/v1/secrets/payments/dev/AUDITED")
     payments.call("GET", "/v1/secrets/payments/dev/AUDITED?reveal=true")
+    audit_stored(payments.client.app)  # type: ignore[arg-type]
     vault = open_vault()
     try:
         events = [

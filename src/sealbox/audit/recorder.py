@@ -9,7 +9,7 @@ recorder was built with the unsafe ``fail_open=True``, for development).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.audit.events import EVENT_FORMAT, AuditKeys, Event, checkpoint_message
@@ -17,6 +17,7 @@ from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 
 if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
+    from sealbox.audit.spool import AuditSpool, Recovery
     from sealbox.kms.interface import KeyProvider
     from sealbox.storage.interface import CheckpointRow, Storage
 
@@ -82,7 +83,11 @@ class AuditRecorder:
         #: Server mode: events wait in memory until :meth:`flush` writes them in one
         #: transaction (group commit); the server flushes before any response leaves.
         self.deferred = False
+        #: Server mode on a backend that spools (SQLite): the database sink appends each
+        #: event to this process's spool file, and :meth:`drain` stores them in batches.
+        self._spool: AuditSpool | None = None
         self._checkpoint_due = False
+        self._checkpoint_at = ""
         self._pending: list[tuple[Event, AuditKeys | None, str, str, str]] = []
 
     def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
@@ -174,6 +179,76 @@ class AuditRecorder:
             except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
                 _warn("periodic audit checkpoint failed: %s", exc.code)
 
+    def spool(self) -> Recovery | None:
+        """Server mode: spool the database sink's events (see ``audit/spool.py``) if the
+        backend has a place for a spool; what a killed predecessor had left, or None."""
+        directory = self._storage.spool_dir()
+        if directory is None or self._spool is not None:
+            return None
+        if not any(sink.name == "db" for sink in self.sinks):
+            return None  # nothing to store later: the sinks are written as events come
+        from sealbox.audit.spool import AuditSpool
+
+        spool = AuditSpool(self._storage, directory, self.node, self.require_keys())
+        try:
+            found = spool.recover()
+        except BaseException:
+            spool.close()
+            raise
+        self._spool, self.node = spool, spool.node
+        if found.events or found.cut:
+            _warn(
+                "stored %d audit event(s) a stopped process had spooled for chain %s%s",
+                found.events,
+                spool.node,
+                "; dropped a line cut short by a crash" if found.cut else "",
+            )
+        if found.problem:
+            _warn("the audit spool of chain %s failed its check: %s", spool.node, found.problem)
+        return found
+
+    def drain(self, *, wait: bool = True) -> int:
+        """Store the spooled events (one transaction), then a checkpoint that fell due."""
+        spool = self._spool
+        if spool is None:
+            return 0
+        count = spool.drain(wait=wait)
+        if self._checkpoint_due and not spool.queue:
+            self.after_commit(self._checkpoint_at)
+        return count
+
+    def settle(self) -> None:
+        """Before a query, checkpoint or write of this process: spooled events are stored."""
+        if self._spool is not None and self._spool.queue:
+            self.drain()
+
+    def after_write(self) -> None:
+        """A write stored its own event in its transaction: the spool continues after it."""
+        if self._spool is not None:
+            self._spool.reload_head()
+
+    def when_spooled(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each event is spooled."""
+        if self._spool is not None:
+            self._spool.on_pending = callback
+
+    @property
+    def spooled(self) -> int:
+        spool = self._spool
+        return len(spool.queue) if spool is not None else 0
+
+    def close(self) -> None:
+        """Store what is spooled (or leave it for the slot's next owner) and let go."""
+        spool, self._spool = self._spool, None
+        if spool is None:
+            return
+        try:
+            spool.drain()
+        except SealboxError as exc:
+            _warn("spooled audit events stay in %s for the next start: %s", spool.path, exc.code)
+        finally:
+            spool.close()
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -217,9 +292,13 @@ class AuditRecorder:
         """Hand one event to every sink; True when a checkpoint is due (batch mode)."""
         accepted = 0
         db_record: Event | None = None
+        spool = None if batch else self._spool
         for sink in self.sinks:
             try:
-                stored = sink.write(event, keys, self.node)
+                if spool is not None and sink.name == "db":
+                    stored: Event | None = {"seq": spool.append(event)}
+                else:
+                    stored = sink.write(event, keys, self.node)
             except (OSError, SealboxError, ValueError) as exc:
                 _warn("audit sink %s refused an event: %s", sink.name, _describe(exc))
                 continue
@@ -247,6 +326,10 @@ class AuditRecorder:
         )
         if due and batch:
             return True  # after the batch commits
+        if due and self._spool is not None:
+            # Signed once the drain has stored it, off the request path.
+            self._checkpoint_due, self._checkpoint_at = True, at
+            return False
         if due:
             try:
                 self.checkpoint(at)
@@ -261,6 +344,7 @@ class AuditRecorder:
         from sealbox.crypto import macs
         from sealbox.storage.interface import CheckpointRow
 
+        self.settle()
         if self._provider is None:
             raise Sealed("signing a checkpoint needs the vault unlocked")
         private = load_signing_key(self._storage, self._provider, self._vault_id)

@@ -9,6 +9,10 @@ more servers on one PostgreSQL database; Argon2 logins (~0.15 s) are rate limite
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -95,7 +99,8 @@ class SealboxApp(Starlette):
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
-    vault.serve()  # audit group commit, flushed before every response (audit_barrier.py)
+    # Audit events are spooled or group-committed before every response (audit_barrier.py).
+    vault.serve(spool=settings.audit_spool)
     barrier = AuditBarrier(vault)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(
@@ -105,10 +110,19 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # A worker stopping: what it spooled goes to the database now, not at the next start.
+        with contextlib.suppress(errors.SealboxError):
+            vault.drain_audit()
+
     app = SealboxApp(
         routes=routes,
         middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
         exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.sealbox = server_state

@@ -22,6 +22,12 @@ server exists, not even one parsed and not yet started), nothing could join its 
 flushes at once, without the two loop turns a scheduled flush and its wake-up cost (that
 is most of a sequential client's audit overhead).
 
+On SQLite the events do not wait for a commit at all: each is appended to this process's
+spool file as it is recorded (``audit/spool.py``), so :meth:`AuditBarrier.wait`
+finds nothing pending and only makes sure a drain into the database is scheduled
+(:data:`~sealbox.audit.spool.DRAIN_EVERY` seconds later, one transaction for every
+event spooled by then; a busy database is tried again :data:`DRAIN_RETRY` seconds later).
+
 Each waiter awaits a future of its own (not one shared future behind ``asyncio.shield``,
 which costs a second future and a second loop turn per request): a cancelled request
 cancels only its own wait, and the flush wakes each waiter with one callback.
@@ -33,11 +39,15 @@ import asyncio
 import time
 from collections.abc import Sized
 
-from sealbox.errors import StorageBusy
+from sealbox.audit.spool import DRAIN_EVERY
+from sealbox.errors import SealboxError, StorageBusy
 from sealbox.vault import Vault
 
 BUSY_RETRY = 0.0002
 BUSY_PATIENCE = 2.0
+DRAIN_RETRY = 0.001
+#: After a drain failed for another reason than a busy database (a full disk, say).
+DRAIN_BACKOFF = 1.0
 
 
 class AuditBarrier:
@@ -53,10 +63,24 @@ class AuditBarrier:
         self.inline_tries = 0
         self._in_flight: Sized | None = None
         self._deferred = False
+        self._drain_scheduled = False
+        self.drains = 0
+        self.drained = 0
+        self.drain_errors = 0
+        vault.when_audit_spooled(self.schedule_drain)
 
-    def counts(self) -> tuple[int, int, int]:
-        """(flushes, requests woken by them, busy retries), for the metrics."""
-        return self.flushes, self.flushed, self.busy
+    def counts(self) -> tuple[int, int, int, int, int, int, int]:
+        """(flushes, requests woken by them, busy retries, drains, events drained, drain
+        errors, events spooled now), for the metrics."""
+        return (
+            self.flushes,
+            self.flushed,
+            self.busy,
+            self.drains,
+            self.drained,
+            self.drain_errors,
+            self._vault.audit_spooled,
+        )
 
     async def wait(self, *, alone: bool = False, in_flight: Sized | None = None) -> None:
         waiters = self._waiters
@@ -81,6 +105,38 @@ class AuditBarrier:
         future: asyncio.Future[None] = loop.create_future()
         waiters.append(future)
         await future
+
+    def schedule_drain(self) -> None:
+        """An event was spooled: store it (and whatever joins it) DRAIN_EVERY from now."""
+        if self._drain_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # spooled outside a request (start-up): the next request's drain takes it
+        self._drain_scheduled = True
+        loop.call_later(DRAIN_EVERY, self._drain)
+
+    def _drain(self) -> None:
+        """Store the spooled events (on the loop: the storage connection is the loop's)."""
+        delay = 0.0
+        try:
+            count = self._vault.drain_audit(wait=False)
+        except StorageBusy:
+            self.busy += 1
+            delay = DRAIN_RETRY
+        except SealboxError as exc:
+            # Still spooled (the requests were answered safely): try again later.
+            self.drain_errors += 1
+            _warn_drain(exc)
+            delay = DRAIN_BACKOFF
+        else:
+            self.drains += 1
+            self.drained += count
+        if delay or self._vault.audit_spooled:
+            asyncio.get_running_loop().call_later(delay or DRAIN_EVERY, self._drain)
+        else:
+            self._drain_scheduled = False
 
     def _flush(self) -> None:
         in_flight = self._in_flight
@@ -119,3 +175,13 @@ class AuditBarrier:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
+
+
+def _warn_drain(exc: SealboxError) -> None:
+    import logging
+
+    logging.getLogger("sealbox.audit").warning(
+        "storing spooled audit events failed (%s); they stay in the spool: %s",
+        exc.code,
+        exc.message,
+    )

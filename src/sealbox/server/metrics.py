@@ -13,7 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,13 +75,13 @@ class _RequestCollector(Collector):
 
 
 class _AuditCollector(Collector):
-    """Group commit of audit events: flushes, the events they stored, busy retries."""
+    """Audit batches: group-commit flushes (PostgreSQL) and spool drains (SQLite)."""
 
-    def __init__(self, read: Callable[[], tuple[int, int, int]]) -> None:
+    def __init__(self, read: Callable[[], tuple[int, ...]]) -> None:
         self._read = read
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        flushes, events, busy = self._read()
+    def collect(self) -> Iterator[Metric]:
+        flushes, events, busy, drains, drained, errors, spooled = self._read()
         yield CounterMetricFamily(
             "sealbox_audit_flushes", "Audit batches committed (one transaction each)", flushes
         )
@@ -87,8 +92,20 @@ class _AuditCollector(Collector):
         )
         yield CounterMetricFamily(
             "sealbox_audit_busy_retries",
-            "Batches retried because another writer held the database",
+            "Batches and drains retried because another writer held the database",
             busy,
+        )
+        yield CounterMetricFamily(
+            "sealbox_audit_drains", "Spool drains into the database (SQLite)", drains
+        )
+        yield CounterMetricFamily(
+            "sealbox_audit_drained_events", "Spooled events stored by those drains", drained
+        )
+        yield CounterMetricFamily(
+            "sealbox_audit_drain_errors", "Drains that failed (the events stay spooled)", errors
+        )
+        yield GaugeMetricFamily(
+            "sealbox_audit_spooled_events", "Events spooled and not yet in the database", spooled
         )
 
 
@@ -100,7 +117,7 @@ class Metrics:
         *,
         scope_labels: bool,
         cache_counts: Callable[[], tuple[int, int]],
-        audit_counts: Callable[[], tuple[int, int, int]] | None = None,
+        audit_counts: Callable[[], tuple[int, ...]] | None = None,
     ) -> None:
         self.scope_labels = scope_labels
         self.registry = CollectorRegistry(auto_describe=True)

@@ -16,6 +16,8 @@ Config file keys (all optional)::
     login_burst = 10
     http = "auto"                 # auto (httptools + LIST) | httptools | h11
     trusted_proxies = []          # reverse proxies whose X-Forwarded-For is believed
+    audit_node = ""               # audit chain name; "" = server:<hostname>:<port>
+    audit_spool = true            # SQLite: spool audit events, store them in batches
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class ServerSettings:
     #: The audit chain this server appends to ("" = server:<hostname>:<port>): one chain
     #: per node, so nodes on one database never queue on one chain head (docs/audit.md).
     audit_node: str = ""
+    #: SQLite: append each audit event to a spool file before the response and store them
+    #: in the database in batches (audit/spool.py); false: one group-commit transaction
+    #: before the responses, as on PostgreSQL.
+    audit_spool: bool = True
 
     @property
     def node(self) -> str:

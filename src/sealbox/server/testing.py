@@ -73,3 +73,17 @@ def running(app: Starlette, port: int | None = None, **config: Any) -> Iterator[
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def audit_stored(app: Starlette, timeout: float = 5.0) -> None:
+    """Wait until the audit events the app's vault spooled are in the database.
+
+    The server's loop stores them :data:`~sealbox.audit.spool.DRAIN_EVERY` after they are
+    spooled; a test that reads the audit trail through another vault waits for that.
+    """
+    vault = app.state.sealbox.vault
+    deadline = time.monotonic() + timeout
+    while vault.audit_spooled:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{vault.audit_spooled} audit event(s) still spooled")
+        time.sleep(0.002)

@@ -7,13 +7,15 @@ inside its transactions. Every backend passes ``tests/unit/storage/test_contract
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from sealbox.kms.local import KekRecord
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sealbox.changes import ChangeFeed
 
 SCHEMA_VERSION = 5
@@ -261,6 +263,15 @@ class Storage(Protocol):
     def audit_batch(self, node: str, *, wait: bool = True) -> AbstractContextManager[None]:
         """One transaction for many audit appends; with ``wait=False`` a chain or database
         lock held by another writer raises :class:`~sealbox.errors.StorageBusy` at once."""
+        ...
+
+    def audit_head(self, node: str) -> tuple[int, str]: ...
+    def store_audit_rows(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
+        """Insert chained events in one transaction; ``wait=False`` as for audit_batch."""
+        ...
+
+    def spool_dir(self) -> Path | None:
+        """Where a server process may spool audit events (None: commit each event)."""
         ...
 
     def audit_head_marks(self) -> dict[str, tuple[int, str]]: ...

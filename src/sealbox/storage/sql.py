@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sealbox.audit.events import GENESIS
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
@@ -30,6 +30,9 @@ from sealbox.storage.interface import (
     TokenRow,
     VersionRow,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Dialect(NamedTuple):
@@ -144,6 +147,7 @@ class Tx(Protocol):
     """A cursor-like handle inside one transaction."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
 
 
 class SqlStorage:
@@ -1010,12 +1014,7 @@ class SqlStorage:
                 heads[node] = self._load_audit_head(node, batch)
             seq, prev = heads[node]
             row = build(seq + 1, prev)
-            self._exec(
-                batch,
-                f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row[:14],
-            )
+            self._insert_audit_rows(batch, [row])
             heads[node] = (seq + 1, row.hash)
             return row
         for _ in range(50):
@@ -1025,18 +1024,39 @@ class SqlStorage:
             row = build(seq + 1, prev)
             try:
                 with self._single(audit=True) as tx:
-                    self._exec(
-                        tx,
-                        f"INSERT INTO sb_audit ({self._AUDIT_COLS})"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        row[:14],
-                    )
+                    self._insert_audit_rows(tx, [row])
             except Conflict:
                 del heads[node]  # someone else appended: rebuild on the real head
                 continue
             heads[node] = (seq + 1, row.hash)
             return row
         raise Conflict(f"could not append to audit chain {node!r}: too much contention")
+
+    _INSERT_AUDIT = (
+        f"INSERT INTO sb_audit ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _insert_audit_rows(self, tx: Tx, rows: Sequence[AuditRow]) -> None:
+        if len(rows) == 1:
+            self._exec(tx, self._INSERT_AUDIT, rows[0][:14])
+        else:
+            tx.executemany(self._q(self._INSERT_AUDIT), [r[:14] for r in rows])
+
+    def store_audit_rows(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
+        """Insert already chained events in one transaction (an audit spool's drain)."""
+        if self._audit_heads is not None:
+            for row in rows:
+                self._audit_heads.pop(row.node, None)  # moved by someone else's rows
+        with self._audit_tx(wait=wait) as tx:
+            self._insert_audit_rows(tx, rows)
+
+    def audit_head(self, node: str) -> tuple[int, str]:
+        """(seq, hash) of the last stored event of ``node``'s chain ((0, GENESIS) if none)."""
+        return self._load_audit_head(node)
+
+    def spool_dir(self) -> Path | None:
+        """Where a server process may spool audit events (None: commit each event)."""
+        return None
 
     @staticmethod
     def _audit_row(r: Sequence[Any]) -> AuditRow:

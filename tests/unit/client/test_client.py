@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,10 @@ def test_login_renew_and_revoke_self(live: Live) -> None:
     client = Client.login_password(live.url, "admin", ADMIN_PASSWORD)
     me = client.token_self()
     assert me["identity"] == "admin" and "token" not in me
-    assert client.renew(timedelta(minutes=30)) >= me["expires_at"][:10]
+    before = datetime.now(UTC)
+    renewed = datetime.fromisoformat(client.renew(timedelta(minutes=30)))
+    # (Compared as times: a token renewed at 23:50 expires on the next day's date.)
+    assert before + timedelta(minutes=29) < renewed <= datetime.now(UTC) + timedelta(minutes=30)
     client.revoke_self()
     with pytest.raises(errors.AuthenticationFailed) as exc:
         client.list_projects()

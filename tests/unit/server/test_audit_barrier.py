@@ -4,21 +4,45 @@ database held by another writer retried without blocking the loop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from sealbox.errors import AuditUnavailable, StorageBusy
+from sealbox.audit.spool import DRAIN_EVERY
+from sealbox.errors import AuditUnavailable, BackendUnavailable, StorageBusy
 from sealbox.server import audit_barrier
-from sealbox.server.audit_barrier import AuditBarrier
+from sealbox.server.audit_barrier import DRAIN_RETRY, AuditBarrier
 
 
 class FakeVault:
     def __init__(self, busy_times: int = 0, fail: BaseException | None = None) -> None:
         self.audit_pending = 0
+        self.audit_spooled = 0
         self.busy_times = busy_times
         self.fail = fail
         self.calls: list[bool] = []
+        self.drain_calls: list[bool] = []
+        self.spooled: Callable[[], None] | None = None
+
+    def when_audit_spooled(self, callback: Callable[[], None]) -> None:
+        self.spooled = callback
+
+    def spool(self) -> None:
+        """An event reaches the spool (as Vault does through the recorder)."""
+        self.audit_spooled += 1
+        assert self.spooled is not None
+        self.spooled()
+
+    def drain_audit(self, *, wait: bool = True) -> int:
+        self.drain_calls.append(wait)
+        if self.busy_times:
+            self.busy_times -= 1
+            raise StorageBusy("busy")
+        if self.fail is not None:
+            raise self.fail
+        count, self.audit_spooled = self.audit_spooled, 0
+        return count
 
     def flush_audit(self, *, wait: bool = True) -> None:
         self.calls.append(wait)
@@ -150,7 +174,7 @@ def test_the_only_request_in_progress_flushes_at_once() -> None:
 
     asyncio.run(main())
     assert vault.calls == [False]
-    assert barrier.counts() == (1, 1, 0)
+    assert barrier.counts()[:3] == (1, 1, 0)
 
 
 def test_the_only_request_falls_back_to_retries_when_busy(
@@ -198,3 +222,60 @@ def test_the_wait_for_company_is_one_turn_only() -> None:
 
     asyncio.run(main())
     assert barrier.counts()[:2] == (1, 1)
+
+
+def test_spooled_events_are_drained_once_after_the_delay() -> None:
+    """Events spooled during requests are stored by one drain DRAIN_EVERY later, off the
+    requests' path: no request waits for it."""
+    vault = FakeVault()
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        for _ in range(5):
+            vault.spool()
+            await barrier.wait(alone=True)  # returns at once: nothing is pending
+        assert vault.drain_calls == []
+        await asyncio.sleep(DRAIN_EVERY * 3)
+
+    asyncio.run(main())
+    assert vault.drain_calls == [False]  # one drain, never blocking on the lock
+    assert vault.audit_spooled == 0
+    assert barrier.counts()[3:] == (1, 5, 0, 0)
+
+
+def test_a_busy_database_delays_the_drain_and_an_error_keeps_the_events() -> None:
+    vault = FakeVault(busy_times=2)
+    barrier = _barrier(vault)
+
+    async def main() -> None:
+        vault.spool()
+        await asyncio.sleep(DRAIN_EVERY + DRAIN_RETRY * 20)
+
+    asyncio.run(main())
+    assert vault.drain_calls == [False, False, False]
+    assert barrier.busy == 2 and barrier.drained == 1
+
+    failing = FakeVault(fail=BackendUnavailable("disk full"))
+    barrier = _barrier(failing)
+
+    async def broken() -> None:
+        failing.spool()
+        await asyncio.sleep(DRAIN_EVERY * 3)
+
+    asyncio.run(broken())
+    assert barrier.drain_errors == 1 and barrier.drained == 0
+    assert failing.audit_spooled == 1  # still spooled, to be tried again
+
+
+def test_spooled_outside_a_running_loop_is_left_for_a_later_drain() -> None:
+    vault = FakeVault()
+    barrier = _barrier(vault)
+    vault.spool()  # e.g. at start-up, before the loop runs: no error, nothing scheduled
+    assert vault.drain_calls == []
+
+    async def main() -> None:
+        vault.spool()
+        await asyncio.sleep(DRAIN_EVERY * 3)
+
+    asyncio.run(main())
+    assert vault.drain_calls == [False] and barrier.drained == 2

@@ -10,6 +10,34 @@ from sealbox.audit.events import AuditKeys, Event, chain_encoded
 from sealbox.storage.interface import AuditRow, Storage
 
 
+def db_row(event: Event, chain_key: bytes | None, node: str, seq: int, prev: str) -> AuditRow:
+    """``event`` chained at ``seq`` after ``prev``, as a database row."""
+    return chained_row(event, chain_key, node, seq, prev)[1]
+
+
+def chained_row(
+    event: Event, chain_key: bytes | None, node: str, seq: int, prev: str
+) -> tuple[Event, AuditRow]:
+    """The chained record and its database row."""
+    rec, body = chain_encoded(event, chain_key, node=node, seq=seq, prev=prev)
+    return rec, AuditRow(
+        rec["time"],
+        rec["identity"]["name"],
+        rec["source"]["kind"],
+        rec["operation"],
+        rec["path"],
+        rec["version"],
+        rec["outcome"],
+        rec["reason"],
+        node,
+        seq,
+        body.decode(),
+        prev,
+        rec["hash"],
+        rec["link"],
+    )
+
+
 class DbSink:
     name = "db"
 
@@ -21,24 +49,9 @@ class DbSink:
         stored: list[Event] = []
 
         def build(seq: int, prev: str) -> AuditRow:
-            rec, body = chain_encoded(event, chain_key, node=node, seq=seq, prev=prev)
+            rec, row = chained_row(event, chain_key, node, seq, prev)
             stored.append(rec)
-            return AuditRow(
-                rec["time"],
-                rec["identity"]["name"],
-                rec["source"]["kind"],
-                rec["operation"],
-                rec["path"],
-                rec["version"],
-                rec["outcome"],
-                rec["reason"],
-                node,
-                seq,
-                body.decode(),
-                prev,
-                rec["hash"],
-                rec["link"],
-            )
+            return row
 
         self._storage.append_audit_event(node, build)
         return stored[-1]

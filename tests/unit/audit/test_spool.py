@@ -1,0 +1,248 @@
+"""The server's audit spool: events reach a file before the caller gets a value, reach the
+database in order and chained, and survive a killed process; a tampered spool is caught."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.unit.audit.conftest import OpenVault
+
+from sealbox.audit import recorder as recorder_module
+from sealbox.audit import spool as spool_module
+from sealbox.errors import AuditUnavailable
+from sealbox.model import SecretRef, SecretValue
+from sealbox.vault import Vault
+
+REF = SecretRef("payments", "dev", "DB_PASSWORD")
+CANARY = "spool-canary-7f3e91"
+
+
+def _stored(home: Path, operation: str | None = None) -> list[tuple[str, int, str]]:
+    """(node, seq, operation) of the events in the database, read without sealbox."""
+    with sqlite3.connect(home / "vault.db") as conn:
+        rows = conn.execute(
+            "SELECT node, seq, operation FROM sb_audit WHERE seq IS NOT NULL ORDER BY id"
+        ).fetchall()
+    return [r for r in rows if operation is None or r[2] == operation]
+
+
+def _spool_files(home: Path) -> list[Path]:
+    return sorted((home / "vault.db.audit-spool").glob("*.spool"))
+
+
+def _served(make_vault: OpenVault) -> Vault:
+    vault = make_vault(source="api", audit_node="srv")
+    vault.serve()
+    return vault
+
+
+def _seed(make_vault: OpenVault) -> None:
+    vault = make_vault()
+    vault.set(REF, SecretValue(CANARY))
+    vault.close()
+
+
+def test_reads_are_spooled_then_stored_chained_in_one_drain(
+    make_vault: OpenVault, home: Path
+) -> None:
+    _seed(make_vault)
+    vault = _served(make_vault)
+    for _ in range(3):
+        vault.get(REF, reveal=True)
+    assert _stored(home, "reveal") == []  # not in the database yet...
+    (spool,) = _spool_files(home)
+    assert spool.stat().st_size > 0  # ...but on disk before get() returned
+    assert oct(spool.stat().st_mode & 0o777) == "0o600"
+    assert CANARY.encode() not in spool.read_bytes()  # values only as HMACs
+    assert vault.audit_spooled == 3
+
+    assert vault.drain_audit() == 3
+    assert [seq for _, seq, _ in _stored(home, "reveal")] == [1, 2, 3]
+    assert {node for node, _, _ in _stored(home, "reveal")} == {"srv"}
+    assert spool.stat().st_size == 0  # stored: the spool starts over
+    assert vault.audit_verify().findings == []
+    vault.close()
+
+
+def test_queries_writes_and_close_store_what_is_spooled(make_vault: OpenVault, home: Path) -> None:
+    _seed(make_vault)
+    vault = _served(make_vault)
+    vault.get(REF)
+    # A query answers with this process's spooled events.
+    assert [e["operation"] for e in vault.who_read(REF)] == ["read"]
+    vault.get(REF)
+    vault.set(REF, SecretValue("next"))  # its event lands after the spooled read
+    vault.get(REF)
+    ops = [op for node, _, op in _stored(home) if node == "srv"]
+    assert ops[-2:] == ["read", "write"]
+    vault.close()  # stores the last read
+    srv = [(seq, op) for node, seq, op in _stored(home) if node == "srv"]
+    assert [seq for seq, _ in srv] == list(range(1, len(srv) + 1))
+    assert srv[-1][1] == "read"
+    reopened = make_vault()
+    assert reopened.audit_verify().findings == []
+    reopened.close()
+
+
+def test_two_serving_processes_take_two_chains(make_vault: OpenVault, home: Path) -> None:
+    _seed(make_vault)
+    first, second = _served(make_vault), _served(make_vault)
+    first.get(REF)
+    second.get(REF)
+    second.get(REF)
+    first.close()
+    second.close()
+    nodes = [node for node, _, op in _stored(home, "read")]
+    assert sorted(nodes) == ["srv", "srv#1", "srv#1"]
+    check = make_vault()
+    assert check.audit_verify().findings == []
+    check.close()
+
+
+KILLED = """
+import os, sys
+from sealbox import factory
+from sealbox.model import SecretRef
+vault = factory.open_vault(source="api", audit_node="srv")
+vault.serve()
+for _ in range(int(sys.argv[1])):
+    vault.get(SecretRef("payments", "dev", "DB_PASSWORD"))
+os._exit(0)  # killed: nothing drained, nothing closed
+"""
+
+
+def _killed_server(reads: int) -> None:
+    env = {**os.environ}
+    subprocess.run([sys.executable, "-c", KILLED, str(reads)], env=env, check=True)
+
+
+def test_a_killed_servers_spool_is_stored_by_the_next_start(
+    make_vault: OpenVault, home: Path
+) -> None:
+    _seed(make_vault)
+    _killed_server(4)
+    assert _stored(home, "read") == []
+    (spool,) = _spool_files(home)
+    with spool.open("ab") as f:
+        f.write(b"\x00\x00\x01")  # a record cut short by the kill
+    vault = _served(make_vault)
+    assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4]
+    assert spool.stat().st_size == 0
+    vault.get(REF)  # the chain goes on after the recovered events
+    vault.close()
+    assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4, 5]
+    check = make_vault()
+    assert check.audit_verify().findings == []
+    check.close()
+
+
+def _records(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each spool record."""
+    spans, at = [], 0
+    while at < len(data):
+        end = at + 36 + int.from_bytes(data[at : at + 4], "big")
+        spans.append((at, end))
+        at = end
+    return spans
+
+
+@pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "forge"])
+def test_a_tampered_spool_is_set_aside_and_reported(
+    make_vault: OpenVault, home: Path, attack: str
+) -> None:
+    _seed(make_vault)
+    _killed_server(3)
+    (spool,) = _spool_files(home)
+    data = spool.read_bytes()
+    _, (b0, b1), (c0, c1) = _records(data)
+    if attack == "edit":
+        rec = bytearray(data[b0:b1])
+        rec[-5] ^= 1
+        data = data[:b0] + bytes(rec) + data[b1:]
+    elif attack == "delete":
+        data = data[:b0] + data[b1:]
+    elif attack == "reorder":
+        data = data[:b0] + data[c0:c1] + data[b0:b1]
+    else:  # a record made without the key, linked like the others
+        payload = data[b0 + 36 : b1]
+        data = data[:b0] + data[b0 : b0 + 4] + os.urandom(32) + payload + data[b1:]
+    spool.write_bytes(data)
+
+    vault = _served(make_vault)
+    stored = [seq for _, seq, _ in _stored(home, "read")]
+    assert stored == [1]  # the intact record before the damage
+    (kept,) = (home / "vault.db.audit-spool").glob("*.rejected")
+    assert kept.read_bytes() == data  # the evidence, as found
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    vault.close()
+    check = make_vault()
+    (event,) = check.audit_log(operations=["audit.recover"])
+    assert event["outcome"] == "error" and "record 2" in event["reason"]
+    assert check.audit_verify().findings == []  # the chain itself is whole
+    check.close()
+
+
+def test_a_spool_that_cannot_be_written_refuses_the_read(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: no value without its event on disk; a short write leaves no part."""
+    _seed(make_vault)
+    vault = _served(make_vault)
+    vault.get(REF)
+    (spool,) = _spool_files(home)
+    size = spool.stat().st_size
+
+    real_write = os.write
+
+    def short_write(fd: int, data: bytes) -> int:
+        return real_write(fd, data[:10])  # as a full disk does
+
+    monkeypatch.setattr(spool_module.os, "write", short_write)
+    with pytest.raises(AuditUnavailable) as exc:
+        vault.get(REF, reveal=True)
+    assert CANARY not in str(exc.value)
+    assert spool.stat().st_size == size  # the partial record was taken back
+    monkeypatch.undo()
+    vault.get(REF)
+    vault.close()
+    assert [op for _, _, op in _stored(home) if op in ("read", "reveal")] == ["read", "read"]
+
+
+def test_a_checkpoint_falls_due_at_a_drain_not_on_a_read(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "CHECKPOINT_EVERY", 5)
+    _seed(make_vault)
+    vault = _served(make_vault)
+    for _ in range(6):
+        vault.get(REF)
+    with sqlite3.connect(home / "vault.db") as conn:
+        before = conn.execute("SELECT COUNT(*) FROM sb_audit_checkpoints WHERE node = 'srv'")
+        assert before.fetchone()[0] == 0
+    vault.drain_audit()
+    with sqlite3.connect(home / "vault.db") as conn:
+        seqs = conn.execute("SELECT seq FROM sb_audit_checkpoints WHERE node = 'srv'").fetchall()
+    assert seqs == [(6,)]  # the head the drain stored, signed
+    vault.close()
+
+
+def test_a_backlog_the_database_does_not_take_refuses_reads(
+    make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stays unavailable: reads stop (fail closed) at a bounded backlog
+    instead of the spool growing without end; once stored, reads go on."""
+    monkeypatch.setattr(spool_module, "MAX_BACKLOG", 3)
+    _seed(make_vault)
+    vault = _served(make_vault)
+    for _ in range(3):
+        vault.get(REF)
+    with pytest.raises(AuditUnavailable):
+        vault.get(REF)
+    vault.drain_audit()
+    vault.get(REF)
+    vault.close()
