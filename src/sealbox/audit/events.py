@@ -38,6 +38,62 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+#: An event as a flat tuple (what a server's spool keeps; audit/spool.py): time, id,
+#: request_id, identity id, name, auth_method, token_accessor, source kind, remote_addr,
+#: user_agent, hostname, pid, operation, path, version, ((path, version, value_hmac), ...),
+#: outcome, reason.
+Fields = tuple[Any, ...]
+
+
+def event_from_fields(f: Fields) -> Event:
+    """The event a :data:`Fields` tuple stands for."""
+    (
+        at,
+        event_id,
+        request_id,
+        identity_id,
+        name,
+        auth_method,
+        accessor,
+        kind,
+        remote_addr,
+        user_agent,
+        hostname,
+        pid,
+        operation,
+        path,
+        version,
+        versions,
+        outcome,
+        reason,
+    ) = f
+    return {
+        "format": EVENT_FORMAT,
+        "id": event_id,
+        "time": at,
+        "request_id": request_id,
+        "identity": {
+            "id": identity_id,
+            "name": name,
+            "auth_method": auth_method,
+            "token_accessor": accessor,
+        },
+        "source": {
+            "kind": kind,
+            "remote_addr": remote_addr,
+            "user_agent": user_agent,
+            "hostname": hostname,
+            "pid": pid,
+        },
+        "operation": operation,
+        "path": path,
+        "version": version,
+        "versions": [{"path": p, "version": v, "value_hmac": h} for p, v, h in versions],
+        "outcome": outcome,
+        "reason": reason,
+    }
+
+
 class AuditKeys(NamedTuple):
     """Sub-keys of a vault's audit key: one for value HMACs, one for the chain."""
 

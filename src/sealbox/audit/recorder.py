@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from sealbox.audit.events import EVENT_FORMAT, AuditKeys, Event, checkpoint_message
+from sealbox.audit.events import AuditKeys, Event, Fields, checkpoint_message, event_from_fields
 from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ def _warn(message: str, *args: object) -> None:
 #: the recorder holds the keys).
 CHECKPOINT_EVERY = 1000
 DEFAULT_NODE = "local"
+#: Value HMACs remembered (per secret version; see ``_value_hmac``).
+HMAC_CACHE = 4096
 
 
 class Actor(NamedTuple):
@@ -86,14 +88,18 @@ class AuditRecorder:
         #: Server mode on a backend that spools (SQLite): the database sink appends each
         #: event to this process's spool file, and :meth:`drain` stores them in batches.
         self._spool: AuditSpool | None = None
+        #: Spooling, and the database is the only sink: events need no dict on the way.
+        self._spool_only = False
         self._checkpoint_due = False
         self._checkpoint_at = ""
         self._pending: list[tuple[Event, AuditKeys | None, str, str, str]] = []
+        self._hmacs: dict[tuple[str, int, int, int], str] = {}
 
     def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
         """The vault was unlocked: key events and HMAC values from now on."""
         if self._provider is not provider:
             self._provider, self._vault_id, self._keys = provider, vault_id, None
+            self._hmacs.clear()
 
     def audit_keys(self) -> AuditKeys | None:
         """The audit keys if this process unlocked the vault, else None."""
@@ -124,42 +130,35 @@ class AuditRecorder:
     ) -> None:
         """Record an event (held in memory in server mode unless ``immediate``)."""
         keys = self.audit_keys()
-        versions = [
-            {
-                "path": p,
-                "version": v,
-                "value_hmac": keys.value_hmac(value)
-                if keys is not None and value is not None
-                else None,
-            }
-            for p, v, value in touched
-        ]
         event_id = os.urandom(8).hex()
-        event: Event = {
-            "format": EVENT_FORMAT,
-            "id": event_id,
-            "time": at,
-            "request_id": actor.request_id or event_id,
-            "identity": {
-                "id": actor.identity_id or None,
-                "name": actor.identity,
-                "auth_method": actor.auth_method or None,
-                "token_accessor": actor.token_accessor,
-            },
-            "source": {
-                "kind": actor.source,
-                "remote_addr": actor.remote_addr,
-                "user_agent": actor.user_agent,
-                "hostname": actor.hostname,
-                "pid": actor.pid,
-            },
-            "operation": operation,
-            "path": path,
-            "version": version,
-            "versions": versions,
-            "outcome": outcome,
-            "reason": reason,
-        }
+        fields: Fields = (
+            at,
+            event_id,
+            actor.request_id or event_id,
+            actor.identity_id or None,
+            actor.identity,
+            actor.auth_method or None,
+            actor.token_accessor,
+            actor.source,
+            actor.remote_addr,
+            actor.user_agent,
+            actor.hostname,
+            actor.pid,
+            operation,
+            path,
+            version,
+            tuple(
+                (p, v, self._value_hmac(keys, p, v, value) if keys is not None else None)
+                for p, v, value in touched
+            ),
+            outcome,
+            reason,
+        )
+        if self._spool_only and not immediate:
+            # A server's read path: the flat event goes to the spool, nothing else.
+            self._spool_fields(fields, at, operation, path)
+            return
+        event = event_from_fields(fields)
         if self.deferred and not immediate:
             self._pending.append((event, keys, at, operation, path))
             return
@@ -168,7 +167,40 @@ class AuditRecorder:
             # transaction) waits for :meth:`after_commit`.
             self._checkpoint_due |= self._write(event, keys, at, operation, path, batch=True)
             return
-        self._write(event, keys, at, operation, path)
+        self._write(event, keys, at, operation, path, fields=fields)
+
+    def _spool_fields(self, fields: Fields, at: str, operation: str, path: str) -> None:
+        assert self._spool is not None
+        try:
+            seq = self._spool.append(fields)
+        except OSError as exc:
+            _warn("audit sink db refused an event: %s", _describe(exc))
+            self._refused(operation, path)
+            return
+        if seq % CHECKPOINT_EVERY == 0:
+            # Signed once the drain has stored it, off the request path.
+            self._checkpoint_due, self._checkpoint_at = True, at
+
+    def _value_hmac(
+        self, keys: AuditKeys, path: str, version: int, value: bytes | None
+    ) -> str | None:
+        """The value's HMAC, remembered per version: a server reads the same versions over
+        and over, and versions never change.
+
+        The key holds the value's length and its ``hash()`` (SipHash under this process's
+        random key), never the value: a version number reused after a purge gets a new
+        entry unless its new value also collides in 64 bits.
+        """
+        if value is None:
+            return None
+        key = (path, version, len(value), hash(value))
+        cache = self._hmacs
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= HMAC_CACHE:
+                cache.clear()
+            found = cache[key] = keys.value_hmac(value)
+        return found
 
     def after_commit(self, at: str) -> None:
         """Make a checkpoint that fell due inside a storage transaction."""
@@ -196,6 +228,7 @@ class AuditRecorder:
             spool.close()
             raise
         self._spool, self.node = spool, spool.node
+        self._spool_only = len(self.sinks) == 1
         if found.events or found.cut:
             _warn(
                 "stored %d audit event(s) a stopped process had spooled for chain %s%s",
@@ -240,6 +273,7 @@ class AuditRecorder:
     def close(self) -> None:
         """Store what is spooled (or leave it for the slot's next owner) and let go."""
         spool, self._spool = self._spool, None
+        self._spool_only = False
         if spool is None:
             return
         try:
@@ -288,15 +322,16 @@ class AuditRecorder:
         path: str,
         *,
         batch: bool = False,
+        fields: Fields | None = None,
     ) -> bool:
         """Hand one event to every sink; True when a checkpoint is due (batch mode)."""
         accepted = 0
         db_record: Event | None = None
-        spool = None if batch else self._spool
+        spool = None if batch or fields is None else self._spool
         for sink in self.sinks:
             try:
-                if spool is not None and sink.name == "db":
-                    stored: Event | None = {"seq": spool.append(event)}
+                if spool is not None and fields is not None and sink.name == "db":
+                    stored: Event | None = {"seq": spool.append(fields)}
                 else:
                     stored = sink.write(event, keys, self.node)
             except (OSError, SealboxError, ValueError) as exc:
@@ -306,19 +341,8 @@ class AuditRecorder:
             if sink.name == "db":
                 db_record = stored
         if not accepted:
-            if self.fail_open:
-                _warn(
-                    "UNSAFE: no audit sink accepted the %s event for %s; continuing because "
-                    "audit_fail_open is set",
-                    operation,
-                    path,
-                )
-                return False
-            raise AuditUnavailable(
-                f"the {operation} of {path} was refused: no audit sink accepted its event",
-                hint="free disk space or fix the audit sinks ([audit] sinks in config.toml); "
-                "--audit-fail-open exists for development only",
-            )
+            self._refused(operation, path)
+            return False
         due = (
             db_record is not None
             and keys is not None
@@ -336,6 +360,22 @@ class AuditRecorder:
             except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
                 _warn("periodic audit checkpoint failed: %s", exc.code)
         return False
+
+    def _refused(self, operation: str, path: str) -> None:
+        """No sink accepted an event: refuse the operation (unless unsafely failing open)."""
+        if self.fail_open:
+            _warn(
+                "UNSAFE: no audit sink accepted the %s event for %s; continuing because "
+                "audit_fail_open is set",
+                operation,
+                path,
+            )
+            return
+        raise AuditUnavailable(
+            f"the {operation} of {path} was refused: no audit sink accepted its event",
+            hint="free disk space or fix the audit sinks ([audit] sinks in config.toml); "
+            "--audit-fail-open exists for development only",
+        )
 
     def checkpoint(self, at: str) -> list[CheckpointRow]:
         """Sign every chain head now (database chains and file sinks)."""

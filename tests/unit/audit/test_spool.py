@@ -246,3 +246,33 @@ def test_a_backlog_the_database_does_not_take_refuses_reads(
     vault.drain_audit()
     vault.get(REF)
     vault.close()
+
+
+def test_value_hmacs_are_remembered_per_version_and_never_go_stale(
+    make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealbox.audit.events import AuditKeys
+
+    computed: list[int] = []
+    real = AuditKeys.value_hmac
+
+    def counting(self: AuditKeys, value: bytes) -> str:
+        computed.append(len(value))
+        return real(self, value)
+
+    _seed(make_vault)
+    monkeypatch.setattr(AuditKeys, "value_hmac", counting)
+    vault = _served(make_vault)
+    for _ in range(3):
+        vault.get(REF)
+    assert len(computed) == 1  # one HMAC for three reads of one version
+    vault.purge(REF)
+    vault.set(REF, SecretValue("another value"))  # version 1 again, another value
+    vault.get(REF)
+    reads = vault.audit_log(operations=["read"], limit=None)
+    by_value = {e["versions"][0]["value_hmac"] for e in reads}
+    assert by_value == {
+        vault.audit_hash(SecretValue(CANARY)),
+        vault.audit_hash(SecretValue("another value")),
+    }
+    vault.close()
