@@ -12,7 +12,7 @@
   that alternate; each event is spooled before its response and stored in the database
   in batches (audit/spool.py).
 
-    python benchmarks/audit_bench.py [--runs 30] [--loop 2000] [--rounds 3]
+    python benchmarks/audit_bench.py [--runs 30] [--loop 3000] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def server_read(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--loop", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3, help="server on/off pairs, interleaved")
+    parser.add_argument("--loop", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=4, help="server on/off pairs, interleaved")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sealbox-audit-bench-"))
     home = root / "home"

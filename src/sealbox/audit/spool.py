@@ -15,11 +15,15 @@ Each spool belongs to one chain that only its process appends to: the process ho
 A server's workers take slots ``0, 1, …`` of the configured node, that is chains ``NODE``,
 ``NODE#1``, … (docs/audit.md).
 
-A record is ``<length: 4 bytes big-endian><mac: 32 bytes><payload>``, where the payload is
-``marshal.dumps((seq, fields))``, the event as a flat tuple (``events.Fields``: no dicts
-to build, and marshal costs a third of JSON; the spool is read back only by this code,
-after its MAC has been checked) and ``mac`` is HMAC-SHA256(chain key, previous record's
-mac || payload), the first record of a file linking to 32 zero bytes.
+A spool file starts with :data:`MAGIC` and a 16-byte salt chosen by the process that
+writes it; each record is ``<length: 4 bytes><counter: 8 bytes><tag: 16 bytes><payload>``.
+The payload is ``marshal.dumps((seq, fields))``, the event as a flat tuple
+(``events.Fields``: no dicts to build, and marshal costs a third of JSON; it is read back
+only by this code, after its tag has been checked). The tag is GMAC under
+``derive(chain key, "sealbox/audit/spool" || salt)`` with the counter as nonce, over the
+previous record's tag (16 zero bytes for the first) and the payload: one AES-GCM call per
+record where HMAC takes three, and a key that no other process uses, so counter nonces
+never repeat under it.
 
 A process killed with events spooled leaves them behind, and whoever takes the slot next
 stores them: records whose links hold are chained like any other event; the first one that
@@ -54,8 +58,15 @@ MAX_SLOTS = 64
 #: Events spooled and not stored after which reads are refused (fail closed) rather than
 #: let the spool grow while the database cannot take them.
 MAX_BACKLOG = 100_000
-_START = bytes(32)
-_HEADER = 4 + 32
+#: A spool file starts with this and a 16-byte salt (the records' key is derived from it).
+MAGIC = b"sealbox-spool-1\n"
+_SALT = 16
+_START = bytes(16)  # what the first record of a file links to
+_RECORD = 4 + 8 + 16  # length, counter, tag
+
+
+def _gmac(keys: AuditKeys, salt: bytes) -> macs.CounterGmac:
+    return macs.CounterGmac(macs.derive(keys.chain_key, b"sealbox/audit/spool\0" + salt))
 
 
 class Recovery(NamedTuple):
@@ -102,9 +113,12 @@ class AuditSpool:
         self.node = slot_node(node, slot)
         self._storage = storage
         self._keys = keys
-        self._key = macs.MacKey(keys.chain_key)
+        # A key of this process's own (a fresh salt), so its counter nonces are new.
+        salt = os.urandom(_SALT)
+        self._gmac = _gmac(keys, salt)
+        self._header = MAGIC + salt
         self._size = os.fstat(self._fd).st_size
-        self._mac = _START
+        self._tag = _START
         #: (seq, event fields) spooled and not yet stored, oldest first.
         self.queue: list[tuple[int, Fields]] = []
         #: Called after each event is spooled (the server schedules a drain).
@@ -125,8 +139,15 @@ class AuditSpool:
             )
         seq = self._next
         payload = marshal.dumps((seq, fields))
-        mac = self._key.mac(self._mac + payload)
-        record = len(payload).to_bytes(4, "big") + mac + payload
+        counter, tag = self._gmac.tag(self._tag + payload)
+        record = b"%s%s%s%s" % (
+            len(payload).to_bytes(4, "big"),
+            counter.to_bytes(8, "big"),
+            tag,
+            payload,
+        )
+        if not self._size:
+            record = self._header + record
         written = os.write(self._fd, record)
         if written != len(record):
             # A short write (a full disk) must not leave part of a record for the next
@@ -135,7 +156,7 @@ class AuditSpool:
                 os.ftruncate(self._fd, self._size)
             raise OSError(errno.ENOSPC, "the audit spool took only part of an event")
         self._size += written
-        self._mac = mac
+        self._tag = tag
         self._next = seq + 1
         self.queue.append((seq, fields))
         if self.on_pending is not None:
@@ -175,7 +196,7 @@ class AuditSpool:
     def _truncate(self) -> None:
         os.ftruncate(self._fd, 0)
         self._size = 0
-        self._mac = _START
+        self._tag = _START
 
     # -- a spool left behind ------------------------------------------------------------------
     def recover(self) -> Recovery:
@@ -211,18 +232,28 @@ class AuditSpool:
     def _records(self, data: bytes) -> Iterator[tuple[int, Fields]]:
         """(seq, fields) of each record whose link holds; (-1, ()) for the first that does
         not. A last record cut short sets ``_cut``."""
-        prev, at = _START, 0
+        head = len(MAGIC) + _SALT
+        if len(data) < head:
+            self._cut = True  # killed while writing the header: no record was complete
+            return
+        if data[: len(MAGIC)] != MAGIC:
+            yield -1, ()
+            return
+        gmac = _gmac(self._keys, data[len(MAGIC) : head])
+        prev, at = _START, head
         while at < len(data):
-            if len(data) - at < _HEADER:
+            if len(data) - at < _RECORD:
                 self._cut = True
                 return
             length = int.from_bytes(data[at : at + 4], "big")
-            end = at + _HEADER + length
+            counter = int.from_bytes(data[at + 4 : at + 12], "big")
+            tag = data[at + 12 : at + _RECORD]
+            end = at + _RECORD + length
             if end > len(data):
                 self._cut = True
                 return
-            mac, payload = data[at + 4 : at + _HEADER], data[at + _HEADER : end]
-            if not macs.equal(self._key.mac(prev + payload), mac):
+            payload = data[at + _RECORD : end]
+            if not gmac.check(counter, prev + payload, tag):
                 yield -1, ()
                 return
             try:
@@ -234,7 +265,7 @@ class AuditSpool:
                 yield -1, ()
                 return
             yield seq, fields
-            prev, at = mac, end
+            prev, at = tag, end
 
     def _set_aside(self, data: bytes) -> Path:
         kept = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.rejected")

@@ -1,4 +1,4 @@
-"""MACs, hashes and signatures for the audit trail (HMAC-SHA256, SHA-256, Ed25519).
+"""MACs, hashes and signatures for the audit trail (HMAC-SHA256, GMAC, SHA-256, Ed25519).
 
 Everything goes through ``cryptography``. Sub-keys are derived with HKDF-Expand
 (RFC 5869) for one 32-byte block, ``T(1) = HMAC(key, info || 0x01)``, which is exact for
@@ -36,6 +36,45 @@ class MacKey:
 
     def __repr__(self) -> str:
         return "MacKey(***)"
+
+
+class CounterGmac:
+    """GMAC (AES-256-GCM over associated data alone) with a counter nonce: one library
+    call per tag, where HMAC takes three (copy, update, finalize). For the server's audit
+    spool, whose every record is tagged on the request path.
+
+    A GMAC key must never see a nonce twice: build one per key that is itself used only
+    once (``derive(chain key, label || random salt)``), and let it count. ``tag`` raises
+    once the 64-bit counter would wrap.
+    """
+
+    __slots__ = ("_aead", "count")
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aead = AESGCM(key)
+        self.count = 0
+
+    def tag(self, data: bytes) -> tuple[int, bytes]:
+        """(counter, 16-byte tag of ``data``) for the next counter value."""
+        self.count += 1
+        if self.count >= 1 << 64:
+            raise OverflowError("GMAC counter exhausted")
+        return self.count, self._aead.encrypt(self.count.to_bytes(12, "big"), b"", data)
+
+    def check(self, counter: int, data: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` is the tag of ``data`` at ``counter`` (constant time)."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            self._aead.decrypt(counter.to_bytes(12, "big"), tag, data)
+        except (InvalidTag, OverflowError, ValueError):
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return "CounterGmac(***)"
 
 
 def derive(key: bytes, label: bytes) -> bytes:

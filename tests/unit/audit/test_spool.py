@@ -142,16 +142,17 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
 
 
 def _records(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each spool record."""
-    spans, at = [], 0
+    """(start, end) of each spool record (after the file's magic and salt)."""
+    assert data.startswith(spool_module.MAGIC)
+    spans, at = [], len(spool_module.MAGIC) + 16
     while at < len(data):
-        end = at + 36 + int.from_bytes(data[at : at + 4], "big")
+        end = at + 28 + int.from_bytes(data[at : at + 4], "big")
         spans.append((at, end))
         at = end
     return spans
 
 
-@pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "forge"])
+@pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "forge", "salt"])
 def test_a_tampered_spool_is_set_aside_and_reported(
     make_vault: OpenVault, home: Path, attack: str
 ) -> None:
@@ -168,21 +169,25 @@ def test_a_tampered_spool_is_set_aside_and_reported(
         data = data[:b0] + data[b1:]
     elif attack == "reorder":
         data = data[:b0] + data[c0:c1] + data[b0:b1]
-    else:  # a record made without the key, linked like the others
-        payload = data[b0 + 36 : b1]
-        data = data[:b0] + data[b0 : b0 + 4] + os.urandom(32) + payload + data[b1:]
+    elif attack == "forge":  # a record made without the key
+        data = data[: b0 + 12] + os.urandom(16) + data[b0 + 28 :]
+    else:  # the records of the file re-tagged under a salt the attacker chose
+        data = (
+            data[: len(spool_module.MAGIC)] + os.urandom(16) + data[len(spool_module.MAGIC) + 16 :]
+        )
     spool.write_bytes(data)
 
     vault = _served(make_vault)
     stored = [seq for _, seq, _ in _stored(home, "read")]
-    assert stored == [1]  # the intact record before the damage
+    first_bad = 1 if attack == "salt" else 2
+    assert stored == list(range(1, first_bad))  # the intact records before the damage
     (kept,) = (home / "vault.db.audit-spool").glob("*.rejected")
     assert kept.read_bytes() == data  # the evidence, as found
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     vault.close()
     check = make_vault()
     (event,) = check.audit_log(operations=["audit.recover"])
-    assert event["outcome"] == "error" and "record 2" in event["reason"]
+    assert event["outcome"] == "error" and f"record {first_bad} " in event["reason"]
     assert check.audit_verify().findings == []  # the chain itself is whole
     check.close()
 
