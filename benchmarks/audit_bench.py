@@ -115,6 +115,10 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="sealbox-audit-bench-"))
     home = root / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+    # Bytecode cached, as for an installed package (in a temporary directory, not the tree):
+    # otherwise each process row also measures compiling every module it imports.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
     env.update(SEALBOX_HOME=str(home), SEALBOX_PROJECT="bench", SEALBOX_ENV="dev")
     py = sys.executable
     sb = [py, "-c", LAUNCH]
