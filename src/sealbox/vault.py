@@ -755,8 +755,26 @@ class Vault:
                 result.notices + one.notices,
                 result.summary + one.summary,
             )
+        result.notices.extend(self._spool_notices())
         self._record("audit.verify", "sys/audit", reason=f"{len(result.findings)} findings")
         return result
+
+    def _spool_notices(self) -> list[str]:
+        directory = self._storage.spool_dir()
+        if directory is None:
+            return []
+        from sealbox.audit.spool import unstored
+
+        left, rejected = unstored(directory)
+        return [
+            f"{path}: events a stopped server spooled and did not store yet (the next "
+            "server start stores them)"
+            for path in left
+        ] + [
+            f"{path}: a spool that failed its check at a server start, kept as evidence "
+            "(see the audit.recover event)"
+            for path in rejected
+        ]
 
     def audit_checkpoint(self) -> list[CheckpointRow]:
         """Sign every chain head now with the vault's checkpoint key."""

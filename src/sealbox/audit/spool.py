@@ -86,15 +86,22 @@ def _file_stem(node: str) -> str:
     return f"{readable}-{hashlib.sha256(node.encode()).hexdigest()[:10]}"
 
 
+_OPEN = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
 def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
     """Lock the first free slot's file: (slot, path, fd)."""
     directory.mkdir(mode=0o700, exist_ok=True)
+    if directory.is_symlink():
+        raise OSError(errno.ELOOP, f"{directory} is a symbolic link")
+    directory.chmod(0o700)
     stem = _file_stem(node)
     for slot in range(MAX_SLOTS):
         path = directory / f"{stem}.{slot}.spool"
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, _OPEN, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.fchmod(fd, 0o600)
         except BlockingIOError:
             os.close(fd)
             continue
@@ -103,6 +110,30 @@ def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
             raise
         return slot, path, fd
     raise OSError(errno.EAGAIN, f"all {MAX_SLOTS} audit spool slots of {node} are taken")
+
+
+def unstored(directory: Path) -> tuple[list[Path], list[Path]]:
+    """Spool files that hold records and that no process owns (a server stopped without
+    storing them: they are stored when a server takes the slot again), and spools kept
+    aside by a recovery."""
+    if not directory.is_dir():
+        return [], []
+    left = []
+    for path in sorted(directory.glob("*.spool")):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_size <= len(MAGIC) + _SALT:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            continue  # owned by a running server, which stores it
+        finally:
+            os.close(fd)
+        left.append(path)
+    return left, sorted(directory.glob("*.rejected"))
 
 
 class AuditSpool:
@@ -194,7 +225,10 @@ class AuditSpool:
             yield row
 
     def _truncate(self) -> None:
-        os.ftruncate(self._fd, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:
+            return  # the stored records stay in the file; a recovery skips them
         self._size = 0
         self._tag = _START
 

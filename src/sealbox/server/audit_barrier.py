@@ -125,7 +125,7 @@ class AuditBarrier:
         except StorageBusy:
             self.busy += 1
             delay = DRAIN_RETRY
-        except SealboxError as exc:
+        except Exception as exc:
             # Still spooled (the requests were answered safely): try again later.
             self.drain_errors += 1
             _warn_drain(exc)
@@ -177,11 +177,11 @@ class AuditBarrier:
                     future.set_result(None)
 
 
-def _warn_drain(exc: SealboxError) -> None:
+def _warn_drain(exc: Exception) -> None:
     import logging
 
+    # The type and code only: an unexpected error's message could quote anything.
+    code = exc.code if isinstance(exc, SealboxError) else type(exc).__name__
     logging.getLogger("sealbox.audit").warning(
-        "storing spooled audit events failed (%s); they stay in the spool: %s",
-        exc.code,
-        exc.message,
+        "storing spooled audit events failed (%s); they stay in the spool", code
     )

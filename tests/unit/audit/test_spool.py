@@ -127,6 +127,10 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
     _seed(make_vault)
     _killed_server(4)
     assert _stored(home, "read") == []
+    cli = make_vault()  # `sealbox audit verify` before the server starts again
+    (notice,) = [n for n in cli.audit_verify().notices if "spool" in n]
+    assert "did not store yet" in notice
+    cli.close()
     (spool,) = _spool_files(home)
     with spool.open("ab") as f:
         f.write(b"\x00\x00\x01")  # a record cut short by the kill
@@ -134,6 +138,7 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4]
     assert spool.stat().st_size == 0
     vault.get(REF)  # the chain goes on after the recovered events
+    assert not [n for n in vault.audit_verify().notices if "spool" in n]  # owned, stored
     vault.close()
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4, 5]
     check = make_vault()
@@ -188,7 +193,9 @@ def test_a_tampered_spool_is_set_aside_and_reported(
     check = make_vault()
     (event,) = check.audit_log(operations=["audit.recover"])
     assert event["outcome"] == "error" and f"record {first_bad} " in event["reason"]
-    assert check.audit_verify().findings == []  # the chain itself is whole
+    verification = check.audit_verify()
+    assert verification.findings == []  # the chain itself is whole
+    assert any("kept as evidence" in n for n in verification.notices)
     check.close()
 
 

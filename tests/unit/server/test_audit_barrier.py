@@ -255,16 +255,18 @@ def test_a_busy_database_delays_the_drain_and_an_error_keeps_the_events() -> Non
     assert vault.drain_calls == [False, False, False]
     assert barrier.busy == 2 and barrier.drained == 1
 
-    failing = FakeVault(fail=BackendUnavailable("disk full"))
-    barrier = _barrier(failing)
+    for error in (BackendUnavailable("disk full"), OSError(28, "No space left on device")):
+        failing = FakeVault(fail=error)
+        barrier = _barrier(failing)
 
-    async def broken() -> None:
-        failing.spool()
-        await asyncio.sleep(DRAIN_EVERY * 3)
+        async def broken(vault: FakeVault = failing) -> None:
+            vault.spool()
+            await asyncio.sleep(DRAIN_EVERY * 3)
 
-    asyncio.run(broken())
-    assert barrier.drain_errors == 1 and barrier.drained == 0
-    assert failing.audit_spooled == 1  # still spooled, to be tried again
+        asyncio.run(broken())
+        assert barrier.drain_errors == 1 and barrier.drained == 0
+        assert failing.audit_spooled == 1  # still spooled, to be tried again
+        assert barrier._drain_scheduled  # and a retry is on the loop's calendar
 
 
 def test_spooled_outside_a_running_loop_is_left_for_a_later_drain() -> None:
