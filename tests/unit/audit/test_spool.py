@@ -288,3 +288,35 @@ def test_value_hmacs_are_remembered_per_version_and_never_go_stale(
         vault.audit_hash(SecretValue("another value")),
     }
     vault.close()
+
+
+def test_other_sinks_are_written_as_each_event_comes_and_the_spool_still_serves_the_db(
+    make_vault: OpenVault, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("SEALBOX_AUDIT_SINKS", f"db,file:{log}")
+    _seed(make_vault)
+    vault = _served(make_vault)
+    vault.get(REF)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[-1]["operation"] == "read"  # in the file before get() returned
+    assert _stored(home, "read") == []  # the database's copy is spooled
+    assert vault.drain_audit() == 1
+    assert [op for _, _, op in _stored(home, "read")] == ["read"]
+    assert vault.audit_verify().findings == []  # both chains, the file's and the db's
+    vault.close()
+
+
+def test_without_the_db_sink_a_server_does_not_spool(
+    make_vault: OpenVault, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEALBOX_AUDIT_SINKS", f"file:{tmp_path / 'audit.jsonl'}")
+    _seed(make_vault)
+    vault = _served(make_vault)
+    vault.get(REF)
+    assert vault.audit_spooled == 0 and vault.audit_pending == 1  # group commit instead
+    assert not (home / "vault.db.audit-spool").exists()
+    vault.flush_audit()
+    vault.close()
