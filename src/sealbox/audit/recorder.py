@@ -221,9 +221,22 @@ class AuditRecorder:
             return None  # nothing to store later: the sinks are written as events come
         from sealbox.audit.spool import AuditSpool
 
-        spool = AuditSpool(self._storage, directory, self.node, self.require_keys())
+        keys = self.require_keys()
+        try:
+            spool = AuditSpool(self._storage, directory, self.node, keys)
+        except OSError as exc:
+            raise AuditUnavailable(
+                f"cannot open an audit spool in {directory}: {exc.strerror or exc}",
+                hint="make the vault's directory writable by the server, or set "
+                "audit_spool = false (SEALBOX_AUDIT_SPOOL=0) to commit events instead",
+            ) from None
         try:
             found = spool.recover()
+        except OSError as exc:
+            spool.close()
+            raise AuditUnavailable(
+                f"cannot read the audit spool {spool.path}: {exc.strerror or exc}"
+            ) from None
         except BaseException:
             spool.close()
             raise

@@ -320,3 +320,17 @@ def test_without_the_db_sink_a_server_does_not_spool(
     assert not (home / "vault.db.audit-spool").exists()
     vault.flush_audit()
     vault.close()
+
+
+def test_a_spool_that_cannot_be_made_stops_the_server_with_a_clear_error(
+    make_vault: OpenVault, home: Path
+) -> None:
+    (home / "vault.db.audit-spool").write_text("not a directory")
+    vault = make_vault(source="api", audit_node="srv")
+    with pytest.raises(AuditUnavailable) as exc:
+        vault.serve()
+    assert "vault.db.audit-spool" in exc.value.message
+    assert "audit_spool = false" in (exc.value.hint or "")
+    vault.serve(spool=False)  # the way out the hint names: group commit
+    assert vault.audit_spooled == 0
+    vault.close()
