@@ -126,3 +126,36 @@ def test_bao_with_an_unknown_token_is_refused(bao: Bao) -> None:
     r = bao("kv", "get", "secret/payments/prod/x", check=False, token=mint("s").value)
     assert r.returncode != 0
     assert "v=1" not in r.stdout
+
+
+def test_bao_kv_patch_merges_fields_through_http_patch(bao: Bao) -> None:
+    path = "secret/payments/prod/stripe"
+    bao("kv", "put", path, "api_key=sk1", "hook=wh1")
+    # -method=patch: an HTTP PATCH or an error (no quiet fallback to read-then-write).
+    r = bao("kv", "patch", "-method=patch", "-format=json", path, "api_key=sk2", "extra=x")
+    assert json.loads(r.stdout)["data"]["version"] == 2
+    r = bao("kv", "get", "-format=json", path)
+    assert json.loads(r.stdout)["data"]["data"] == {"api_key": "sk2", "hook": "wh1", "extra": "x"}
+    r = bao("kv", "patch", "-method=patch", "-cas=1", path, "api_key=sk3", check=False)
+    assert r.returncode != 0 and "check-and-set" in r.stderr
+    r = bao("kv", "patch", "-method=patch", "secret/payments/prod/absent", "a=1", check=False)
+    assert r.returncode != 0 and "404" in r.stderr
+
+
+def test_bao_kv_metadata_put_and_patch_set_inventory_fields(bao: Bao) -> None:
+    path = "secret/payments/prod/billing"
+    bao("kv", "put", path, "v=1")
+    bao("kv", "metadata", "put", "-custom-metadata=owner=payments-team",
+        "-custom-metadata=tags=pci,billing", path)  # fmt: skip
+    bao("kv", "metadata", "patch", "-custom-metadata=purpose=card charges", path)
+    r = bao("kv", "metadata", "get", "-format=json", path)
+    custom = json.loads(r.stdout)["data"]["custom_metadata"]
+    assert custom == {
+        "owner": "payments-team",
+        "purpose": "card charges",
+        "tags": "pci,billing,kv2",  # the KV marker stays
+    }
+    r = bao("kv", "metadata", "put", "-max-versions=5", path, check=False)
+    assert r.returncode != 0 and "keeps every version" in r.stderr
+    r = bao("kv", "metadata", "put", "-custom-metadata=colour=blue", path, check=False)
+    assert r.returncode != 0 and "not a sealbox inventory field" in r.stderr

@@ -278,3 +278,90 @@ def test_mounts_can_be_restricted(tmp_path: Path) -> None:
                 "payments/dev/a", secret={"v": "1"}, mount_point="other"
             )
     vault.close()
+
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def test_kv_patch_is_a_json_merge_patch_with_cas(live: Live) -> None:
+    import httpx2
+
+    h = {"X-Vault-Token": live.token}
+    url = f"{live.url}/v1/secret/data/payments/dev/merge"
+    fields = {"keep": "k", "drop": "d", "nested": {"a": "1", "b": "2"}}
+    kv(live).create_or_update_secret("payments/dev/merge", secret=fields)
+    patch = {"data": {"drop": None, "nested": {"b": None, "c": "3"}, "new": "n"}}
+    r = httpx2.patch(url, headers={**h, **MERGE}, json=patch)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["version"] == 2
+    got = kv(live).read_secret_version("payments/dev/merge", raise_on_deleted_version=True)
+    assert got["data"]["data"] == {"keep": "k", "nested": {"a": "1", "c": "3"}, "new": "n"}
+    # Not a merge patch: 415, nothing written.
+    r = httpx2.patch(url, headers=h, json={"data": {"x": "1"}})
+    assert r.status_code == 415 and "merge-patch" in r.json()["errors"][0]
+    # A stale check-and-set: 409, nothing written.
+    r = httpx2.patch(url, headers={**h, **MERGE}, json={"data": {"x": "1"}, "options": {"cas": 1}})
+    assert r.status_code == 409
+    r = httpx2.patch(url, headers={**h, **MERGE}, json={"data": "not fields"})
+    assert r.status_code == 400
+    assert kv(live).read_secret_metadata("payments/dev/merge")["data"]["current_version"] == 2
+
+
+def test_kv_patch_needs_read_as_well_as_write(live: Live) -> None:
+    import httpx2
+
+    admin = live.client()
+    kv(live).create_or_update_secret("payments/dev/guarded", secret={"v": "1"})
+    admin.adapter.put(
+        "/v1/policies/blind-writer",
+        json={"rules": [{"path": "payments/dev/*", "capabilities": ["write"]}]},
+    )
+    admin.adapter.post(
+        "/v1/identities",
+        json={"name": "blind", "kind": "person", "password": "blind password!", "policies": [
+            "blind-writer"
+        ]},
+    )  # fmt: skip
+    token = admin.adapter.post("/v1/tokens", json={"identity": "blind"})["token"]
+    r = httpx2.patch(
+        f"{live.url}/v1/secret/data/payments/dev/guarded",
+        headers={"X-Vault-Token": token, **MERGE},
+        json={"data": {"v": "2"}},
+    )
+    assert r.status_code == 403
+    got = kv(live).read_secret_version("payments/dev/guarded", raise_on_deleted_version=True)
+    assert got["data"]["data"] == {"v": "1"}
+
+
+def test_kv_metadata_writes_map_custom_metadata_onto_the_inventory(live: Live) -> None:
+    import httpx2
+
+    h = {"X-Vault-Token": live.token}
+    path = "payments/prod/inventory"
+    kv(live).create_or_update_secret(path, secret={"v": "1"})
+    # hvac's update_metadata (a POST that always sends delete_version_after "0s").
+    kv(live).update_metadata(path, custom_metadata={"owner": "team-a", "rotate_every_days": "30"})
+    meta = kv(live).read_secret_metadata(path)["data"]["custom_metadata"]
+    assert meta == {"owner": "team-a", "rotate_every_days": "30", "tags": "kv2"}
+    url = f"{live.url}/v1/secret/metadata/{path}"
+    r = httpx2.patch(url, headers={**h, **MERGE}, json={"custom_metadata": {"owner": ""}})
+    assert r.status_code == 204
+    vault = open_vault()
+    try:
+        info = vault.info(SecretRef("payments", "prod", "inventory"))
+        assert info.meta.owner is None and info.meta.rotate_every_days == 30
+    finally:
+        vault.close()
+    bad = [
+        ({"custom_metadata": {"colour": "blue"}}, 400, "inventory field"),
+        ({"custom_metadata": {"rotate_every_days": "monthly"}}, 400, "number of days"),
+        ({"custom_metadata": {"owner": 7}}, 400, "string"),
+        ({"cas_required": True}, 400, "options.cas"),
+        ({"delete_version_after": "24h"}, 400, "do not expire"),
+        ({"max_versions": 3}, 400, "keeps every version"),
+    ]
+    for body, status, words in bad:
+        r = httpx2.post(url, headers=h, json=body)
+        assert (r.status_code, words in r.json()["errors"][0]) == (status, True), (body, r.text)
+    r = httpx2.post(f"{live.url}/v1/secret/metadata/payments/prod/absent", headers=h, json={})
+    assert r.status_code == 404

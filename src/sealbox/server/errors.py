@@ -33,6 +33,12 @@ class MethodNotAllowed(errors.SealboxError):
     code = "method_not_allowed"
 
 
+class UnsupportedMediaType(errors.SealboxError):
+    """The body is not in the media type the route takes (KV v2 PATCH: a merge patch)."""
+
+    code = "unsupported_media_type"
+
+
 #: error code -> HTTP status. Anything not here is a 500.
 HTTP_STATUS: dict[str, int] = {
     errors.InvalidInput.code: 400,
@@ -43,6 +49,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.AlreadyExists.code: 409,
     errors.Conflict.code: 409,
     PayloadTooLarge.code: 413,
+    UnsupportedMediaType.code: 415,
     TooManyRequests.code: 429,
     errors.IntegrityError.code: 500,
     errors.Sealed.code: 503,

@@ -552,6 +552,14 @@ def _paths() -> dict[str, Any]:
             ),
             "post": _op("KV v2 write", tag=kv, compat=True, params=P_KV, body=ANY),
             "put": _op("KV v2 write", tag=kv, compat=True, params=P_KV, body=ANY),
+            "patch": _op(
+                "KV v2 patch: a JSON merge patch of the current fields, as a new version "
+                "(Content-Type application/merge-patch+json; needs read and write)",
+                tag=kv,
+                compat=True,
+                params=P_KV,
+                body=ANY,
+            ),
             "delete": _op(
                 "KV v2 delete latest version (soft)", tag=kv, compat=True, ok=204, params=P_KV
             ),
@@ -564,6 +572,17 @@ def _paths() -> dict[str, Any]:
                 params=[*P_KV, _query("list", B, "list keys")],
                 extra={"x-vault-list": True},
             ),
+            **{
+                method: _op(
+                    f"KV v2 metadata {what}: custom_metadata keys set sealbox inventory fields",
+                    tag=kv,
+                    compat=True,
+                    ok=204,
+                    params=P_KV,
+                    body=ANY,
+                )
+                for method, what in (("post", "write"), ("put", "write"), ("patch", "patch"))
+            },
             "delete": _op(
                 "KV v2 delete metadata and every version", tag=kv, compat=True, ok=204, params=P_KV
             ),

@@ -33,6 +33,7 @@ from sealbox.errors import (
 from sealbox.model import SecretInfo, SecretRef, SecretValue
 from sealbox.server import kv_names
 from sealbox.server.auth import Caller
+from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
     caller,
     json_body,
@@ -43,8 +44,11 @@ from sealbox.server.http import (
     query_int,
     state,
 )
+from sealbox.server.routes_native import meta_changes
+from sealbox.vault import META_FIELDS
 
 KV_TAG = "kv2"
+MERGE_PATCH = "application/merge-patch+json"
 #: First segments under /v1 that belong to sealbox itself, never to a KV mount.
 RESERVED_MOUNTS = frozenset(
     {
@@ -220,20 +224,19 @@ def _ensure_scope(who: Caller, ref: SecretRef) -> bool:
     return True
 
 
-async def write_data(request: Request) -> Response:
+async def _data_request(request: Request) -> tuple[Caller, SecretRef, dict[str, Any], int | None]:
+    """The caller, the secret, ``data`` (a field map) and ``options.cas`` of a KV write."""
     who = caller(request)
     ref = _secret_ref(request)
     body = await json_body(request, required=("data",), optional=("options",))
     data = body["data"]
     if not isinstance(data, dict):
         raise InvalidInput("field 'data' must be a JSON object of fields")
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise InvalidInput("field 'options' must be a JSON object")
-    unknown = sorted(set(options) - {"cas"})
-    if unknown:
-        raise InvalidInput(f"unknown option(s): {', '.join(k[:64] for k in unknown)}")
-    cas = opt_int(options, "cas")
+    return who, ref, data, _cas(body)
+
+
+async def write_data(request: Request) -> Response:
+    who, ref, data, cas = await _data_request(request)
     value = SecretValue(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
     try:
         version = who.vault.set(ref, value, if_version=cas)
@@ -249,6 +252,56 @@ async def write_data(request: Request) -> Response:
         if KV_TAG not in meta.tags:
             who.vault.update_meta(ref, tags=(*meta.tags, KV_TAG))
     return json_response(envelope(_version_meta(datetime.now(UTC), version, None)))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes a key, any
+    other value replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _require_merge_patch(request: Request) -> None:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != MERGE_PATCH:
+        raise UnsupportedMediaType(f"PATCH takes a JSON merge patch (Content-Type: {MERGE_PATCH})")
+
+
+async def patch_data(request: Request) -> Response:
+    """``bao kv patch``: merge fields into the current version, as a new version.
+
+    It reads the current fields (a ``read`` event) and writes the merged map (a ``write``
+    event), so it needs read and write on the secret. Without ``options.cas`` the write
+    still only lands on the version it read: a concurrent write makes it a 409 to retry.
+    """
+    _require_merge_patch(request)
+    who, ref, patch, cas = await _data_request(request)
+    current = who.vault.get(ref)
+    if cas is not None and cas != current.version:
+        raise Conflict(
+            f"check-and-set parameter did not match the current version ({current.version})"
+        )
+    merged = merge_patch(_fields(current.value), patch)
+    value = SecretValue(json.dumps(merged, separators=(",", ":"), ensure_ascii=False))
+    version = who.vault.set(ref, value, if_version=current.version)
+    return json_response(envelope(_version_meta(datetime.now(UTC), version, None)))
+
+
+def _cas(body: dict[str, Any]) -> int | None:
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise InvalidInput("field 'options' must be a JSON object")
+    unknown = sorted(set(options) - {"cas"})
+    if unknown:
+        raise InvalidInput(f"unknown option(s): {', '.join(k[:64] for k in unknown)}")
+    return opt_int(options, "cas")
 
 
 async def delete_latest(request: Request) -> Response:
@@ -356,6 +409,67 @@ async def metadata(request: Request) -> Response:
     )
 
 
+#: KV metadata settings sealbox has no use for, and the one value of each it accepts.
+_FIXED_SETTINGS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "max_versions": ((0,), "sealbox keeps every version"),
+    "cas_required": ((False,), "sealbox takes options.cas per write, not per secret"),
+    "delete_version_after": (("0s", "", 0), "sealbox versions do not expire"),
+}
+
+
+def _custom_changes(custom: Any, tags: tuple[str, ...]) -> dict[str, Any]:
+    """Vault's ``custom_metadata`` string map, as changes to sealbox's inventory fields."""
+    if not isinstance(custom, dict):
+        raise InvalidInput("field 'custom_metadata' must be a JSON object of strings")
+    fields: dict[str, Any] = {}
+    for key, value in custom.items():
+        if key not in META_FIELDS:
+            raise InvalidInput(
+                f"custom_metadata key {key[:64]!r} is not a sealbox inventory field "
+                f"(one of: {', '.join(sorted(META_FIELDS))})"
+            )
+        if value is None or value == "":
+            fields[key] = None  # cleared
+        elif not isinstance(value, str):
+            raise InvalidInput(f"custom_metadata value for {key!r} must be a string")
+        elif key in ("tags", "depends_on"):
+            fields[key] = [item.strip() for item in value.split(",") if item.strip()]
+        elif key == "rotate_every_days":
+            if not value.strip().isdigit():
+                raise InvalidInput("custom_metadata 'rotate_every_days' must be a number of days")
+            fields[key] = int(value)
+        else:
+            fields[key] = value
+    changes = meta_changes(fields)
+    if KV_TAG in tags and "tags" in changes and KV_TAG not in changes["tags"]:
+        changes["tags"] = (*changes["tags"], KV_TAG)  # it marks the secret as a KV entry
+    return changes
+
+
+async def write_metadata(request: Request) -> Response:
+    """``bao kv metadata put|patch``: ``custom_metadata`` keys set sealbox's inventory
+    fields (owner, tags…); keys not named keep their values, ``""`` or ``null`` clears one.
+    The version settings sealbox does not have are accepted at their neutral values only.
+    """
+    if request.method == "PATCH":
+        _require_merge_patch(request)
+    who = caller(request)
+    ref = _secret_ref(request)
+    body = await json_body(request, optional=("custom_metadata", *_FIXED_SETTINGS))
+    for key, (neutral, why) in _FIXED_SETTINGS.items():
+        value = body.get(key)
+        if value is not None and value not in neutral:
+            raise InvalidInput(f"{key} {str(value)[:32]!r} is not supported: {why}")
+    custom = body.get("custom_metadata")
+    if custom is not None:
+        changes = _custom_changes(custom, who.vault.info(ref).meta.tags)
+        if changes:
+            who.vault.update_meta(ref, **changes)
+    else:
+        who.vault.info(ref)  # a 404 for a secret that does not exist, as for a write
+    return no_content()
+
+
 async def list_keys(request: Request) -> Response:
     who = caller(request)
     _mount(request)
@@ -422,8 +536,10 @@ ROUTES = [
     Route("/v1/sys/internal/ui/mounts/{path:path}", ui_mounts, methods=["GET"]),
     Route(DATA, read_data, methods=["GET"]),
     Route(DATA, write_data, methods=["POST", "PUT"]),
+    Route(DATA, patch_data, methods=["PATCH"]),
     Route(DATA, delete_latest, methods=["DELETE"]),
     Route(META, metadata, methods=["GET"]),
+    Route(META, write_metadata, methods=["POST", "PUT", "PATCH"]),
     Route(META, list_keys, methods=["LIST"]),
     Route(META, delete_metadata, methods=["DELETE"]),
     Route("/v1/{mount}/metadata", list_keys, methods=["LIST", "GET"]),

@@ -161,7 +161,7 @@ async def get_meta(request: Request) -> Response:
     return json_response({"path": ref.path, "meta": info.meta.to_dict()})
 
 
-def _meta_changes(body: dict[str, Any]) -> dict[str, Any]:
+def meta_changes(body: dict[str, Any]) -> dict[str, Any]:
     """JSON metadata fields (as ``SecretMeta.to_dict`` writes them) to ``update_meta`` values."""
     unknown = sorted(set(body) - META_FIELDS)
     if unknown:
@@ -199,7 +199,7 @@ async def patch_meta(request: Request) -> Response:
     who = caller(request)
     ref = _ref(request)
     body = await json_body(request, any_fields=True)
-    meta: SecretMeta = who.vault.update_meta(ref, **_meta_changes(body))
+    meta: SecretMeta = who.vault.update_meta(ref, **meta_changes(body))
     return json_response({"path": ref.path, "meta": meta.to_dict()})
 
 
