@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
@@ -61,13 +61,15 @@ class PostgresStorage(SqlStorage):
         return " FOR UPDATE"
 
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Tx]:
+    def _tx(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
         psycopg = self._psycopg
         if self._conn is None or self._conn.closed or self._conn.broken:
             # Recover by ourselves once the database is back.
             self._connect()
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
+                if write and not durable:
+                    cur.execute("SET LOCAL synchronous_commit TO off")
                 yield cur
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict("a concurrent write created the same secret; retry the write") from exc
@@ -104,6 +106,15 @@ class PostgresStorage(SqlStorage):
     def notify(self, payload: str) -> None:
         with self._single() as cur:
             cur.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
+
+    def _audit_tx(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
+        """Audit events commit without waiting for the WAL flush (``synchronous_commit =
+        off``, this transaction only): the fsync was most of a sequential server read.
+        Like SQLite's ``synchronous=NORMAL`` for them, a crash of sealbox loses nothing
+        committed, a crash of the database host can lose the last moments (PostgreSQL's
+        three ``wal_writer_delay`` periods, 600 ms by default); every other write keeps the
+        database's own setting."""
+        return self._tx(write=True, durable=False)
 
     def _lock_audit_chain(self, tx: Tx, node: str, *, wait: bool = True) -> None:
         key = f"sealbox-audit:{node}"
