@@ -155,9 +155,16 @@ def main() -> None:
     _, token = bootstrap_server(admin="bench", password="benchmark password", home=home, env=env)
     on_srv: list[float] = []
     off_srv: list[float] = []
-    for _ in range(args.rounds):
-        on_srv += server_read(sb, env, token.value, True, args.loop)
-        off_srv += server_read(sb, env, token.value, False, args.loop)
+    on_round: list[float] = []
+    off_round: list[float] = []
+    ratios = []
+    for i in range(args.rounds):
+        # Alternate which goes first, so a drift within a round favours neither.
+        for audit in (True, False) if i % 2 == 0 else (False, True):
+            times = server_read(sb, env, token.value, audit, args.loop)
+            (on_srv if audit else off_srv).extend(times)
+            (on_round if audit else off_round)[:] = times
+        ratios.append(statistics.median(on_round) / statistics.median(off_round) - 1)
     rows.append(
         ("server read (loopback)", statistics.median(on_srv), statistics.median(off_srv), "us", 1e6)
     )
@@ -174,6 +181,7 @@ def main() -> None:
             f"{label:26} {on_m * scale:10.2f}{unit} {off_m * scale:10.2f}{unit} "
             f"{added * scale:8.2f}{unit} {100 * added / off_m:7.1f}%"
         )
+    print("server read, added per round: " + ", ".join(f"{100 * r:.1f}%" for r in ratios))
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}; sinks: db (default)"

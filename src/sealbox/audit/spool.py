@@ -171,16 +171,10 @@ class AuditSpool:
         seq = self._next
         payload = marshal.dumps((seq, fields))
         counter, tag = self._gmac.tag(self._tag + payload)
-        record = b"%s%s%s%s" % (
-            len(payload).to_bytes(4, "big"),
-            counter.to_bytes(8, "big"),
-            tag,
-            payload,
-        )
-        if not self._size:
-            record = self._header + record
-        written = os.write(self._fd, record)
-        if written != len(record):
+        head = len(payload).to_bytes(4, "big") + counter.to_bytes(8, "big") + tag
+        parts = [self._header, head, payload] if not self._size else [head, payload]
+        written = os.writev(self._fd, parts)
+        if written != len(head) + len(payload) + (0 if self._size else len(self._header)):
             # A short write (a full disk) must not leave part of a record for the next
             # one to be appended to.
             with contextlib.suppress(OSError):

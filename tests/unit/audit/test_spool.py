@@ -211,10 +211,10 @@ def test_a_spool_that_cannot_be_written_refuses_the_read(
 
     real_write = os.write
 
-    def short_write(fd: int, data: bytes) -> int:
-        return real_write(fd, data[:10])  # as a full disk does
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        return real_write(fd, b"".join(parts)[:10])  # as a full disk does
 
-    monkeypatch.setattr(spool_module.os, "write", short_write)
+    monkeypatch.setattr(spool_module.os, "writev", short_writev)
     with pytest.raises(AuditUnavailable) as exc:
         vault.get(REF, reveal=True)
     assert CANARY not in str(exc.value)
