@@ -63,9 +63,8 @@ def _stdin(text: str):  # type: ignore[no-untyped-def]
 def test_postgres_audit_commits_do_not_wait_for_the_wal_flush_and_secret_writes_do(
     tmp_path: Path,
 ) -> None:
-    """Audit events commit with synchronous_commit off (the fsync was most of a server
+    """An audit batch commits with synchronous_commit off (the fsync was most of a server
     read); a secret write keeps the database's own setting."""
-    from sealbox.storage.interface import AuditRow
     from sealbox.storage.postgres import PostgresStorage
 
     with throwaway_database() as dsn:
@@ -75,13 +74,12 @@ def test_postgres_audit_commits_do_not_wait_for_the_wal_flush_and_secret_writes_
             with storage._tx(write=True) as tx:
                 default = tx.execute("SHOW synchronous_commit").fetchone()[0]
             assert default != "off"  # the server's setting (on, or stronger)
-            with storage._audit_tx() as tx:
-                assert tx.execute("SHOW synchronous_commit").fetchone()[0] == "off"
-            with storage._tx(write=True) as tx:  # SET LOCAL ended with its transaction
+            for wait in (True, False):
+                with storage.audit_batch("n", wait=wait):
+                    tx = storage._audit_batch_tx
+                    assert tx is not None
+                    assert tx.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+            with storage._tx(write=True) as tx:  # it ended with its transaction
                 assert tx.execute("SHOW synchronous_commit").fetchone()[0] == default
-            row = AuditRow("2026-01-01T00:00:00+00:00", "a", "api", "read", "p/e/N", 1,
-                           "allowed", "", "n", 1, "{}", "0" * 64, "h", "sha256")  # fmt: skip
-            storage.store_audit_rows([row])  # a drain's transaction
-            assert storage.audit_head("n") == (1, "h")
         finally:
             storage.close()

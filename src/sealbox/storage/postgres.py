@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
@@ -61,15 +61,13 @@ class PostgresStorage(SqlStorage):
         return " FOR UPDATE"
 
     @contextmanager
-    def _tx(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
+    def _tx(self, *, write: bool) -> Iterator[Tx]:
         psycopg = self._psycopg
         if self._conn is None or self._conn.closed or self._conn.broken:
             # Recover by ourselves once the database is back.
             self._connect()
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                if write and not durable:
-                    cur.execute("SET LOCAL synchronous_commit TO off")
                 yield cur
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict("a concurrent write created the same secret; retry the write") from exc
@@ -107,14 +105,23 @@ class PostgresStorage(SqlStorage):
         with self._single() as cur:
             cur.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
 
-    def _audit_tx(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
-        """Audit events commit without waiting for the WAL flush (``synchronous_commit =
-        off``, this transaction only): the fsync was most of a sequential server read.
-        Like SQLite's ``synchronous=NORMAL`` for them, a crash of sealbox loses nothing
-        committed, a crash of the database host can lose the last moments (PostgreSQL's
-        three ``wal_writer_delay`` periods, 600 ms by default); every other write keeps the
-        database's own setting."""
-        return self._tx(write=True, durable=False)
+    def _open_audit_chain(self, tx: Tx, node: str, *, wait: bool) -> tuple[int, str]:
+        """An audit batch commits without waiting for the WAL flush (``synchronous_commit``
+        off, this transaction only; set in the lock's statement, which saves a round trip).
+        Like SQLite's ``synchronous=NORMAL`` for audit commits: a crash of sealbox loses
+        nothing committed, a crash of the database host can lose the last moments (three
+        ``wal_writer_delay`` periods, 600 ms by default). Every other write keeps the
+        database's own setting. The head is read by a statement of its own, so that its
+        snapshot is taken once the lock is held."""
+        key = f"sealbox-audit:{node}"
+        lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        row = tx.execute(
+            f"SELECT set_config('synchronous_commit', 'off', true), {lock}(hashtext(%s))",
+            (key,),
+        ).fetchone()
+        if not wait and not row[1]:
+            raise StorageBusy(f"audit chain {node!r} is being appended to by another process")
+        return self._load_audit_head(node, tx)
 
     def _lock_audit_chain(self, tx: Tx, node: str, *, wait: bool = True) -> None:
         key = f"sealbox-audit:{node}"

@@ -976,6 +976,11 @@ class SqlStorage:
         """Keep other writers of ``node``'s chain out until the transaction ends."""
         # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
 
+    def _open_audit_chain(self, tx: Tx, node: str, *, wait: bool) -> tuple[int, str]:
+        """Inside an audit batch's transaction: lock ``node``'s chain, return its head."""
+        self._lock_audit_chain(tx, node, wait=wait)
+        return self._load_audit_head(node, tx)
+
     @contextmanager
     def audit_batch(self, node: str, *, wait: bool = True) -> Iterator[None]:
         """Append a batch of events in ONE transaction (the server's group commit).
@@ -988,8 +993,7 @@ class SqlStorage:
         heads = self._audit_heads
         try:
             with self._audit_tx(wait=wait) as tx:
-                self._lock_audit_chain(tx, node, wait=wait)
-                heads[node] = self._load_audit_head(node, tx)
+                heads[node] = self._open_audit_chain(tx, node, wait=wait)
                 self._audit_batch_tx = tx
                 try:
                     yield
