@@ -3,8 +3,8 @@ and the database in batches a few milliseconds later.
 
 Why: an SQLite commit per read (the event's B-tree pages into the WAL) cost a sequential
 server read about 80 µs, a quarter of the read; chaining the event (canonical JSON and an
-HMAC) cost another 15. A line appended to a file costs one ``write``, and gives what that
-commit gave: with ``synchronous=NORMAL`` a WAL commit survives a killed process but not a
+HMAC) cost another 15. A record appended to a file costs one ``writev``, and gives what
+that commit gave: with ``synchronous=NORMAL`` a WAL commit survives a killed process but not a
 crashed machine, and so does a write into the page cache. The server drains the spool
 into the database every :data:`DRAIN_EVERY` seconds, chaining the events there, off the
 request path (``server/audit_barrier.py``); before each audit query, checkpoint and secret
@@ -26,10 +26,10 @@ record where HMAC takes three, and a key that no other process uses, so counter 
 never repeat under it.
 
 A process killed with events spooled leaves them behind, and whoever takes the slot next
-stores them: records whose links hold are chained like any other event; the first one that
-does not (an edited, inserted or reordered record) and all after it are kept aside in a
-``.rejected`` file and reported in an ``audit.recover`` event; a last record cut short by
-the kill is dropped (its request never got an answer).
+stores them: the records before the first one whose link fails (an edited, inserted,
+deleted, reordered or forged record) are chained like any other event; the file, as found,
+is kept as ``*.rejected`` evidence and an ``audit.recover`` event names the record. A last
+record cut short by the kill is dropped (its request never got an answer).
 """
 
 from __future__ import annotations
