@@ -172,6 +172,8 @@ def check_vault(
             findings.extend(Finding("fail", "integrity", p) for p in problems)
         else:
             findings.append(Finding("ok", "integrity", "every version decrypts and authenticates"))
+        # Events a stopped server spooled and did not store, or a spool kept as evidence.
+        findings.extend(Finding("warn", "audit", n) for n in vault.audit_spool_notices())
         example = directory / ".env.example"
         if example.is_file():
             parsed = parse_dotenv(

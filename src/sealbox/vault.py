@@ -755,11 +755,13 @@ class Vault:
                 result.notices + one.notices,
                 result.summary + one.summary,
             )
-        result.notices.extend(self._spool_notices())
+        result.notices.extend(self.audit_spool_notices())
         self._record("audit.verify", "sys/audit", reason=f"{len(result.findings)} findings")
         return result
 
-    def _spool_notices(self) -> list[str]:
+    def audit_spool_notices(self) -> list[str]:
+        """Server audit spools that hold events no process is storing (a server stopped
+        without storing them), and spools a recovery kept aside as evidence."""
         directory = self._storage.spool_dir()
         if directory is None:
             return []

@@ -557,3 +557,23 @@ def test_doctor_without_a_vault(cli: Cli, tmp_path: Path, monkeypatch: pytest.Mo
     status, findings, _ = doctor(cli, tmp_path)
     assert status == EXIT_FAIL
     assert any("sealbox init" in f["message"] for f in fails(findings))
+
+
+def test_doctor_warns_of_audit_events_a_stopped_server_left_spooled(
+    keyfile_vault: Path, cli: Cli, workdir: Path
+) -> None:
+    from sealbox.factory import open_vault
+    from sealbox.model import SecretRef
+
+    assert cli("secret", "set", "A", stdin="v").status == EXIT_OK
+    server = open_vault(source="api", audit_node="srv")
+    server.serve()
+    server.get(SecretRef("payments", "dev", "A"))  # a read event, spooled
+    spool = next((keyfile_vault / "vault.db.audit-spool").glob("*.spool"))
+    leftover = spool.read_bytes()
+    server.close()  # stores it and empties the spool...
+    spool.write_bytes(leftover)  # ...as if the server had been killed before that
+    status, findings, _ = doctor(cli, workdir)
+    (warning,) = [f for f in findings if f["check"] == "audit"]
+    assert warning["level"] == "warn" and "did not store yet" in warning["message"]
+    assert status == EXIT_OK  # a warning, not a failure

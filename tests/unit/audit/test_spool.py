@@ -130,6 +130,7 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
     cli = make_vault()  # `sealbox audit verify` before the server starts again
     (notice,) = [n for n in cli.audit_verify().notices if "spool" in n]
     assert "did not store yet" in notice
+    assert cli.audit_spool_notices() == [notice]  # what `sealbox doctor` warns of
     cli.close()
     (spool,) = _spool_files(home)
     with spool.open("ab") as f:
