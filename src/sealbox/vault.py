@@ -266,9 +266,9 @@ class Vault:
                 found = self._audit.spool()
         if found is None:
             self.defer_audit()
-        elif found.problem:
+        for problem in found or ():
             # Evidence in the chain itself: someone may have edited the spool file.
-            self._record("audit.recover", "sys/audit", outcome="error", reason=found.problem)
+            self._record("audit.recover", "sys/audit", outcome="error", reason=problem)
 
     def defer_audit(self) -> None:
         """Server mode: hold audit events until :meth:`flush_audit` (group commit).

@@ -246,3 +246,41 @@ def test_server_with_two_workers(env: dict[str, str]) -> None:
         assert names == {f"web/dev/K{i}" for i in range(20)} | {"web/dev/FROM_CLI"}
         watch.stop()
         client.close()
+
+
+def _reads_in_the_audit_trail(env: dict[str, str]) -> int:
+    r = sealbox("audit", "log", "--operation", "read", "--limit", "1000", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    return len(json.loads(r.stdout))
+
+
+def test_reads_a_killed_server_spooled_reach_the_audit_trail_at_its_next_start(
+    env: dict[str, str],
+) -> None:
+    """SIGKILL a server right after its reads were answered (before its 20 ms drain can
+    run): every answered read is in the audit trail once a server starts again."""
+    token = init_admin(env)
+    h = {"Authorization": f"Bearer {token}"}
+    with server_process(env, "--workers", "1") as (url, proc):
+        assert httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h).status_code == 201
+        httpx2.put(f"{url}/v1/secrets/web/dev/TOKEN", json={"value": "v1"}, headers=h)
+        before = _reads_in_the_audit_trail(env)
+        with httpx2.Client(base_url=url, headers=h) as client:
+            for _ in range(25):
+                assert client.get("/v1/secrets/web/dev/TOKEN").status_code == 200
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+    assert _reads_in_the_audit_trail(env) < before + 25  # some were only in the spool
+    r = sealbox("audit", "verify", env=env)
+    assert r.returncode == 0 and "did not store yet" in r.stderr + r.stdout
+    with server_process(env, "--workers", "1") as (url, proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        _, err = proc.communicate(timeout=5)
+    assert "stopped process had spooled" in err, err
+    assert _reads_in_the_audit_trail(env) == before + 25
+    r = sealbox("audit", "verify", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "did not store yet" not in r.stderr + r.stdout

@@ -18,7 +18,7 @@ from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 
 if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
-    from sealbox.audit.spool import AuditSpool, Recovery
+    from sealbox.audit.spool import AuditSpool
     from sealbox.kms.interface import KeyProvider
     from sealbox.storage.interface import CheckpointRow, Storage
 
@@ -223,9 +223,10 @@ class AuditRecorder:
             except SealboxError as exc:  # pragma: no cover - a later checkpoint covers it
                 _warn("periodic audit checkpoint failed: %s", exc.code)
 
-    def spool(self) -> Recovery | None:
+    def spool(self) -> list[str] | None:
         """Server mode: spool the database sink's events (see ``audit/spool.py``) if the
-        backend has a place for a spool; what a killed predecessor had left, or None."""
+        backend has a place for a spool. None if it has not; else the problems found in
+        spools that stopped processes had left (each stored as far as it was intact)."""
         directory = self._storage.spool_dir()
         if directory is None or self._spool is not None:
             return None
@@ -254,16 +255,19 @@ class AuditRecorder:
             raise
         self._spool, self.node = spool, spool.node
         self._spool_only = len(self.sinks) == 1
-        if found.events or found.cut:
-            _warn(
-                "stored %d audit event(s) a stopped process had spooled for chain %s%s",
-                found.events,
-                spool.node,
-                "; dropped a line cut short by a crash" if found.cut else "",
-            )
-        if found.problem:
-            _warn("the audit spool of chain %s failed its check: %s", spool.node, found.problem)
-        return found
+        problems = []
+        for chain, left in found:
+            if left.events or left.cut:
+                _warn(
+                    "stored %d audit event(s) a stopped process had spooled for chain %s%s",
+                    left.events,
+                    chain,
+                    "; dropped a record cut short by a crash" if left.cut else "",
+                )
+            if left.problem:
+                _warn("the audit spool of chain %s failed its check: %s", chain, left.problem)
+                problems.append(left.problem)
+        return problems
 
     def drain(self, *, wait: bool = True) -> int:
         """Store the spooled events (one transaction), then a checkpoint that fell due."""

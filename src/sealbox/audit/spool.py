@@ -15,21 +15,22 @@ Each spool belongs to one chain that only its process appends to: the process ho
 A server's workers take slots ``0, 1, …`` of the configured node, that is chains ``NODE``,
 ``NODE#1``, … (docs/audit.md).
 
-A spool file starts with :data:`MAGIC` and a 16-byte salt chosen by the process that
-writes it; each record is ``<length: 4 bytes><counter: 8 bytes><tag: 16 bytes><payload>``.
-The payload is ``marshal.dumps((seq, fields))``, the event as a flat tuple
-(``events.Fields``: no dicts to build, and marshal costs a third of JSON; it is read back
-only by this code, after its tag has been checked). The tag is GMAC under
-``derive(chain key, "sealbox/audit/spool" || salt)`` with the counter as nonce, over the
-previous record's tag (16 zero bytes for the first) and the payload: one AES-GCM call per
-record where HMAC takes three, and a key that no other process uses, so counter nonces
-never repeat under it.
+A spool file starts with :data:`MAGIC`, a 16-byte salt chosen by the process that writes
+it, and the name of its chain; each record is ``<length: 4 bytes><counter: 8 bytes><tag:
+16 bytes><payload>``. The payload is ``marshal.dumps((seq, fields))``, the event as a flat
+tuple (``events.Fields``: no dicts to build, and marshal costs a third of JSON; it is read
+back only by this code, after its tag has been checked). The tag is GMAC under
+``derive(chain key, "sealbox/audit/spool" || salt || chain)`` with the counter as nonce,
+over the previous record's tag (16 zero bytes for the first) and the payload: one AES-GCM
+call per record where HMAC takes three, and a key that no other process uses, so counter
+nonces never repeat under it.
 
-A process killed with events spooled leaves them behind, and whoever takes the slot next
-stores them: the records before the first one whose link fails (an edited, inserted,
-deleted, reordered or forged record) are chained like any other event; the file, as found,
-is kept as ``*.rejected`` evidence and an ``audit.recover`` event names the record. A last
-record cut short by the kill is dropped (its request never got an answer).
+A process killed with events spooled leaves them behind, and the next server process to
+start on the vault stores them in their own chain (whatever its own port or host name):
+the records before the first one whose link fails (an edited, inserted, deleted,
+reordered or forged record) are chained like any other event; the file, as found, is kept
+as ``*.rejected`` evidence and an ``audit.recover`` event names the record. A last record
+cut short by the kill is dropped (its request never got an answer).
 """
 
 from __future__ import annotations
@@ -65,8 +66,29 @@ _START = bytes(16)  # what the first record of a file links to
 _RECORD = 4 + 8 + 16  # length, counter, tag
 
 
-def _gmac(keys: AuditKeys, salt: bytes) -> macs.CounterGmac:
-    return macs.CounterGmac(macs.derive(keys.chain_key, b"sealbox/audit/spool\0" + salt))
+def _gmac(keys: AuditKeys, salt: bytes, node: str) -> macs.CounterGmac:
+    label = b"sealbox/audit/spool\0" + salt + node.encode()
+    return macs.CounterGmac(macs.derive(keys.chain_key, label))
+
+
+def _header(salt: bytes, node: str) -> bytes:
+    name = node.encode()
+    return MAGIC + salt + len(name).to_bytes(2, "big") + name
+
+
+def _parse_header(data: bytes) -> tuple[bytes, str, int] | None:
+    """(salt, node, where the records start), or None if ``data`` is no whole header."""
+    fixed = len(MAGIC) + _SALT + 2
+    if len(data) < fixed or data[: len(MAGIC)] != MAGIC:
+        return None
+    end = fixed + int.from_bytes(data[fixed - 2 : fixed], "big")
+    if len(data) < end:
+        return None
+    try:
+        node = data[fixed:end].decode()
+    except UnicodeDecodeError:
+        return None
+    return data[len(MAGIC) : len(MAGIC) + _SALT], node, end
 
 
 class Recovery(NamedTuple):
@@ -125,7 +147,7 @@ def unstored(directory: Path) -> tuple[list[Path], list[Path]]:
         except OSError:
             continue
         try:
-            if os.fstat(fd).st_size <= len(MAGIC) + _SALT:
+            if not os.fstat(fd).st_size:
                 continue
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
@@ -146,8 +168,8 @@ class AuditSpool:
         self._keys = keys
         # A key of this process's own (a fresh salt), so its counter nonces are new.
         salt = os.urandom(_SALT)
-        self._gmac = _gmac(keys, salt)
-        self._header = MAGIC + salt
+        self._gmac = _gmac(keys, salt, self.node)
+        self._header = _header(salt, self.node)
         self._size = os.fstat(self._fd).st_size
         self._tag = _START
         #: (seq, event fields) spooled and not yet stored, oldest first.
@@ -209,14 +231,7 @@ class AuditSpool:
         return len(rows)
 
     def _chained(self, queue: list[tuple[int, Fields]]) -> Iterator[AuditRow]:
-        from sealbox.audit.sinks.db import db_row
-
-        chain_key = self._keys.chain_key
-        prev = self._head[1]
-        for seq, fields in queue:
-            row = db_row(event_from_fields(fields), chain_key, self.node, seq, prev)
-            prev = row.hash
-            yield row
+        return _chained(self._keys, self.node, self._head[1], queue)
 
     def _truncate(self) -> None:
         try:
@@ -227,16 +242,81 @@ class AuditSpool:
         self._tag = _START
 
     # -- a spool left behind ------------------------------------------------------------------
-    def recover(self) -> Recovery:
-        """Store what a previous owner of this slot spooled and did not store."""
-        if not self._size:
-            return Recovery(0, False, None)
-        data = os.pread(self._fd, self._size, 0)
-        stored = self._head[0]
+    def recover(self) -> list[tuple[str, Recovery]]:
+        """Store what a previous owner of this slot spooled and did not store, and what
+        spools no process owns hold (a server killed and started again on another port or
+        host name leaves its spool under another name): ``(chain, what was found)`` each."""
+        found = []
+        if self._size:
+            found.append((self.node, _recover(self._storage, self._keys, self._fd, self.path)))
+            self._size = 0
+            self.reload_head()
+        for path in sorted(self.path.parent.glob("*.spool")):
+            if path == self.path:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its owner lives: skip it
+                if os.fstat(fd).st_size:
+                    node = _node_of(fd)
+                    found.append((node or path.name, _recover(self._storage, self._keys, fd, path)))
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return found
+
+    def close(self) -> None:
+        """Release the slot (what is still spooled stays in the file for its next owner)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _chained(
+    keys: AuditKeys, node: str, prev: str, queue: list[tuple[int, Fields]]
+) -> Iterator[AuditRow]:
+    """The database rows of spooled events, chained after ``prev``."""
+    from sealbox.audit.sinks.db import db_row
+
+    chain_key = keys.chain_key
+    for seq, fields in queue:
+        row = db_row(event_from_fields(fields), chain_key, node, seq, prev)
+        prev = row.hash
+        yield row
+
+
+def _node_of(fd: int) -> str | None:
+    head = _parse_header(os.pread(fd, len(MAGIC) + _SALT + 2 + 4096, 0))
+    return head[1] if head is not None else None
+
+
+def _recover(storage: Storage, keys: AuditKeys, fd: int, path: Path) -> Recovery:
+    """Store the intact records of a spool nobody is writing (its lock is held), in its
+    chain; keep the file aside if a record fails its check; empty the spool."""
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    head = _parse_header(data)
+    good: list[tuple[int, Fields]] = []
+    problem: str | None = None
+    cut = False
+    node = head[1] if head is not None else ""
+    if head is None:
+        if MAGIC.startswith(data[: len(MAGIC)]) and len(data) < len(MAGIC) + _SALT + 2 + 256:
+            cut = True  # killed while writing the header: no record was complete
+        else:
+            problem = "its header is not a sealbox spool's"
+    else:
+        salt, node, start = head
+        stored, _ = storage.audit_head(node)
         expected = stored + 1
-        good: list[tuple[int, Fields]] = []
-        problem: str | None = None
-        for number, (seq, fields) in enumerate(self._records(data), 1):
+        records = _records(_gmac(keys, salt, node), data, start)
+        for number, (seq, fields) in enumerate(records, 1):
+            if seq == -2:
+                cut = True
+                break
             if seq < 0:
                 problem = f"record {number} is not an intact spooled event"
                 break
@@ -247,65 +327,51 @@ class AuditSpool:
                 break
             good.append((seq, fields))
             expected += 1
-        if problem is not None:
-            problem = f"{problem}; the spool was kept as {self._set_aside(data)}"
-        self.queue[:0] = good
-        self._next = self._head[0] + 1 + len(self.queue)
-        self.drain()
-        self._truncate()
-        return Recovery(len(good), self._cut, problem)
+        if good:
+            prev = storage.audit_head(node)[1]
+            storage.store_audit_rows(list(_chained(keys, node, prev, good)))
+    if problem is not None:
+        problem = f"{path.name}: {problem}; the spool was kept as {_set_aside(path, data)}"
+    os.ftruncate(fd, 0)
+    return Recovery(len(good), cut, problem)
 
-    _cut = False
 
-    def _records(self, data: bytes) -> Iterator[tuple[int, Fields]]:
-        """(seq, fields) of each record whose link holds; (-1, ()) for the first that does
-        not. A last record cut short sets ``_cut``."""
-        head = len(MAGIC) + _SALT
-        if len(data) < head:
-            self._cut = True  # killed while writing the header: no record was complete
+def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int, Fields]]:
+    """(seq, fields) of each record whose link holds; (-1, ()) for the first that does
+    not, (-2, ()) for a last record cut short."""
+    prev = _START
+    while at < len(data):
+        if len(data) - at < _RECORD:
+            yield -2, ()
             return
-        if data[: len(MAGIC)] != MAGIC:
+        length = int.from_bytes(data[at : at + 4], "big")
+        counter = int.from_bytes(data[at + 4 : at + 12], "big")
+        tag = data[at + 12 : at + _RECORD]
+        end = at + _RECORD + length
+        if end > len(data):
+            yield -2, ()
+            return
+        payload = data[at + _RECORD : end]
+        if not gmac.check(counter, prev + payload, tag):
             yield -1, ()
             return
-        gmac = _gmac(self._keys, data[len(MAGIC) : head])
-        prev, at = _START, head
-        while at < len(data):
-            if len(data) - at < _RECORD:
-                self._cut = True
-                return
-            length = int.from_bytes(data[at : at + 4], "big")
-            counter = int.from_bytes(data[at + 4 : at + 12], "big")
-            tag = data[at + 12 : at + _RECORD]
-            end = at + _RECORD + length
-            if end > len(data):
-                self._cut = True
-                return
-            payload = data[at + _RECORD : end]
-            if not gmac.check(counter, prev + payload, tag):
-                yield -1, ()
-                return
-            try:
-                # Only what the chain key vouched for (checked above) reaches marshal.
-                seq, fields = marshal.loads(payload)  # noqa: S302
-            except (ValueError, EOFError, TypeError):
-                seq, fields = -1, None
-            if not isinstance(seq, int) or not isinstance(fields, tuple) or len(fields) != 18:
-                yield -1, ()
-                return
-            yield seq, fields
-            prev, at = tag, end
-
-    def _set_aside(self, data: bytes) -> Path:
-        kept = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.rejected")
-        fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        return kept
+            # Only what the chain key vouched for (checked above) reaches marshal.
+            seq, fields = marshal.loads(payload)  # noqa: S302
+        except (ValueError, EOFError, TypeError):
+            seq, fields = -1, None
+        if not isinstance(seq, int) or not isinstance(fields, tuple) or len(fields) != 18:
+            yield -1, ()
+            return
+        yield seq, fields
+        prev, at = tag, end
 
-    def close(self) -> None:
-        """Release the slot (what is still spooled stays in the file for its next owner)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+
+def _set_aside(path: Path, data: bytes) -> Path:
+    kept = path.with_name(f"{path.name}.{os.urandom(4).hex()}.rejected")
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return kept

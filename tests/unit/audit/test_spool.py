@@ -108,7 +108,7 @@ KILLED = """
 import os, sys
 from sealbox import factory
 from sealbox.model import SecretRef
-vault = factory.open_vault(source="api", audit_node="srv")
+vault = factory.open_vault(source="api", audit_node=sys.argv[2])
 vault.serve()
 for _ in range(int(sys.argv[1])):
     vault.get(SecretRef("payments", "dev", "DB_PASSWORD"))
@@ -116,9 +116,9 @@ os._exit(0)  # killed: nothing drained, nothing closed
 """
 
 
-def _killed_server(reads: int) -> None:
+def _killed_server(reads: int, node: str = "srv") -> None:
     env = {**os.environ}
-    subprocess.run([sys.executable, "-c", KILLED, str(reads)], env=env, check=True)
+    subprocess.run([sys.executable, "-c", KILLED, str(reads), node], env=env, check=True)
 
 
 def test_a_killed_servers_spool_is_stored_by_the_next_start(
@@ -148,9 +148,10 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
 
 
 def _records(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each spool record (after the file's magic and salt)."""
-    assert data.startswith(spool_module.MAGIC)
-    spans, at = [], len(spool_module.MAGIC) + 16
+    """(start, end) of each spool record (after the file's header)."""
+    header = spool_module._parse_header(data)
+    assert header is not None
+    spans, at = [], header[2]
     while at < len(data):
         end = at + 28 + int.from_bytes(data[at : at + 4], "big")
         spans.append((at, end))
@@ -178,9 +179,8 @@ def test_a_tampered_spool_is_set_aside_and_reported(
     elif attack == "forge":  # a record made without the key
         data = data[: b0 + 12] + os.urandom(16) + data[b0 + 28 :]
     else:  # the records of the file re-tagged under a salt the attacker chose
-        data = (
-            data[: len(spool_module.MAGIC)] + os.urandom(16) + data[len(spool_module.MAGIC) + 16 :]
-        )
+        m = len(spool_module.MAGIC)
+        data = data[:m] + os.urandom(16) + data[m + 16 :]
     spool.write_bytes(data)
 
     vault = _served(make_vault)
@@ -335,3 +335,21 @@ def test_a_spool_that_cannot_be_made_stops_the_server_with_a_clear_error(
     vault.serve(spool=False)  # the way out the hint names: group commit
     assert vault.audit_spooled == 0
     vault.close()
+
+
+def test_a_server_under_another_name_stores_an_orphaned_spool_in_its_own_chain(
+    make_vault: OpenVault, home: Path
+) -> None:
+    """Killed, then started again on another port (another node name): the old spool is
+    stored anyway, into the chain it was written for."""
+    _seed(make_vault)
+    _killed_server(3, node="server:host:8200")
+    vault = _served(make_vault)  # node "srv"
+    reads = [(node, seq) for node, seq, _ in _stored(home, "read")]
+    assert reads == [("server:host:8200", 1), ("server:host:8200", 2), ("server:host:8200", 3)]
+    assert all(f.stat().st_size == 0 for f in _spool_files(home))
+    assert not vault.audit_spool_notices()
+    vault.close()
+    check = make_vault()
+    assert check.audit_verify().findings == []
+    check.close()
