@@ -259,8 +259,9 @@ def _reads_in_the_audit_trail(env: dict[str, str]) -> int:
 def test_reads_a_killed_server_spooled_reach_the_audit_trail_at_its_next_start(
     env: dict[str, str],
 ) -> None:
-    """SIGKILL a server right after its reads were answered (before its 20 ms drain can
-    run): every answered read is in the audit trail once a server starts again."""
+    """SIGKILL a server right after its reads were answered (before its 20 ms drain
+    runs, as a rule): every answered read is in the audit trail once a server (here on
+    another port, so another chain name) starts again."""
     token = init_admin(env)
     h = {"Authorization": f"Bearer {token}"}
     with server_process(env, "--workers", "1") as (url, proc):
@@ -272,14 +273,18 @@ def test_reads_a_killed_server_spooled_reach_the_audit_trail_at_its_next_start(
                 assert client.get("/v1/secrets/web/dev/TOKEN").status_code == 200
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=20)
-    assert _reads_in_the_audit_trail(env) < before + 25  # some were only in the spool
+    # Usually the last reads were only in the spool. (A drain due in the instant between
+    # the last answer and the kill can store them all: then there is nothing to recover,
+    # and the unit tests, whose processes exit before any drain, cover recovery.)
+    spooled = _reads_in_the_audit_trail(env) < before + 25
     r = sealbox("audit", "verify", env=env)
-    assert r.returncode == 0 and "did not store yet" in r.stderr + r.stdout
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("did not store yet" in r.stderr + r.stdout) == spooled
     with server_process(env, "--workers", "1") as (url, proc):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
         _, err = proc.communicate(timeout=5)
-    assert "stopped process had spooled" in err, err
+    assert ("stopped process had spooled" in err) == spooled, err
     assert _reads_in_the_audit_trail(env) == before + 25
     r = sealbox("audit", "verify", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

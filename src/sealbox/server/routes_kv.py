@@ -431,7 +431,7 @@ def _custom_changes(custom: Any, tags: tuple[str, ...]) -> dict[str, Any]:
         if value is None or value == "":
             fields[key] = None  # cleared
         elif not isinstance(value, str):
-            raise InvalidInput(f"custom_metadata value for {key!r} must be a string")
+            raise InvalidInput(f"custom_metadata value for {key[:64]!r} must be a string")
         elif key in ("tags", "depends_on"):
             fields[key] = [item.strip() for item in value.split(",") if item.strip()]
         elif key == "rotate_every_days":
