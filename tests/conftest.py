@@ -38,3 +38,14 @@ def keyfile_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEALBOX_PROJECT", "payments")
     monkeypatch.setenv("SEALBOX_ENV", "dev")
     return tmp_path / "home"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the standing suites covered (see tests/standing_summary.py)."""
+    from tests.standing_summary import lines
+
+    summary = lines()
+    if summary:
+        terminalreporter.section("standing suites")
+        for line in summary:
+            terminalreporter.write_line(line)
