@@ -1,0 +1,573 @@
+"""Standing suite "access matrix": every route x every kind of caller → the documented status.
+
+The expected statuses are docs/server.md's section "Who gets which status": one table of
+endpoint classes x callers, one of endpoints (``METHOD /template``, exactly as the router
+names them) → class and success status. This suite parses both, so the doc and the test
+cannot disagree, and checks them against the app's own routes, so a new route without a
+row fails here rather than shipping with an unknown access rule.
+
+Each cell is its own test, driven in-process through the ASGI app (no sockets, no
+threads: :class:`Asgi`), with credentials minted for that cell alone, so the cells do not
+depend on each other's order (``revoke-self`` revokes only its own cell's token). Expiry
+uses the vault's clock, moved forward by the suite (:class:`ShiftedClock`), never a sleep.
+
+:data:`KNOWN_DEFECTS` marks the cells that fail today, derived from the tables: delete its
+entry when the fix lands and every cell it covered must then pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+from tests.standing_summary import record
+
+from sealbox.factory import bootstrap_server, init_vault, open_vault
+from sealbox.kms.master import UnlockMethod
+from sealbox.server.app import create_app
+from sealbox.server.settings import ServerSettings
+from sealbox.vault import utcnow
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "server.md"
+SECTION = "## Who gets which status"
+
+CALLERS = (
+    "no token",
+    "expired",
+    "revoked",
+    "child of a revoked parent",
+    "other project",
+    "read-only",
+    "admin",
+)
+
+#: caller -> (the caller it wrongly behaves like today, why). A cell of that caller fails
+#: today exactly where the two callers' documented statuses differ; those cells are marked
+#: ``xfail(strict=True)``, so the day the defect is fixed they fail until the entry goes.
+KNOWN_DEFECTS: dict[str, tuple[str, str]] = {
+    "child of a revoked parent": ("admin", "defect 2, branch auth"),
+}
+
+PASSWORD = "correct horse battery staple"
+PROJECT, ENV, SECRET = "payments", "dev", "DB_URL"
+KV_ENTRY = "kv/app"  # payments/dev/kv/app through the KV mount "secret"
+
+
+# -- the documented tables -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # the route template, e.g. /v1/secrets/{project}/{env}/{name}
+    cls: str
+    ok: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method, self.path
+
+
+def _table_rows(lines: list[str], first_header: str) -> list[list[str]]:
+    """The body rows of the markdown table whose header's first cell is ``first_header``."""
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_header:
+            rows = []
+            for row in itertools.takewhile(lambda s: s.startswith("|"), lines[i + 2 :]):
+                rows.append([c.strip() for c in row.strip().strip("|").split("|")])
+            return [cells, *rows]
+    raise AssertionError(f"docs/server.md: no table headed {first_header!r} under {SECTION!r}")
+
+
+def documented() -> tuple[dict[str, dict[str, str]], list[Endpoint]]:
+    """(class -> caller -> status text, endpoints) from docs/server.md."""
+    text = DOC.read_text(encoding="utf-8")
+    assert SECTION in text, f"docs/server.md has no section {SECTION!r}"
+    body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    lines = body.splitlines()
+    header, *class_rows = _table_rows(lines, "class")
+    assert tuple(header[1:]) == CALLERS, f"the class table's columns are {header[1:]}"
+    classes: dict[str, dict[str, str]] = {}
+    for row in class_rows:
+        assert len(row) == len(header), f"class row {row}"
+        assert all(re.fullmatch(r"ok|[1-5]\d\d", c) for c in row[1:]), f"class row {row}"
+        classes[row[0]] = dict(zip(CALLERS, row[1:], strict=True))
+    _, *endpoint_rows = _table_rows(lines, "endpoint")
+    endpoints = []
+    for row in endpoint_rows:
+        m = re.fullmatch(r"`([A-Z]+) (/\S*)`", row[0])
+        assert m is not None, f"endpoint cell {row[0]!r}: write `METHOD /template`"
+        assert row[1] in classes, f"endpoint {row[0]}: unknown class {row[1]!r}"
+        endpoints.append(Endpoint(m[1], m[2], row[1], int(row[2])))
+    keys = [e.key for e in endpoints]
+    assert len(keys) == len(set(keys)), "an endpoint is listed twice"
+    return classes, endpoints
+
+
+CLASSES, ENDPOINTS = documented()
+
+
+def expected(endpoint: Endpoint, who: str) -> int:
+    text = CLASSES[endpoint.cls][who]
+    return endpoint.ok if text == "ok" else int(text)
+
+
+def known_defect(endpoint: Endpoint, who: str) -> str | None:
+    """Why this cell fails today, or None."""
+    if who not in KNOWN_DEFECTS:
+        return None
+    like, reason = KNOWN_DEFECTS[who]
+    return reason if expected(endpoint, like) != expected(endpoint, who) else None
+
+
+# -- an in-process ASGI client that also copes with event streams ------------------------------
+class Asgi:
+    """Calls the app directly on one event loop (kept for the module, so the audit drains
+    the app schedules run between requests). A streaming response (server-sent events)
+    is answered by its status: the client then disconnects, as a real one would."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(asyncio.sleep(0.05))  # let scheduled drains finish
+        self.loop.close()
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body).encode()
+        return self.loop.run_until_complete(
+            asyncio.wait_for(self._call(method, path, raw, token, content_type), 10)
+        )
+
+    async def _call(
+        self, method: str, target: str, raw: bytes, token: str | None, content_type: str
+    ) -> tuple[int, Any]:
+        path, _, query = target.partition("?")
+        headers = [(b"host", b"testserver"), (b"content-length", str(len(raw)).encode())]
+        if raw:
+            headers.append((b"content-type", content_type.encode()))
+        if token is not None:
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+        scope = {
+            "type": "http",
+            # 2.3: a streaming response listens for the client's disconnect.
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": unquote(path),
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("testserver", 80),
+        }
+        done = asyncio.Event()
+        answer: dict[str, Any] = {"body": b""}
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                kinds = [v for k, v in message.get("headers", ()) if k == b"content-type"]
+                if kinds and kinds[0].startswith(b"text/event-stream"):
+                    done.set()  # the status is all this client wants from a stream
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+                if not message.get("more_body"):
+                    done.set()
+
+        await self.app(scope, receive, send)
+        data = answer["body"]
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return answer["status"], parsed
+
+
+# -- the server and its callers ------------------------------------------------------------------
+class ShiftedClock:
+    """The vault's clock: real time plus an offset this suite only ever moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    call: Asgi
+    clock: ShiftedClock
+    setup_token: str  # the bootstrap admin's token: only ever used to prepare cells
+    app: Starlette
+    role_id: str = ""
+    secret_id: str = ""
+    serial: Iterator[int] = field(default_factory=itertools.count)
+
+    def admin(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        status, data = self.call(method, path, body, token=self.setup_token, **kw)
+        assert status < 300, f"set-up {method} {path}: {status} {data}"
+        return data
+
+    def mint(self, identity: str, **extra: Any) -> tuple[str, str]:
+        data = self.admin("POST", "/v1/tokens", {"identity": identity, **extra})
+        return data["token"], data["accessor"]
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}{next(self.serial)}"
+
+    def secret(self, name: str, *, deleted: bool = False) -> str:
+        path = f"/v1/secrets/{PROJECT}/{ENV}/{name}"
+        self.admin("PUT", path, {"value": "v"})
+        if deleted:
+            self.admin("DELETE", path)
+        return name
+
+    def kv(self, rest: str) -> str:
+        self.admin("POST", f"/v1/secret/data/{PROJECT}/{ENV}/{rest}", {"data": {"k": "v"}})
+        return f"{PROJECT}/{ENV}/{rest}"
+
+    def machine(self, name: str) -> str:
+        self.admin("POST", "/v1/identities", {"name": name, "kind": "machine"})
+        return name
+
+
+def credential(world: World, who: str) -> str | None:
+    """A token of this kind, minted for one cell."""
+    if who == "no token":
+        return None
+    if who == "expired":
+        token, _ = world.mint("admin", ttl="1s")
+        world.clock.advance(2)
+        return token
+    if who == "revoked":
+        token, accessor = world.mint("admin")
+        world.admin("DELETE", f"/v1/tokens/{accessor}")
+        return token
+    if who == "child of a revoked parent":
+        parent, _ = world.mint("admin")
+        status, data = world.call("POST", "/v1/tokens", {}, token=parent)
+        assert status == 200, data
+        child = data["token"]
+        # The child is in use (and so in the token cache) when its parent goes.
+        assert world.call("GET", "/v1/auth/token/self", token=child)[0] == 200
+        assert world.call("POST", "/v1/auth/token/revoke-self", token=parent)[0] == 204
+        return str(child)
+    if who == "other project":
+        return world.mint("outsider")[0]
+    if who == "read-only":
+        return world.mint("reader")[0]
+    if who == "admin":
+        return world.mint("admin")[0]
+    raise AssertionError(f"unknown caller {who!r}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("access-matrix")
+    home, env = base / "home", {"SEALBOX_HOME": str(base / "home")}
+    init_vault(home=home, method=UnlockMethod.KEYFILE, key_file=base / "master.key", env=env)
+    _, token = bootstrap_server(admin="admin", password=PASSWORD, home=home, env=env)
+    clock = ShiftedClock()
+    vault = open_vault(home=home, env=env, source="api", clock=clock)
+    # Logins are rate limited per address; every login cell comes from one.
+    app = create_app(vault, ServerSettings(login_rate=6000, login_burst=1000))
+    call = Asgi(app)
+    w = World(call, clock, token.value, app)
+    w.admin("POST", "/v1/projects", {"name": PROJECT})
+    w.admin("POST", "/v1/projects", {"name": "other"})
+    w.admin("PUT", "/v1/policies/reader", {"rules": [
+        {"path": f"{PROJECT}/**", "capabilities": ["read", "list"]}]})  # fmt: skip
+    w.admin("PUT", "/v1/policies/outsider", {"rules": [
+        {"path": "other/**", "capabilities": ["admin"]}]})  # fmt: skip
+    w.admin("POST", "/v1/identities",
+            {"name": "reader", "kind": "person", "password": PASSWORD, "policies": ["reader"]})  # fmt: skip
+    w.admin("POST", "/v1/identities", {"name": "outsider", "kind": "machine",
+                                       "policies": ["outsider"]})  # fmt: skip
+    robot = w.admin("POST", "/v1/identities", {"name": "robot", "kind": "machine"})
+    w.role_id = robot["role_id"]
+    w.secret_id = w.admin("POST", "/v1/identities/robot/secret-ids", {})["secret_id"]
+    w.secret(SECRET)
+    w.secret(SECRET)  # two versions, for rollback
+    w.kv(KV_ENTRY)
+    try:
+        yield w
+    finally:
+        call.close()
+        vault.close()
+
+
+# -- how to call each endpoint -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    content_type: str = "application/json"
+
+
+ONE = f"/v1/secrets/{PROJECT}/{ENV}"
+KV = f"{PROJECT}/{ENV}"
+MERGE = "application/merge-patch+json"
+POLICY_BODY = {"rules": [{"path": "scratch/**", "capabilities": ["read"]}]}
+
+#: (method, route template) -> a request that succeeds for a caller allowed to make it.
+#: Each gets a fresh target where the request changes or removes it.
+RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
+    ("GET", "/v1/sys/health"): lambda w: Call("GET", "/v1/sys/health"),
+    ("GET", "/v1/sys/ready"): lambda w: Call("GET", "/v1/sys/ready"),
+    ("GET", "/v1/openapi.json"): lambda w: Call("GET", "/v1/openapi.json"),
+    ("GET", "/metrics"): lambda w: Call("GET", "/metrics"),
+    ("POST", "/v1/auth/login"): lambda w: Call(
+        "POST", "/v1/auth/login", {"name": "reader", "password": PASSWORD}
+    ),
+    ("POST", "/v1/auth/approle/login"): lambda w: Call(
+        "POST", "/v1/auth/approle/login", {"role_id": w.role_id, "secret_id": w.secret_id}
+    ),
+    ("GET", "/v1/auth/token/self"): lambda w: Call("GET", "/v1/auth/token/self"),
+    ("GET", "/v1/auth/token/lookup-self"): lambda w: Call("GET", "/v1/auth/token/lookup-self"),
+    ("POST", "/v1/auth/token/renew"): lambda w: Call("POST", "/v1/auth/token/renew", {}),
+    ("POST", "/v1/auth/token/revoke-self"): lambda w: Call("POST", "/v1/auth/token/revoke-self"),
+    ("GET", "/v1/projects"): lambda w: Call("GET", "/v1/projects"),
+    ("POST", "/v1/projects"): lambda w: Call("POST", "/v1/projects", {"name": w.fresh("new")}),
+    ("GET", "/v1/projects/{project}/envs"): lambda w: Call("GET", f"/v1/projects/{PROJECT}/envs"),
+    ("POST", "/v1/projects/{project}/envs"): lambda w: Call(
+        "POST", f"/v1/projects/{PROJECT}/envs", {"name": w.fresh("env")}
+    ),
+    ("GET", "/v1/secrets/{project}/{env}"): lambda w: Call("GET", ONE),
+    ("GET", "/v1/secrets/{project}/{env}/{name}"): lambda w: Call("GET", f"{ONE}/{SECRET}"),
+    ("PUT", "/v1/secrets/{project}/{env}/{name}"): lambda w: Call(
+        "PUT", f"{ONE}/{w.fresh('PUT_')}", {"value": "new"}
+    ),
+    ("DELETE", "/v1/secrets/{project}/{env}/{name}"): lambda w: Call(
+        "DELETE", f"{ONE}/{w.secret(w.fresh('DEL_'))}"
+    ),
+    ("POST", "/v1/secrets/{project}/{env}/{name}/undelete"): lambda w: Call(
+        "POST", f"{ONE}/{w.secret(w.fresh('UNDEL_'), deleted=True)}/undelete"
+    ),
+    ("POST", "/v1/secrets/{project}/{env}/{name}/purge"): lambda w: Call(
+        "POST", f"{ONE}/{w.secret(w.fresh('PURGE_'))}/purge"
+    ),
+    ("GET", "/v1/secrets/{project}/{env}/{name}/history"): lambda w: Call(
+        "GET", f"{ONE}/{SECRET}/history"
+    ),
+    ("POST", "/v1/secrets/{project}/{env}/{name}/rollback"): lambda w: Call(
+        "POST", f"{ONE}/{SECRET}/rollback", {"version": 1}
+    ),
+    ("GET", "/v1/secrets/{project}/{env}/{name}/meta"): lambda w: Call(
+        "GET", f"{ONE}/{SECRET}/meta"
+    ),
+    ("PATCH", "/v1/secrets/{project}/{env}/{name}/meta"): lambda w: Call(
+        "PATCH", f"{ONE}/{SECRET}/meta", {"owner": "team-a"}
+    ),
+    ("GET", "/v1/resolve/{project}/{env}"): lambda w: Call("GET", f"/v1/resolve/{PROJECT}/{ENV}"),
+    ("GET", "/v1/events/{project}/{env}"): lambda w: Call("GET", f"/v1/events/{PROJECT}/{ENV}"),
+    ("GET", "/v1/identities"): lambda w: Call("GET", "/v1/identities"),
+    ("POST", "/v1/identities"): lambda w: Call(
+        "POST", "/v1/identities", {"name": w.fresh("m"), "kind": "machine"}
+    ),
+    ("GET", "/v1/identities/{name}"): lambda w: Call("GET", "/v1/identities/reader"),
+    ("DELETE", "/v1/identities/{name}"): lambda w: Call(
+        "DELETE", f"/v1/identities/{w.machine(w.fresh('gone'))}"
+    ),
+    ("PUT", "/v1/identities/{name}/policies"): lambda w: Call(
+        "PUT", f"/v1/identities/{w.machine(w.fresh('pol'))}/policies", {"policies": ["reader"]}
+    ),
+    ("POST", "/v1/identities/{name}/secret-ids"): lambda w: Call(
+        "POST", "/v1/identities/robot/secret-ids", {}
+    ),
+    ("POST", "/v1/identities/{name}/revoke-tokens"): lambda w: Call(
+        "POST", f"/v1/identities/{w.machine(w.fresh('rev'))}/revoke-tokens"
+    ),
+    # For another identity than any caller's own (for oneself it is open to every token).
+    ("POST", "/v1/tokens"): lambda w: Call("POST", "/v1/tokens", {"identity": "robot"}),
+    ("GET", "/v1/tokens"): lambda w: Call("GET", "/v1/tokens"),
+    ("DELETE", "/v1/tokens/{accessor}"): lambda w: Call(
+        "DELETE", f"/v1/tokens/{w.mint('reader')[1]}"
+    ),
+    ("GET", "/v1/policies"): lambda w: Call("GET", "/v1/policies"),
+    ("POST", "/v1/policies/explain"): lambda w: Call(
+        "POST",
+        "/v1/policies/explain",
+        {"identity": "reader", "path": f"{KV}/{SECRET}", "capability": "read"},
+    ),
+    ("PUT", "/v1/policies/{name}"): lambda w: Call(
+        "PUT", f"/v1/policies/{w.fresh('p')}", POLICY_BODY
+    ),
+    ("GET", "/v1/policies/{name}"): lambda w: Call("GET", "/v1/policies/reader"),
+    ("DELETE", "/v1/policies/{name}"): lambda w: Call("DELETE", f"/v1/policies/{_policy(w)}"),
+    ("POST", "/v1/audit/log"): lambda w: Call("POST", "/v1/audit/log", {"limit": 5}),
+    ("POST", "/v1/audit/who-read"): lambda w: Call(
+        "POST", "/v1/audit/who-read", {"path": f"{KV}/{SECRET}"}
+    ),
+    ("POST", "/v1/audit/hash"): lambda w: Call("POST", "/v1/audit/hash", {"value": "v"}),
+    ("POST", "/v1/audit/verify"): lambda w: Call("POST", "/v1/audit/verify"),
+    ("POST", "/v1/audit/checkpoint"): lambda w: Call("POST", "/v1/audit/checkpoint"),
+    ("GET", "/v1/sys/internal/ui/mounts/{path:path}"): lambda w: Call(
+        "GET", "/v1/sys/internal/ui/mounts/secret"
+    ),
+    ("GET", "/v1/{mount}/data/{path:path}"): lambda w: Call(
+        "GET", f"/v1/secret/data/{KV}/{KV_ENTRY}"
+    ),
+    ("POST", "/v1/{mount}/data/{path:path}"): lambda w: Call(
+        "POST", f"/v1/secret/data/{KV}/{w.fresh('post')}", {"data": {"k": "v"}}
+    ),
+    ("PUT", "/v1/{mount}/data/{path:path}"): lambda w: Call(
+        "PUT", f"/v1/secret/data/{KV}/{w.fresh('put')}", {"data": {"k": "v"}}
+    ),
+    ("PATCH", "/v1/{mount}/data/{path:path}"): lambda w: Call(
+        "PATCH", f"/v1/secret/data/{w.kv(w.fresh('patch'))}", {"data": {"k": "w"}}, MERGE
+    ),
+    ("DELETE", "/v1/{mount}/data/{path:path}"): lambda w: Call(
+        "DELETE", f"/v1/secret/data/{w.kv(w.fresh('del'))}"
+    ),
+    ("GET", "/v1/{mount}/metadata/{path:path}"): lambda w: Call(
+        "GET", f"/v1/secret/metadata/{KV}/{KV_ENTRY}"
+    ),
+    ("LIST", "/v1/{mount}/metadata/{path:path}"): lambda w: Call(
+        "LIST", f"/v1/secret/metadata/{KV}/"
+    ),
+    **{
+        (method, "/v1/{mount}/metadata/{path:path}"): (
+            lambda w, method=method: Call(
+                method,
+                f"/v1/secret/metadata/{w.kv(w.fresh('meta'))}",
+                {"custom_metadata": {"owner": "team-a"}},
+                MERGE if method == "PATCH" else "application/json",
+            )
+        )
+        for method in ("POST", "PUT", "PATCH")
+    },
+    ("DELETE", "/v1/{mount}/metadata/{path:path}"): lambda w: Call(
+        "DELETE", f"/v1/secret/metadata/{w.kv(w.fresh('purge'))}"
+    ),
+    ("GET", "/v1/{mount}/metadata"): lambda w: Call("GET", "/v1/secret/metadata"),
+    ("LIST", "/v1/{mount}/metadata"): lambda w: Call("LIST", "/v1/secret/metadata"),
+    **{
+        (method, f"/v1/{{mount}}/{verb}/{{path:path}}"): (
+            lambda w, method=method, verb=verb: Call(
+                method,
+                f"/v1/secret/{verb}/{_kv_for(w, verb)}",
+                {"versions": [1]},
+            )
+        )
+        for method in ("POST", "PUT")
+        for verb in ("delete", "undelete", "destroy")
+    },
+}
+
+
+def _policy(w: World) -> str:
+    name = w.fresh("d")
+    w.admin("PUT", f"/v1/policies/{name}", POLICY_BODY)
+    return name
+
+
+def _kv_for(w: World, verb: str) -> str:
+    path = w.kv(w.fresh(verb))
+    if verb == "undelete":
+        w.admin("DELETE", f"/v1/secret/data/{path}")
+    return path
+
+
+# -- the suite -----------------------------------------------------------------------------------
+def served_endpoints(app: Starlette) -> set[tuple[str, str]]:
+    """(method, template) of every route the app serves (HEAD is GET without a body)."""
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or ()) - {"HEAD"}
+    }
+
+
+def test_every_route_has_a_documented_row_and_a_recipe(world: World) -> None:
+    served = served_endpoints(world.app)
+    documented_keys = {e.key for e in ENDPOINTS}
+    assert served - documented_keys == set(), "routes without a row in docs/server.md"
+    assert documented_keys - served == set(), "rows in docs/server.md for no route"
+    assert set(RECIPES) == served, "routes this suite does not know how to call"
+    assert set(CLASSES) == {e.cls for e in ENDPOINTS}, "a class no endpoint belongs to"
+
+
+def _cells() -> Iterator[Any]:
+    for endpoint in ENDPOINTS:
+        for who in CALLERS:
+            marks = []
+            reason = known_defect(endpoint, who)
+            if reason is not None:
+                marks.append(pytest.mark.xfail(strict=True, reason=reason))
+            yield pytest.param(
+                endpoint, who, marks=marks, id=f"{endpoint.method} {endpoint.path} | {who}"
+            )
+
+
+@pytest.mark.parametrize(("endpoint", "who"), list(_cells()))
+def test_cell(world: World, endpoint: Endpoint, who: str) -> None:
+    want = expected(endpoint, who)
+    token = credential(world, who)
+    call = RECIPES[endpoint.key](world)
+    status, body = world.call(
+        call.method, call.path, call.body, token=token, content_type=call.content_type
+    )
+    if known_defect(endpoint, who):
+        record("access", "known-defect cells")
+    assert status == want, f"{endpoint.method} {call.path} as {who}: {status} {body}"
+    record("access", "cells")
+
+
+def test_filtered_listings_show_only_what_the_caller_may_see(world: World) -> None:
+    """The "filtered listing" rows answer 200 to every live token: with only its projects."""
+    seen = {}
+    for who in ("other project", "read-only"):
+        token = credential(world, who)
+        _, projects = world.call("GET", "/v1/projects", token=token)
+        _, kv = world.call("LIST", "/v1/secret/metadata", token=token)
+        seen[who] = (projects["projects"], kv["data"]["keys"])
+    assert seen["other project"] == (["other"], ["other/"])
+    assert seen["read-only"] == ([PROJECT], [f"{PROJECT}/"])
+    record("access", "listing checks", 2)
+
+
+def test_a_refusal_does_not_say_whether_the_secret_exists(world: World) -> None:
+    token = credential(world, "other project")
+    answers = []
+    for name in (SECRET, "NO_SUCH_SECRET"):
+        status, body = world.call("GET", f"{ONE}/{name}", token=token)
+        answers.append((status, body["error"]["code"], body["error"]["message"].replace(name, "N")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 403
