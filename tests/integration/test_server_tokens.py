@@ -183,3 +183,34 @@ def test_a_guesser_locks_out_neither_its_victim_nor_its_neighbours(srv: Server) 
     # 3. successful logins spend no failure budget: many in a row all succeed
     for _ in range(12):
         assert login(victim, "bob", "bob's long password").status_code == 200
+
+
+@pytest.mark.integration
+def test_the_token_tree_and_the_last_admin_on_postgresql(tmp_path: Path) -> None:
+    """Two servers on one PostgreSQL database (two nodes): a child dies on B when its parent
+    is revoked through A, and the last admin is kept."""
+    from tests.pg import throwaway_database
+
+    from sealbox.cli.main import main
+    from sealbox.factory import bootstrap_server
+
+    with throwaway_database() as dsn:
+        assert main(["init", "--storage", dsn, "--key-file", str(tmp_path / "k.key")]) == 0
+        bootstrap_server(admin="admin", password=ADMIN_PASSWORD)
+        vaults = [open_vault(source="api"), open_vault(source="api")]
+        apps = [create_app(v, ServerSettings(token_cache_ttl=0)) for v in vaults]
+        with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+            parent = login(a).json()["token"]
+            child = a.post("/v1/tokens", json={}, headers={"X-Vault-Token": parent}).json()
+            h = {"X-Vault-Token": child["token"]}
+            assert b.get("/v1/auth/token/self", headers=h).status_code == 200
+            revoked = a.post("/v1/auth/token/revoke-self", headers={"X-Vault-Token": parent})
+            assert revoked.status_code == 204
+            assert b.get("/v1/auth/token/self", headers=h).status_code == 401
+            admin = {"X-Vault-Token": login(b).json()["token"]}
+            r = b.put("/v1/identities/admin/policies", json={"policies": []}, headers=admin)
+            assert r.status_code == 409
+            r = b.put("/v1/identities/admin/policies", json={"policies": None}, headers=admin)
+            assert r.status_code == 400
+        for v in vaults:
+            v.close()

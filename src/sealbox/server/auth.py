@@ -134,11 +134,9 @@ class TokenCache:
             and accessor not in v[1].principal.token_parents
         }
 
-    def forget_identity(self, name: str) -> None:
-        """Drop every entry of an identity (its tokens revoked or its policies changed)."""
-        self._entries = {k: v for k, v in self._entries.items() if v[1].principal.name != name}
-
     def clear(self) -> None:
+        """Drop every entry: after a change of an identity's policies or tokens, whose
+        effect reaches the descendants of its tokens, whoever they belong to."""
         self._entries.clear()
 
 
