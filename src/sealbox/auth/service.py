@@ -495,8 +495,13 @@ class Accounts:
         ``identities`` maps identity ids to their new policy names (None: removed);
         ``policies`` maps policy names to their new document (None: deleted).
         """
-        before = _census(self._storage)
-        after = _census(self._storage, identities or {}, policies or {})
+        rows = self._storage.list_identities()
+        documents: dict[str, Policy | None] = {
+            name: policy_from_json(doc) for name, doc in self._storage.list_policies()
+        }
+        documents.update(BUILTIN)
+        before = _census(rows, documents)
+        after = _census(rows, {**documents, **(policies or {})}, identities or {})
         pairs = zip(("root", "admin"), before, after, strict=True)
         lost = [what for what, had, has in pairs if had and not has]
         if not lost:
@@ -676,8 +681,10 @@ class Accounts:
             row = self._storage.get_identity(id=self.principal.identity_id)
             if row is None:
                 raise InvalidInput("the local owner has no identity; name one with --identity")
-            # A child inherits its parent's policies, not all its identity's.
-            chosen = held if policies is None and parent is not None else policies
+            # A token's own new token (child or orphan) inherits the token's policies, not
+            # all its identity's.
+            mine = policies is None and self.principal.token_accessor is not None
+            chosen = held if mine else policies
         else:
             self._authorize("tokens", "token.create")
             row = self._require_identity(identity)
@@ -753,21 +760,17 @@ UNKNOWN_IDENTITY = "identity/<unknown>"
 
 
 def _census(
-    storage: Storage,
-    identities: dict[str, list[str] | None] | None = None,
-    policies: dict[str, Policy | None] | None = None,
+    rows: list[IdentityRow],
+    documents: dict[str, Policy | None],
+    changed: dict[str, list[str] | None] | None = None,
 ) -> tuple[bool, bool]:
-    """(some enabled identity holds root, some can administer identities and policies),
-    after the given changes (see :meth:`Accounts._keep_an_admin`)."""
-    changed_ids, changed_docs = identities or {}, policies or {}
-    documents: dict[str, Policy | None] = {
-        name: policy_from_json(doc) for name, doc in storage.list_policies()
-    }
-    documents.update(BUILTIN)
-    documents.update(changed_docs)
+    """(some enabled identity holds root, some may administer identities and policies),
+    with policies by name (None: deleted) and identities' changed policy names by id
+    (None: deleted). See :meth:`Accounts._keep_an_admin`."""
+    changed = changed or {}
     root = admin = False
-    for row in storage.list_identities():
-        names = changed_ids.get(row.id, json.loads(row.policies))
+    for row in rows:
+        names = changed.get(row.id, json.loads(row.policies))
         if row.disabled or names is None:
             continue
         held = tuple(p for n in names if (p := documents.get(n)) is not None)

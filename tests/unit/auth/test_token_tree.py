@@ -177,6 +177,15 @@ def test_a_child_never_outranks_its_parent(vault: Vault) -> None:
     # By default a child inherits its parent's policies, not all its identity's.
     inherited = as_token(vault, narrow.value).create_token()
     assert [p.name for p in vault.authenticator().resolve(inherited.value).policies] == ["ci"]
+    # So does an orphan a token makes for itself (here one that may make orphans).
+    rules = [{"path": "sys/tokens", "capabilities": ["admin"]}]
+    vault.accounts.apply_policy(parse_policy({"name": "tokens", "rules": rules}))
+    vault.accounts.set_policies("ci", ["ci", "extra", "tokens"])
+    maker = as_token(vault, login(vault, "ci")).create_token(policies=["ci", "tokens"])
+    orphan = as_token(vault, maker.value).create_token(orphan=True)
+    names = [p.name for p in vault.authenticator().resolve(orphan.value).policies]
+    assert names == ["ci", "tokens"]
+    vault.accounts.set_policies("ci", ["ci", "extra"])
     # The parent's identity losing a policy narrows every descendant at once.
     child = acc.create_token()
     vault.accounts.set_policies("ci", ["ci"])
