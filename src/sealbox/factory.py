@@ -386,6 +386,28 @@ def bootstrap_server(
         storage.close()
 
 
+def recover_admin(
+    *,
+    name: str,
+    password: str,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    prompt: PassphrasePrompt | None = None,
+    clock: Clock = utcnow,
+) -> IdentityInfo:
+    """Give person ``name`` the ``root`` policy and a new password, creating it if need be.
+
+    The way back from a lost admin (issue 10): embedded only, and it unlocks the vault
+    (master key) before changing anything; audited as ``identity.recover``.
+    """
+    _refuse_remote(env, "`sealbox identity recover-admin`")
+    vault = open_vault(home=home, env=env, prompt=prompt, clock=clock)
+    try:
+        return vault.recover_admin(name, password)
+    finally:
+        vault.close()
+
+
 def unlock(
     *,
     ttl: timedelta = DEFAULT_SESSION_TTL,

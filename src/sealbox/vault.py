@@ -45,7 +45,7 @@ from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
 if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
     from sealbox.audit.verify import Verification
-    from sealbox.auth.service import Accounts, Authenticator
+    from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
     from sealbox.storage.interface import CheckpointRow
 
@@ -154,6 +154,12 @@ class Vault:
         from sealbox.auth.service import Accounts
 
         return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
+
+    def recover_admin(self, name: str, password: str) -> IdentityInfo:
+        """Give person ``name`` the root policy and a new password (issue 10: recovering a
+        lost admin). Loads the vault's keys first: only the master key's holder may."""
+        self._key_provider()
+        return self.accounts.recover_admin(name, password)
 
     def authenticator(self) -> Authenticator:
         """Turns credentials into principals (for the server's login and token checks)."""

@@ -125,3 +125,24 @@ def test_bad_policy_files(
     unknown = tmp_path / "p.txt"
     unknown.write_text("x")
     assert run(capsys, "policy", "apply", str(unknown))[0] == 2
+
+
+def test_last_admin_needs_force_and_recover_admin_restores_one(
+    keyfile_vault: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, "identity", "create", "boss", "--policy", "root")[0] == 0
+    code, _, err = run(capsys, "identity", "policies", "boss")
+    assert code == 5 and "no identity holding root" in err and "--force" in err
+    code, _, err = run(capsys, "identity", "delete", "boss")
+    assert code == 5
+    assert run(capsys, "identity", "policies", "boss", "--force")[0] == 0
+    monkeypatch.setenv("SEALBOX_IDENTITY_PASSWORD", "a new long password")
+    code, _, err = run(capsys, "identity", "recover-admin", "rescuer")
+    assert code == 0 and "rescuer: policies root" in err
+    code, out, _ = run(capsys, "identity", "list", "--json")
+    assert {i["name"]: i["policies"] for i in json.loads(out)}["rescuer"] == ["root"]
+    code, out, _ = run(capsys, "audit", "log", "--json")
+    assert "identity.recover" in out
+    monkeypatch.setenv("SEALBOX_ADDR", "http://127.0.0.1:1")
+    code, _, err = run(capsys, "identity", "recover-admin", "rescuer")
+    assert code == 2 and "embedded vault only" in err

@@ -22,6 +22,7 @@ from sealbox.errors import (
 )
 from sealbox.kms.master import UnlockMethod
 from sealbox.model import SecretRef, SecretValue
+from sealbox.storage.interface import SCHEMA_VERSION
 
 PASS = "correct horse battery staple"
 CANARY = "canary-value-7f3a9c1e"
@@ -310,7 +311,7 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
         version = conn.execute(
             "SELECT value FROM sb_settings WHERE key='schema_version'"
         ).fetchone()
-    assert version == ("5",)
+    assert version == (str(SCHEMA_VERSION),)
     # The old events stay, unchained; new ones are chained under a lazily created key.
     result = reopened.audit_verify()
     assert result.findings == []

@@ -14,6 +14,9 @@ class Principal(NamedTuple):
     auth_method: str  # local | password | approle | token
     policies: tuple[Policy, ...]
     token_accessor: str | None = None
+    #: The accessors of the token's ancestors, parent first (the token tree): revoking
+    #: any of them revokes this token too, so a cache drops it with them.
+    token_parents: tuple[str, ...] = ()
 
     def decide(self, path: str, capability: Capability) -> Decision:
         return decide(self.policies, path, capability)

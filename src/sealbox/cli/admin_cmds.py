@@ -20,6 +20,16 @@ def _duration(text: str | None) -> Any:
     return parse_duration(text)
 
 
+def force_option(func: Any) -> Any:
+    """``--force``: the core refuses to remove the last admin (or root holder) without it."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        help="Allow the change even if it leaves no admin (audited; recovery needs the"
+        " master key: `sealbox identity recover-admin`).",
+    )(func)
+
+
 # -- policies ----------------------------------------------------------------------------------
 @click.group()
 def policy() -> None:
@@ -35,7 +45,8 @@ def policy() -> None:
     default=None,
     help="Default: from the file name.",
 )
-def policy_apply(file: Path, fmt: str | None) -> None:
+@force_option
+def policy_apply(file: Path, fmt: str | None, force: bool) -> None:
     """Create or replace a policy from a TOML, YAML or JSON FILE."""
     import sys
 
@@ -57,7 +68,7 @@ def policy_apply(file: Path, fmt: str | None) -> None:
     parsed = parse_policy_text(text, fmt=fmt, source=str(file))
     vault = open_vault()
     try:
-        vault.accounts.apply_policy(parsed)
+        vault.accounts.apply_policy(parsed, force=force)
     finally:
         vault.close()
     info(f"Applied policy {parsed.name} ({len(parsed.rules)} rules)")
@@ -95,11 +106,12 @@ def policy_show(name: str) -> None:
 
 @policy.command("delete")
 @click.argument("name")
-def policy_delete(name: str) -> None:
+@force_option
+def policy_delete(name: str, force: bool) -> None:
     """Delete a policy (identities holding it lose what it granted at once)."""
     vault = open_vault()
     try:
-        vault.accounts.delete_policy(name)
+        vault.accounts.delete_policy(name, force=force)
     finally:
         vault.close()
     info(f"Deleted policy {name}")
@@ -131,6 +143,20 @@ def policy_explain(identity: str, path: str, capability: str, as_json: bool) -> 
     return 0 if decision.allowed else 4
 
 
+def _new_password(label: str) -> str:
+    """A person's password: SEALBOX_IDENTITY_PASSWORD, or typed twice at a prompt."""
+    password = os.environ.get("SEALBOX_IDENTITY_PASSWORD")
+    if password:
+        return password
+    prompt = tty_prompt()
+    if prompt is None:
+        raise InvalidInput("set SEALBOX_IDENTITY_PASSWORD or run in a terminal")
+    password = prompt(label)
+    if prompt("Repeat the password") != password:
+        raise InvalidInput("the passwords do not match")
+    return password
+
+
 # -- identities ------------------------------------------------------------------------------
 @click.group()
 def identity() -> None:
@@ -149,14 +175,7 @@ def identity_create(name: str, kind: str, policies: tuple[str, ...], as_json: bo
     vault = open_vault()
     try:
         if kind == "person":
-            password = os.environ.get("SEALBOX_IDENTITY_PASSWORD")
-            if not password:
-                prompt = tty_prompt()
-                if prompt is None:
-                    raise InvalidInput("set SEALBOX_IDENTITY_PASSWORD or run in a terminal")
-                password = prompt(f"Password for {name}")
-                if prompt("Repeat the password") != password:
-                    raise InvalidInput("the passwords do not match")
+            password = _new_password(f"Password for {name}")
             created = vault.accounts.create_person(name, password, list(policies))
         else:
             created = vault.accounts.create_machine(name, list(policies))
@@ -201,11 +220,12 @@ def identity_list(as_json: bool) -> None:
 
 @identity.command("delete")
 @click.argument("name")
-def identity_delete(name: str) -> None:
+@force_option
+def identity_delete(name: str, force: bool) -> None:
     """Delete an identity and every token and secret id it has."""
     vault = open_vault()
     try:
-        vault.accounts.delete_identity(name)
+        vault.accounts.delete_identity(name, force=force)
     finally:
         vault.close()
     info(f"Deleted identity {name}")
@@ -216,14 +236,33 @@ def identity_delete(name: str) -> None:
 @click.option(
     "--policy", "policies", multiple=True, help="The full new list (repeatable; none = no policy)."
 )
-def identity_policies(name: str, policies: tuple[str, ...]) -> None:
+@force_option
+def identity_policies(name: str, policies: tuple[str, ...], force: bool) -> None:
     """Replace an identity's policies (takes effect on its live tokens at once)."""
     vault = open_vault()
     try:
-        vault.accounts.set_policies(name, list(policies))
+        vault.accounts.set_policies(name, list(policies), force=force)
     finally:
         vault.close()
     info(f"{name}: policies {', '.join(policies) or '(none)'}")
+
+
+@identity.command("recover-admin")
+@click.argument("name")
+def identity_recover_admin(name: str) -> None:
+    """Give person NAME the root policy and a new password (creating it if need be).
+
+    The way back from a lost admin: run it on the vault's host, embedded (SEALBOX_ADDR
+    unset); it unlocks the vault with the master key first and is audited. The password
+    comes from SEALBOX_IDENTITY_PASSWORD or a prompt (twice).
+    """
+    from sealbox.factory import recover_admin
+
+    password = _new_password(f"New password for {name}")
+    recovered = recover_admin(name=name, password=password, prompt=tty_prompt())
+    info(
+        f"{recovered.name}: policies {', '.join(recovered.policies)}; log in with the new password"
+    )
 
 
 @identity.command("secret-id")
@@ -255,15 +294,26 @@ def token() -> None:
 @click.option(
     "--policy", "policies", multiple=True, help="Limit to these of the identity's policies."
 )
+@click.option(
+    "--orphan",
+    is_flag=True,
+    help="Not a child of your token: it outlives it (needs admin on sys/tokens).",
+)
 @json_option
 def token_create(
     identity: str | None,
     ttl: str | None,
     max_ttl: str | None,
     policies: tuple[str, ...],
+    orphan: bool,
     as_json: bool,
 ) -> None:
-    """Create a token; the value is printed once."""
+    """Create a token; the value is printed once.
+
+    Made with a token (remote mode), it is that token's child: it expires no later than
+    its parent, holds no policy the parent lacks, and is revoked with it. A TTL above
+    what is allowed is an error naming the maximum.
+    """
     vault = open_vault()
     try:
         new = vault.accounts.create_token(
@@ -271,6 +321,7 @@ def token_create(
             ttl=_duration(ttl),
             max_ttl=_duration(max_ttl),
             policies=list(policies) or None,
+            orphan=orphan,
         )
     finally:
         vault.close()
@@ -295,7 +346,7 @@ def token_list(identity: str | None, as_json: bool) -> None:
         emit_json([t.__dict__ for t in items])
     else:
         table(
-            ["accessor", "identity", "policies", "method", "expires", "revoked"],
+            ["accessor", "identity", "policies", "method", "expires", "revoked", "parent"],
             [
                 [
                     t.accessor,
@@ -304,6 +355,7 @@ def token_list(identity: str | None, as_json: bool) -> None:
                     t.auth_method,
                     t.expires_at[:19],
                     "yes" if t.revoked else "",
+                    t.parent or "",
                 ]
                 for t in items
             ],
@@ -314,7 +366,7 @@ def token_list(identity: str | None, as_json: bool) -> None:
 @click.argument("accessor", required=False)
 @click.option("--identity", default=None, help="Revoke every token of this identity.")
 def token_revoke(accessor: str | None, identity: str | None) -> None:
-    """Revoke one token (by accessor) or all of an identity's."""
+    """Revoke one token (by accessor) or all of an identity's, with every token below."""
     if (accessor is None) == (identity is None):
         raise InvalidInput("give an ACCESSOR or --identity, not both")
     vault = open_vault()

@@ -668,7 +668,13 @@ def _token_info(d: Any) -> TokenInfo:
         max_expires_at=str(d.get("max_expires_at") or ""),
         revoked=bool(d.get("revoked", False)),
         display=str(d.get("display") or ""),
+        parent=str(d["parent"]) if d.get("parent") else None,
     )
+
+
+def _force(force: bool) -> dict[str, str] | None:
+    """``?force=true``: the server refuses to remove the last admin without it."""
+    return {"force": "true"} if force else None
 
 
 class RemoteAccounts:
@@ -687,8 +693,13 @@ class RemoteAccounts:
         return _Parse(self._client.address, what)
 
     # -- policies ------------------------------------------------------------------------------
-    def apply_policy(self, policy: Policy) -> None:
-        self._call("PUT", path_of("v1", "policies", policy.name), body=policy.to_dict())
+    def apply_policy(self, policy: Policy, *, force: bool = False) -> None:
+        self._call(
+            "PUT",
+            path_of("v1", "policies", policy.name),
+            body=policy.to_dict(),
+            query=_force(force),
+        )
 
     def get_policy(self, name: str) -> Policy:
         from sealbox.auth.policy import parse_policy
@@ -704,8 +715,8 @@ class RemoteAccounts:
         with self._parse("policies"):
             return [parse_policy(d, source="policy from the server") for d in data["policies"]]
 
-    def delete_policy(self, name: str) -> None:
-        self._call("DELETE", path_of("v1", "policies", name))
+    def delete_policy(self, name: str, *, force: bool = False) -> None:
+        self._call("DELETE", path_of("v1", "policies", name), query=_force(force))
 
     def explain(self, identity: str, path: str, capability: str) -> Decision:
         from sealbox.auth.policy import DENY, GRANTS, Capability, Decision, Rule
@@ -775,13 +786,16 @@ class RemoteAccounts:
         with self._parse("identity"):
             return _identity(data)
 
-    def set_policies(self, name: str, policies: list[str]) -> None:
+    def set_policies(self, name: str, policies: list[str], *, force: bool = False) -> None:
         self._call(
-            "PUT", path_of("v1", "identities", name, "policies"), body={"policies": policies}
+            "PUT",
+            path_of("v1", "identities", name, "policies"),
+            body={"policies": policies},
+            query=_force(force),
         )
 
-    def delete_identity(self, name: str) -> None:
-        self._call("DELETE", path_of("v1", "identities", name))
+    def delete_identity(self, name: str, *, force: bool = False) -> None:
+        self._call("DELETE", path_of("v1", "identities", name), query=_force(force))
 
     # -- tokens ----------------------------------------------------------------------------------
     def create_token(
@@ -792,6 +806,7 @@ class RemoteAccounts:
         max_ttl: timedelta | None = None,
         policies: list[str] | None = None,
         display: str = "",
+        orphan: bool = False,
     ) -> NewToken:
         """A new token. NOTE: ``display`` is not part of the HTTP API (the server names
         the token after its identity)."""
@@ -806,6 +821,8 @@ class RemoteAccounts:
             body["max_ttl"] = _duration(max_ttl)
         if policies is not None:
             body["policies"] = policies
+        if orphan:
+            body["orphan"] = True
         data = self._call("POST", "/v1/tokens", body=body)
         with self._parse("token"):
             value = data["token"]

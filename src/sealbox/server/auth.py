@@ -6,9 +6,15 @@ seconds (1 s by default), keyed by the token's SHA-256, so the read path does no
 database lookup per request. Consequences, documented in docs/server.md:
 
 * a token revoked through *another* server process, or whose identity lost a policy,
-  keeps working on this process for up to the TTL;
-* a token revoked through *this* process stops at once (its entries are dropped);
+  keeps working on this process for up to the TTL; so does a child of a token revoked
+  there (revocation is one statement over the token's subtree in the database, and a
+  resolution checks every ancestor, so the next one after the TTL refuses it);
+* a token revoked through *this* process stops at once, and so do its descendants (an
+  entry names its token's ancestors, :attr:`Principal.token_parents`, and is dropped
+  with any of them);
 * a token past its expiry keeps working for up to the TTL after it.
+
+Login attempts are limited by :class:`RateLimiter` (see its docstring and docs/server.md).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,16 +125,18 @@ class TokenCache:
         self._entries = live if len(live) < MAX_CACHE_ENTRIES else {}
 
     def forget_accessor(self, accessor: str) -> None:
-        """Drop a revoked token's entry at once (revocation through this process)."""
+        """Drop a revoked token's entry, and its descendants', at once (revocation
+        through this process revokes the subtree)."""
         self._entries = {
-            k: v for k, v in self._entries.items() if v[1].principal.token_accessor != accessor
+            k: v
+            for k, v in self._entries.items()
+            if v[1].principal.token_accessor != accessor
+            and accessor not in v[1].principal.token_parents
         }
 
-    def forget_identity(self, name: str) -> None:
-        """Drop every entry of an identity (its tokens revoked or its policies changed)."""
-        self._entries = {k: v for k, v in self._entries.items() if v[1].principal.name != name}
-
     def clear(self) -> None:
+        """Drop every entry: after a change of an identity's policies or tokens, whose
+        effect reaches the descendants of its tokens, whoever they belong to."""
         self._entries.clear()
 
 
@@ -144,33 +153,121 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
+class _Buckets:
+    """Token buckets per key: ``rate`` per second refill, up to ``burst``."""
+
+    def __init__(self, rate_per_minute: float, burst: float) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.burst = float(burst)
+        self._levels: dict[str, tuple[float, float]] = {}
+
+    def level(self, key: str, now: float) -> float:
+        level, at = self._levels.get(key, (self.burst, now))
+        return min(self.burst, level + (now - at) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until the key's bucket holds one token again (0: it does now)."""
+        return max(0.0, (1.0 - self.level(key, now)) / self.rate)
+
+    def spend(self, key: str, now: float) -> None:
+        self._levels[key] = (self.level(key, now) - 1.0, now)
+        if len(self._levels) > MAX_LIMIT_KEYS:
+            # Full buckets carry no information; drop them to bound memory.
+            self._levels = {
+                k: v for k, v in self._levels.items() if self.level(k, now) < self.burst
+            }
+
+
+#: Keys a limiter remembers at most (beyond it, those that carry no information go).
+MAX_LIMIT_KEYS = 50_000
+
+
 class RateLimiter:
-    """In-memory token buckets: ``rate`` per minute, up to ``burst`` at once, per key."""
+    """Login limits that slow a guesser down without locking its victim or neighbours out.
+
+    Three separate budgets (numbers are the defaults; docs/server.md explains them):
+
+    * **attempts per source address**: every login attempt, right or wrong, spends one of
+      ``attempt_burst`` (30), refilled at ``attempt_rate`` (60) a minute. It bounds the
+      Argon2 CPU one address can make the server spend (~0.15 s an attempt).
+    * **failures per source address**: only a *failed* login spends one of ``burst``
+      (``login_burst``, 10), refilled at ``rate_per_minute`` (``login_rate``, 5). It stops
+      one address from trying many identities (password spraying); a correct login costs
+      nothing here.
+    * **failures per (identity, source)**: the first ``free_failures`` (5) consecutive
+      failures cost nothing; the k-th one after that blocks *that pair* for ``2 ** (k-1)``
+      seconds (1 s, 2 s, 4 s …, at most ``max_delay``, 900 s). A success resets the pair;
+      so does an hour without a failure. The same identity from another address, and
+      another identity from this address, are not affected.
+
+    Refusals (429 + Retry-After) spend nothing and reach no password check. Per process.
+    """
 
     def __init__(
-        self, rate_per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        rate_per_minute: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        attempt_rate: float = 60.0,
+        attempt_burst: int = 30,
+        free_failures: int = 5,
+        max_delay: float = 900.0,
+        forget_after: float = 3600.0,
     ) -> None:
-        self._rate = rate_per_minute / 60.0
-        self._burst = float(burst)
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._failures = _Buckets(rate_per_minute, burst)
+        self._attempts = _Buckets(attempt_rate, attempt_burst)
+        self._free = free_failures
+        self._max_delay = max_delay
+        self._forget_after = forget_after
+        #: (identity, source) -> (consecutive failures, time of the last, blocked until)
+        self._pairs: dict[tuple[str, str], tuple[int, float, float]] = {}
 
-    def _level(self, key: str, now: float) -> float:
-        level, at = self._buckets.get(key, (self._burst, now))
-        return min(self._burst, level + (now - at) * self._rate)
+    def _pair(self, key: tuple[str, str], now: float) -> tuple[int, float, float]:
+        count, last, until = self._pairs.get(key, (0, now, now))
+        if now - last > self._forget_after:
+            return 0, now, now
+        return count, last, until
 
-    def take(self, *keys: str) -> None:
-        """Spend one attempt from every key's bucket, or refuse (429) spending none."""
+    def admit(self, who: str, source: str) -> None:
+        """Let an attempt by ``who`` from ``source`` reach the password check, or 429."""
         now = self._clock()
-        levels = {k: self._level(k, now) for k in keys}
-        short = [level for level in levels.values() if level < 1.0]
-        if short:
-            wait = max(math.ceil((1.0 - level) / self._rate) for level in short)
-            raise TooManyRequests("too many login attempts; retry later", retry_after=max(1, wait))
-        for key, level in levels.items():
-            self._buckets[key] = (level - 1.0, now)
-        if len(self._buckets) > 50_000:
-            # Full buckets carry no information; drop them to bound memory.
-            self._buckets = {
-                k: v for k, v in self._buckets.items() if self._level(k, now) < self._burst
-            }
+        _, _, until = self._pair((who, source), now)
+        wait = max(
+            until - now,
+            self._attempts.wait(source, now),
+            self._failures.wait(source, now),
+        )
+        if wait > 0:
+            raise TooManyRequests(
+                "too many login attempts; retry later", retry_after=max(1, math.ceil(wait))
+            )
+        self._attempts.spend(source, now)
+
+    def failed(self, who: str, source: str) -> None:
+        """A wrong credential: charge the source's failures and back the pair off."""
+        now = self._clock()
+        self._failures.spend(source, now)
+        count, _, _ = self._pair((who, source), now)
+        count += 1
+        past = count - self._free  # failures beyond the free ones, this one included
+        delay = 0.0 if past <= 0 else min(self._max_delay, 2.0 ** (past - 1))
+        self._pairs[(who, source)] = (count, now, now + delay)
+        if len(self._pairs) > MAX_LIMIT_KEYS:
+            self._pairs = {k: v for k, v in self._pairs.items() if now - v[1] <= self._forget_after}
+
+    def succeeded(self, who: str, source: str) -> None:
+        self._pairs.pop((who, source), None)
+
+    @contextmanager
+    def attempt(self, who: str, source: str) -> Iterator[None]:
+        """Around one login: :meth:`admit`, then :meth:`failed` if it raises
+        :class:`AuthenticationFailed`, else :meth:`succeeded`."""
+        self.admit(who, source)
+        try:
+            yield
+        except AuthenticationFailed:
+            self.failed(who, source)
+            raise
+        self.succeeded(who, source)

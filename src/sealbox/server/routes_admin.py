@@ -2,6 +2,8 @@
 
 The core authorises each call on ``sys/identities``, ``sys/tokens`` or ``sys/policies``
 and audits it; a token is shown once, when minted, and named by its accessor after that.
+Every body is declared field by field (:mod:`sealbox.server.bodies`): a null, missing or
+mistyped field is a 400. A change that would leave no admin needs ``?force=true``.
 """
 
 from __future__ import annotations
@@ -15,17 +17,8 @@ from starlette.routing import Route
 from sealbox.auth.policy import parse_policy
 from sealbox.auth.service import IdentityInfo, TokenInfo
 from sealbox.errors import InvalidInput
-from sealbox.server.http import (
-    caller,
-    json_body,
-    json_response,
-    no_content,
-    opt_int,
-    opt_str,
-    opt_str_list,
-    state,
-    want_str,
-)
+from sealbox.server.bodies import Kind, typed_body
+from sealbox.server.http import caller, json_body, json_response, no_content, query_flag, state
 from sealbox.vault import parse_duration
 
 
@@ -54,6 +47,7 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
         "max_expires_at": info.max_expires_at,
         "revoked": info.revoked,
         "display": info.display,
+        "parent": info.parent,
     }
 
 
@@ -65,17 +59,21 @@ async def list_identities(request: Request) -> Response:
 
 async def create_identity(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("name", "kind"), optional=("password", "policies"))
-    name, kind = want_str(body, "name"), want_str(body, "kind")
-    policies = opt_str_list(body, "policies") or []
+    body = await typed_body(
+        request,
+        required={"name": Kind.STR, "kind": Kind.STR},
+        optional={"password": Kind.STR, "policies": Kind.STR_LIST},
+    )
+    name, kind = body.text("name"), body.text("kind")
+    policies = body.opt_texts("policies") or []
     accounts = who.vault.accounts
     if kind == "person":
-        password = opt_str(body, "password")
+        password = body.opt_text("password")
         if password is None:
             raise InvalidInput("a person needs a 'password'")
         info = accounts.create_person(name, password, policies)
     elif kind == "machine":
-        if "password" in body:
+        if body.has("password"):
             raise InvalidInput("a machine logs in with a role id and secret id, not a password")
         info = accounts.create_machine(name, policies)
     else:
@@ -91,27 +89,30 @@ async def get_identity(request: Request) -> Response:
 async def delete_identity(request: Request) -> Response:
     who = caller(request)
     name = request.path_params["name"]
-    who.vault.accounts.delete_identity(name)
-    state(request).tokens.forget_identity(name)
+    who.vault.accounts.delete_identity(name, force=query_flag(request, "force"))
+    # Tokens its tokens made, for other identities, went with them: drop every entry.
+    state(request).tokens.clear()
     return no_content()
 
 
 async def set_identity_policies(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("policies",))
+    body = await typed_body(request, required={"policies": Kind.STR_LIST})
     name = request.path_params["name"]
-    who.vault.accounts.set_policies(name, opt_str_list(body, "policies") or [])
-    state(request).tokens.forget_identity(name)
+    policies = body.opt_texts("policies") or []
+    who.vault.accounts.set_policies(name, policies, force=query_flag(request, "force"))
+    # Children of its tokens are bounded by its policies too.
+    state(request).tokens.clear()
     return json_response(identity_json(who.vault.accounts.get_identity(name)))
 
 
 async def new_secret_id(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, optional=("uses", "ttl"))
-    ttl = opt_str(body, "ttl")
+    body = await typed_body(request, optional={"uses": Kind.INT, "ttl": Kind.STR})
+    ttl = body.opt_text("ttl")
     secret_id = who.vault.accounts.new_secret_id(
         request.path_params["name"],
-        uses=opt_int(body, "uses"),
+        uses=body.opt_int("uses"),
         ttl=parse_duration(ttl) if ttl else None,
     )
     return json_response({"secret_id": secret_id})
@@ -119,28 +120,45 @@ async def new_secret_id(request: Request) -> Response:
 
 async def revoke_identity_tokens(request: Request) -> Response:
     who = caller(request)
-    await json_body(request)
+    await typed_body(request)
     name = request.path_params["name"]
     count = who.vault.accounts.revoke_identity_tokens(name)
-    state(request).tokens.forget_identity(name)
+    # Descendants of its tokens may belong to other identities: drop every entry.
+    state(request).tokens.clear()
     return json_response({"revoked": count})
 
 
 # -- tokens --------------------------------------------------------------------------------------
 async def create_token(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, optional=("identity", "ttl", "max_ttl", "policies"))
-    ttl, max_ttl = opt_str(body, "ttl"), opt_str(body, "max_ttl")
+    body = await typed_body(
+        request,
+        optional={
+            "identity": Kind.STR,
+            "ttl": Kind.STR,
+            "max_ttl": Kind.STR,
+            "policies": Kind.STR_LIST,
+            "orphan": Kind.BOOL,
+        },
+    )
+    ttl, max_ttl = body.opt_text("ttl"), body.opt_text("max_ttl")
     accounts = who.vault.accounts
     new = accounts.create_token(
-        identity=opt_str(body, "identity"),
-        ttl=parse_duration(ttl) if ttl else None,
-        max_ttl=parse_duration(max_ttl) if max_ttl else None,
-        policies=opt_str_list(body, "policies"),
+        identity=body.opt_text("identity"),
+        ttl=parse_duration(ttl) if ttl is not None else None,
+        max_ttl=parse_duration(max_ttl) if max_ttl is not None else None,
+        policies=body.opt_texts("policies"),
+        orphan=body.flag("orphan"),
     )
     info = state(request).authenticator.describe(new.value)
     return json_response(
-        {"token": new.value, "accessor": new.accessor, "expires_at": info.expires_at}
+        {
+            "token": new.value,
+            "accessor": new.accessor,
+            "expires_at": info.expires_at,
+            "max_expires_at": info.max_expires_at,
+            "parent": info.parent,
+        }
     )
 
 
@@ -154,7 +172,7 @@ async def revoke_token(request: Request) -> Response:
     who = caller(request)
     accessor = request.path_params["accessor"]
     who.vault.accounts.revoke_token(accessor)
-    state(request).tokens.forget_accessor(accessor)
+    state(request).tokens.forget_accessor(accessor)  # and its descendants
     return no_content()
 
 
@@ -171,7 +189,7 @@ async def put_policy(request: Request) -> Response:
     if body.get("name", name) != name:
         raise InvalidInput(f"the policy's name {str(body.get('name'))[:64]!r} is not {name!r}")
     policy = parse_policy({**body, "name": name}, source="request body")
-    who.vault.accounts.apply_policy(policy)
+    who.vault.accounts.apply_policy(policy, force=query_flag(request, "force"))
     # Principals carry their policies: drop cached resolutions so the change applies now here.
     state(request).tokens.clear()
     return json_response(policy.to_dict())
@@ -184,16 +202,20 @@ async def get_policy(request: Request) -> Response:
 
 async def delete_policy(request: Request) -> Response:
     who = caller(request)
-    who.vault.accounts.delete_policy(request.path_params["name"])
+    who.vault.accounts.delete_policy(
+        request.path_params["name"], force=query_flag(request, "force")
+    )
     state(request).tokens.clear()
     return no_content()
 
 
 async def explain(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("identity", "path", "capability"))
+    body = await typed_body(
+        request, required={"identity": Kind.STR, "path": Kind.STR, "capability": Kind.STR}
+    )
     decision = who.vault.accounts.explain(
-        want_str(body, "identity"), want_str(body, "path"), want_str(body, "capability")
+        body.text("identity"), body.text("path"), body.text("capability")
     )
     return json_response(
         {

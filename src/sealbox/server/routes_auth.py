@@ -8,16 +8,14 @@ from starlette.routing import Route
 
 from sealbox.audit.recorder import Actor
 from sealbox.auth.tokens import NewToken
+from sealbox.server.bodies import Kind, typed_body
 from sealbox.server.http import (
     caller,
-    json_body,
     json_response,
     no_content,
-    opt_str,
     remote_address,
     state,
     token_of,
-    want_str,
 )
 from sealbox.vault import parse_duration
 
@@ -30,22 +28,24 @@ def _issued(request: Request, token: NewToken) -> Response:
 
 
 async def login(request: Request) -> Response:
-    body = await json_body(request, required=("name", "password"))
-    name, password = want_str(body, "name"), want_str(body, "password")
+    body = await typed_body(request, required={"name": Kind.STR, "password": Kind.STR})
+    name, password = body.text("name"), body.text("password")
     st = state(request)
     address = remote_address(request)
-    st.login_limits.take(f"identity:{name[:64]}", f"address:{address}")
-    token = st.authenticator.login_password(name, password, Actor(f"remote:{address}", "api"))
+    with st.login_limits.attempt(f"identity:{name[:64]}", address):
+        token = st.authenticator.login_password(name, password, Actor(f"remote:{address}", "api"))
     return _issued(request, token)
 
 
 async def approle_login(request: Request) -> Response:
-    body = await json_body(request, required=("role_id", "secret_id"))
-    role_id, secret_id = want_str(body, "role_id"), want_str(body, "secret_id")
+    body = await typed_body(request, required={"role_id": Kind.STR, "secret_id": Kind.STR})
+    role_id, secret_id = body.text("role_id"), body.text("secret_id")
     st = state(request)
     address = remote_address(request)
-    st.login_limits.take(f"role:{role_id[:64]}", f"address:{address}")
-    token = st.authenticator.login_approle(role_id, secret_id, Actor(f"remote:{address}", "api"))
+    with st.login_limits.attempt(f"role:{role_id[:64]}", address):
+        token = st.authenticator.login_approle(
+            role_id, secret_id, Actor(f"remote:{address}", "api")
+        )
     return _issued(request, token)
 
 
@@ -90,18 +90,21 @@ async def token_lookup_self(request: Request) -> Response:
 
 
 async def token_renew(request: Request) -> Response:
+    """Renew one's own token; past its max TTL (or its parent's expiry) the new expiry is
+    capped and ``warnings`` says so, as Vault answers a renewal."""
     caller(request)
-    body = await json_body(request, optional=("increment",))
-    increment = opt_str(body, "increment")
-    expires = state(request).authenticator.renew(
-        token_of(request) or "", parse_duration(increment) if increment else None
+    body = await typed_body(request, optional={"increment": Kind.STR})
+    increment = body.opt_text("increment")
+    renewal = state(request).authenticator.renew(
+        token_of(request) or "", parse_duration(increment) if increment is not None else None
     )
-    return json_response({"expires_at": expires})
+    return json_response({"expires_at": renewal.expires_at, "warnings": list(renewal.warnings)})
 
 
 async def token_revoke_self(request: Request) -> Response:
+    """Revoke one's own token and every token below it in the tree."""
     who = caller(request)
-    await json_body(request)
+    await typed_body(request)
     accessor = who.principal.token_accessor
     assert accessor is not None
     who.vault.accounts.revoke_token(accessor)

@@ -12,8 +12,8 @@ Config file keys (all optional)::
     token_cache_ttl = 1.0         # seconds a token resolution is reused (0 disables)
     metrics_scope_labels = false  # add project/env labels to secret routes' metrics
     kv_mounts = ["*"]             # KV v2 mount names served; "*" = any non-reserved name
-    login_rate = 5                # login attempts per minute per identity and per address
-    login_burst = 10
+    login_rate = 5                # failed logins per minute per address (docs/server.md)
+    login_burst = 10              # failed logins an address may make at once
     http = "auto"                 # auto (httptools + LIST) | httptools | h11
     trusted_proxies = []          # reverse proxies whose X-Forwarded-For is believed
     audit_node = ""               # audit chain name; "" = server:<hostname>:<port>

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sealbox.changes import ChangeFeed
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class SealedRow(NamedTuple):
@@ -142,6 +142,8 @@ class TokenRow(NamedTuple):
     max_expires_at: str
     revoked_at: str | None
     display: str
+    #: The accessor of the token that created this one (None: a root of the token tree).
+    parent: str | None = None
 
 
 #: Called inside the write transaction with the new version number; returns the sealed
@@ -234,7 +236,7 @@ class Storage(Protocol):
         password_hash: str | None = None,
         disabled: bool | None = None,
     ) -> None: ...
-    def delete_identity(self, id: str) -> None: ...
+    def delete_identity(self, id: str, *, now: str) -> None: ...
     def add_secret_id(self, row: SecretIdRow) -> None: ...
     def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool: ...
     def put_token(self, row: TokenRow) -> None: ...

@@ -128,6 +128,15 @@ def schema_v5(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v6(d: Dialect) -> list[str]:
+    """Schema version 6: the token tree (issue 10). ``parent`` is the accessor of the token
+    that created this one; NULL for a login token, an orphan, or one made before version 6."""
+    return [
+        "ALTER TABLE sb_tokens ADD COLUMN parent TEXT",
+        "CREATE INDEX sb_tokens_parent ON sb_tokens (parent)",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -135,7 +144,17 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     3: schema_v3,
     4: schema_v4,
     5: schema_v5,
+    6: schema_v6,
 }
+
+#: A subquery: every token in the subtrees rooted at the tokens ``{roots}`` selects, on
+#: SQLite and PostgreSQL alike. NOTE: inside the UPDATE, not before it: Python's sqlite3
+#: reports no rowcount for a statement that starts with WITH.
+_TOKEN_TREE = (
+    "(WITH RECURSIVE tree(accessor) AS (SELECT accessor FROM sb_tokens WHERE {roots}"
+    " UNION SELECT t.accessor FROM sb_tokens t JOIN tree ON t.parent = tree.accessor)"
+    " SELECT accessor FROM tree)"
+)
 
 _VERSION_COLS = (
     "s.project, s.env, s.name, v.version, v.stage, v.created_at, v.created_by, v.kek_id,"
@@ -697,7 +716,7 @@ class SqlStorage:
     _IDENTITY_COLS = "id, name, kind, password_hash, role_id, policies, created_at, disabled"
     _TOKEN_COLS = (
         "accessor, hash, identity_id, policies, auth_method, created_at, expires_at,"
-        " max_expires_at, revoked_at, display"
+        " max_expires_at, revoked_at, display, parent"
     )
 
     @staticmethod
@@ -773,9 +792,18 @@ class SqlStorage:
                     tx, "UPDATE sb_identities SET disabled = ? WHERE id = ?", (int(disabled), id)
                 )
 
-    def delete_identity(self, id: str) -> None:
+    def delete_identity(self, id: str, *, now: str) -> None:
         with self._tx(write=True) as tx:
             self._require_schema(tx)
+            # Tokens its tokens made (for other identities) die with them: revoked, kept
+            # for the listing; the identity's own go.
+            self._exec(
+                tx,
+                "UPDATE sb_tokens SET revoked_at = ?"
+                " WHERE identity_id <> ? AND revoked_at IS NULL AND accessor IN "
+                + _TOKEN_TREE.format(roots="identity_id = ?"),
+                (now, id, id),
+            )
             self._exec(tx, "DELETE FROM sb_tokens WHERE identity_id = ?", (id,))
             self._exec(tx, "DELETE FROM sb_secret_ids WHERE identity_id = ?", (id,))
             cur = self._exec(tx, "DELETE FROM sb_identities WHERE id = ?", (id,))
@@ -831,7 +859,8 @@ class SqlStorage:
             self._require_schema(tx)
             self._exec(
                 tx,
-                f"INSERT INTO sb_tokens ({self._TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO sb_tokens ({self._TOKEN_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.accessor,
                     row.hash,
@@ -843,6 +872,7 @@ class SqlStorage:
                     row.max_expires_at,
                     row.revoked_at,
                     row.display,
+                    row.parent,
                 ),
             )
 
@@ -881,21 +911,16 @@ class SqlStorage:
     def revoke_tokens(
         self, *, accessor: str | None = None, identity_id: str | None = None, now: str
     ) -> int:
+        """Revoke a token (or all of an identity's) and every token descending from it."""
+        roots = "accessor = ?" if accessor is not None else "identity_id = ?"
         with self._tx(write=True) as tx:
             self._require_schema(tx)
-            if accessor is not None:
-                cur = self._exec(
-                    tx,
-                    "UPDATE sb_tokens SET revoked_at = ? WHERE accessor = ? AND revoked_at IS NULL",
-                    (now, accessor),
-                )
-            else:
-                cur = self._exec(
-                    tx,
-                    "UPDATE sb_tokens SET revoked_at = ?"
-                    " WHERE identity_id = ? AND revoked_at IS NULL",
-                    (now, identity_id),
-                )
+            cur = self._exec(
+                tx,
+                "UPDATE sb_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND accessor IN "
+                + _TOKEN_TREE.format(roots=roots),
+                (now, accessor if accessor is not None else identity_id),
+            )
             return int(cur.rowcount or 0)
 
     def put_policy(self, name: str, document: str, now: str) -> None:

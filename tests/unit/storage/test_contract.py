@@ -454,3 +454,83 @@ def test_audit_batch_without_waiting_while_another_process_appends(
         assert store.audit_heads() == {"n": (2, "h2")}
     finally:
         other.close()
+
+
+# -- the token tree (issue 10) ------------------------------------------------------------------
+def _identity(store: Storage, name: str) -> str:
+    from sealbox.storage.interface import IdentityRow
+
+    store.create_identity(IdentityRow(f"id-{name}", name, "person", None, None, "[]", NOW, False))
+    return f"id-{name}"
+
+
+def _token(store: Storage, accessor: str, identity_id: str, parent: str | None = None) -> None:
+    from sealbox.storage.interface import TokenRow
+
+    store.put_token(
+        TokenRow(
+            accessor,
+            f"hash-{accessor}",
+            identity_id,
+            "[]",
+            "token",
+            NOW,
+            "2026-01-02T00:00:00+00:00",
+            "2026-01-03T00:00:00+00:00",
+            None,
+            accessor,
+            parent,
+        )
+    )
+
+
+def _revoked(store: Storage) -> dict[str, bool]:
+    return {t.accessor: t.revoked_at is not None for t in store.list_tokens()}
+
+
+def test_revoking_a_token_revokes_its_subtree(store: Storage) -> None:
+    """root -> child -> grandchild, and a sibling tree that must stay alive."""
+    alice, bob = _identity(store, "alice"), _identity(store, "bob")
+    _token(store, "root", alice)
+    _token(store, "child", bob, parent="root")
+    _token(store, "grandchild", alice, parent="child")
+    _token(store, "other", alice)
+    assert store.get_token(accessor="child").parent == "root"  # type: ignore[union-attr]
+    assert store.get_token(accessor="root").parent is None  # type: ignore[union-attr]
+    assert store.revoke_tokens(accessor="child", now=NOW) == 2
+    assert _revoked(store) == {"root": False, "child": True, "grandchild": True, "other": False}
+    assert store.revoke_tokens(accessor="child", now=NOW) == 0  # nothing left alive there
+    assert store.revoke_tokens(accessor="root", now=NOW) == 1
+    # All of an identity's tokens, with what descends from them (bob's own is already gone).
+    _token(store, "b1", bob)
+    _token(store, "b1-child", alice, parent="b1")
+    assert store.revoke_tokens(identity_id=bob, now=NOW) == 2
+    assert _revoked(store)["b1-child"] and not _revoked(store)["other"]
+
+
+def test_deleting_an_identity_revokes_what_its_tokens_made(store: Storage) -> None:
+    alice, bob = _identity(store, "alice"), _identity(store, "bob")
+    _token(store, "a", alice)
+    _token(store, "b-under-a", bob, parent="a")
+    _token(store, "b-alone", bob)
+    store.delete_identity(alice, now=NOW)
+    assert store.get_token(accessor="a") is None
+    assert _revoked(store) == {"b-under-a": True, "b-alone": False}
+
+
+def test_schema_6_migrates_from_5(raw: Storage) -> None:
+    """A version 5 vault (no token parents) gets the column; its tokens are roots."""
+    from sealbox.storage.interface import SCHEMA_VERSION
+
+    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
+    alice = _identity(raw, "alice")
+    _token(raw, "old", alice)
+    with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
+        tx.execute("DROP INDEX sb_tokens_parent")
+        tx.execute("ALTER TABLE sb_tokens DROP COLUMN parent")
+        tx.execute("UPDATE sb_settings SET value = '5' WHERE key = 'schema_version'")
+    raw._schema_ok = False  # type: ignore[attr-defined]
+    assert raw.migrate() == SCHEMA_VERSION - 5
+    assert raw.get_token(accessor="old").parent is None  # type: ignore[union-attr]
+    _token(raw, "new", alice, parent="old")
+    assert raw.revoke_tokens(accessor="old", now=NOW) == 2
