@@ -55,9 +55,7 @@ CALLERS = (
 #: caller -> (the caller it wrongly behaves like today, why). A cell of that caller fails
 #: today exactly where the two callers' documented statuses differ; those cells are marked
 #: ``xfail(strict=True)``, so the day the defect is fixed they fail until the entry goes.
-KNOWN_DEFECTS: dict[str, tuple[str, str]] = {
-    "child of a revoked parent": ("admin", "defect 2, branch auth"),
-}
+KNOWN_DEFECTS: dict[str, tuple[str, str]] = {}
 
 PASSWORD = "correct horse battery staple"
 PROJECT, ENV, SECRET = "payments", "dev", "DB_URL"
