@@ -202,6 +202,11 @@ def _two(vault: Vault, ref: SecretRef, env: dict[str, str]) -> None:
     vault.set(ref, SecretValue(V2))
 
 
+def _deleted(vault: Vault, ref: SecretRef, env: dict[str, str]) -> None:
+    _one(vault, ref, env)
+    vault.delete(ref)
+
+
 def _unlocked(vault: Vault, ref: SecretRef, env: dict[str, str]) -> None:
     _one(vault, ref, env)
     token, _ = factory.unlock(env=env)
@@ -225,6 +230,16 @@ def _meta(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None
 
 def _delete(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None:
     vault.delete(ref)
+    acks.ack("done")
+
+
+def _undelete(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None:
+    vault.undelete(ref)
+    acks.ack("done")
+
+
+def _purge(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None:
+    vault.purge(ref)
     acks.ack("done")
 
 
@@ -258,6 +273,15 @@ def _spooled(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> N
     acks.ack("done")
 
 
+def _write_after_spooled(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None:
+    # A server's write stores the spooled reads first, then commits with its own event.
+    for _ in range(2):
+        assert vault.get(ref).value.reveal_bytes() == V1
+        acks.ack("read")
+    vault.set(ref, SecretValue(V2))
+    acks.ack("done")
+
+
 def _unlock(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> None:
     token, _ = factory.unlock(env=env)
     acks.ack(f"token {token}")
@@ -275,10 +299,13 @@ SCENARIOS = [
     Scenario("set-cas", _one, _cas),
     Scenario("meta", _one, _meta, event="metadata.write"),
     Scenario("delete", _one, _delete, event="delete"),
+    Scenario("undelete", _deleted, _undelete, event="undelete"),
+    Scenario("purge", _two, _purge, event="purge"),
     Scenario("rollback", _two, _rollback),
     Scenario("audit-append", _one, _read, reads=1),
     Scenario("audit-batch", _one, _batch, mode="defer", reads=3),
     Scenario("spool-drain", _one, _spooled, mode="spool", reads=3),
+    Scenario("spooled-then-write", _one, _write_after_spooled, mode="spool", reads=2),
     Scenario("unlock", _one, _unlock, sessions=True),
     Scenario("lock", _unlocked, _lock, sessions=True),
 ]
