@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,8 @@ from sealbox.model import SecretRef
 
 SEALBOX = shutil.which("sealbox", path=os.path.dirname(sys.executable))
 SEED = 20261201
+#: Seconds a forked child may take for one scenario (it takes milliseconds).
+CHILD_TIMEOUT = 120
 
 
 def _vault_env(tmp_path: Path, storage: str | None = None) -> dict[str, str]:
@@ -173,9 +176,20 @@ def _run_killed(scenario: Scenario, ref: SecretRef, env: dict[str, str], n: int)
             os._exit(code)
     os.close(w)
     chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    try:
+        while True:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:  # a child stuck (say, on a lock a thread held at the fork)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"{scenario} n={n}: the child did not finish")
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
     _, status = os.waitpid(pid, 0)
     lines = b"".join(chunks).decode().splitlines()
     errors = [line for line in lines if line.startswith("error ")]

@@ -54,6 +54,8 @@ class Scenario:
         #: Outputs that deliver values by design: not leaks, and the live proof that the
         #: check recognises these canaries where they are.
         self.deliveries: list[tuple[str, bytes]] = []
+        #: Directories outside the test's own where sealbox put value files.
+        self.outside: list[Path] = []
         self.inputs = tmp_path / "inputs"
         self.inputs.mkdir()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
@@ -136,6 +138,10 @@ def _embedded_cli(s: Scenario) -> None:
     probe = "import os; print(os.path.getsize(os.environ['SEALBOX_SECRETS_FILE']) > 0)"
     r = s.cli("run", "--mount", str(mounted), "--", sys.executable, "-c", probe)
     assert r.stdout.strip() == b"True"  # and the file is gone now (the tree scan sees it)
+    # A bare name goes to a private directory on tmpfs: it is gone after the run too.
+    probe = "import os; print(os.environ['SEALBOX_SECRETS_FILE'])"
+    r = s.cli("run", "--mount", "secrets.env", "--", sys.executable, "-c", probe)
+    s.outside.append(Path(r.stdout.decode().strip()).parent)
 
     assert db2.encode() in s.cli("export", delivers=True).stdout
     assert uni in json.loads(s.cli("export", "--format", "json", delivers=True).stdout).values()
@@ -346,9 +352,31 @@ def _remote_cli(s: Scenario, url: str, token: str) -> None:
     s.cli("secret", "get", "REMOTE", env=wrong, ok=False)
 
 
+def _spool_snapshot(s: Scenario) -> None:
+    """A server-mode vault's spool holds its events before the drain: copied for the scan
+    (a server's own spool is empty again by the time it stops)."""
+    from sealbox.factory import open_vault
+
+    vault = open_vault(env=s.env, source="api", audit_node="canary-spool")
+    try:
+        vault.serve()
+        for name in ("DB_PASSWORD", "BLOB", "IMP_A", "IMP_B"):
+            vault.get(SecretRef(PROJECT, ENV, name), reveal=True)
+        vault.resolve(PROJECT, ENV)
+        spools = sorted((s.tmp / "home" / "vault.db.audit-spool").glob("*.spool"))
+        assert any(p.stat().st_size for p in spools)
+        kept = s.tmp / "spool-snapshot"
+        kept.mkdir()
+        for path in spools:
+            shutil.copyfile(path, kept / path.name)
+    finally:
+        vault.close()
+
+
 def run_everything(tmp_path: Path, check: CanaryCheck) -> Scenario:
     s = Scenario(tmp_path, check)
     _embedded_cli(s)
+    _spool_snapshot(s)
     url, token, proc, log = _start_server(s)
     try:
         _native_http(s, url, token)
@@ -381,6 +409,10 @@ def scan_everything(s: Scenario) -> int:
     assert spool.is_dir()  # the server spooled its audit events there
     rows = check.scan_sqlite(home / "vault.db")
     files = check.scan_tree(s.tmp)
+    for directory in s.outside:
+        if directory.exists():
+            files += check.scan_tree(directory)
+            check.found.append(f"{directory}: left behind after the run")
     assert rows > 50 and files > 5
     return check.scanned
 
