@@ -5,9 +5,8 @@ standard and URL-safe base64 (at the three byte alignments, so a value inside a 
 stream is found too), URL-encoded, in lower- and upper-case hex, and JSON-escaped (a JSON log
 line writes a non-ASCII value as ``\u00e9`` escapes, a quote or backslash escaped). All
 patterns go into one RE2 alternation compiled in Latin-1 mode (byte semantics), a single pass
-linear in the text;
-see ``docs/scanner.md`` for the measurements behind this choice. A finding names the secret's
-path and version, never its value.
+linear in the text; see ``docs/scanner.md`` for the measurements behind this choice. A finding
+names the secret's path and version, never its value.
 """
 
 from __future__ import annotations
