@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.standing import faults
@@ -422,3 +423,102 @@ def test_sigkill_loop_over_a_server(tmp_path: Path) -> None:
     # Every answered read is in the trail (the verification reads of the last start too).
     assert audited >= reads + len(acked)
     _assert_audit_intact(env)
+
+
+# -- the same faults under a server's requests ------------------------------------------------------
+SERVER_OPS: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("write", "PUT", "", {"value": "server-fault-v3"}),
+    ("write-cas", "PUT", "", {"value": "server-fault-v3", "if_version": 2}),
+    ("meta", "PATCH", "/meta", {"owner": "team-fault"}),
+    ("rollback", "POST", "/rollback", {"version": 1}),
+    ("delete", "DELETE", "", None),
+    ("read", "GET", "", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", SERVER_OPS, ids=lambda op: op[0])
+def test_exception_at_every_storage_call_of_a_server_request(
+    op: tuple[str, str, str, dict[str, Any] | None],
+    sqlite_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request whose storage call fails (in place of it, or right after it) gets an
+    error that names nothing secret, the next request is served, and what the server
+    acknowledged is stored. Group commit (no spool), so each request's calls are its own."""
+    import httpx2
+
+    from sealbox.server.app import create_app
+    from sealbox.server.settings import ServerSettings
+    from sealbox.server.testing import running
+
+    name, method, suffix, body = op
+    _, token = factory.bootstrap_server(
+        admin="boss", password="correct horse battery staple", env=sqlite_env
+    )
+    plan = FaultPlan()
+    faults.install(plan, monkeypatch.setattr)
+    vault = factory.open_vault(env=sqlite_env, source="api", audit_node="srv")
+    app = create_app(vault, ServerSettings(audit_spool=False))
+    headers = {"Authorization": f"Bearer {token.value}"}
+    base = f"/v1/secrets/{PROJECT}/{ENV}"
+    injected = checked = 0
+    acked: dict[str, tuple[int, str]] = {}  # name -> (version, value) last acknowledged
+    deleted: set[str] = set()
+    try:
+        with running(app) as url, httpx2.Client(base_url=url, headers=headers) as client:
+
+            def prepare(secret: str) -> None:
+                for value in ("server-fault-v1", "server-fault-v2"):
+                    r = client.put(f"{base}/{secret}", json={"value": value})
+                    assert r.status_code == 200, r.text
+                acked[secret] = (2, "server-fault-v2")
+
+            def request(secret: str) -> Any:
+                return client.request(method, f"{base}/{secret}{suffix}", json=body)
+
+            prepare("COUNT")
+            plan.arm(None)
+            assert request("COUNT").status_code in (200, 204)
+            plan.disarm()
+            total = len(plan.calls)
+            assert total, "no storage call was seen"
+            for instead in (False, True):
+                for n in range(1, total + 1):
+                    secret = f"S{n}_{int(instead)}"
+                    prepare(secret)
+                    plan.arm(n, instead=instead)
+                    r = request(secret)
+                    plan.disarm()
+                    injected += plan.fired is not None
+                    assert r.status_code in (200, 204) or r.status_code >= 500, r.text
+                    if r.status_code >= 500:
+                        assert "server-fault" not in r.text and "Traceback" not in r.text
+                    elif name.startswith("write"):
+                        acked[secret] = (r.json()["version"], "server-fault-v3")
+                    elif name == "rollback":
+                        acked[secret] = (r.json()["version"], "server-fault-v1")
+                    elif name == "delete":
+                        deleted.add(secret)
+                    # The server goes on: the next request is served.
+                    r = client.put(f"{base}/{secret}_NEXT", json={"value": "next-value"})
+                    assert r.status_code == 200, (n, instead, r.text)
+                    acked[f"{secret}_NEXT"] = (1, "next-value")
+    finally:
+        vault.close()
+    assert injected == 2 * total, f"{name}: {injected} of {2 * total} faults fired"
+    check = factory.open_vault(env=sqlite_env)
+    try:
+        stored = {(k.path, k.version): k.value.reveal() for k in check.known_values()}
+        for secret, (version, value) in acked.items():
+            path = SecretRef(PROJECT, ENV, secret).path
+            assert stored.get((path, version)) == value, (secret, version)
+            checked += 1
+            if name == "delete" and secret in deleted:
+                assert check.info(SecretRef(PROJECT, ENV, secret)).deleted_at is not None
+        assert faults.structural_problems(check, PROJECT, ENV) == []
+        assert faults.audit_problems(check) == []
+    finally:
+        check.close()
+    record("crash", "injected faults", injected)
+    record("crash", "acknowledged writes checked", checked)
