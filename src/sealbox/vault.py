@@ -572,31 +572,73 @@ class Vault:
         self._authorize(Capability.WRITE, ref.path, "metadata.write")
         current = self._info(self._storage.get_secret(ref.project, ref.env, ref.name)).meta
         updated = current._replace(**changes)
-        self._storage.set_secret_meta(
-            ref.project, ref.env, ref.name, json.dumps(updated.to_dict()), self._now()
-        )
-        self._record("metadata.write", ref.path, reason=",".join(sorted(changes)))
+        reason = ",".join(sorted(changes))
+        with self._audited():
+            self._storage.set_secret_meta(
+                ref.project,
+                ref.env,
+                ref.name,
+                json.dumps(updated.to_dict()),
+                self._now(),
+                audit=lambda: self._record_in_tx("metadata.write", ref.path, reason=reason),
+                audit_node=self._audit.node,
+            )
         return updated
+
+    def _record_in_tx(self, operation: str, path: str, reason: str = "") -> None:
+        """Record inside the change's own transaction (fail closed, like writes)."""
+        self._record(operation, path, immediate=True, reason=reason)
+
+    @contextlib.contextmanager
+    def _audited(self) -> Iterator[None]:
+        """Around a change whose event is recorded in its own transaction: the spooled
+        chain is stored first and continues after it (as for :meth:`_write`)."""
+        self._audit.settle()
+        yield
+        self._audit.after_write()
+        self._audit.after_commit(self._now())
 
     # -- deleting -----------------------------------------------------------------------------
     def delete(self, ref: SecretRef) -> None:
         """Soft delete: hidden from reads and runs until undeleted; versions kept."""
         self._authorize(Capability.DELETE, ref.path, "delete")
-        self._storage.soft_delete(ref.project, ref.env, ref.name, self._now())
-        self._record("delete", ref.path)
+        with self._audited():
+            self._storage.soft_delete(
+                ref.project,
+                ref.env,
+                ref.name,
+                self._now(),
+                audit=lambda: self._record_in_tx("delete", ref.path),
+                audit_node=self._audit.node,
+            )
         self._changed(ref, None, "delete")
 
     def undelete(self, ref: SecretRef) -> None:
         self._authorize(Capability.DELETE, ref.path, "undelete")
-        self._storage.undelete(ref.project, ref.env, ref.name, self._now())
-        self._record("undelete", ref.path)
+        with self._audited():
+            self._storage.undelete(
+                ref.project,
+                ref.env,
+                ref.name,
+                self._now(),
+                audit=lambda: self._record_in_tx("undelete", ref.path),
+                audit_node=self._audit.node,
+            )
         self._changed(ref, None, "undelete")
 
     def purge(self, ref: SecretRef) -> int:
         """Destroy a secret and every version. Irreversible."""
         self._authorize(Capability.ADMIN, ref.path, "purge")
-        count = self._storage.purge(ref.project, ref.env, ref.name)
-        self._record("purge", ref.path, reason=f"{count} versions destroyed")
+        with self._audited():
+            count = self._storage.purge(
+                ref.project,
+                ref.env,
+                ref.name,
+                audit=lambda n: self._record_in_tx(
+                    "purge", ref.path, reason=f"{n} versions destroyed"
+                ),
+                audit_node=self._audit.node,
+            )
         self._changed(ref, None, "purge")
         return count
 

@@ -221,14 +221,29 @@ class AuditSpool:
         if not queue:
             return 0
         rows = list(self._chained(queue))
-        self._storage.store_audit_rows(rows, wait=wait)
         last = rows[-1]
         assert last.seq is not None
+        try:
+            self._storage.store_audit_rows(rows, wait=wait)
+        except BaseException:
+            # NOTE: a failure after the commit (a lost COMMIT answer, an interrupt) must
+            # not leave stored events queued: every later drain would insert them again,
+            # fail on the (node, seq) index, and hold back every event after them. Only
+            # this process appends to this chain, so the head says whether they are stored.
+            if not self._stored(last.seq, last.hash):
+                raise
         self._head = (last.seq, last.hash)
         del queue[: len(rows)]
         if not queue:
             self._truncate()
         return len(rows)
+
+    def _stored(self, seq: int, hash_: str) -> bool:
+        """Whether the chain's stored head is exactly (seq, hash_); False if unknown."""
+        try:
+            return self._storage.audit_head(self.node) == (seq, hash_)
+        except Exception:
+            return False
 
     def _chained(self, queue: list[tuple[int, Fields]]) -> Iterator[AuditRow]:
         return _chained(self._keys, self.node, self._head[1], queue)

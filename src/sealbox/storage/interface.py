@@ -214,12 +214,48 @@ class Storage(Protocol):
         self, project: str, env: str, *, include_deleted: bool = False
     ) -> list[SecretRow]: ...
     def history(self, project: str, env: str, name: str) -> list[VersionRow]: ...
+    # With ``audit_node``, the events ``audit`` appends to that chain (it runs inside the
+    # change's transaction) commit with the change or not at all, as in write_version.
     def set_secret_meta(
-        self, project: str, env: str, name: str, meta_json: str, now: str
+        self,
+        project: str,
+        env: str,
+        name: str,
+        meta_json: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
     ) -> None: ...
-    def soft_delete(self, project: str, env: str, name: str, now: str) -> None: ...
-    def undelete(self, project: str, env: str, name: str, now: str) -> None: ...
-    def purge(self, project: str, env: str, name: str) -> int: ...
+    def soft_delete(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None: ...
+    def undelete(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None: ...
+    def purge(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        *,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+    ) -> int: ...
     def iter_versions(self) -> Iterator[VersionRow]: ...
 
     # identities, machine secret ids, tokens, policies

@@ -445,49 +445,9 @@ class SqlStorage:
         ``seal_for`` runs go into this same transaction: the version and the event that
         records it are committed together or not at all (fail closed for writes)."""
         path = f"{project}/{env}/{name}"
-        heads = self._audit_heads if self._audit_heads is not None else {}
-        self._audit_heads = heads
-        try:
-            return self._write_version(
-                project,
-                env,
-                name,
-                seal_for,
-                path,
-                now,
-                actor,
-                expected_version,
-                rollback_of,
-                audit_node,
-            )
-        except BaseException:
-            if audit_node is not None:
-                heads.pop(audit_node, None)  # its positions were not committed
-            raise
-        finally:
-            self._audit_batch_tx = None
-
-    def _write_version(
-        self,
-        project: str,
-        env: str,
-        name: str,
-        seal_for: SealFor,
-        path: str,
-        now: str,
-        actor: str,
-        expected_version: int | None,
-        rollback_of: int | None,
-        audit_node: str | None,
-    ) -> int:
-        with self._tx(write=True) as tx:
+        with self._audited_tx(audit_node) as tx:
             self._require_schema(tx)
             self._require_env(tx, project, env)
-            if audit_node is not None:
-                assert self._audit_heads is not None
-                self._lock_audit_chain(tx, audit_node)
-                self._audit_heads[audit_node] = self._load_audit_head(audit_node, tx)
-                self._audit_batch_tx = tx
             # Create the row first (a no-op when it exists) and then lock it, so two
             # writers of a brand-new secret serialise on it instead of racing.
             self._exec(
@@ -660,9 +620,39 @@ class SqlStorage:
             )
         return [self._version_row(r, False) for r in rows]
 
-    def set_secret_meta(self, project: str, env: str, name: str, meta_json: str, now: str) -> None:
+    @contextmanager
+    def _audited_tx(self, audit_node: str | None) -> Iterator[Tx]:
+        """A write transaction that the audit events appended to ``audit_node``'s chain
+        meanwhile join: the change and the event that records it commit together."""
+        heads = self._audit_heads if self._audit_heads is not None else {}
+        self._audit_heads = heads
+        try:
+            with self._tx(write=True) as tx:
+                if audit_node is not None:
+                    self._lock_audit_chain(tx, audit_node)
+                    heads[audit_node] = self._load_audit_head(audit_node, tx)
+                    self._audit_batch_tx = tx
+                yield tx
+        except BaseException:
+            if audit_node is not None:
+                heads.pop(audit_node, None)  # its positions were not committed
+            raise
+        finally:
+            self._audit_batch_tx = None
+
+    def set_secret_meta(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        meta_json: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
         json.loads(meta_json)  # storage refuses to keep something it cannot read back
-        with self._tx(write=True) as tx:
+        with self._audited_tx(audit_node) as tx:
             self._require_schema(tx)
             sec = self._secret_or_missing(tx, project, env, name)
             self._exec(
@@ -670,17 +660,39 @@ class SqlStorage:
                 "UPDATE sb_secrets SET meta = ?, updated_at = ? WHERE id = ?",
                 (meta_json, now, sec[0]),
             )
+            if audit is not None:
+                audit()
 
-    def soft_delete(self, project: str, env: str, name: str, now: str) -> None:
-        with self._tx(write=True) as tx:
+    def soft_delete(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node) as tx:
             self._require_schema(tx)
             sec = self._secret_or_missing(tx, project, env, name)
             if sec[2] is not None:
                 raise NotFound(f"secret {project}/{env}/{name} is already deleted")
             self._exec(tx, "UPDATE sb_secrets SET deleted_at = ? WHERE id = ?", (now, sec[0]))
+            if audit is not None:
+                audit()
 
-    def undelete(self, project: str, env: str, name: str, now: str) -> None:
-        with self._tx(write=True) as tx:
+    def undelete(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node) as tx:
             self._require_schema(tx)
             sec = self._secret_or_missing(tx, project, env, name)
             if sec[2] is None:
@@ -690,14 +702,26 @@ class SqlStorage:
                 "UPDATE sb_secrets SET deleted_at = NULL, updated_at = ? WHERE id = ?",
                 (now, sec[0]),
             )
+            if audit is not None:
+                audit()
 
-    def purge(self, project: str, env: str, name: str) -> int:
-        with self._tx(write=True) as tx:
+    def purge(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        *,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+    ) -> int:
+        with self._audited_tx(audit_node) as tx:
             self._require_schema(tx)
             sec = self._secret_or_missing(tx, project, env, name)
             cur = self._exec(tx, "DELETE FROM sb_versions WHERE secret_id = ?", (sec[0],))
             count = int(cur.rowcount or 0)
             self._exec(tx, "DELETE FROM sb_secrets WHERE id = ?", (sec[0],))
+            if audit is not None:
+                audit(count)
             return count
 
     def iter_versions(self) -> Iterator[VersionRow]:

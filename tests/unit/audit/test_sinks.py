@@ -142,6 +142,36 @@ def test_a_write_whose_event_no_sink_accepts_is_not_committed(
     assert not vault.audit_verify([]).findings
 
 
+def test_a_delete_or_metadata_change_whose_event_no_sink_accepts_changes_nothing(
+    make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for writes: the change and its event commit together (the crash suite found a
+    delete and a metadata change stored without their events, when the event failed)."""
+    other = SecretRef("payments", "dev", "GONE")
+    setup = make_vault()
+    setup.set(REF, SecretValue("v1"))
+    setup.set(other, SecretValue("v1"))
+    setup.delete(other)
+    _sinks(monkeypatch, "file:/dev/full")
+    refused = make_vault()
+    with pytest.raises(AuditUnavailable, match="delete of payments/dev/API_KEY was refused"):
+        refused.delete(REF)
+    with pytest.raises(AuditUnavailable, match=r"metadata\.write"):
+        refused.update_meta(REF, owner="someone")
+    with pytest.raises(AuditUnavailable, match="undelete"):
+        refused.undelete(other)
+    with pytest.raises(AuditUnavailable, match="purge"):
+        refused.purge(other)
+    monkeypatch.delenv("SEALBOX_AUDIT_SINKS")
+    vault = make_vault()
+    info = vault.info(REF)
+    assert info.deleted_at is None and info.meta.owner is None
+    assert vault.info(other).deleted_at is not None  # neither undeleted nor purged
+    assert [v.version for v in vault.history(other)] == [1]
+    vault.delete(REF)  # and the chain goes on cleanly
+    assert not vault.audit_verify([]).findings
+
+
 def test_one_sink_accepting_is_enough(
     make_vault: OpenVault, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

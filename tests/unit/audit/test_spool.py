@@ -353,3 +353,56 @@ def test_a_server_under_another_name_stores_an_orphaned_spool_in_its_own_chain(
     check = make_vault()
     assert check.audit_verify().findings == []
     check.close()
+
+
+def test_a_drain_that_fails_after_its_commit_does_not_store_its_events_twice(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit whose answer is lost (or an interrupt right after it) leaves the events
+    stored: the next drain must not insert them again (the (node, seq) index refuses,
+    and every later event and write would wait behind them)."""
+    from sealbox.storage.sqlite import SqliteStorage
+
+    _seed(make_vault)
+    vault = _served(make_vault)
+    for _ in range(2):
+        vault.get(REF)
+    real = SqliteStorage.store_audit_rows
+    failures = [RuntimeError("the answer to COMMIT was lost")]
+
+    def commit_then_fail(self: SqliteStorage, *args: object, **kwargs: object) -> None:
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(SqliteStorage, "store_audit_rows", commit_then_fail)
+    assert vault.drain_audit() == 2  # stored, though the call failed after its commit
+    assert vault.audit_spooled == 0
+    vault.get(REF)
+    vault.set(REF, SecretValue("next"))  # a write drains first: it must not fail
+    assert vault.drain_audit() == 0
+    assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3]
+    assert vault.audit_verify().findings == []
+    vault.close()
+
+
+def test_a_drain_whose_commit_failed_keeps_its_events(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealbox.storage.sqlite import SqliteStorage
+
+    _seed(make_vault)
+    vault = _served(make_vault)
+    vault.get(REF)
+
+    def fail(self: SqliteStorage, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("no commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(SqliteStorage, "store_audit_rows", fail)
+        with pytest.raises(RuntimeError):
+            vault.drain_audit()
+    assert vault.audit_spooled == 1
+    assert vault.drain_audit() == 1
+    assert [seq for _, seq, _ in _stored(home, "read")] == [1]
+    vault.close()

@@ -184,6 +184,22 @@ def test_known_values_all_encodings(rules: RuleSet) -> None:
             assert raw not in shown and text not in shown
 
 
+def test_known_values_json_escaped(rules: RuleSet) -> None:
+    """JSON log lines (the server's, `--json` output) escape non-ASCII as \\uXXXX and a
+    quote or backslash with a backslash: a leaked value is found in that form too."""
+    import json
+
+    for raw in ("pässwörd-☃-canary", 'quote"and\\backslash-canary'):
+        eng = known_engine(rules, KV("payments/prod/API", 1, SecretValue(raw)))
+        for ascii_only in (True, False):
+            line = json.dumps({"msg": f"leaked {raw}"}, ensure_ascii=ascii_only)
+            found = [f for f in scan(eng, line, "app.log") if f.detector is DetectorKind.KNOWN]
+            assert [f.redacted for f in found] == ["payments/prod/API@v1"], (raw, line)
+    # Not valid UTF-8: no JSON form, and nothing breaks.
+    det = KnownValuesDetector([KV("p/e/BIN", 1, SecretValue(b"\xff\xfe-binary-value"))])
+    assert det.values_count == 1
+
+
 def test_known_values_short_values_ignored_and_old_versions_found(rules: RuleSet) -> None:
     det = KnownValuesDetector(
         [

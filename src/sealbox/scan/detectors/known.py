@@ -2,16 +2,18 @@
 
 Each value (8 bytes or longer: shorter ones would match by chance) is looked for as is, in
 standard and URL-safe base64 (at the three byte alignments, so a value inside a longer base64
-stream is found too), URL-encoded, and in lower- and upper-case hex. All patterns go into one
-RE2 alternation compiled in Latin-1 mode (byte semantics), a single pass linear in the text;
-see ``docs/scanner.md`` for the measurements behind this choice. A finding names the secret's
-path and version, never its value.
+stream is found too), URL-encoded, in lower- and upper-case hex, and JSON-escaped (a JSON log
+line writes a non-ASCII value as ``\u00e9`` escapes, a quote or backslash escaped). All
+patterns go into one RE2 alternation compiled in Latin-1 mode (byte semantics), a single pass
+linear in the text; see ``docs/scanner.md`` for the measurements behind this choice. A finding
+names the secret's path and version, never its value.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -86,6 +88,14 @@ def encodings(value: bytes) -> Iterator[tuple[bytes, str]]:
     hexed = binascii.hexlify(value)
     yield hexed, "hex"
     yield hexed.upper(), "hex"
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # a JSON string cannot hold it
+    for ascii_only in (True, False):
+        escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1].encode()
+        if escaped != value:
+            yield escaped, "json-escaped"
 
 
 class KnownValuesDetector:
