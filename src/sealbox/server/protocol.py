@@ -84,7 +84,7 @@ def _candidate(data: bytes, start: int) -> tuple[int, bool]:
 
 
 class HeadTooLarge(Exception):
-    """Raised from a parser callback: the request head is over its :class:`Limits`."""
+    """Raised from ``on_headers_complete``: the request head is over its :class:`Limits`."""
 
 
 class CorkedTransport:
@@ -165,14 +165,18 @@ class SealboxHttpProtocol(HttpToolsProtocol):
     _in_message = False
     #: Between on_message_begin and on_headers_complete: the parser is inside a head.
     _in_head = False
+    #: A request began during the current read, of ``_read_size`` bytes.
     _began = False
-    _head_fields = 0
-    _head_bytes = 0
+    _read_size = 0
+    #: Bytes of a head that spans reads, counted from the read after the one it began in.
     _head_raw = 0
     _too_large = False
-    #: When the running deadline started (None: none runs) and how long it is.
+    #: When the running deadline started (None: none runs), how long it is, and whether
+    #: it is a head's. Set after each read, never per callback: a request that arrives
+    #: whole in one read (nearly every one) costs no clock reads at all.
     _since: float | None = None
     _timeout = 0.0
+    _since_head = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         loop = asyncio.get_running_loop()
@@ -193,39 +197,25 @@ class SealboxHttpProtocol(HttpToolsProtocol):
         scope: Any = self.scope
         scope[IN_FLIGHT] = self.tasks
         self._in_message = self._in_head = self._began = True
-        self._head_fields = self._head_bytes = 0
-        if self._since is None:
-            self._since, self._timeout = monotonic(), self.limits.header_timeout
-
-    def on_url(self, url: bytes) -> None:
-        self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_header_bytes:
-            self._refuse_head()
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_fields += 1
-        self._head_bytes += len(name) + len(value)
-        limits = self.limits
-        if self._head_fields > limits.max_headers or self._head_bytes > limits.max_header_bytes:
-            self._refuse_head()
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._since, self._timeout = monotonic(), self.limits.body_timeout
+        limits = self.limits
+        if len(self.headers) > limits.max_headers or (
+            # A head that came whole in a read no larger than the bound fits it.
+            (not self._began or self._read_size > limits.max_header_bytes)
+            and len(self.url) + sum(len(k) + len(v) for k, v in self.headers)
+            > limits.max_header_bytes
+        ):
+            self._too_large = True
+            raise HeadTooLarge
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._in_message = False
-        self._since = None
         super().on_message_complete()
 
     # -- limits -------------------------------------------------------------------------------
-    def _refuse_head(self) -> None:
-        self._too_large = True
-        raise HeadTooLarge
-
     def send_400_response(self, msg: str) -> None:
         if not self._too_large:
             super().send_400_response(msg)
@@ -266,20 +256,38 @@ class SealboxHttpProtocol(HttpToolsProtocol):
         if self._held:
             data, self._held = self._held + data, b""
         self._began = False
+        self._read_size = len(data)
         if LIST in data or data.endswith(_LIST_PREFIXES):
             self._feed_rewriting(data)
         else:
             super().data_received(data)
-        if self._in_head:
-            # Bytes of a head that began in an earlier read (exact, never more than the
-            # head): bounds what the parser buffers before it calls on_header.
-            self._head_raw = 0 if self._began else self._head_raw + len(data)
-            if self._head_raw > self.limits.max_header_bytes and not self.transport.is_closing():
-                self._too_large = True
-                self.send_400_response("")
-        elif self._since is None and self.cycle is not None and self.cycle.response_complete:
-            # Bytes outside any request (blank lines) while nothing runs: a head is due.
-            self._since, self._timeout = monotonic(), self.limits.header_timeout
+        if self._in_message:
+            self._after_partial_read(len(data))
+        elif self.cycle is None or self.cycle.response_complete:
+            if self._since is None:  # blank lines while nothing runs: a head is due
+                self._since, self._timeout, self._since_head = (
+                    monotonic(),
+                    self.limits.header_timeout,
+                    True,
+                )
+        else:
+            self._since = None  # every request is whole; the app's answer has no deadline
+
+    def _after_partial_read(self, size: int) -> None:
+        """A request is incomplete after this read: keep its head or body deadline, and
+        bound the head (the parser buffers a field whole before on_header sees it)."""
+        head = self._in_head
+        if self._since is None or self._since_head != head:
+            limits = self.limits
+            self._since = monotonic()
+            self._timeout = limits.header_timeout if head else limits.body_timeout
+            self._since_head = head
+        if not head:
+            return
+        self._head_raw = 0 if self._began else self._head_raw + size
+        if self._head_raw > self.limits.max_header_bytes and not self.transport.is_closing():
+            self._too_large = True
+            self.send_400_response("")
 
     def _feed_rewriting(self, data: bytes) -> None:
         """Feed ``data`` with every ``LIST`` request line rewritten (see the module doc)."""
