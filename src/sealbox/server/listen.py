@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from sealbox.errors import AddressInUse
+from sealbox.errors import AddressInUse, InvalidInput
 
 #: Environment variable naming the supervisor's pid, for the worker processes.
 PARENT_VAR = "SEALBOX_SERVER_PARENT"
@@ -51,7 +51,8 @@ def listen(host: str, port: int) -> socket.socket:
                 f"cannot listen on {where}: the address is in use by {holder}",
                 hint="stop that process or choose another --address",
             ) from None
-        raise AddressInUse(f"cannot listen on {where}: {exc.strerror}") from None
+        # Not ours to take (a privileged port, an address of no interface here).
+        raise InvalidInput(f"cannot listen on {where}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
 

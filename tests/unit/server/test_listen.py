@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sealbox.cli.exit_codes import exit_status
-from sealbox.errors import AddressInUse
+from sealbox.errors import AddressInUse, InvalidInput
 from sealbox.server import listen as listen_mod
 from sealbox.server.listen import holder_of, listen
 
@@ -48,6 +48,11 @@ def test_an_unknown_holder_is_another_process(monkeypatch: pytest.MonkeyPatch) -
         pytest.raises(AddressInUse, match="in use by another process"),
     ):
         listen("127.0.0.1", holder.getsockname()[1])
+
+
+def test_an_address_that_is_not_ours_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match=r"cannot listen on 192\.0\.2\.1:"):
+        listen("192.0.2.1", 0)  # TEST-NET-1: no interface here has it
 
 
 def test_holder_of_reads_tcp6_and_skips_what_it_may_not_see(tmp_path: Path) -> None:
