@@ -1,9 +1,10 @@
 """The server's listening socket, and worker processes that never outlive their parent.
 
-:func:`listen` binds and listens before ``sealbox server`` says it is listening; a busy
-address is an :class:`~sealbox.errors.AddressInUse` (exit status 10) naming the process
-that holds it when ``/proc`` tells (:func:`holder_of`; Linux, and only processes this
-user may inspect).
+:func:`bind` takes the address before anything starts, so a busy address is an
+:class:`~sealbox.errors.AddressInUse` (exit status 10) at once, naming the process that
+holds it when ``/proc`` tells (:func:`holder_of`; Linux, and only processes this user may
+inspect); :func:`start_listening` opens it once the server can serve, and only then does
+``sealbox server`` say it is listening.
 
 :func:`die_with_parent` runs first in every worker process: uvicorn's supervisor starts
 the workers, and a supervisor killed with SIGKILL cannot stop them, so without it they
@@ -34,27 +35,48 @@ BACKLOG = 2048
 _LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (inheritable, for worker processes)."""
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (inheritable, for worker processes), not yet
+    listening: an address another socket listens on is refused here already."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
-        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        if exc.errno == errno.EADDRINUSE:
-            holder = holder_of(port) or "another process"
-            raise AddressInUse(
-                f"cannot listen on {where}: the address is in use by {holder}",
-                hint="stop that process or choose another --address",
-            ) from None
-        # Not ours to take (a privileged port, an address of no interface here).
-        raise InvalidInput(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        raise _refused(exc, host, port) from None
     sock.set_inheritable(True)
     return sock
+
+
+def start_listening(sock: socket.socket) -> None:
+    """Accept connections on a :func:`bind` socket from now on (into the backlog)."""
+    try:
+        sock.listen(BACKLOG)
+    except OSError as exc:  # another process began listening since the bind
+        host, port = sock.getsockname()[:2]
+        sock.close()
+        raise _refused(exc, host, port) from None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """:func:`bind`, then :func:`start_listening`."""
+    sock = bind(host, port)
+    start_listening(sock)
+    return sock
+
+
+def _refused(exc: OSError, host: str, port: int) -> Exception:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        holder = holder_of(port) or "another process"
+        return AddressInUse(
+            f"cannot listen on {where}: the address is in use by {holder}",
+            hint="stop that process or choose another --address",
+        )
+    # Not ours to take (a privileged port, an address of no interface here).
+    return InvalidInput(f"cannot listen on {where}: {exc.strerror or exc}")
 
 
 def _listening_inodes(port: int, proc: Path) -> set[str]:

@@ -1,11 +1,13 @@
 """Run the server: open the vault through the factory, refuse to start sealed, serve.
 
-The socket is bound and listening before anything says so (server/listen.py; a busy
-address is exit status 10). With ``workers > 1`` uvicorn's supervisor starts worker
-processes on that socket that each build their app through :func:`app_from_environment`
-(settings travel in ``SEALBOX_SERVER_SETTINGS``); each opens its own vault and storage
-connection, as separate servers on one database would, and stops when the supervisor
-dies, however it dies.
+The address is bound before anything starts (server/listen.py; a busy address is exit
+status 10) and listening before anything says so: one process listens once its app is
+built, a supervisor before it starts the workers (connections wait in the backlog).
+With ``workers > 1`` uvicorn's supervisor starts worker processes on that socket that
+each build their app through :func:`app_from_environment` (settings travel in
+``SEALBOX_SERVER_SETTINGS``); each opens its own vault and storage connection, as
+separate servers on one database would, and stops when the supervisor dies, however it
+dies.
 """
 
 from __future__ import annotations
@@ -138,22 +140,24 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
 
     from sealbox.server import logs
     from sealbox.server.app import create_app
-    from sealbox.server.listen import PARENT_VAR, listen
+    from sealbox.server.listen import PARENT_VAR, bind, start_listening
 
     logs.configure(settings.log_level)
     configure_protocol(settings)
     vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
     try:
-        sock = listen(settings.host, settings.port)
+        sock = bind(settings.host, settings.port)  # a busy address fails before anything runs
     except BaseException:
         vault.close()
         raise
     scheme = "https" if settings.tls_cert else "http"
-    announce(f"sealbox server listening on {scheme}://{settings.address}")
+    listening = f"sealbox server listening on {scheme}://{settings.address}"
     with sock:
         if settings.processes == 1:
             try:
                 app = _settle(create_app(vault, settings))
+                start_listening(sock)  # a client that connects now is served
+                announce(listening)
                 uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run([sock])
             finally:
                 vault.close()
@@ -167,4 +171,7 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
             workers=settings.processes,
             **uvicorn_options(settings),
         )
+        # Connections wait in the backlog until the first worker accepts them.
+        start_listening(sock)
+        announce(listening)
         Multiprocess(config, sockets=[sock]).run()
