@@ -104,6 +104,12 @@ class NotInitialised(SealboxError):
     code = "not_initialised"
 
 
+class AddressInUse(SealboxError):
+    """``sealbox server`` cannot listen: another process holds its address."""
+
+    code = "address_in_use"
+
+
 ALL_ERRORS: tuple[type[SealboxError], ...] = (
     SealboxError,
     InvalidInput,

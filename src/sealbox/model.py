@@ -29,7 +29,14 @@ class SecretValue:
 
     def __init__(self, value: str | bytes) -> None:
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            try:
+                value = value.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate ("\ud800" from JSON, undecodable bytes from argv).
+                raise InvalidInput(
+                    "the secret value is not valid Unicode text (it holds a lone UTF-16 "
+                    "surrogate, U+D800-U+DFFF); pass such data as bytes or encode it"
+                ) from None
         self._value = bytes(value)
 
     def reveal(self) -> str:

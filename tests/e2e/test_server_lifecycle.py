@@ -45,9 +45,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def server_process(env: dict[str, str], *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def server_process(
+    env: dict[str, str], *args: str, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     assert SEALBOX is not None
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [SEALBOX, "server", "--address", f"127.0.0.1:{port}", *args],
         env=env,
@@ -289,3 +291,73 @@ def test_reads_a_killed_server_spooled_reach_the_audit_trail_at_its_next_start(
     r = sealbox("audit", "verify", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "did not store yet" not in r.stderr + r.stdout
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds workers through /proc")
+def test_killing_the_main_process_stops_its_workers_and_frees_the_address(
+    env: dict[str, str],
+) -> None:
+    """issue 10, defect 1: SIGKILL the supervisor alone; its workers stop by themselves
+    (none is left serving unsupervised) and a new server starts on the same address."""
+    import time
+
+    token = init_admin(env)
+    h = {"Authorization": f"Bearer {token}"}
+    port = free_port()
+    with server_process(env, "--workers", "2", port=port) as (url, proc):
+        assert httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h).status_code == 201
+        r = httpx2.put(f"{url}/v1/secrets/web/dev/KEPT", json={"value": "v1"}, headers=h)
+        assert r.status_code == 200
+        deadline = time.monotonic() + 30
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) >= 2, workers
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, not its group
+        proc.wait(timeout=20)
+        deadline = time.monotonic() + 30  # a bound on "eventually", not a timing check
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = {w for w in workers if _running(w)}
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, f"workers {left} outlived their supervisor"
+    with server_process(env, "--workers", "2", port=port) as (url, proc):
+        r = httpx2.get(f"{url}/v1/secrets/web/dev/KEPT", headers=h)
+        assert r.json()["value"] == "v1"
+
+
+def test_a_busy_address_exits_10_naming_its_holder(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        r = sealbox("server", "--address", f"127.0.0.1:{port}", "--workers", "2", env=env)
+    assert r.returncode == 10, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use by" in r.stderr
+    if Path("/proc/net/tcp").exists():
+        assert f"by process {os.getpid()} (" in r.stderr
+    assert "listening" not in r.stderr

@@ -180,6 +180,9 @@ def test_settings_file_env_and_overrides(tmp_path: Path) -> None:
         ("workers = true", "workers"),
         ("workers = -1", "workers"),
         ("workers = 65", "workers"),
+        ("header_timeout = 0", "header_timeout"),
+        ("body_timeout = 7200", "body_timeout"),
+        ("keepalive_timeout = 0", "keepalive_timeout"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, needle: str) -> None:
@@ -187,6 +190,25 @@ def test_bad_settings_are_named(tmp_path: Path, text: str, needle: str) -> None:
     cfg.write_text(text + "\n")
     with pytest.raises(InvalidInput, match=needle):
         load_settings(config_file=cfg, env={})
+
+
+def test_timeouts_reach_the_protocol_and_uvicorn() -> None:
+    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    from sealbox.server.run import configure_protocol, uvicorn_options
+
+    env = {
+        "SEALBOX_HEADER_TIMEOUT": "2.5",
+        "SEALBOX_BODY_TIMEOUT": "9",
+        "SEALBOX_KEEPALIVE_TIMEOUT": "7",
+    }
+    settings = load_settings(env=env)
+    assert uvicorn_options(settings)["timeout_keep_alive"] == 7
+    try:
+        configure_protocol(settings)
+        limits = SealboxHttpProtocol.limits
+        assert (limits.header_timeout, limits.body_timeout) == (2.5, 9.0)
+    finally:
+        SealboxHttpProtocol.limits = Limits()
 
 
 def test_workers_default_to_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

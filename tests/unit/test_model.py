@@ -59,3 +59,12 @@ def test_path_round_trip() -> None:
     ref = SecretRef.parse("payments/prod/DB_PASSWORD")
     assert (ref.project, ref.env, ref.name) == ("payments", "prod", "DB_PASSWORD")
     assert ref.path == "payments/prod/DB_PASSWORD"
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb", "\udcff"])
+def test_a_lone_surrogate_is_invalid_input_not_an_encoding_crash(text: str) -> None:
+    # From JSON ("\ud800") or from undecodable argv bytes (surrogateescape): issue 10, defect 7.
+    with pytest.raises(InvalidInput, match="surrogate") as exc:
+        SecretValue(text)
+    assert text not in exc.value.message
+    assert SecretValue("\U0001f600").reveal() == "\U0001f600"  # a real pair is fine

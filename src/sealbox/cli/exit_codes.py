@@ -17,6 +17,7 @@ EXIT_STATUS: dict[type[errors.SealboxError], int] = {
     errors.BackendUnavailable: 8,
     errors.NotInitialised: 8,
     errors.KeyProviderError: 9,
+    errors.AddressInUse: 10,
 }
 
 

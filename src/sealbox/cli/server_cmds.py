@@ -65,9 +65,7 @@ def server(
             "workers": workers,
         },
     )
-    scheme = "https" if settings.tls_cert else "http"
-    info(f"sealbox server listening on {scheme}://{settings.address}")
-    serve(settings)
+    serve(settings, announce=info)
 
 
 @server.command("init")

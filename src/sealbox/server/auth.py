@@ -145,11 +145,18 @@ def _client_address(scope: Mapping[str, Any]) -> str | None:
     return str(client[0]) if client else None
 
 
+#: Longest header value (a user agent) copied into an audit event.
+MAX_HEADER_TEXT = 256
+#: Bytes kept as they are; every other one (controls, quotes, backslashes, non-ASCII)
+#: becomes "?", so a client's header cannot forge or break a log or audit line.
+_HEADER_TEXT = bytes(b if 0x20 <= b < 0x7F and b not in b'"\\' else ord("?") for b in range(256))
+
+
 def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             # Bounded: a user agent is metadata, not a place to store a novel.
-            return bytes(value[:256]).decode("latin-1")
+            return bytes(value[:MAX_HEADER_TEXT]).translate(_HEADER_TEXT).decode("ascii")
     return None
 
 

@@ -1,21 +1,30 @@
 """Request helpers shared by the route modules: body parsing, JSON answers, the caller.
 
-Bodies are read with a size limit (413 beyond it), must be JSON objects, and may hold
-only the fields a route names: an unknown field is a 400 naming it.
+Every request body goes through :func:`json_body`, so its rules hold for every route:
+
+* at most ``body_limit`` bytes (413 beyond it);
+* ``Content-Type`` ``application/json`` (any parameters), ``application/*+json``, or
+  none at all (the ``bao`` CLI sends none); anything else is a 415;
+* UTF-8 JSON (a UTF-16/32 body is a 400), nested at most :data:`MAX_JSON_DEPTH` deep
+  (checked before parsing, so a deep body cannot exhaust the parser's stack), with no
+  duplicate keys and no lone UTF-16 surrogate escapes (``"\\ud800"``): each a 400;
+* a JSON object holding only the fields a route names: an unknown field is a 400
+  naming it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from sealbox.errors import InvalidInput
 from sealbox.server.auth import Caller, RateLimiter, TokenCache, bearer_token
-from sealbox.server.errors import PayloadTooLarge
+from sealbox.server.errors import PayloadTooLarge, UnsupportedMediaType
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import Vault
 
@@ -72,12 +81,95 @@ async def read_body(request: Request) -> bytes:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone, or cut off by the body deadline (server/protocol.py): nobody reads this.
+        raise InvalidInput("the connection closed before the whole body arrived") from None
     return b"".join(chunks)
+
+
+#: Deepest nesting of arrays and objects a request body may have (documented in
+#: docs/server.md); sealbox's own bodies are at most 3 deep.
+MAX_JSON_DEPTH = 64
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+EXPECTED_TYPE = "application/json"
+
+
+def check_content_type(request: Request) -> None:
+    """415 unless the body is declared JSON (or not declared: see the module doc)."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    kind = declared.split(";", 1)[0].strip().lower()
+    if kind == EXPECTED_TYPE or (kind.startswith("application/") and kind.endswith("+json")):
+        return
+    raise UnsupportedMediaType(
+        f"the request body must be JSON (Content-Type: {EXPECTED_TYPE}), "
+        f"not {kind[:64] or 'an empty type'!r}"
+    )
+
+
+def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """400 when arrays/objects nest deeper than ``limit``, decided without parsing.
+
+    Strings are cut out (a bracket in a string does not count), every other byte but
+    brackets is dropped, then each pass removes the innermost ``[]``/``{}`` pairs: a body
+    nested ``d`` deep is empty after ``d`` passes. All of it runs in C; a body with few
+    brackets is decided by two counts.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        reduced = _INNERMOST.sub(b"", brackets)
+        if not reduced or reduced == brackets:
+            return  # balanced within the limit, or malformed (the parser says so)
+        brackets = reduced
+    raise InvalidInput(f"the JSON body is nested deeper than {limit} levels")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidInput(f"duplicate key {key[:64]!r} in the JSON body")
+            seen.add(key)
+    return data
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body's JSON, under the rules of the module doc (400 otherwise)."""
+    try:
+        # JSON never holds a raw NUL: one is UTF-16/32 text (ASCII in UTF-16 decodes).
+        if b"\x00" in raw:
+            raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the request body is not UTF-8 text (JSON must be UTF-8)") from None
+    check_json_depth(raw)
+    try:
+        data = json.loads(text, object_pairs_hook=_object_without_duplicates)
+    except ValueError as exc:
+        raise InvalidInput(f"malformed JSON body: {str(exc)[:120]}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "the JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                "which is not Unicode text"
+            ) from None
+    return data
 
 
 async def json_body(
@@ -93,10 +185,8 @@ async def json_body(
     if not raw.strip():
         data: Any = {}
     else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"malformed JSON body: {str(exc)[:120]}") from None
+        check_content_type(request)
+        data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object")
     if not any_fields:

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,6 +54,11 @@ def check_path(scope: Scope) -> None:
     raw = raw_path.split(b"?", 1)[0].lower()
     if any(bad in raw for bad in _BAD_RAW):
         raise errors.InvalidInput("the path may not hold encoded '/', '\\' or NUL characters")
+    try:
+        # uvicorn decodes with errors="replace": %ff and %ef%bf%bd would both be U+FFFD.
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidInput("the path is not valid UTF-8 once %-decoded") from None
     if "\x00" in path:
         raise errors.InvalidInput("the path may not hold NUL characters")
     if any(segment in (".", "..") for segment in path.split("/")):

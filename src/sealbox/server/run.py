@@ -1,8 +1,13 @@
 """Run the server: open the vault through the factory, refuse to start sealed, serve.
 
-With ``workers > 1`` uvicorn starts worker processes that each build their app through
-:func:`app_from_environment` (settings travel in ``SEALBOX_SERVER_SETTINGS``); each opens
-its own vault and storage connection, as separate servers on one database would.
+The address is bound before anything starts (server/listen.py; a busy address is exit
+status 10) and listening before anything says so: one process listens once its app is
+built, a supervisor before it starts the workers (connections wait in the backlog).
+With ``workers > 1`` uvicorn's supervisor starts worker processes on that socket that
+each build their app through :func:`app_from_environment` (settings travel in
+``SEALBOX_SERVER_SETTINGS``); each opens its own vault and storage connection, as
+separate servers on one database would, and stops when the supervisor dies, however it
+dies.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -74,13 +80,25 @@ def _settle(app: Starlette) -> Starlette:
     return app
 
 
+def configure_protocol(settings: ServerSettings) -> None:
+    """This process's request-head bounds and client deadlines (server/protocol.py)."""
+    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+
+    SealboxHttpProtocol.limits = Limits(
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout
+    )
+
+
 def app_from_environment() -> Starlette:
     """uvicorn factory for worker processes."""
     from sealbox.server import logs
     from sealbox.server.app import create_app
+    from sealbox.server.listen import die_with_parent
 
+    die_with_parent()
     settings = _settings_from_env()
     logs.configure(settings.log_level)
+    configure_protocol(settings)
     return _settle(create_app(open_server_vault(settings), settings))
 
 
@@ -102,6 +120,7 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "http": http_protocol(settings.http),
+        "ws": "none",  # no WebSocket route: an upgrade request is an ordinary request
         "access_log": False,
         "server_header": False,
         "log_config": None,
@@ -109,30 +128,50 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "timeout_graceful_shutdown": 5,  # open event streams must not hold a shutdown
+        "timeout_keep_alive": settings.keepalive_timeout,
         **proxy_options(settings),
     }
 
 
-def serve(settings: ServerSettings) -> None:
+def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda line: None) -> None:
+    """Serve until stopped; ``announce`` is told once the address is listening."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from sealbox.server import logs
     from sealbox.server.app import create_app
+    from sealbox.server.listen import PARENT_VAR, bind, start_listening
 
     logs.configure(settings.log_level)
+    configure_protocol(settings)
     vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
-    common = uvicorn_options(settings)
-    if settings.processes == 1:
-        try:
-            uvicorn.run(_settle(create_app(vault, settings)), **common)
-        finally:
-            vault.close()
-        return
-    vault.close()
-    os.environ[SETTINGS_VAR] = _settings_to_env(settings)
-    uvicorn.run(
-        "sealbox.server.run:app_from_environment",
-        factory=True,
-        workers=settings.processes,
-        **common,
-    )
+    try:
+        sock = bind(settings.host, settings.port)  # a busy address fails before anything runs
+    except BaseException:
+        vault.close()
+        raise
+    scheme = "https" if settings.tls_cert else "http"
+    listening = f"sealbox server listening on {scheme}://{settings.address}"
+    with sock:
+        if settings.processes == 1:
+            try:
+                app = _settle(create_app(vault, settings))
+                start_listening(sock)  # a client that connects now is served
+                announce(listening)
+                uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run([sock])
+            finally:
+                vault.close()
+            return
+        vault.close()
+        os.environ[SETTINGS_VAR] = _settings_to_env(settings)
+        os.environ[PARENT_VAR] = str(os.getpid())
+        config = uvicorn.Config(
+            "sealbox.server.run:app_from_environment",
+            factory=True,
+            workers=settings.processes,
+            **uvicorn_options(settings),
+        )
+        # Connections wait in the backlog until the first worker accepts them.
+        start_listening(sock)
+        announce(listening)
+        Multiprocess(config, sockets=[sock]).run()

@@ -18,6 +18,9 @@ Config file keys (all optional)::
     trusted_proxies = []          # reverse proxies whose X-Forwarded-For is believed
     audit_node = ""               # audit chain name; "" = server:<hostname>:<port>
     audit_spool = true            # SQLite: spool audit events, store them in batches
+    header_timeout = 10.0         # seconds for a request's head to arrive (then 408)
+    body_timeout = 30.0           # seconds for its body to arrive after the head
+    keepalive_timeout = 5         # seconds an idle keep-alive connection stays open
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ class ServerSettings:
     #: in the database in batches (audit/spool.py); false: one group-commit transaction
     #: before the responses, as on PostgreSQL.
     audit_spool: bool = True
+    #: Seconds a client has to send a request's head (from the connection's opening or
+    #: the request's first byte) and then its body; past them the connection is closed,
+    #: so slow clients cannot hold connections (server/protocol.py).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    #: Seconds an idle keep-alive connection stays open after a response.
+    keepalive_timeout: int = 5
 
     @property
     def node(self) -> str:
@@ -114,6 +124,11 @@ class ServerSettings:
                 raise InvalidInput(
                     f"trusted_proxies: {proxy[:64]!r} is not an IP address or network"
                 ) from None
+        for name in ("header_timeout", "body_timeout"):
+            if not 0.1 <= getattr(self, name) <= 3600:
+                raise InvalidInput(f"{name} must be between 0.1 and 3600 seconds")
+        if not 1 <= self.keepalive_timeout <= 3600:
+            raise InvalidInput("keepalive_timeout must be between 1 and 3600 seconds")
         if not self.kv_mounts:
             raise InvalidInput('kv_mounts names no mount; use ["*"] for any')
         return self
