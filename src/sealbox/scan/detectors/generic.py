@@ -1,106 +1,134 @@
 """Generic assignments: ``password = "…"``, ``api_key: …``, ``SECRET=…`` in dotenv, YAML,
-JSON, properties files and code, scored by entropy and context.
+JSON (also with escaped quotes), properties, URL query strings, command lines and code,
+judged by a context model (:mod:`sealbox.scan.context`, data in ``generic.toml``).
 
-A candidate is kept when its key names a secret, its value is not a placeholder or template
-(:mod:`sealbox.scan.placeholders`), not an expression (an unquoted right-hand side in program
-source is code, not a literal), not a path, URL, number or plain word, and its Shannon entropy
-reaches :data:`MIN_ENTROPY`.
+A candidate is kept when
+
+* its key's **class** (from the key's last word: password, secret, token, key, nonce) accepts
+  the value's length, entropy and alphabet — a password key takes ``hunter22``, a token key
+  needs something random-looking;
+* the value is a **literal**: quoted (or wrapped in an identity call such as ``Some("…")``), or
+  unquoted in a config/dotenv/docs file and ending the line, or a URL query parameter; an
+  unquoted right-hand side in program source or a call/expression in docs is code;
+* it is not a placeholder or template (:mod:`sealbox.scan.placeholders`), a path, URL, hash of
+  a password, dotted identifier or natural-language text.
+
+Each hit gets a **confidence**: high for a strong value, medium for one that only passes its
+class' floors, one step lower in docs (unquoted), templates and obvious test fixtures
+(``admin123``, ``0123…abc…`` runs, a value naming its own kind).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import re2
 
+from sealbox.scan.context import FileKind, GenericModel, KeyClass, load_model, split_key
 from sealbox.scan.detectors.interface import Hit
-from sealbox.scan.findings import DetectorKind, Severity
+from sealbox.scan.findings import Confidence, DetectorKind, Severity
 from sealbox.scan.placeholders import is_placeholder
 from sealbox.scan.rules import shannon_entropy
 from sealbox.scan.text import ScanText
 
 RULE_ID = "generic-secret-assignment"
 DESCRIPTION = "Secret-looking value assigned to a password, token, secret or key"
-#: Passwords are short and human-made; tokens and keys are long and random. Values under the
-#: token thresholds are mostly truncated examples, ids or hashes in documentation.
-MIN_LENGTH = 8
-MIN_ENTROPY = 3.0
-MIN_TOKEN_LENGTH = 16
-MIN_TOKEN_ENTROPY = 3.5
 MAX_LENGTH = 256
 MAX_HITS = 200
+#: Candidates examined per text (most are rejected); a file past this is generated data.
+MAX_CANDIDATES = 5000
 
-_KEY_WORDS = (
-    r"passw(?:or)?d|passphrase|pwd|secret|token|api[_.\-]?key|access[_.\-]?key|"
-    r"auth[_.\-]?key|private[_.\-]?key|signing[_.\-]?key|encryption[_.\-]?key|"
-    r"master[_.\-]?key|credentials?"
-)
+#: Key fragments that may name a secret; the class is decided in Python from the last word.
+KEYWORDS = (
+    "pass", "pwd", "pw", "secret", "token", "key", "auth", "cred", "nonce", "salt", "seed",
+    "verifier", "otp", "hmac", "psk", "cookie", "bearer", "session",
+)  # fmt: skip
 _PATTERN = (
-    r"(?im)(?:^|[^A-Za-z0-9_.\-])"
-    r"([A-Za-z0-9_.\-]{0,40}(?:" + _KEY_WORDS + r")[A-Za-z0-9_.\-]{0,40})"  # 1: key
-    r"[\"'\]]?[ \t]*(?:=|:=|:|=>|\?=)[ \t]*(?:[rbuf](?:[\"'`]))?"
-    r"([\"'`]?)"  # 2: opening quote
-    r"([^\s\"'`]{" + str(MIN_LENGTH) + "," + str(MAX_LENGTH) + r"})"  # 3: value
-    r"([\"'`]?)"  # 4: closing quote
+    r"(?m)(^|[^A-Za-z0-9_.\-])"  # 1: what precedes the key
+    r"([A-Za-z0-9_.\-]{0,40}(?i:" + "|".join(KEYWORDS) + r")[A-Za-z0-9_.\-]{0,40})"  # 2: key
+    r"[\\\"'\]]{0,3}[ \t]*"
+    r"(=|:=|::=|:|=>|\?=|===?|!==?|\()"  # 3: separator
+    r"[ \t]*"
+    r"((?:new[ \t]+)?[A-Za-z_\[\]][A-Za-z0-9_.\[\]]{0,20}\()?"  # 4: wrapper call
+    r"([rRbBuUfF]{0,2})"  # 5: string prefix letters (or the start of an unquoted value)
+    r"(\\?[\"'`]?)"  # 6: opening quote
+    r"([^\s\"'`\\&]{1," + str(MAX_LENGTH) + r"})"  # 7: value (& ends a query parameter)
+    r"(\\?[\"'`]?)"  # 8: closing quote
 )
-KEYWORDS = ("pass", "pwd", "secret", "token", "key", "credential")
 
-# Keys that name something about a secret rather than holding it.
-_BENIGN_KEY = re.compile(
-    r"(?:^|[_.\-])(?:name|names|id|ids|type|types|url|uri|path|file|filename|dir|len|length|"
-    r"size|count|field|fields|prompt|header|label|policy|param|params|regex|pattern|env|var|"
-    r"hash|format|mode|enabled|required|timeout|expiry|expires|expiration|ttl|endpoint|"
-    r"method|class|mock|store|provider|source|key_name|index|prefix|suffix|version|ref|"
-    r"reset|strength|min|max|limit|placeholder|description|help|error|message|validator)$",
+_WORDISH = re.compile(r"[a-z]+|[A-Z]+|\d+(?:\.\d+)*|[A-Za-z]+(?:[_.\-:/][A-Za-z]+)+")
+#: camelCase / PascalCase identifiers (a field name, an event name), by number of humps
+_IDENTIFIER = re.compile(r"[A-Za-z][a-z]+(?:[A-Z][a-z]+)+\d{0,2}|[A-Z]+(?:_[A-Z]+)+\d{0,2}")
+_HUMPS = re.compile(r"[A-Z]")
+_PATHISH = re.compile(r"^(?:[./~]|[A-Za-z]:\\|[a-z][a-z0-9+.\-]*://|classpath:|file:)")
+_FILE_EXT = re.compile(
+    r"^[\w.\-/]*\.(?:md|html?|rst|txt|json|ya?ml|pem|key|crt|cer|csr|p12|pfx|jks|keystore|der|"
+    r"pub|env|ini|conf|cfg|xml|js|ts|py|rb|go|java|sh|php|gpg|asc|enc|bin|dat|db|sqlite|log)$",
     re.IGNORECASE,
 )
-_PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passphrase|pwd")
-_WORDISH = re.compile(r"[a-z_.\-]+|[A-Z_.\-]+|\d+(?:\.\d+)*|[A-Za-z]+(?:[_.\-][A-Za-z]+)*")
-_PATHISH = re.compile(r"^(?:[./~]|[A-Za-z]:\\|[a-z][a-z0-9+.\-]*://)")
-_TRAILING = b",;)]}>"
+_PATH_SEGMENTS = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)+/?$")
+_PATH_WITH_EXT = re.compile(r"^[\w.\-]*/[\w.\-/]*\.[a-z][a-z0-9]{1,7}$")
+_PW_HASH = re.compile(r"^\$(?:2[abxy]?|1|5|6|apr1|argon2(?:id|i|d)?|pbkdf2[\w-]*|scrypt|sha\d*)\$")
+_EXPRESSION = re.compile(r"\(|^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$|^[A-Za-z_$][\w$]*\[")
+_SEQUENCES = ("0123456789", "9876543210", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop", "asdfghjkl")
+_FIXTURE = re.compile(
+    r"^[A-Za-z][A-Za-z_\-@.!]*?(?:1|12|123|1234|12345|123456|321|4321|54321)!?$"
+    r"|password|passwd|secret|token|apikey|api_key|sample|demo|mock|fake|dummy|example",
+    re.IGNORECASE,
+)
+_LINE_END_OK = (b"#", b"//", b";", b",", b"\\", b")", b"}", b"]", b"&&", b"||", b"|", b"<!--")
+_TRAILING = ",;)]}>"
 
 
 class GenericDetector:
     """Scores ``key = value`` assignments whose key names a secret."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: GenericModel | None = None) -> None:
         options = re2.Options()
         options.max_mem = 64 << 20
         options.log_errors = False
         self._regex = re2.compile(_PATTERN.encode(), options)
+        self._model = model or load_model()
+        self._wrappers = frozenset(w.replace(" ", "") for w in self._model.wrappers)
+        self._class_cache: dict[str, KeyClass | None] = {}
 
     def keywords(self) -> dict[str, list[str]]:
         """Keyword -> the one generic check."""
         return {kw: [RULE_ID] for kw in KEYWORDS}
 
+    def key_class(self, key: str) -> KeyClass | None:
+        """The (cached) class of ``key``."""
+        try:
+            return self._class_cache[key]
+        except KeyError:
+            cls = self._class_cache[key] = self._model.key_class(key)
+            if len(self._class_cache) > 4096:
+                self._class_cache.clear()
+            return cls
+
     def detect(self, text: ScanText, triggered: frozenset[str]) -> Iterator[Hit]:
         """Hits of secret-looking assignments."""
         if RULE_ID not in triggered:
             return
+        kind = self._model.kind(text.path)
+        if kind == FileKind.LOCKFILE:
+            return
+        test = self._model.is_test_path(text.path)
         data = text.data
-        is_code = text.is_code
         n = 0
-        for m in self._regex.finditer(data):
-            key = m.group(1).decode("utf-8", "replace")
-            quote = m.group(2)
-            raw = m.group(3)
-            start, end = m.span(3)
-            if quote:
-                if m.group(4) != quote:
-                    continue  # the value runs on past a space: a phrase or an expression
-            else:
-                if is_code:
-                    continue  # unquoted right-hand side in source code is an expression
-                if is_placeholder(raw.decode("utf-8", "replace")):
-                    continue
-                stripped = raw.rstrip(_TRAILING)
-                end -= len(raw) - len(stripped)
-                raw = stripped
-            value = raw.decode("utf-8", "replace")
-            ent = _score(key, value)
-            if ent is None:
+        for i, m in enumerate(self._regex.finditer(data)):
+            if i >= MAX_CANDIDATES:
+                break
+            cand = self._candidate(m, data, kind)
+            if cand is None:
                 continue
+            start, end, cls, quoted, words = cand
+            value = data[start:end].decode("utf-8", "replace")
+            judged = judge(cls, value, kind=kind, test=test, quoted=quoted, key_words=words)
+            if judged is None:
+                continue
+            ent, conf = judged
             n += 1
             if n > MAX_HITS:
                 break
@@ -113,28 +141,139 @@ class GenericDetector:
                 end=end,
                 secret=data[start:end],
                 entropy=ent,
+                confidence=conf,
             )
 
+    def _candidate(
+        self, m: re2._Match[bytes], data: bytes, kind: str
+    ) -> tuple[int, int, KeyClass, bool, tuple[str, ...]] | None:
+        """(value start, value end, key class, quoted, key words) of a literal assignment."""
+        key = m.group(2).decode("ascii", "replace")
+        cls = self.key_class(key)
+        if cls is None:
+            return None
+        words = tuple(split_key(key))
+        sep, wrapper, letters = m.group(3), m.group(4), m.group(5)
+        quote, close = m.group(6), m.group(8)
+        start, end = m.span(7)
+        if quote:
+            if close != quote:
+                return None  # the value runs on past a space: a phrase or an expression
+            if wrapper and wrapper[:-1].replace(b" ", b"").decode() not in self._wrappers:
+                return None  # fetch_token("name"): a call, not a literal
+            if sep == b"(" and words[0] in self._model.call_verbs:
+                return None  # getPassword("x"), hash_password("x")
+            return start, end, cls, True, words
+        if wrapper or sep in (b"(", b"==", b"===", b"!=", b"!=="):
+            return None
+        if letters:
+            start -= len(letters)
+        raw = data[start:end]
+        if m.group(1) in (b"?", b"&"):  # a URL query parameter: ?secret=…&next=…
+            cut = min((x for x in (raw.find(b"&"), raw.find(b"#")) if x >= 0), default=-1)
+            if cut >= 0:
+                end = start + cut
+            return (start, end, cls, True, words) if end > start else None
+        if kind == FileKind.CODE:
+            return None  # an unquoted right-hand side in source code is an expression
+        if not _ends_line(data, m.end(8)):
+            return None  # more words follow: prose or an expression
+        stripped = raw.rstrip(_TRAILING.encode())
+        end -= len(raw) - len(stripped)
+        return (start, end, cls, False, words) if end > start else None
 
-def _score(key: str, value: str) -> float | None:
-    """Entropy of ``value`` when it passes every check, else None."""
-    if len(value) < MIN_LENGTH:
+
+def _ends_line(data: bytes, pos: int) -> bool:
+    """Whether only blanks, a comment or a continuation follow ``pos`` on its line."""
+    nl = data.find(b"\n", pos, pos + 512)
+    rest = data[pos : nl if nl >= 0 else pos + 512].strip()
+    return not rest or rest.startswith(_LINE_END_OK)
+
+
+def _looks_like_path(value: str) -> bool:
+    if _PATHISH.match(value) or _FILE_EXT.match(value) or _PATH_WITH_EXT.match(value):
+        return True
+    if _PATH_SEGMENTS.match(value):
+        return all(not s or _WORDISH.fullmatch(s) for s in value.split("/"))
+    return False
+
+
+def is_fixture(value: str, key_words: Sequence[str] = ()) -> bool:
+    """Obvious test values: ``admin123``, ``access-token-123``, ``0123…abc…`` runs, a value
+    that names its own key (``refresh_token: refresh4321``) or abbreviates ``password``."""
+    if _FIXTURE.search(value):
+        return True
+    low = value.lower()
+    if any(len(w) >= 4 and w[:4] in low for w in key_words):
+        return True
+    if len(low) >= 3 and any(w.startswith(low) for w in key_words):
+        return True
+    return any(seq[i : i + 6] in low for seq in _SEQUENCES for i in range(len(seq) - 5))
+
+
+def judge(
+    cls: KeyClass,
+    value: str,
+    *,
+    kind: str,
+    test: bool,
+    quoted: bool,
+    key_words: Sequence[str] = (),
+) -> tuple[float, Confidence] | None:
+    """(entropy, confidence) of ``value`` under a key of class ``cls`` (whose words are
+    ``key_words``), or None to drop it."""
+    n = len(value)
+    if n < cls.min_length or n > MAX_LENGTH or not value.isascii():
+        return None  # too short, or natural-language text (translations, prose)
+    if value.isdigit():
+        if not cls.digits_ok:
+            return None
+    elif value.isalpha():
+        if not cls.letters_ok:
+            return None
+    elif _WORDISH.fullmatch(value):
+        return None  # dotted or dashed identifiers: spring.datasource.password, my-app-key
+    elif _IDENTIFIER.fullmatch(value) and len(_HUMPS.findall(value)) >= (
+        3 if cls.name == "password" else 1
+    ):
+        return None  # phoneNumber2, GitHubAppAuthorizationEvent, ThereCanBeOnlyOne
+    if is_placeholder(value) or _looks_like_path(value) or _PW_HASH.match(value):
         return None
-    last = key.rsplit(".", 1)[-1]
-    if _BENIGN_KEY.search(last):
-        return None
-    if _WORDISH.fullmatch(value) or _PATHISH.match(value):
-        return None
-    if is_placeholder(value):
+    if not quoted and kind == FileKind.DOCS and _EXPRESSION.search(value):
         return None
     ent = shannon_entropy(value)
-    if _PASSWORD_KEY.search(key):
-        return ent if ent >= MIN_ENTROPY else None
-    if len(value) < MIN_TOKEN_LENGTH or ent < MIN_TOKEN_ENTROPY:
+    if ent < cls.min_entropy:
         return None
-    return ent
+    strong = n >= cls.strong_length and ent >= cls.strong_entropy
+    if key_words == ("key",) and not strong:
+        return None  # a bare `key` (form field, map key) says too little: only strong values
+    conf = Confidence.HIGH if strong else Confidence.MEDIUM
+    if value.isdigit() and n > 10:
+        conf = Confidence.LOW  # ids, phone numbers, timestamps
+    if is_fixture(value, key_words):
+        conf = Confidence.LOW
+    if kind == FileKind.TEMPLATE or (kind == FileKind.DOCS and not quoted):
+        conf = conf.lower()
+    del test  # measured: test paths hold as many real values as fixtures (docs/scanner.md)
+    if conf.rank > cls.max_confidence.rank:
+        conf = cls.max_confidence
+    return ent, conf
 
 
-def score_value(key: str, value: str) -> float | None:
+def score_value(key: str, value: str, path: str = "conf/app.cfg") -> float | None:
     """Public for tests: the entropy of ``value`` if ``key = value`` would be reported."""
-    return _score(key, value)
+    model = load_model()
+    cls = model.key_class(key)
+    if cls is None:
+        return None
+    judged = judge(
+        cls,
+        value,
+        kind=model.kind(path),
+        test=model.is_test_path(path),
+        quoted=True,
+        key_words=tuple(split_key(key)),
+    )
+    if judged is None or judged[1] is Confidence.LOW:
+        return None
+    return judged[0]
