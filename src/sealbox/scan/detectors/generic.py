@@ -48,7 +48,7 @@ _PATTERN = (
     r"(?m)(^|[^A-Za-z0-9_.\-])"  # 1: what precedes the key
     r"([A-Za-z0-9_.\-]{0,40}(?i:" + "|".join(KEYWORDS) + r")[A-Za-z0-9_.\-]{0,40})"  # 2: key
     r"[\\\"'\]]{0,3}[ \t]*"
-    r"(=|:=|::=|:|=>|\?=|===?|!==?|\()"  # 3: separator
+    r"(===|!==|==|!=|=>|::=|:=|\?=|=|:|\()"  # 3: separator (longest first)
     r"[ \t]*"
     r"((?:new[ \t]+)?[A-Za-z_\[\]][A-Za-z0-9_.\[\]]{0,20}\()?"  # 4: wrapper call
     r"([rRbBuUfF]{0,2})"  # 5: string prefix letters (or the start of an unquoted value)
@@ -77,7 +77,7 @@ _FIXTURE = re.compile(
     r"|password|passwd|secret|token|apikey|api_key|sample|demo|mock|fake|dummy|example",
     re.IGNORECASE,
 )
-_LINE_END_OK = (b"#", b"//", b";", b",", b"\\", b")", b"}", b"]", b"&&", b"||", b"|", b"<!--")
+_LINE_END_OK = (b"#", b"//", b";", b",", b"\\", b")", b"}", b"]", b"&&", b"||", b"|", b"<!--", b"<")
 _TRAILING = ",;)]}>"
 
 
@@ -168,6 +168,8 @@ class GenericDetector:
             return None
         if letters:
             start -= len(letters)
+        if close and m.group(1) == close:
+            return start, end, cls, True, words  # "SA_PASSWORD=…" quoted as a whole
         raw = data[start:end]
         if m.group(1) in (b"?", b"&"):  # a URL query parameter: ?secret=…&next=…
             cut = min((x for x in (raw.find(b"&"), raw.find(b"#")) if x >= 0), default=-1)
@@ -176,10 +178,10 @@ class GenericDetector:
             return (start, end, cls, True, words) if end > start else None
         if kind == FileKind.CODE:
             return None  # an unquoted right-hand side in source code is an expression
-        if not _ends_line(data, m.end(8)):
-            return None  # more words follow: prose or an expression
         stripped = raw.rstrip(_TRAILING.encode())
         end -= len(raw) - len(stripped)
+        if not key.startswith("-") and not _ends_line(data, end):
+            return None  # more words follow: prose or an expression (flags: -Dx.password=…)
         return (start, end, cls, False, words) if end > start else None
 
 
@@ -198,16 +200,27 @@ def _looks_like_path(value: str) -> bool:
     return False
 
 
+_LEET = str.maketrans("@0134$5!7", "aoieassit")
+_FIXTURE_WORDS = ("pass", "secret", "token", "test", "bearer", "oauth", "admin", "user", "login")
+
+
 def is_fixture(value: str, key_words: Sequence[str] = ()) -> bool:
-    """Obvious test values: ``admin123``, ``access-token-123``, ``0123…abc…`` runs, a value
-    that names its own key (``refresh_token: refresh4321``) or abbreviates ``password``."""
+    """Obvious test values: ``admin123``, ``access-token-123``, ``0123…abc…`` runs, repeats
+    (``123123``), a value naming its own key (``refresh_token: refresh4321``) or a secret word
+    (``knextest``, ``p@ss``, ``bearer``)."""
     if _FIXTURE.search(value):
         return True
     low = value.lower()
-    if any(len(w) >= 4 and w[:4] in low for w in key_words):
+    plain = low.translate(_LEET)
+    if any(w in plain for w in _FIXTURE_WORDS):
+        return True
+    if any(len(w) >= 4 and w[:4] in plain for w in key_words):
         return True
     if len(low) >= 3 and any(w.startswith(low) for w in key_words):
         return True
+    for size in range(1, len(low) // 2 + 1):
+        if len(low) % size == 0 and low == low[:size] * (len(low) // size):
+            return True  # 123123, abcabc
     return any(seq[i : i + 6] in low for seq in _SEQUENCES for i in range(len(seq) - 5))
 
 

@@ -51,15 +51,22 @@ class RuleDetector:
                 continue
             secret = data[start:end]
             ent = None
+            conf = rule.confidence
             if rule.entropy is not None:
                 ent = shannon_entropy(secret)
                 if ent < rule.entropy:
-                    continue
-            conf = rule.confidence
+                    # a password in a URL or connection string is human-made: below the
+                    # rule's floor it is still reported, one step less sure
+                    if rule.category not in VALUE_CATEGORIES or ent < VALUE_MIN_ENTROPY:
+                        continue
+                    conf = Confidence.MEDIUM
             if rule.category == "private-key":
                 conf = min(conf, private_key_confidence(data, m.start(), m.end()), key=_rank)
-            elif rule.category in VALUE_CATEGORIES and not plausible_value(secret, data, m):
-                conf = Confidence.LOW
+            elif rule.category in VALUE_CATEGORIES:
+                judged = value_confidence(secret, data, m)
+                if judged is None:
+                    continue
+                conf = min(conf, judged, key=_rank)
             yield Hit(
                 rule_id=rule.id,
                 description=rule.description,
@@ -80,26 +87,33 @@ def _rank(c: Confidence) -> int:
 #: Rule categories whose secret is a free-form value (a password in a URL or connection
 #: string): placeholders and fixtures there are judged like generic values.
 VALUE_CATEGORIES = frozenset(["url-credential", "connection-string", "generic"])
+#: …and below this entropy (bits/char) such a value is dropped even there.
+VALUE_MIN_ENTROPY = 1.5
 _ENV_NAME = re.compile(rb"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 _EXAMPLE_HOST = re.compile(
     rb"@(?:[\w-]+\.)*(?:example|invalid|test)(?:\.[a-z]{2,6})?(?:[:/]|$)", re.IGNORECASE
 )
 
 
-def plausible_value(secret: bytes, data: bytes, m: re2._Match[bytes]) -> bool:
-    """False for a placeholder, an env-var name, an obvious fixture (``p%40ssword``,
-    ``Test@12345``) or credentials on an example/test host (``user:pw@example.com``)."""
+def value_confidence(secret: bytes, data: bytes, m: re2._Match[bytes]) -> Confidence | None:
+    """None for a placeholder (``user:password@``, ``${PASS}``) or an env-var name; low for an
+    obvious fixture (``p%40ssword``, ``Test@12345``) or credentials on an example/test host
+    (``user:pw@example.com``); else high."""
     from urllib.parse import unquote
 
     from sealbox.scan.detectors.generic import is_fixture
     from sealbox.scan.placeholders import is_placeholder
 
     value = unquote(secret.decode("utf-8", "replace"))
-    if is_placeholder(value) or is_fixture(value) or _ENV_NAME.match(secret):
-        return False
+    if _ENV_NAME.match(secret):
+        return None
+    if is_placeholder(value):
+        # a random value that merely embeds EXAMPLE/FAKE is a documented stand-in: low
+        return Confidence.LOW if len(value) >= 16 and shannon_entropy(value) >= 3.5 else None
     tail = data[m.end(0) - 1 : m.end(0) + 80].split(b"\n", 1)[0]
-    host = data[m.start(0) : m.end(0)] + tail
-    return _EXAMPLE_HOST.search(host) is None
+    if is_fixture(value) or _EXAMPLE_HOST.search(data[m.start(0) : m.end(0)] + tail):
+        return Confidence.LOW
+    return Confidence.HIGH
 
 
 #: How far past a private-key header its body is looked for.
