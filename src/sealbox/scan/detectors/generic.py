@@ -44,18 +44,28 @@ KEYWORDS = (
     "pass", "pwd", "pw", "secret", "token", "key", "auth", "cred", "nonce", "salt", "seed",
     "verifier", "otp", "hmac", "psk", "cookie", "bearer", "session",
 )  # fmt: skip
+#: Starts AT a key word (a leading ``[\w.-]{0,40}`` before the words costs RE2 ten times the
+#: time); the rest of the key is found by looking back from the match (``_KEY_HEAD``).
+#: NOTE: no counted repetitions (``{0,40}``, ``{2,256}``): each multiplies the lazily built
+#: DFA's states, and building them cost ~0.8 s per process; lengths are checked in Python.
 _PATTERN = (
-    r"(?m)(^|[^A-Za-z0-9_.\-])"  # 1: what precedes the key
-    r"([A-Za-z0-9_.\-]{0,40}(?i:" + "|".join(KEYWORDS) + r")[A-Za-z0-9_.\-]{0,40})"  # 2: key
+    r"(?m)((?i:" + "|".join(KEYWORDS) + r")[A-Za-z0-9_.\-]*)"  # 1: key from its word on
     r"[\\\"'\]]{0,3}[ \t]*"
-    r"(===|!==|==|!=|=>|::=|:=|\?=|=|:|\()"  # 3: separator (longest first)
+    r"(===|!==|==|!=|=>|::=|:=|\?=|=|:|\()"  # 2: separator (longest first)
     r"[ \t]*"
-    r"((?:new[ \t]+)?[A-Za-z_\[\]][A-Za-z0-9_.\[\]]{0,20}\()?"  # 4: wrapper call
-    r"([rRbBuUfF]{0,2})"  # 5: string prefix letters (or the start of an unquoted value)
-    r"(\\?[\"'`]?)"  # 6: opening quote
-    r"([^\s\"'`\\&]{1," + str(MAX_LENGTH) + r"})"  # 7: value (& ends a query parameter)
-    r"(\\?[\"'`]?)"  # 8: closing quote
+    r"((?:new[ \t]+)?[A-Za-z_\[\]][A-Za-z0-9_.\[\]]*\()?"  # 3: wrapper call
+    r"([rRbBuUfF]{0,2})"  # 4: string prefix letters (or the start of an unquoted value)
+    r"(\\?[\"'`]?)"  # 5: opening quote
+    r"([^\s\"'`\\&][^\s\"'`\\&]+)"  # 6: value (& ends a query parameter)
+    r"(\\?[\"'`]?)"  # 7: closing quote
 )
+#: In program source only a quoted value can be a literal: the same pattern with the quote
+#: required (8x fewer candidates on code) plus URL query parameters inside strings.
+_CODE_PATTERN = _PATTERN.replace("(\\\\?[\\\"'`]?)([^", "(\\\\?[\\\"'`])([^", 1)
+_QUERY_PATTERN = (
+    r"[?&]([A-Za-z0-9_.\-]*(?i:" + "|".join(KEYWORDS) + r")[A-Za-z0-9_.\-]*)=([^\s\"'`\\&#]+)"
+)
+_KEY_HEAD = re.compile(rb"[A-Za-z0-9_.\-]{0,40}$")
 
 _WORDISH = re.compile(r"[a-z]+|[A-Z]+|\d+(?:\.\d+)*|[A-Za-z]+(?:[_.\-:/][A-Za-z]+)+")
 #: camelCase / PascalCase identifiers (a field name, an event name), by number of humps
@@ -64,7 +74,8 @@ _HUMPS = re.compile(r"[A-Z]")
 _PATHISH = re.compile(r"^(?:[./~]|[A-Za-z]:\\|[a-z][a-z0-9+.\-]*://|classpath:|file:)")
 _FILE_EXT = re.compile(
     r"^[\w.\-/]*\.(?:md|html?|rst|txt|json|ya?ml|pem|key|crt|cer|csr|p12|pfx|jks|keystore|der|"
-    r"pub|env|ini|conf|cfg|xml|js|ts|py|rb|go|java|sh|php|gpg|asc|enc|bin|dat|db|sqlite|log)$",
+    r"pub|env|ini|conf|cfg|xml|js|ts|py|rb|go|java|sh|php|gpg|asc|enc|bin|dat|db|sqlite|log)"
+    r"(?:#[\w.\-]*)?$",
     re.IGNORECASE,
 )
 _PATH_SEGMENTS = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)+/?$")
@@ -81,6 +92,10 @@ _LINE_END_OK = (b"#", b"//", b";", b",", b"\\", b")", b"}", b"]", b"&&", b"||", 
 _TRAILING = ",;)]}>"
 
 
+#: (value start, value end, key class, quoted, key words)
+_Candidate = tuple[int, int, KeyClass, bool, tuple[str, ...]]
+
+
 class GenericDetector:
     """Scores ``key = value`` assignments whose key names a secret."""
 
@@ -89,6 +104,9 @@ class GenericDetector:
         options.max_mem = 64 << 20
         options.log_errors = False
         self._regex = re2.compile(_PATTERN.encode(), options)
+        self._code_regex = re2.compile(_CODE_PATTERN.encode(), options)
+        self._query_regex = re2.compile(_QUERY_PATTERN.encode(), options)
+        assert self._code_regex.pattern != self._regex.pattern
         self._model = model or load_model()
         self._wrappers = frozenset(w.replace(" ", "") for w in self._model.wrappers)
         self._class_cache: dict[str, KeyClass | None] = {}
@@ -117,12 +135,7 @@ class GenericDetector:
         test = self._model.is_test_path(text.path)
         data = text.data
         n = 0
-        for i, m in enumerate(self._regex.finditer(data)):
-            if i >= MAX_CANDIDATES:
-                break
-            cand = self._candidate(m, data, kind)
-            if cand is None:
-                continue
+        for cand in self._candidates(data, kind):
             start, end, cls, quoted, words = cand
             value = data[start:end].decode("utf-8", "replace")
             judged = judge(cls, value, kind=kind, test=test, quoted=quoted, key_words=words)
@@ -144,34 +157,62 @@ class GenericDetector:
                 confidence=conf,
             )
 
-    def _candidate(
-        self, m: re2._Match[bytes], data: bytes, kind: str
-    ) -> tuple[int, int, KeyClass, bool, tuple[str, ...]] | None:
+    def _candidates(self, data: bytes, kind: str) -> Iterator[_Candidate]:
+        """Literal assignments in ``data``, at most :data:`MAX_CANDIDATES` matches examined."""
+        code = kind == FileKind.CODE
+        regex = self._code_regex if code else self._regex
+        for i, m in enumerate(regex.finditer(data)):
+            if i >= MAX_CANDIDATES:
+                break
+            cand = self._candidate(m, data, kind)
+            if cand is not None:
+                yield cand
+        if code:
+            for i, m in enumerate(self._query_regex.finditer(data)):
+                if i >= MAX_CANDIDATES:
+                    break
+                key = m.group(1).decode("ascii", "replace")
+                cls = self.key_class(key)
+                start, end = m.span(2)
+                if cls is not None and len(key) <= 48 and end - start <= MAX_LENGTH:
+                    yield start, end, cls, True, tuple(split_key(key))
+
+    def _candidate(self, m: re2._Match[bytes], data: bytes, kind: str) -> _Candidate | None:
         """(value start, value end, key class, quoted, key words) of a literal assignment."""
-        key = m.group(2).decode("ascii", "replace")
+        if m.end(1) - m.start(1) > 48 or m.end(6) - m.start(6) > MAX_LENGTH:
+            return None
+        kstart = m.start(1)
+        head = _KEY_HEAD.search(data, max(0, kstart - 40), kstart)
+        if head is not None:
+            kstart = head.start()
+        prefix = data[kstart - 1 : kstart] if kstart > 0 else b""
+        if kind == FileKind.DOCS and prefix == b"[":
+            return None  # a markdown link reference: [api-token]: api-token.md#setup
+        key = data[kstart : m.end(1)].decode("ascii", "replace")
         cls = self.key_class(key)
         if cls is None:
             return None
         words = tuple(split_key(key))
-        sep, wrapper, letters = m.group(3), m.group(4), m.group(5)
-        quote, close = m.group(6), m.group(8)
-        start, end = m.span(7)
+        sep, wrapper, letters = m.group(2), m.group(3), m.group(4)
+        quote, close = m.group(5), m.group(7)
+        start, end = m.span(6)
         if quote:
             if close != quote:
                 return None  # the value runs on past a space: a phrase or an expression
             if wrapper and wrapper[:-1].replace(b" ", b"").decode() not in self._wrappers:
                 return None  # fetch_token("name"): a call, not a literal
-            if sep == b"(" and words[0] in self._model.call_verbs:
+            verbs = self._model.call_verbs
+            if sep == b"(" and any(w in verbs for w in split_key(key.rsplit(".", 1)[-1])[:-1]):
                 return None  # getPassword("x"), hash_password("x")
             return start, end, cls, True, words
         if wrapper or sep in (b"(", b"==", b"===", b"!=", b"!=="):
             return None
         if letters:
             start -= len(letters)
-        if close and m.group(1) == close:
+        if close and prefix == close:
             return start, end, cls, True, words  # "SA_PASSWORD=…" quoted as a whole
         raw = data[start:end]
-        if m.group(1) in (b"?", b"&"):  # a URL query parameter: ?secret=…&next=…
+        if prefix in (b"?", b"&"):  # a URL query parameter: ?secret=…&next=…
             cut = min((x for x in (raw.find(b"&"), raw.find(b"#")) if x >= 0), default=-1)
             if cut >= 0:
                 end = start + cut
@@ -180,7 +221,7 @@ class GenericDetector:
             return None  # an unquoted right-hand side in source code is an expression
         stripped = raw.rstrip(_TRAILING.encode())
         end -= len(raw) - len(stripped)
-        if not key.startswith("-") and not _ends_line(data, end):
+        if not key.startswith("-") and not _ends_line(data, end + len(close)):
             return None  # more words follow: prose or an expression (flags: -Dx.password=…)
         return (start, end, cls, False, words) if end > start else None
 
@@ -246,7 +287,7 @@ def judge(
             return None
     elif _WORDISH.fullmatch(value):
         return None  # dotted or dashed identifiers: spring.datasource.password, my-app-key
-    elif _IDENTIFIER.fullmatch(value) and len(_HUMPS.findall(value)) >= (
+    if _IDENTIFIER.fullmatch(value) and len(_HUMPS.findall(value)) >= (
         3 if cls.name == "password" else 1
     ):
         return None  # phoneNumber2, GitHubAppAuthorizationEvent, ThereCanBeOnlyOne

@@ -110,8 +110,8 @@ def value_confidence(secret: bytes, data: bytes, m: re2._Match[bytes]) -> Confid
     if is_placeholder(value):
         # a random value that merely embeds EXAMPLE/FAKE is a documented stand-in: low
         return Confidence.LOW if len(value) >= 16 and shannon_entropy(value) >= 3.5 else None
-    tail = data[m.end(0) - 1 : m.end(0) + 80].split(b"\n", 1)[0]
-    if is_fixture(value) or _EXAMPLE_HOST.search(data[m.start(0) : m.end(0)] + tail):
+    around = data[m.start(0) : m.end(0) + 80].split(b"\n", 1)[0]
+    if is_fixture(value) or _EXAMPLE_HOST.search(around):
         return Confidence.LOW
     return Confidence.HIGH
 
