@@ -310,6 +310,8 @@ def test_password_keys_take_weak_looking_passwords(
         ('{"key": "Tq9Zx4Lm7Vb2Rk8Wp3Ny6Hc5"}', "fixtures/signing.json"),
         ("auth: Lm4Qz8Tx2Vk9Rw7P", "conf/registry.yml"),
         ("db_pass=Hn3Kq8Zt", "conf/app.cfg"),
+        ("GANDI_API_KEY=qwhtzkpmvbnrlcxsdfgjyuie", "deploy/.env"),  # random letters only
+        ("HEROKU_API_KEY=5f2b9c1e-7a4d-4e8b-9c3f-1a2b3c4d5e6f", "deploy/.env"),  # GUID-shaped
     ],
 )
 def test_key_names_now_looked_at(low_engine: Engine, line: str, path: str) -> None:
@@ -336,6 +338,12 @@ def test_key_names_now_looked_at(low_engine: Engine, line: str, path: str) -> No
 )
 def test_syntax_now_parsed(low_engine: Engine, line: str, path: str) -> None:
     assert reported(low_engine, line + "\n", path)
+
+
+def test_letters_and_guids_need_the_right_key(low_engine: Engine) -> None:
+    assert found(low_engine, "api_key = 'lettersonlyword'\n", "conf/a.cfg") == []
+    guid = "5f2b9c1e-7a4d-4e8b-9c3f-1a2b3c4d5e6f"
+    assert found(low_engine, f"password = '{guid}'\n", "conf/a.cfg") == []
 
 
 def test_setters_set_and_getters_get(low_engine: Engine) -> None:

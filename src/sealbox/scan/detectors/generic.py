@@ -265,6 +265,14 @@ def is_fixture(value: str, key_words: Sequence[str] = ()) -> bool:
     return any(seq[i : i + 6] in low for seq in _SEQUENCES for i in range(len(seq) - 5))
 
 
+_UUID_SHAPE = re.compile(r"[A-Za-z0-9]{8}(?:-[A-Za-z0-9]{4}){3}-[A-Za-z0-9]{12}")
+
+
+def _random_letters(value: str) -> bool:
+    """A long letters-only value that reads as random (an API key), not as a word."""
+    return len(value) >= 20 and shannon_entropy(value) >= 3.8
+
+
 def judge(
     cls: KeyClass,
     value: str,
@@ -283,8 +291,11 @@ def judge(
         if not cls.digits_ok:
             return None
     elif value.isalpha():
-        if not cls.letters_ok:
+        if not cls.letters_ok and not _random_letters(value):
             return None
+    elif _UUID_SHAPE.fullmatch(value):
+        if cls.name in {"password", "nonce"}:
+            return None  # a GUID under a password key is an id; under an API key, the key
     elif _WORDISH.fullmatch(value):
         return None  # dotted or dashed identifiers: spring.datasource.password, my-app-key
     if _IDENTIFIER.fullmatch(value) and len(_HUMPS.findall(value)) >= (
