@@ -54,7 +54,7 @@ class Engine:
         active = RuleSet(tuple(r for r in rules.rules if r.id not in disabled))
         self.rule_count = len(active.rules)
         detectors: list[Detector] = [RuleDetector(active)]
-        generic = GenericDetector()
+        generic = GenericDetector(provider_prefixes=provider_prefixes(active))
         if opts.generic and "generic-secret-assignment" not in disabled:
             detectors.append(generic)
         if known is not None and "sealbox-known-value" not in disabled:
@@ -120,6 +120,24 @@ class Engine:
                     )
                 break
         return findings
+
+
+#: Rule keywords that end like a token prefix but are ordinary words at a value's start.
+_WORD_PREFIXES = frozenset(["secret_", "box-", "box_", "hec-", "hec_", "ico-", "pul-"])
+
+
+def provider_prefixes(rules: RuleSet) -> tuple[str, ...]:
+    """Token prefixes of the provider rules (``ghp_``, ``glpat-``, ``xoxb-``), from their
+    keywords: a generic value starting with one that its rule did not accept is a truncated
+    or made-up example."""
+    out = {
+        kw
+        for r in rules.rules
+        if r.category != "private-key"
+        for kw in r.keywords
+        if len(kw) >= 4 and kw[-1] in "_-" and kw not in _WORD_PREFIXES
+    }
+    return tuple(sorted(out))
 
 
 def make_finding(hit: Hit, text: ScanText) -> Finding:

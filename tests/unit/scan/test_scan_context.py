@@ -228,6 +228,12 @@ def test_obvious_fixtures_are_low(low_engine: Engine, line: str) -> None:
     assert [f.confidence for f in hits] == [Confidence.LOW]
 
 
+def test_truncated_provider_tokens_are_low(low_engine: Engine) -> None:
+    # a GitHub prefix too short for the ghp_ rule: a truncated or made-up example
+    [f] = found(low_engine, 'GITHUB_TOKEN = "ghp_Qz7vTm2xLk"\n', "ci/env.cfg")
+    assert (f.rule_id, f.confidence) == ("generic-secret-assignment", Confidence.LOW)
+
+
 @pytest.mark.parametrize(
     "line",
     [

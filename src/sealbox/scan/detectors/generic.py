@@ -99,7 +99,9 @@ _Candidate = tuple[int, int, KeyClass, bool, tuple[str, ...]]
 class GenericDetector:
     """Scores ``key = value`` assignments whose key names a secret."""
 
-    def __init__(self, model: GenericModel | None = None) -> None:
+    def __init__(
+        self, model: GenericModel | None = None, provider_prefixes: Sequence[str] = ()
+    ) -> None:
         options = re2.Options()
         options.max_mem = 64 << 20
         options.log_errors = False
@@ -110,6 +112,7 @@ class GenericDetector:
         self._model = model or load_model()
         self._wrappers = frozenset(w.replace(" ", "") for w in self._model.wrappers)
         self._class_cache: dict[str, KeyClass | None] = {}
+        self._prefixes = tuple(p.lower() for p in provider_prefixes)
 
     def keywords(self) -> dict[str, list[str]]:
         """Keyword -> the one generic check."""
@@ -142,6 +145,9 @@ class GenericDetector:
             if judged is None:
                 continue
             ent, conf = judged
+            if self._prefixes and value.lower().startswith(self._prefixes):
+                # a provider's prefix its rule did not accept: a truncated or made-up example
+                conf = Confidence.LOW
             n += 1
             if n > MAX_HITS:
                 break
