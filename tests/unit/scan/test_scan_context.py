@@ -411,6 +411,12 @@ def test_is_fixture() -> None:
     assert not is_fixture("Qm3vT9zL1xW8")
 
 
+def test_a_rejected_candidate_does_not_hide_the_next_key(low_engine: Engine) -> None:
+    # `key:` takes `"token1"` as its value (rejected), then `"token1":"…"` must still be seen
+    data = 'x={key:"token1":"Qm3vT9zL1xW8pR4nK6sJ",key:"token2":"Zx8Qm3Lt9Vk2Rw7Pb4Nc"}\n'
+    assert len(found(low_engine, data, "dist/app.min.js")) == 2
+
+
 def test_non_utf8_and_minified_input_stay_bounded(low_engine: Engine) -> None:
     data = b'password = "\xff\xfe\xfd\xfc\xfb\xfa"\n' + b"".join(
         b'k%d={"password":"Qz%04dLm%04dTx"},' % (i, i, i) for i in range(3000)

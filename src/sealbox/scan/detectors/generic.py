@@ -137,19 +137,8 @@ class GenericDetector:
             return
         test = self._model.is_test_path(text.path)
         data = text.data
-        n = 0
-        for cand in self._candidates(data, kind):
-            start, end, cls, quoted, words = cand
-            value = data[start:end].decode("utf-8", "replace")
-            judged = judge(cls, value, kind=kind, test=test, quoted=quoted, key_words=words)
-            if judged is None:
-                continue
-            ent, conf = judged
-            if self._prefixes and value.lower().startswith(self._prefixes):
-                # a provider's prefix its rule did not accept: a truncated or made-up example
-                conf = Confidence.LOW
-            n += 1
-            if n > MAX_HITS:
+        for n, (start, end, ent, conf) in enumerate(self._judged(data, kind, test)):
+            if n >= MAX_HITS:
                 break
             yield Hit(
                 rule_id=RULE_ID,
@@ -163,16 +152,26 @@ class GenericDetector:
                 confidence=conf,
             )
 
-    def _candidates(self, data: bytes, kind: str) -> Iterator[_Candidate]:
-        """Literal assignments in ``data``, at most :data:`MAX_CANDIDATES` matches examined."""
+    def _judged(
+        self, data: bytes, kind: str, test: bool
+    ) -> Iterator[tuple[int, int, float, Confidence]]:
+        """(start, end, entropy, confidence) of each reported value; at most
+        :data:`MAX_CANDIDATES` matches examined per pattern."""
         code = kind == FileKind.CODE
         regex = self._code_regex if code else self._regex
-        for i, m in enumerate(regex.finditer(data)):
-            if i >= MAX_CANDIDATES:
+        pos = 0
+        for _ in range(MAX_CANDIDATES):
+            m = regex.search(data, pos)
+            if m is None:
                 break
             cand = self._candidate(m, data, kind)
-            if cand is not None:
-                yield cand
+            judged = self._judge(data, cand, kind, test) if cand is not None else None
+            if judged is not None:
+                yield judged
+                pos = m.end()
+            else:
+                # rejected: its "value" may be the next key (`key:"token1":"…"`), look again there
+                pos = m.start(6)
         if code:
             for i, m in enumerate(self._query_regex.finditer(data)):
                 if i >= MAX_CANDIDATES:
@@ -181,7 +180,23 @@ class GenericDetector:
                 cls = self.key_class(key)
                 start, end = m.span(2)
                 if cls is not None and len(key) <= 48 and end - start <= MAX_LENGTH:
-                    yield start, end, cls, True, tuple(split_key(key))
+                    cand = (start, end, cls, True, tuple(split_key(key)))
+                    judged = self._judge(data, cand, kind, test)
+                    if judged is not None:
+                        yield judged
+
+    def _judge(
+        self, data: bytes, cand: _Candidate, kind: str, test: bool
+    ) -> tuple[int, int, float, Confidence] | None:
+        start, end, cls, quoted, words = cand
+        value = data[start:end].decode("utf-8", "replace")
+        judged = judge(cls, value, kind=kind, test=test, quoted=quoted, key_words=words)
+        if judged is None:
+            return None
+        ent, conf = judged
+        if self._prefixes and value.lower().startswith(self._prefixes):
+            conf = Confidence.LOW  # a provider's prefix its rule rejected: truncated or made up
+        return start, end, ent, conf
 
     def _candidate(self, m: re2._Match[bytes], data: bytes, kind: str) -> _Candidate | None:
         """(value start, value end, key class, quoted, key words) of a literal assignment."""
