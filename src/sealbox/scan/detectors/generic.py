@@ -14,8 +14,10 @@ A candidate is kept when
   a password, dotted identifier or natural-language text.
 
 Each hit gets a **confidence**: high for a strong value, medium for one that only passes its
-class' floors, one step lower in docs (unquoted), templates and obvious test fixtures
-(``admin123``, ``0123…abc…`` runs, a value naming its own kind).
+class' floors, one step lower unquoted in docs and in templates, low for obvious fixtures
+(``admin123``, ``0123…abc…`` runs, a value naming its own kind). A test path alone lowers
+nothing: on the CredData tune part medium findings in test paths were 0.975 precise, elsewhere
+0.949.
 """
 
 from __future__ import annotations
@@ -340,7 +342,7 @@ def judge(
         conf = Confidence.LOW
     if kind == FileKind.TEMPLATE or (kind == FileKind.DOCS and not quoted):
         conf = conf.lower()
-    del test  # measured: test paths hold as many real values as fixtures (docs/scanner.md)
+    del test  # measured: test paths are no less precise (module docstring); kept for the model
     if conf.rank > cls.max_confidence.rank:
         conf = cls.max_confidence
     return ent, conf
