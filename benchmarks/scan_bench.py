@@ -33,7 +33,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = (REPO / ".." / "shared").resolve()
+_SHARED_CANDIDATES = [(REPO / up / "shared").resolve() for up in ("..", "../..")]
+SHARED = Path(
+    os.environ.get("SHARED_DIR")
+    or next((p for p in _SHARED_CANDIDATES if (p / "peers").is_dir()), _SHARED_CANDIDATES[0])
+)  # ../shared from the main checkout, ../../shared from a worktree under wt/
 PEERS_LIB = SHARED / "peers" / "lib"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
 VENV = PEERS_DIR / "venv"

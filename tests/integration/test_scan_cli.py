@@ -96,6 +96,20 @@ def test_sarif_output_file(tmp_path: Path, rules_file: Path) -> None:
     )
 
 
+def test_min_confidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app.cfg").write_text('password = "admin123"\napi_token = "Qm3vT9zL1xW8pR4nK6sJ"\n')
+    assert run([str(tmp_path), "--format", "json"]) == 1
+    [f] = json.loads(capsys.readouterr().out)["findings"]
+    assert (f["line"], f["confidence"]) == (2, "high")
+    assert run([str(tmp_path), "--format", "sarif", "--min-confidence", "low"]) == 1
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert [(r["locations"][0]["physicalLocation"]["region"]["startLine"], r["rank"])
+            for r in results] == [(1, 30.0), (2, 90.0)]  # fmt: skip
+    (tmp_path / "app.cfg").write_text('password = "admin123"\n')
+    assert run([str(tmp_path)]) == 0
+    assert run([str(tmp_path), "--min-confidence", "bogus"]) == 2
+
+
 def test_errors_exit_2(
     tmp_path: Path, rules_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -99,6 +99,14 @@ def _tool_version() -> str:
     "--jobs", "-j", type=click.IntRange(min=0), default=0, help="Processes (0 = all cores)."
 )
 @click.option(
+    "--min-confidence",
+    type=click.Choice(["low", "medium", "high"]),
+    default="medium",
+    show_default=True,
+    help="Report only findings at least this sure (low adds encrypted keys, fixtures, weak"
+    " values).",
+)
+@click.option(
     "--rules",
     "rules_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -136,12 +144,13 @@ def _run(
     no_vault: bool,
     max_file_size: str | None,
     jobs: int,
+    min_confidence: str,
     rules_path: Path | None,
 ) -> int:
     from sealbox.scan import allow, git, report, runner, walk
     from sealbox.scan.diff import looks_like_diff
-    from sealbox.scan.engine import Engine
-    from sealbox.scan.findings import ScanResult
+    from sealbox.scan.engine import Engine, EngineOptions
+    from sealbox.scan.findings import Confidence, ScanResult
     from sealbox.scan.rules import load_rules
     from sealbox.scan.text import ScanText
 
@@ -180,7 +189,10 @@ def _run(
     from sealbox.scan.detectors.known import KnownValuesDetector
 
     engine = Engine(
-        rules, config=config, known=known if isinstance(known, KnownValuesDetector) else None
+        rules,
+        config=config,
+        known=known if isinstance(known, KnownValuesDetector) else None,
+        options=EngineOptions(min_confidence=Confidence(min_confidence)),
     )
 
     if git_repo is not None:

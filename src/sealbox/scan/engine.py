@@ -19,7 +19,7 @@ from sealbox.scan.detectors.generic import GenericDetector
 from sealbox.scan.detectors.interface import Detector, Hit
 from sealbox.scan.detectors.known import KnownValuesDetector
 from sealbox.scan.detectors.rule import RuleDetector
-from sealbox.scan.findings import DetectorKind, Finding, fingerprint, redact
+from sealbox.scan.findings import Confidence, DetectorKind, Finding, fingerprint, redact
 from sealbox.scan.rules import RuleSet
 from sealbox.scan.text import ScanText
 
@@ -32,6 +32,8 @@ class EngineOptions:
     """What the engine runs."""
 
     generic: bool = True
+    #: findings below this confidence are not reported (``--min-confidence``)
+    min_confidence: Confidence = Confidence.MEDIUM
 
 
 class Engine:
@@ -47,11 +49,12 @@ class Engine:
     ) -> None:
         self.config = config or ScanConfig()
         opts = options or EngineOptions()
+        self.min_confidence = opts.min_confidence
         disabled = self.config.disable_rules
         active = RuleSet(tuple(r for r in rules.rules if r.id not in disabled))
         self.rule_count = len(active.rules)
         detectors: list[Detector] = [RuleDetector(active)]
-        generic = GenericDetector()
+        generic = GenericDetector(provider_prefixes=provider_prefixes(active))
         if opts.generic and "generic-secret-assignment" not in disabled:
             detectors.append(generic)
         if known is not None and "sealbox-known-value" not in disabled:
@@ -101,6 +104,8 @@ class Engine:
         cfg = self.config
         findings: list[Finding] = []
         for hit in self.hits(text):
+            if not hit.confidence.at_least(self.min_confidence):
+                continue
             if cfg.rule_allows and cfg.rule_allowed(hit.rule_id, text.path):
                 continue
             if INLINE_MARKER in text.line_bytes(hit.start) or (
@@ -115,6 +120,24 @@ class Engine:
                     )
                 break
         return findings
+
+
+#: Rule keywords that end like a token prefix but are ordinary words at a value's start.
+_WORD_PREFIXES = frozenset(["secret_", "box-", "box_", "hec-", "hec_", "ico-", "pul-"])
+
+
+def provider_prefixes(rules: RuleSet) -> tuple[str, ...]:
+    """Token prefixes of the provider rules (``ghp_``, ``glpat-``, ``xoxb-``), from their
+    keywords: a generic value starting with one that its rule did not accept is a truncated
+    or made-up example."""
+    out = {
+        kw
+        for r in rules.rules
+        if r.category != "private-key"
+        for kw in r.keywords
+        if len(kw) >= 4 and kw[-1] in "_-" and kw not in _WORD_PREFIXES
+    }
+    return tuple(sorted(out))
 
 
 def make_finding(hit: Hit, text: ScanText) -> Finding:
@@ -134,6 +157,7 @@ def make_finding(hit: Hit, text: ScanText) -> Finding:
         redacted=shown,
         fingerprint=fingerprint(hit.rule_id, text.path, hit.secret),
         entropy=round(hit.entropy, 2) if hit.entropy is not None else None,
+        confidence=hit.confidence,
     )
 
 

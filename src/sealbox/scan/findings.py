@@ -29,6 +29,36 @@ class Severity(enum.Enum):
 _RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
+class Confidence(enum.Enum):
+    """How sure the scanner is that a finding is a real secret (from the rule and context).
+
+    ``high``: a provider format or a strong value in a plain assignment; ``medium``: a value
+    that passes its key class' floors; ``low``: reported only on request (``--min-confidence
+    low``): encrypted or body-less private keys, weak values in docs, templates and fixtures.
+    """
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        """0 (low) … 2 (high)."""
+        return _CONF_RANK[self]
+
+    def at_least(self, other: Confidence) -> bool:
+        """Whether this confidence reaches ``other``."""
+        return _CONF_RANK[self] >= _CONF_RANK[other]
+
+    def lower(self) -> Confidence:
+        """One step down (low stays low)."""
+        return _CONF_ORDER[max(0, _CONF_RANK[self] - 1)]
+
+
+_CONF_ORDER = (Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH)
+_CONF_RANK = {c: i for i, c in enumerate(_CONF_ORDER)}
+
+
 class DetectorKind(enum.Enum):
     """Which detector produced a finding."""
 
@@ -79,6 +109,7 @@ class Finding:
     redacted: str
     fingerprint: str
     entropy: float | None = None
+    confidence: Confidence = Confidence.HIGH
     commit: str | None = None
     author: str | None = None
     date: str | None = None

@@ -78,6 +78,56 @@ PLACEHOLDER_WORDS = frozenset(
         "str",
         "bytes",
         "env",
+        # filler words of tests and docs
+        "foo",
+        "bar",
+        "baz",
+        "qux",
+        "foobar",
+        "foobarbaz",
+        "invalid",
+        "ignored",
+        "wrong",
+        "bad",
+        "good",
+        "valid",
+        "include",
+        "omit",
+        "same-origin",
+        "hunter2",
+        "qwerty",
+        "abc",
+        "abcd",
+        "abcdef",
+        "xyz",
+        "blah",
+        "mysql",
+        "postgres",
+        "postgresql",
+        "mongodb",
+        "redis",
+        "sqlite",
+        "oracle",
+        "sa",
+        "pass",
+        "passw",
+        "pwd",
+        "pw",
+        "key",
+        "auth",
+        "credentials",
+        "hidden_value",
+        "masked",
+        "sensitive",
+        "encrypted",
+        "obfuscated",
+        "generated",
+        "random",
+        "auto",
+        "off",
+        "on",
+        "yes",
+        "no",
     ]
 )
 
@@ -85,6 +135,11 @@ PLACEHOLDER_WORDS = frozenset(
 _TEMPLATE_RE = re.compile(
     r"""
       <[^<>]{1,80}>                 # <your-key>, <PASSWORD>
+    | ^(?:\$\{|\$\(|<|\(\(|\{\{|\{%|\#\{|%\{|@\{|\#\#\#|__[A-Z]|@@)
+                                  # an opening the cut value never closed: ${VAR:?msg …},
+                                  # ${VAR:-""}, $(openssl rand …), <multi word …>, ((var)),
+                                  # ###NAME###, __TOKEN__, @@KEY@@
+    | \#\#\#\w+\#\#\#                 # ###NAME### inside a value
     | \$\{[^}]*\}                   # ${VAR}, ${{ secrets.X }}
     | \$\([^)]*\)                   # $(command)
     | \{\{.*?\}\}                   # {{ jinja }}, {{ .Values.x }}

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import IO, Any
 
-from sealbox.scan.findings import Finding, ScanResult, Severity
+from sealbox.scan.findings import Confidence, Finding, ScanResult, Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -22,6 +22,8 @@ _LEVEL = {
     Severity.MEDIUM: "warning",
     Severity.LOW: "note",
 }
+#: SARIF ``rank`` (0-100, higher = more likely a true result) per confidence.
+SARIF_RANK = {Confidence.HIGH: 90.0, Confidence.MEDIUM: 60.0, Confidence.LOW: 30.0}
 _SECURITY_SEVERITY = {
     Severity.CRITICAL: "9.5",
     Severity.HIGH: "8.0",
@@ -51,6 +53,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "end_line": f.end_line,
         "secret": f.redacted,
         "fingerprint": f.fingerprint,
+        "confidence": f.confidence.value,
     }
     if f.entropy is not None:
         out["entropy"] = f.entropy
@@ -64,6 +67,14 @@ def finding_dict(f: Finding) -> dict[str, Any]:
             occurrences=f.occurrences,
         )
     return out
+
+
+def sarif_level(f: Finding) -> str:
+    """The SARIF level: from the severity, one step milder for a low-confidence finding."""
+    level = _LEVEL[f.severity]
+    if f.confidence is Confidence.LOW:
+        return {"error": "warning", "warning": "note"}.get(level, level)
+    return level
 
 
 def stats_dict(result: ScanResult) -> dict[str, Any]:
@@ -116,7 +127,8 @@ def to_sarif(result: ScanResult, findings: Sequence[Finding], tool_version: str)
         item: dict[str, Any] = {
             "ruleId": f.rule_id,
             "ruleIndex": index[f.rule_id],
-            "level": _LEVEL[f.severity],
+            "level": sarif_level(f),
+            "rank": SARIF_RANK[f.confidence],
             "message": {"text": f"{f.description}: {f.redacted}"},
             "locations": [
                 {
@@ -128,8 +140,9 @@ def to_sarif(result: ScanResult, findings: Sequence[Finding], tool_version: str)
             ],
             "partialFingerprints": {"sealbox/v1": f.fingerprint},
         }
+        item["properties"] = {"confidence": f.confidence.value}
         if f.commit is not None:
-            item["properties"] = {
+            item["properties"] |= {
                 "commit": f.commit,
                 "author": f.author,
                 "date": f.date,

@@ -4,9 +4,10 @@ Schema (top-level ``version = 1`` and a ``[[rule]]`` array of tables): ``id``, `
 ``category``, ``severity`` (low|medium|high|critical), ``regex`` (the subset of syntax common
 to Python ``re`` and RE2), ``secret_group`` (default 0), ``keywords`` (non-empty list of
 lowercase literals; the rule is tried only when one occurs, case-insensitively),
-optional ``entropy`` (minimum Shannon bits per character of the secret), ``examples`` (must
-match) and ``counter_examples`` (must not). Every problem is an :class:`InvalidInput` that
-names the rule.
+optional ``entropy`` (minimum Shannon bits per character of the secret), optional
+``confidence`` (low|medium|high, default high: how sure a match is a live secret),
+``examples`` (must match) and ``counter_examples`` (must not). Every problem is an
+:class:`InvalidInput` that names the rule.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import re2
 
 from sealbox.errors import InvalidInput
-from sealbox.scan.findings import Severity
+from sealbox.scan.findings import Confidence, Severity
 
 SUPPORTED_VERSION = 1
 #: RE2 memory budget per rule; complex rules with large counted repetitions need more than
@@ -31,7 +32,7 @@ SUPPORTED_VERSION = 1
 RULE_MAX_MEM = 64 << 20
 _REQUIRED = ("id", "description", "category", "severity", "regex", "keywords")
 _KNOWN_KEYS = frozenset(
-    (*_REQUIRED, "secret_group", "entropy", "examples", "counter_examples", "tags")
+    (*_REQUIRED, "secret_group", "entropy", "confidence", "examples", "counter_examples", "tags")
 )
 
 
@@ -59,6 +60,7 @@ class Rule:
     entropy: float | None
     examples: tuple[str, ...]
     counter_examples: tuple[str, ...]
+    confidence: Confidence = Confidence.HIGH
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ def compile_rule(raw: Mapping[str, Any], index: int) -> Rule:
         not isinstance(entropy, int | float) or isinstance(entropy, bool) or entropy < 0
     ):
         raise _fail(where, "'entropy' must be a non-negative number")
+    try:
+        confidence = Confidence(raw.get("confidence", "high"))
+    except ValueError:
+        raise _fail(where, "'confidence' must be one of low, medium, high") from None
     options = re2.Options()
     options.max_mem = RULE_MAX_MEM
     options.log_errors = False
@@ -145,6 +151,7 @@ def compile_rule(raw: Mapping[str, Any], index: int) -> Rule:
         entropy=float(entropy) if entropy is not None else None,
         examples=_str_list(raw, "examples", where),
         counter_examples=_str_list(raw, "counter_examples", where),
+        confidence=confidence,
     )
 
 

@@ -48,7 +48,7 @@ REQUIRED = {
     "examples": list,
     "counter_examples": list,
 }
-OPTIONAL = {"secret_group": int, "entropy": (int, float)}
+OPTIONAL = {"secret_group": int, "entropy": (int, float), "confidence": str}
 MIN_RULES = 160
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -310,6 +310,7 @@ def test_schema(rule_id: str) -> None:
     assert all(isinstance(e, str) for e in rule["examples"] + rule["counter_examples"])
     if "entropy" in rule:
         assert 0 < rule["entropy"] < 8
+    assert rule.get("confidence", "high") in ("low", "medium", "high")
     assert rule.get("secret_group", 0) >= 0
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sealbox.scan.findings import DetectorKind, Severity
+from sealbox.scan.findings import Confidence, DetectorKind, Severity
 from sealbox.scan.text import ScanText
 
 
@@ -25,6 +25,7 @@ class Hit:
     entropy: float | None = None
     #: shown instead of the redacted secret (known values show path and version, no bytes)
     label: str | None = None
+    confidence: Confidence = Confidence.HIGH
 
 
 class Detector(Protocol):
