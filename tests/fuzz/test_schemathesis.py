@@ -11,7 +11,8 @@ the 21 characters that always fit a secret name; ``null`` for an optional field 
 as absent), so a refusal there is not promised.
 
 Reproducible: a fixed seed (each operation derives its own from it), no example database.
-``SEALBOX_FUZZ_EXAMPLES`` raises the example count for a longer local run.
+``SEALBOX_FUZZ_EXAMPLES`` (default 60 per operation) and ``SEALBOX_FUZZ_SEED`` change them
+for a longer or different local run.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from starlette.types import Receive, Scope, Send
 from tests.fuzz.served import served_app, served_document
 from tests.standing_summary import record
 
-SEED = 20261201
-MAX_EXAMPLES = int(os.environ.get("SEALBOX_FUZZ_EXAMPLES", "15"))
+SEED = int(os.environ.get("SEALBOX_FUZZ_SEED", "20261201"))
+MAX_EXAMPLES = int(os.environ.get("SEALBOX_FUZZ_EXAMPLES", "60"))
 BASE_URL = "http://localhost"
 
 #: Operations whose 400 depends on the target, not on the request's form: the schema

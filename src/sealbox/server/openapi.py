@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
 from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
 from sealbox.auth.service import BUILTIN
-from sealbox.model import MAX_NAME, Classification
+from sealbox.model import MAX_NAME, SCOPE_RE, Classification
 from sealbox.server.errors import HTTP_STATUS, UNEXPECTED
 from sealbox.server.routes_kv import MERGE_PATCH, RESERVED_MOUNTS, is_compat_path
 from sealbox.vault import META_FIELDS
@@ -83,7 +83,7 @@ ANY: Schema = {"type": "object"}
 EMPTY: Schema = body({})
 
 #: Project, environment and identity names (``SCOPE_RE``).
-SCOPE: Schema = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+SCOPE: Schema = {"type": "string", "pattern": _pattern(SCOPE_RE)}
 #: Secret names: environment-variable names (``NAME_RE``, at most ``MAX_NAME``).
 NAME: Schema = {"type": "string", "pattern": f"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$"}
 POLICY_NAME: Schema = {"type": "string", "pattern": _pattern(POLICY_NAME_RE)}
