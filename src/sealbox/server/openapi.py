@@ -382,6 +382,15 @@ def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+BAD_INPUT = (
+    "invalid input: a field, a parameter or the path breaks the rules above; or the body is "
+    "not UTF-8 JSON (a duplicate key, nesting deeper than the server's limit, a lone "
+    "surrogate); or the path is not UTF-8 once decoded"
+)
+MEDIA = {
+    JSON: "the body's Content-Type is not application/json (or application/*+json)",
+    MERGE_PATCH: f"the body's Content-Type is not {MERGE_PATCH}",
+}
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
@@ -400,13 +409,13 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
     takes_input = bool(names or op.query or op.body is not None)
     changes = method != "get"
     wanted = [
-        (400, takes_input, "invalid input (a field, a parameter, the path or the JSON body)"),
+        (400, takes_input, BAD_INPUT),
         (401, op.auth or op.login, "missing, unknown, expired or revoked token; bad credentials"),
         (403, op.auth, "denied by policy (never says whether the target exists)"),
         (404, op.auth, "not found"),
         (409, op.auth and changes, "conflict: exists already, or not at the expected version"),
         (413, op.body is not None, "the request body is larger than the server accepts"),
-        (415, op.body is not None, f"the body is not {op.media}"),
+        (415, op.body is not None, MEDIA.get(op.media, f"the body is not {op.media}")),
         (429, op.login, "too many login attempts: retry after Retry-After seconds"),
         (503, op.unavailable, "storage, audit or key provider briefly unavailable"),
     ]
