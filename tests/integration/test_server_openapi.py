@@ -186,6 +186,12 @@ def test_the_kv_mounts_of_the_settings_are_documented(tmp_path: Path) -> None:
     assert mount["schema"] == {"type": "string", "enum": ["kv", "secret"]}
 
 
+def test_the_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
+    from openapi_spec_validator import validate
+
+    validate(doc)
+
+
 def test_openapi_refs_resolve(doc: dict[str, Any]) -> None:
     text = json.dumps(doc)
     for ref in set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', text)):
