@@ -16,6 +16,7 @@ from starlette.routing import Match, Route
 from starlette.testclient import TestClient
 from tests.fuzz.served import served_app, served_document
 
+from sealbox.auth import tokens
 from sealbox.server.app import server_version
 from sealbox.server.openapi import OPENAPI_METHODS, OPERATIONS, doc_template, document
 from sealbox.server.settings import ServerSettings
@@ -27,7 +28,7 @@ SAMPLES = {
     "project": "payments",
     "env": "dev",
     "name": "API_KEY",
-    "accessor": "0123456789abcdef",
+    "accessor": "0123456789abcdef01234567",
     "mount": "secret",
     "path": "secret",
     "key": "stripe",
@@ -176,6 +177,13 @@ def test_kv_paths_are_documented_segment_by_segment(doc: dict[str, Any]) -> None
             if p["in"] == "path"
         }
         assert params["project"]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def test_documented_patterns_fit_what_the_server_makes(doc: dict[str, Any]) -> None:
+    """The accessor pattern said 16 hex digits; minted accessors have 24."""
+    (param,) = doc["paths"]["/v1/tokens/{accessor}"]["delete"]["parameters"]
+    for _ in range(20):
+        assert re.fullmatch(param["schema"]["pattern"].strip("^$"), tokens.mint().accessor)
 
 
 def test_the_kv_mounts_of_the_settings_are_documented(tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ POLICY_NAME: Schema = {"type": "string", "pattern": _pattern(POLICY_NAME_RE)}
 POLICY_PARAM: Schema = {**POLICY_NAME, "not": {"enum": ["explain"]}}
 #: A policy the server can write (the built-in ones cannot be changed).
 WRITABLE_POLICY: Schema = {**POLICY_NAME, "not": {"enum": ["explain", *sorted(BUILTIN)]}}
-ACCESSOR: Schema = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
+#: tokens.mint: 12 random bytes in hex.
+ACCESSOR: Schema = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 #: ``45s``, ``30m``, ``8h``, ``90d``, ``2w`` (``parse_duration``), below the 365 days a
 #: token may live (a token's TTL is also bounded by its parent's and its max TTL).
 DURATION: Schema = {
@@ -357,7 +358,6 @@ class Op:
     ok: int = 200
     response: Schema | None = None
     body: Schema | None = None
-    body_required: bool = True
     media: str = JSON
     query: tuple[Schema, ...] = ()
     params: Mapping[str, Schema] = field(default_factory=dict)
@@ -438,8 +438,11 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
     if params or op.query:
         out["parameters"] = [*params, *op.query]
     if op.body is not None:
+        # An empty body reads as {}: it is required only when some field is, or when the
+        # route wants its media type said (a KV merge patch).
+        needed = op.media != JSON or any(k in op.body for k in ("required", "oneOf", "anyOf"))
         out["requestBody"] = {
-            "required": op.body_required,
+            "required": needed,
             "content": {op.media: {"schema": op.body}},
         }
     if not op.auth:
@@ -502,10 +505,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="auth",
         response=resp({"expires_at": NS}),
         body=body({"increment": DURATION}),
-        body_required=False,
     ),
     ("/v1/auth/token/revoke-self", "POST"): Op(
-        "Revoke the calling token", tag="auth", ok=204, body=EMPTY, body_required=False
+        "Revoke the calling token", tag="auth", ok=204, body=EMPTY
     ),
     # -- projects -----------------------------------------------------------------------------
     ("/v1/projects", "GET"): Op(
@@ -557,15 +559,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         ),
     ),
     (SECRET, "DELETE"): Op("Soft-delete a secret", tag="secrets", ok=204),
-    (SECRET + "/undelete", "POST"): Op(
-        "Undo a soft delete", tag="secrets", ok=204, body=EMPTY, body_required=False
-    ),
+    (SECRET + "/undelete", "POST"): Op("Undo a soft delete", tag="secrets", ok=204, body=EMPTY),
     (SECRET + "/purge", "POST"): Op(
         "Destroy a secret and every version",
         tag="secrets",
         response=resp({"destroyed": I}),
         body=EMPTY,
-        body_required=False,
     ),
     (SECRET + "/history", "GET"): Op(
         "A secret's versions",
@@ -663,7 +662,6 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="identities",
         params=IDENTITY,
         body=body({"uses": {"type": "integer", "minimum": 1, "maximum": 2**31}, "ttl": DURATION}),
-        body_required=False,
         response=resp({"secret_id": S}),
     ),
     ("/v1/identities/{name}/revoke-tokens", "POST"): Op(
@@ -671,7 +669,6 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="identities",
         params=IDENTITY,
         body=EMPTY,
-        body_required=False,
         response=resp({"revoked": I}),
     ),
     # -- tokens -------------------------------------------------------------------------------
@@ -680,7 +677,6 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="tokens",
         response=TOKEN,
         body=TOKEN_BODY,
-        body_required=False,
     ),
     ("/v1/tokens", "GET"): Op(
         "Tokens, by accessor",
@@ -736,10 +732,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                 "operations": SL,
                 "denied": B,
                 "source": S,
-                "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
             }
         ),
-        body_required=False,
         response=resp({"events": {"type": "array", "items": ANY}}),
     ),
     ("/v1/audit/who-read", "POST"): Op(
@@ -770,14 +765,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Walk every audit chain: findings (tampering), notices and a summary",
         tag="audit",
         body=EMPTY,
-        body_required=False,
         response=resp({"findings": SL, "notices": SL, "summary": SL}, ["findings"]),
     ),
     ("/v1/audit/checkpoint", "POST"): Op(
         "Sign every audit chain head now (Ed25519)",
         tag="audit",
         body=EMPTY,
-        body_required=False,
         response=resp({"checkpoints": {"type": "array", "items": ANY}}),
     ),
     # -- operations ---------------------------------------------------------------------------
