@@ -38,6 +38,7 @@ from sealbox.server.hotpath import HotPath
 from sealbox.server.http import ServerState
 from sealbox.server.metrics import Metrics
 from sealbox.server.middleware import RequestMiddleware, request_id_of
+from sealbox.server.openapi import JSON, allowed_methods
 from sealbox.server.routes_kv import is_compat_path
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import Vault
@@ -76,12 +77,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         body = compat_body(err.message)
     else:
         body = native_body(err.code, err.message, request_id_of(request.scope))
-    return Response(
-        body,
-        status_code=exc.status_code,
-        headers={**headers_for(err), **(exc.headers or {})},
-        media_type="application/json",
-    )
+    headers = {**headers_for(err), **(exc.headers or {})}
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; the path may have
+        # more (one per method): Allow names them all, as the OpenAPI document does.
+        headers["Allow"] = ", ".join(
+            allowed_methods(request.app.router.routes, request.scope["path"])
+        )
+    return Response(body, status_code=exc.status_code, headers=headers, media_type=JSON)
 
 
 class SealboxApp(Starlette):

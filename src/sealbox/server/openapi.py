@@ -1,616 +1,980 @@
-"""The OpenAPI 3.1 document of the server (``GET /v1/openapi.json``), written as data.
+"""The OpenAPI 3.1 document of the server (``GET /v1/openapi.json``), built from the routes.
 
-``tests/integration/test_server_openapi.py`` checks that every route of the app appears
-here and every operation here is a route of the app, so the two cannot drift apart.
+Paths and methods come from the app's Starlette route table, so an operation can be neither
+missing nor extra: :func:`document` walks the routes and looks each (template, method) up
+in :data:`OPERATIONS`, where its summary and schemas are declared; a route without an entry,
+or an entry without a route, is an error (``tests/integration/test_server_openapi.py``
+builds the document from a real app, and schemathesis fuzzes the app against it).
+
+What the document promises, and how it stays true:
+
+* path parameters carry the patterns the core validates (project, env, secret names…),
+  so a request the schema allows is one the server takes (or answers 401/403/404/409);
+* every status the server can answer is listed, with the error body it sends
+  (:mod:`sealbox.server.errors`: the code enum is THE table of codes per status);
+* the router's methods per path are the documented ones; Starlette's ``HEAD`` goes with
+  ``GET``, and Vault's ``LIST`` is the ``x-vault-list`` mark on a ``GET`` (a request line
+  ``LIST …`` is served as ``GET …?list=true``, see protocol.py);
+* a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}``: OpenAPI has no
+  multi-segment parameter, and a client must send the ``/`` between them unencoded (an
+  encoded ``/`` is refused). ``key`` may itself hold more ``/``-separated segments.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.routing import BaseRoute, Route
+
+from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
+from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
+from sealbox.auth.service import BUILTIN
+from sealbox.model import MAX_NAME, SCOPE_RE, Classification
+from sealbox.server.errors import HTTP_STATUS, UNEXPECTED
+from sealbox.server.routes_kv import MERGE_PATCH, RESERVED_MOUNTS, is_compat_path
+from sealbox.vault import META_FIELDS
+
+Schema = dict[str, Any]
+
 JSON = "application/json"
+#: The router adds HEAD to every GET route; it is implied by the GET operation.
+IMPLIED = "HEAD"
+#: Vault's verb; documented as ``x-vault-list`` on the GET of the same path.
+LIST = "LIST"
+OPENAPI_METHODS = ("get", "put", "post", "delete", "patch")
 
 
-def _ref(name: str) -> dict[str, str]:
+def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+def body(props: dict[str, Any], required: Sequence[str] = ()) -> Schema:
+    """A request body: the server refuses any field it does not name (400)."""
+    schema: Schema = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
-        schema["required"] = required
+        schema["required"] = list(required)
     return schema
 
 
-S = {"type": "string"}
-I = {"type": "integer"}  # noqa: E741 - a schema, read as "integer"
-B = {"type": "boolean"}
-NS = {"type": ["string", "null"]}
-SL = {"type": "array", "items": S}
-ANY = {"type": "object"}
+def resp(props: dict[str, Any], required: Sequence[str] | None = None) -> Schema:
+    """A response object: the fields listed are always there (unless ``required`` says)."""
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else list(required),
+    }
 
 
-def _op(
-    summary: str,
-    *,
-    tag: str,
-    ok: int = 200,
-    response: dict[str, Any] | None = None,
-    body: dict[str, Any] | None = None,
-    params: list[dict[str, Any]] | None = None,
-    auth: bool = True,
-    compat: bool = False,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    error = _ref("CompatError" if compat else "Error")
-    responses: dict[str, Any] = {}
-    if ok == 204:
-        responses["204"] = {"description": "done"}
-    else:
-        content = {JSON: {"schema": response or ANY}}
-        responses[str(ok)] = {"description": "success", "content": content}
-    for code, text in (
-        ("400", "invalid input"),
-        ("401", "missing, unknown or expired token"),
-        ("403", "denied by policy (never says whether the target exists)"),
-        ("404", "not found"),
-        ("503", "storage or key provider briefly unavailable (Retry-After)"),
-    ):
-        if code in ("401", "403") and not auth:
-            continue
-        responses[code] = {"description": text, "content": {JSON: {"schema": error}}}
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
-    if params:
-        op["parameters"] = params
-    if not auth:
-        op["security"] = []
-    if extra:
-        op.update(extra)
-    return op
+def _pattern(regex: re.Pattern[str]) -> str:
+    """A Python ``…\\Z`` full-match regex as a JSON Schema pattern."""
+    text = regex.pattern
+    return "^" + (text[:-2] if text.endswith(r"\Z") else text) + "$"
 
 
-def _path_params(*names: str) -> list[dict[str, Any]]:
-    return [{"name": n, "in": "path", "required": True, "schema": S} for n in names]
+S: Schema = {"type": "string"}
+I: Schema = {"type": "integer"}  # noqa: E741 - a schema, read as "integer"
+B: Schema = {"type": "boolean"}
+NS: Schema = {"type": ["string", "null"]}
+SL: Schema = {"type": "array", "items": S}
+ANY: Schema = {"type": "object"}
+EMPTY: Schema = body({})
+
+#: Project, environment and identity names (``SCOPE_RE``).
+SCOPE: Schema = {"type": "string", "pattern": _pattern(SCOPE_RE)}
+#: Secret names: environment-variable names (``NAME_RE``, at most ``MAX_NAME``).
+NAME: Schema = {"type": "string", "pattern": f"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$"}
+POLICY_NAME: Schema = {"type": "string", "pattern": _pattern(POLICY_NAME_RE)}
+#: ``/v1/policies/explain`` is its own path (a concrete path wins over a template).
+POLICY_PARAM: Schema = {**POLICY_NAME, "not": {"enum": ["explain"]}}
+#: A policy the server can write (the built-in ones cannot be changed).
+WRITABLE_POLICY: Schema = {**POLICY_NAME, "not": {"enum": ["explain", *sorted(BUILTIN)]}}
+#: tokens.mint: 12 random bytes in hex.
+ACCESSOR: Schema = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+#: ``45s``, ``30m``, ``8h``, ``90d``, ``2w`` (``parse_duration``), below the 365 days a
+#: token may live (a token's TTL is also bounded by its parent's and its max TTL).
+DURATION: Schema = {
+    "type": "string",
+    "pattern": "^([1-9][0-9]{0,5}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|[1-9][0-9]?d|[1-9]w)$",
+}
+SECRET_PATH: Schema = {
+    "type": "string",
+    "pattern": f"^[a-z0-9][a-z0-9_-]{{0,62}}/[a-z0-9][a-z0-9_-]{{0,62}}/"
+    f"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$",
+}
+TIME: Schema = {"type": "string", "format": "date-time"}
+#: Integers in a query string are at most 18 digits (``int_param``).
+MAX_INT = 10**18 - 1
+VERSION: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+CAPABILITIES = [c.value for c in Capability]
+#: A KV key segment run: no ``\\``, NUL or ``/`` (segments are separated by a literal
+#: ``/``), not ``.`` or ``..``. 21 characters always fit a secret name once encoded
+#: (kv_names.py: at most 12 characters per character, 255 in all); longer keys fit
+#: when they are mostly letters and digits.
+KV_KEY: Schema = {
+    "type": "string",
+    "pattern": "^[^/\\\\\\x00]+$",
+    "maxLength": 21,
+    "not": {"enum": [".", ".."]},
+}
+#: A policy path pattern (``PATH_PATTERN_RE``, and no ``..``).
+PATH_PATTERN: Schema = {
+    "type": "string",
+    "pattern": r"^\.?[A-Za-z0-9_*?/-]+(\.[A-Za-z0-9_*?/-]+)*\.?$",
+    "maxLength": 300,
+}
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _mount_schema(kv_mounts: Sequence[str]) -> Schema:
+    if "*" in kv_mounts:
+        return {
+            "type": "string",
+            "pattern": "^[^/\\\\\\x00]{1,64}$",
+            "not": {"enum": sorted({*RESERVED_MOUNTS, "openapi.json", ".", ".."})},
+        }
+    return {"type": "string", "enum": sorted(kv_mounts)}
+
+
+#: Path parameter schemas by name; an operation may override one (``params=``).
+PATH_PARAMS: dict[str, Schema] = {
+    "project": {**SCOPE, "examples": ["payments"]},
+    "env": {**SCOPE, "examples": ["dev"]},
+    "name": {**NAME, "examples": ["API_KEY"]},
+    "accessor": ACCESSOR,
+    "key": {**KV_KEY, "examples": ["stripe"]},
+    # The KV mount (and the mount lookup's path): set from the server's kv_mounts.
+    "mount": S,
+    "path": S,
+}
+
+
+def _query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
     return {
         "name": name,
         "in": "query",
-        "required": False,
+        "required": required,
         "schema": schema,
         "description": description,
     }
 
 
-P_ENV = _path_params("project", "env")
-P_SECRET = _path_params("project", "env", "name")
-P_KV = _path_params("mount", "path")
+META_PROPS: dict[str, Any] = {
+    "owner": NS,
+    "purpose": NS,
+    "classification": {"enum": [*(c.value for c in Classification), None]},
+    "rotate_every_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31},
+    "rotation_method": NS,
+    "expires": {"type": ["string", "null"], "format": "date-time"},
+    "depends_on": SL,
+    "contact": NS,
+    "upstream": NS,
+    "tags": SL,
+}
+assert set(META_PROPS) == META_FIELDS
+#: What a change of ``expires`` takes: a date (midnight UTC) or a time.
+META_EXPIRES: Schema = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"type": "null"},
+    ]
+}
+
+ERROR_CODES: dict[int, list[str]] = {}
+for _code, _status in HTTP_STATUS.items():
+    ERROR_CODES.setdefault(_status, []).append(_code)
+ERROR_CODES.setdefault(500, []).append(UNEXPECTED)
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj(
-        {"error": _obj({"code": S, "message": S, "request_id": S}, ["code", "message"])},
-        ["error"],
+    # sealbox.server.errors.native_body
+    "Error": resp(
+        {
+            "error": resp(
+                {
+                    "code": {"enum": [*sorted(HTTP_STATUS), UNEXPECTED]},
+                    "message": S,
+                    "request_id": S,
+                }
+            )
+        }
     ),
-    "CompatError": _obj({"errors": SL}, ["errors"]),
-    "Token": _obj({"token": S, "accessor": S, "expires_at": S}, ["token", "accessor"]),
-    "Meta": {
-        "type": "object",
-        "properties": {
-            "owner": NS,
-            "purpose": NS,
-            "classification": NS,
-            "rotate_every_days": {"type": ["integer", "null"]},
-            "rotation_method": NS,
-            "expires": NS,
-            "depends_on": SL,
-            "contact": NS,
-            "upstream": NS,
-            "tags": SL,
-        },
-    },
-    "SecretInfo": _obj(
+    # sealbox.server.errors.compat_body (Vault's shape)
+    "CompatError": resp({"errors": SL}),
+    "Token": resp({"token": S, "accessor": S, "expires_at": NS}),
+    # What the server stores and shows (a request's limits are on META_PROPS).
+    "Meta": resp({**META_PROPS, "rotate_every_days": {"type": ["integer", "null"]}}),
+    "SecretInfo": resp(
         {
             "path": S,
             "name": S,
             "version": I,
-            "created_at": S,
-            "updated_at": S,
+            "created_at": NS,
+            "updated_at": NS,
             "deleted_at": NS,
             "meta": _ref("Meta"),
         }
     ),
-    "Identity": {
-        "type": "object",
-        "properties": {
+    "Identity": resp(
+        {
             "id": S,
             "name": S,
-            "kind": S,
+            "kind": {"enum": ["person", "machine"]},
             "policies": SL,
             "role_id": S,
             "created_at": S,
             "disabled": B,
         },
-    },
-    "TokenInfo": {
-        "type": "object",
-        "properties": {
+        ["id", "name", "kind", "policies", "created_at", "disabled"],
+    ),
+    "TokenInfo": resp(
+        {
             "accessor": S,
             "identity": S,
             "policies": SL,
             "auth_method": S,
             "created_at": S,
-            "expires_at": S,
-            "max_expires_at": S,
+            "expires_at": NS,
+            "max_expires_at": NS,
             "revoked": B,
-            "display": S,
+            "display": NS,
         },
-    },
-    "Policy": {
-        "type": "object",
-        "required": ["rules"],
-        "properties": {
+        ["accessor", "identity", "policies", "revoked"],
+    ),
+    "Policy": resp(
+        {
             "name": S,
             "description": S,
-            "rules": {"type": "array", "items": _obj({"path": S, "capabilities": SL})},
+            "rules": {
+                "type": "array",
+                "items": resp({"path": S, "capabilities": SL}),
+            },
+        }
+    ),
+    "PathVersion": resp({"path": S, "version": I}),
+    # sealbox.server.routes_kv.envelope
+    "KVEnvelope": resp(
+        {
+            "request_id": S,
+            "lease_id": S,
+            "renewable": B,
+            "lease_duration": I,
+            "data": {"type": ["object", "null"]},
+            "wrap_info": {"type": "null"},
+            "warnings": {"type": ["array", "null"]},
+            "auth": {"type": "null"},
+            "mount_type": S,
         },
-    },
-    "PathVersion": _obj({"path": S, "version": I}),
+        ["request_id", "data"],
+    ),
 }
 
-TOKEN = _ref("Token")
-
-
-def _paths() -> dict[str, Any]:
-    secret = "/v1/secrets/{project}/{env}/{name}"  # noqa: S105 - a path template
-    native = {
-        # -- auth -------------------------------------------------------------------------------
-        "/v1/auth/login": {
-            "post": _op(
-                "Log in with a name and password",
-                tag="auth",
-                response=TOKEN,
-                auth=False,
-                body=_obj({"name": S, "password": S}, ["name", "password"]),
-            )
-        },
-        "/v1/auth/approle/login": {
-            "post": _op(
-                "Log in with a role id and secret id",
-                tag="auth",
-                response=TOKEN,
-                auth=False,
-                body=_obj({"role_id": S, "secret_id": S}, ["role_id", "secret_id"]),
-            )
-        },
-        "/v1/auth/token/self": {
-            "get": _op(
-                "The calling token",
-                tag="auth",
-                response=_obj(
-                    {"identity": S, "kind": S, "policies": SL, "accessor": S, "expires_at": S}
-                ),
-            )
-        },
-        "/v1/auth/token/lookup-self": {
-            "get": _op("The calling token, Vault-shaped (for Vault clients)", tag="auth")
-        },
-        "/v1/auth/token/renew": {
-            "post": _op(
-                "Extend the calling token (up to its max TTL)",
-                tag="auth",
-                response=_obj({"expires_at": S}),
-                body=_obj({"increment": S}),
-            )
-        },
-        "/v1/auth/token/revoke-self": {"post": _op("Revoke the calling token", tag="auth", ok=204)},
-        # -- projects ---------------------------------------------------------------------------
-        "/v1/projects": {
-            "get": _op(
-                "Projects the caller can see", tag="projects", response=_obj({"projects": SL})
-            ),
-            "post": _op(
-                "Create a project",
-                tag="projects",
-                ok=201,
-                body=_obj({"name": S, "environments": SL}, ["name"]),
-            ),
-        },
-        "/v1/projects/{project}/envs": {
-            "get": _op(
-                "A project's environments",
-                tag="projects",
-                params=_path_params("project"),
-                response=_obj({"environments": SL}),
-            ),
-            "post": _op(
-                "Create an environment",
-                tag="projects",
-                ok=201,
-                params=_path_params("project"),
-                body=_obj({"name": S}, ["name"]),
-            ),
-        },
-        # -- secrets ----------------------------------------------------------------------------
-        "/v1/secrets/{project}/{env}": {
-            "get": _op(
-                "Secrets of an environment (names and metadata, never values)",
-                tag="secrets",
-                params=[*P_ENV, _query("deleted", B, "include soft-deleted secrets")],
-                response=_obj({"secrets": {"type": "array", "items": _ref("SecretInfo")}}),
-            )
-        },
-        secret: {
-            "get": _op(
-                "Read a version's value (current by default)",
-                tag="secrets",
-                params=[
-                    *P_SECRET,
-                    _query("version", I, "a version number"),
-                    _query("reveal", B, "audit as shown to a person, not a program"),
-                ],
-                response=_obj({"path": S, "version": I, "value": S, "created_at": S}),
-            ),
-            "put": _op(
-                "Write a new version",
-                tag="secrets",
-                params=P_SECRET,
-                response=_ref("PathVersion"),
-                body=_obj({"value": S, "if_version": I}, ["value"]),
-            ),
-            "delete": _op("Soft-delete a secret", tag="secrets", ok=204, params=P_SECRET),
-        },
-        secret + "/undelete": {
-            "post": _op("Undo a soft delete", tag="secrets", ok=204, params=P_SECRET)
-        },
-        secret + "/purge": {
-            "post": _op(
-                "Destroy a secret and every version",
-                tag="secrets",
-                params=P_SECRET,
-                response=_obj({"destroyed": I}),
-            )
-        },
-        secret + "/history": {
-            "get": _op(
-                "A secret's versions",
-                tag="secrets",
-                params=P_SECRET,
-                response=_obj(
-                    {
-                        "versions": {
-                            "type": "array",
-                            "items": _obj(
-                                {
-                                    "version": I,
-                                    "stage": NS,
-                                    "created_at": S,
-                                    "created_by": S,
-                                    "rollback_of": {"type": ["integer", "null"]},
-                                }
-                            ),
-                        }
-                    }
-                ),
-            )
-        },
-        secret + "/rollback": {
-            "post": _op(
-                "A new version with an old version's content",
-                tag="secrets",
-                params=P_SECRET,
-                response=_ref("PathVersion"),
-                body=_obj({"version": I, "if_version": I}, ["version"]),
-            )
-        },
-        secret + "/meta": {
-            "get": _op(
-                "A secret's metadata",
-                tag="secrets",
-                params=P_SECRET,
-                response=_obj({"path": S, "meta": _ref("Meta")}),
-            ),
-            "patch": _op(
-                "Change metadata fields (null clears one)",
-                tag="secrets",
-                params=P_SECRET,
-                body=_ref("Meta"),
-                response=_obj({"path": S, "meta": _ref("Meta")}),
-            ),
-        },
-        "/v1/resolve/{project}/{env}": {
-            "get": _op(
-                "Every readable current value of an environment in one round trip (sealbox run)",
-                tag="secrets",
-                params=[
-                    *P_ENV,
-                    _query("only", S, "comma-separated names"),
-                    _query("purpose", {"enum": ["run", "export", "reveal"]}, "audit purpose"),
-                ],
-                response=_obj({"secrets": {"type": "object", "additionalProperties": S}}),
-            )
-        },
-        # -- identities -------------------------------------------------------------------------
-        "/v1/identities": {
-            "get": _op(
-                "Identities",
-                tag="identities",
-                response=_obj({"identities": {"type": "array", "items": _ref("Identity")}}),
-            ),
-            "post": _op(
-                "Create a person or machine identity",
-                tag="identities",
-                ok=201,
-                response=_ref("Identity"),
-                body=_obj(
-                    {
-                        "name": S,
-                        "kind": {"enum": ["person", "machine"]},
-                        "password": S,
-                        "policies": SL,
-                    },
-                    ["name", "kind"],
-                ),
-            ),
-        },
-        "/v1/identities/{name}": {
-            "get": _op(
-                "An identity",
-                tag="identities",
-                params=_path_params("name"),
-                response=_ref("Identity"),
-            ),
-            "delete": _op(
-                "Delete an identity", tag="identities", ok=204, params=_path_params("name")
-            ),
-        },
-        "/v1/identities/{name}/policies": {
-            "put": _op(
-                "Replace an identity's policies",
-                tag="identities",
-                params=_path_params("name"),
-                body=_obj({"policies": SL}, ["policies"]),
-                response=_ref("Identity"),
-            )
-        },
-        "/v1/identities/{name}/secret-ids": {
-            "post": _op(
-                "A new secret id for a machine (shown once)",
-                tag="identities",
-                params=_path_params("name"),
-                body=_obj({"uses": I, "ttl": S}),
-                response=_obj({"secret_id": S}),
-            )
-        },
-        "/v1/identities/{name}/revoke-tokens": {
-            "post": _op(
-                "Revoke every token of an identity",
-                tag="identities",
-                params=_path_params("name"),
-                response=_obj({"revoked": I}),
-            )
-        },
-        # -- tokens -----------------------------------------------------------------------------
-        "/v1/tokens": {
-            "post": _op(
-                "Mint a token (for oneself, or for another identity as admin)",
-                tag="tokens",
-                response=TOKEN,
-                body=_obj({"identity": S, "ttl": S, "max_ttl": S, "policies": SL}),
-            ),
-            "get": _op(
-                "Tokens, by accessor",
-                tag="tokens",
-                params=[_query("identity", S, "only this identity's tokens")],
-                response=_obj({"tokens": {"type": "array", "items": _ref("TokenInfo")}}),
-            ),
-        },
-        "/v1/tokens/{accessor}": {
-            "delete": _op(
-                "Revoke a token by accessor", tag="tokens", ok=204, params=_path_params("accessor")
-            )
-        },
-        # -- policies ---------------------------------------------------------------------------
-        "/v1/policies": {
-            "get": _op(
-                "Policies",
-                tag="policies",
-                response=_obj({"policies": {"type": "array", "items": _ref("Policy")}}),
-            )
-        },
-        # -- audit ------------------------------------------------------------------------------
-        "/v1/audit/log": {
-            "post": _op(
-                "Audit events matching every filter given, newest first (admin on sys/audit)",
-                tag="audit",
-                body=_obj(
-                    {
-                        "secret": S,
-                        "identity": S,
-                        "since": S,
-                        "until": S,
-                        "operations": SL,
-                        "denied": B,
-                        "source": S,
-                        "limit": I,
-                    }
-                ),
-                response=_obj({"events": {"type": "array", "items": ANY}}),
-            )
-        },
-        "/v1/audit/who-read": {
-            "post": _op(
-                "Who received a secret's value (a version, or an exact value by its HMAC)",
-                tag="audit",
-                body=_obj({"path": S, "version": I, "value_hmac": S, "since": S, "until": S}),
-                response=_obj({"events": {"type": "array", "items": ANY}}),
-            )
-        },
-        "/v1/audit/hash": {
-            "post": _op(
-                "The HMAC audit events carry for a value (the value is not stored)",
-                tag="audit",
-                body=_obj({"value": S}, ["value"]),
-                response=_obj({"hmac": S}),
-            )
-        },
-        "/v1/audit/verify": {
-            "post": _op(
-                "Walk every audit chain: findings (tampering), notices and a summary",
-                tag="audit",
-                response=_obj({"findings": SL, "notices": SL, "summary": SL}),
-            )
-        },
-        "/v1/audit/checkpoint": {
-            "post": _op(
-                "Sign every audit chain head now (Ed25519)",
-                tag="audit",
-                response=_obj({"checkpoints": {"type": "array", "items": ANY}}),
-            )
-        },
-        "/v1/policies/explain": {
-            "post": _op(
-                "Explain a decision for an identity, path and capability",
-                tag="policies",
-                body=_obj(
-                    {"identity": S, "path": S, "capability": S}, ["identity", "path", "capability"]
-                ),
-                response=_obj({"allowed": B, "reason": S, "policy": NS, "rule": ANY}),
-            )
-        },
-        "/v1/policies/{name}": {
-            "put": _op(
-                "Create or replace a policy",
-                tag="policies",
-                params=_path_params("name"),
-                body=_ref("Policy"),
-                response=_ref("Policy"),
-            ),
-            "get": _op(
-                "A policy", tag="policies", params=_path_params("name"), response=_ref("Policy")
-            ),
-            "delete": _op("Delete a policy", tag="policies", ok=204, params=_path_params("name")),
-        },
-        # -- operations -------------------------------------------------------------------------
-        "/v1/sys/health": {
-            "get": _op(
-                "Liveness (Vault-shaped fields too)",
-                tag="sys",
-                auth=False,
-                response={
-                    "type": "object",
-                    "properties": {
-                        "status": S,
-                        "initialized": B,
-                        "sealed": B,
-                        "standby": B,
-                        "version": S,
+POLICY_BODY = body(
+    {
+        "description": S,
+        "rules": {
+            "type": "array",
+            "minItems": 1,
+            "items": body(
+                {
+                    "path": PATH_PATTERN,
+                    "capabilities": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"enum": [*CAPABILITIES, DENY]},
                     },
                 },
-            )
+                ["path", "capabilities"],
+            ),
         },
-        "/v1/sys/ready": {
-            "get": _op(
-                "Readiness: storage and key provider, separately (503 + Retry-After if down)",
-                tag="sys",
-                auth=False,
-                response=_obj({"storage": S, "keys": S}),
-            )
-        },
-        "/v1/openapi.json": {"get": _op("This document", tag="sys", auth=False)},
-        "/metrics": {
-            "get": _op(
-                "Prometheus metrics (text format)",
-                tag="sys",
-                auth=False,
-                extra={
-                    "responses": {
-                        "200": {"description": "metrics", "content": {"text/plain": {"schema": S}}}
-                    }
-                },
-            )
-        },
+    },
+    ["rules"],
+)
+KV_DATA_BODY = body(
+    {"data": ANY, "options": body({"cas": {"type": "integer", "minimum": 0, "maximum": MAX_INT}})},
+    ["data"],
+)
+KV_VERSIONS_BODY = body(
+    {"versions": {"type": "array", "minItems": 1, "items": VERSION}}, ["versions"]
+)
+_CUSTOM: dict[str, Schema] = {key: {"type": ["string", "null"]} for key in sorted(META_FIELDS)}
+_CUSTOM["classification"] = {"enum": [*(c.value for c in Classification), "", None]}
+_CUSTOM["rotate_every_days"] = {
+    "anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}, {"enum": ["", None]}]
+}
+_CUSTOM["expires"] = {"anyOf": [{"type": "string", "format": "date"}, {"enum": ["", None]}]}
+KV_METADATA_BODY = body(
+    {
+        "custom_metadata": body(_CUSTOM),
+        "max_versions": {"enum": [0, None]},
+        "cas_required": {"enum": [False, None]},
+        "delete_version_after": {"enum": ["0s", "", 0, None]},
     }
-    kv = "vault-kv-v2"
-    compat = {
-        "/v1/sys/internal/ui/mounts/{path}": {
-            "get": _op(
-                "Mount lookup that every `bao kv` command makes first",
-                tag=kv,
-                compat=True,
-                params=_path_params("path"),
-            )
-        },
-        "/v1/{mount}/data/{path}": {
-            "get": _op(
-                "KV v2 read (path = project/env/rest…)",
-                tag=kv,
-                compat=True,
-                params=[*P_KV, _query("version", I, "a version number")],
-            ),
-            "post": _op("KV v2 write", tag=kv, compat=True, params=P_KV, body=ANY),
-            "put": _op("KV v2 write", tag=kv, compat=True, params=P_KV, body=ANY),
-            "patch": _op(
-                "KV v2 patch: a JSON merge patch of the current fields, as a new version "
-                "(Content-Type application/merge-patch+json; needs read and write)",
-                tag=kv,
-                compat=True,
-                params=P_KV,
-                body=ANY,
-            ),
-            "delete": _op(
-                "KV v2 delete latest version (soft)", tag=kv, compat=True, ok=204, params=P_KV
-            ),
-        },
-        "/v1/{mount}/metadata/{path}": {
-            "get": _op(
-                "KV v2 metadata; with ?list=true (or method LIST) the keys below",
-                tag=kv,
-                compat=True,
-                params=[*P_KV, _query("list", B, "list keys")],
-                extra={"x-vault-list": True},
-            ),
-            **{
-                method: _op(
-                    f"KV v2 metadata {what}: custom_metadata keys set sealbox inventory fields",
-                    tag=kv,
-                    compat=True,
-                    ok=204,
-                    params=P_KV,
-                    body=ANY,
-                )
-                for method, what in (("post", "write"), ("put", "write"), ("patch", "patch"))
+)
+TOKEN_BODY = body(
+    {
+        "identity": SCOPE,
+        "ttl": DURATION,
+        "max_ttl": DURATION,
+        "policies": {"type": "array", "items": POLICY_NAME},
+    }
+)
+IDENTITY_BODY: Schema = {
+    "oneOf": [
+        body(
+            {
+                "name": SCOPE,
+                "kind": {"const": "person"},
+                "password": {"type": "string", "minLength": MIN_PASSWORD},
+                "policies": {"type": "array", "items": POLICY_NAME},
             },
-            "delete": _op(
-                "KV v2 delete metadata and every version", tag=kv, compat=True, ok=204, params=P_KV
-            ),
-        },
-        "/v1/{mount}/metadata": {
-            "get": _op(
-                "KV v2 list of the mount's top level (projects)",
-                tag=kv,
-                compat=True,
-                params=_path_params("mount"),
-                extra={"x-vault-list": True},
-            )
-        },
+            ["name", "kind", "password"],
+        ),
+        body(
+            {
+                "name": SCOPE,
+                "kind": {"const": "machine"},
+                "policies": {"type": "array", "items": POLICY_NAME},
+            },
+            ["name", "kind"],
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One documented operation: what it takes and answers. Statuses follow from it:
+
+    400 when it takes any input; 401/403 when it needs a token (401 also on a login);
+    404 when it needs a token (a target may not exist, or is hidden); 409 on a change
+    (any non-GET with a token); 413/415 when it reads a JSON body; 429 on a login;
+    503 when it touches storage or keys (all but ``unavailable=False``).
+    """
+
+    summary: str
+    tag: str
+    ok: int = 200
+    response: Schema | None = None
+    body: Schema | None = None
+    media: str = JSON
+    query: tuple[Schema, ...] = ()
+    params: Mapping[str, Schema] = field(default_factory=dict)
+    auth: bool = True
+    login: bool = False
+    unavailable: bool = True
+    ok_media: str = JSON
+    not_found: Schema | None = None
+    description: str | None = None
+
+
+def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
+    codes = sorted(ERROR_CODES.get(status, []))
+    native: Schema = {
+        "allOf": [
+            _ref("Error"),
+            {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+        ]
     }
-    for action in ("delete", "undelete", "destroy"):
-        op = _op(
-            f"KV v2 {action} versions",
-            tag=kv,
-            compat=True,
+    # A KV route under a reserved first segment (/v1/tokens/data/…) answers natively.
+    schema = {"anyOf": [_ref("CompatError"), native]} if compat else native
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+BAD_INPUT = (
+    "invalid input: a field, a parameter or the path breaks the rules above; or the body is "
+    "not UTF-8 JSON (a duplicate key, nesting deeper than the server's limit, a lone "
+    "surrogate); or the path is not UTF-8 once decoded"
+)
+MEDIA = {
+    JSON: "the body's Content-Type is not application/json (or application/*+json)",
+    MERGE_PATCH: f"the body's Content-Type is not {MERGE_PATCH}",
+}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
+def _render(op: Op, template: str, method: str) -> dict[str, Any]:
+    compat = is_compat_path(template)
+    names = re.findall(r"\{(\w+)\}", template)
+    responses: dict[str, Any] = {}
+    if op.ok == 204:
+        responses["204"] = {"description": "done"}
+    else:
+        schema = op.response or ANY
+        responses[str(op.ok)] = {
+            "description": "success",
+            "content": {op.ok_media: {"schema": schema}},
+        }
+    takes_input = bool(names or op.query or op.body is not None)
+    changes = method != "get"
+    wanted = [
+        (400, takes_input, BAD_INPUT),
+        (401, op.auth or op.login, "missing, unknown, expired or revoked token; bad credentials"),
+        (403, op.auth, "denied by policy (never says whether the target exists)"),
+        (404, op.auth, "not found"),
+        (409, op.auth and changes, "conflict: exists already, or not at the expected version"),
+        (413, op.body is not None, "the request body is larger than the server accepts"),
+        (415, op.body is not None, MEDIA.get(op.media, f"the body is not {op.media}")),
+        (429, op.login, "too many login attempts: retry after Retry-After seconds"),
+        (503, op.unavailable, "storage, audit or key provider briefly unavailable"),
+    ]
+    for status, applies, text in wanted:
+        if not applies:
+            continue
+        responses[str(status)] = _error(compat, status, text)
+        if status == 404 and op.not_found is not None:
+            schema = responses["404"]["content"][JSON]["schema"]
+            responses["404"]["content"][JSON]["schema"] = {"anyOf": [schema, op.not_found]}
+        if status in (429, 503):
+            responses[str(status)]["headers"] = RETRY_AFTER
+    out: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "responses": responses}
+    if op.description:
+        out["description"] = op.description
+    params = [
+        {"name": n, "in": "path", "required": True, "schema": op.params.get(n, PATH_PARAMS[n])}
+        for n in names
+    ]
+    if params or op.query:
+        out["parameters"] = [*params, *op.query]
+    if op.body is not None:
+        # An empty body reads as {}: it is required only when some field is, or when the
+        # route wants its media type said (a KV merge patch).
+        needed = op.media != JSON or any(k in op.body for k in ("required", "oneOf", "anyOf"))
+        out["requestBody"] = {
+            "required": needed,
+            "content": {op.media: {"schema": op.body}},
+        }
+    if not op.auth:
+        out["security"] = []
+    return out
+
+
+# -- the operations, by route template and method -------------------------------------------------
+TOKEN = _ref("Token")
+SECRET = "/v1/secrets/{project}/{env}/{name}"  # noqa: S105 - a path template
+KV = "vault-kv-v2"
+KV_PATH = "/{path:path}"
+ENVELOPE = _ref("KVEnvelope")
+#: Vault answers a soft-deleted version with 404 and its metadata in an envelope.
+KV_NOT_FOUND: Schema = ENVELOPE
+IDENTITY = {"name": SCOPE}
+POLICY = {"name": POLICY_PARAM}
+EVENTS = (
+    'A stream of server-sent events: a `snapshot` event ({"versions": {NAME: version}}), '
+    'then a `change` event per change ({"path", "version", "op"}), a comment line '
+    "as heartbeat, and an `error` event that ends the stream when the token or the "
+    "permission goes. Never a value."
+)
+LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    # -- auth ---------------------------------------------------------------------------------
+    ("/v1/auth/login", "POST"): Op(
+        "Log in with a name and password",
+        tag="auth",
+        response=TOKEN,
+        auth=False,
+        login=True,
+        description=LOGIN,
+        body=body(
+            {"name": SCOPE, "password": {"type": "string", "minLength": 1}}, ["name", "password"]
+        ),
+    ),
+    ("/v1/auth/approle/login", "POST"): Op(
+        "Log in with a role id and secret id",
+        tag="auth",
+        response=TOKEN,
+        auth=False,
+        login=True,
+        description=LOGIN,
+        body=body({"role_id": S, "secret_id": S}, ["role_id", "secret_id"]),
+    ),
+    ("/v1/auth/token/self", "GET"): Op(
+        "The calling token",
+        tag="auth",
+        response=resp({"identity": S, "kind": S, "policies": SL, "accessor": S, "expires_at": NS}),
+    ),
+    ("/v1/auth/token/lookup-self", "GET"): Op(
+        "The calling token, Vault-shaped (for Vault clients)",
+        tag="auth",
+        response=resp({"data": resp({"accessor": S, "policies": SL}, ["accessor", "policies"])}),
+    ),
+    ("/v1/auth/token/renew", "POST"): Op(
+        "Extend the calling token (up to its max TTL)",
+        tag="auth",
+        response=resp({"expires_at": NS}),
+        body=body({"increment": DURATION}),
+    ),
+    ("/v1/auth/token/revoke-self", "POST"): Op(
+        "Revoke the calling token", tag="auth", ok=204, body=EMPTY
+    ),
+    # -- projects -----------------------------------------------------------------------------
+    ("/v1/projects", "GET"): Op(
+        "Projects the caller can see", tag="projects", response=resp({"projects": SL})
+    ),
+    ("/v1/projects", "POST"): Op(
+        "Create a project",
+        tag="projects",
+        ok=201,
+        response=resp({"name": S}),
+        body=body(
+            {"name": SCOPE, "environments": {"type": "array", "items": SCOPE, "maxItems": 20}},
+            ["name"],
+        ),
+    ),
+    ("/v1/projects/{project}/envs", "GET"): Op(
+        "A project's environments", tag="projects", response=resp({"environments": SL})
+    ),
+    ("/v1/projects/{project}/envs", "POST"): Op(
+        "Create an environment",
+        tag="projects",
+        ok=201,
+        response=resp({"project": S, "name": S}),
+        body=body({"name": SCOPE}, ["name"]),
+    ),
+    # -- secrets ------------------------------------------------------------------------------
+    ("/v1/secrets/{project}/{env}", "GET"): Op(
+        "Secrets of an environment (names and metadata, never values)",
+        tag="secrets",
+        query=(_query("deleted", B, "include soft-deleted secrets"),),
+        response=resp({"secrets": {"type": "array", "items": _ref("SecretInfo")}}),
+    ),
+    (SECRET, "GET"): Op(
+        "Read a version's value (current by default)",
+        tag="secrets",
+        query=(
+            _query("version", VERSION, "a version number"),
+            _query("reveal", B, "audit as shown to a person, not a program"),
+        ),
+        response=resp({"path": S, "version": I, "value": S, "created_at": S}),
+    ),
+    (SECRET, "PUT"): Op(
+        "Write a new version",
+        tag="secrets",
+        response=_ref("PathVersion"),
+        body=body(
+            {"value": S, "if_version": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
+            ["value"],
+        ),
+    ),
+    (SECRET, "DELETE"): Op("Soft-delete a secret", tag="secrets", ok=204),
+    (SECRET + "/undelete", "POST"): Op("Undo a soft delete", tag="secrets", ok=204, body=EMPTY),
+    (SECRET + "/purge", "POST"): Op(
+        "Destroy a secret and every version",
+        tag="secrets",
+        response=resp({"destroyed": I}),
+        body=EMPTY,
+    ),
+    (SECRET + "/history", "GET"): Op(
+        "A secret's versions",
+        tag="secrets",
+        response=resp(
+            {
+                "versions": {
+                    "type": "array",
+                    "items": resp(
+                        {
+                            "version": I,
+                            "stage": NS,
+                            "created_at": S,
+                            "created_by": S,
+                            "rollback_of": {"type": ["integer", "null"]},
+                        },
+                        ["version", "created_at"],
+                    ),
+                }
+            }
+        ),
+    ),
+    (SECRET + "/rollback", "POST"): Op(
+        "A new version with an old version's content",
+        tag="secrets",
+        response=_ref("PathVersion"),
+        body=body({"version": VERSION, "if_version": VERSION}, ["version"]),
+    ),
+    (SECRET + "/meta", "GET"): Op(
+        "A secret's metadata", tag="secrets", response=resp({"path": S, "meta": _ref("Meta")})
+    ),
+    (SECRET + "/meta", "PATCH"): Op(
+        "Change metadata fields (null clears one)",
+        tag="secrets",
+        body=body({**META_PROPS, "expires": META_EXPIRES}),
+        response=resp({"path": S, "meta": _ref("Meta")}),
+    ),
+    ("/v1/resolve/{project}/{env}", "GET"): Op(
+        "Every readable current value of an environment in one round trip (sealbox run)",
+        tag="secrets",
+        query=(
+            _query(
+                "only",
+                {
+                    "type": "string",
+                    "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,254}"
+                    "(,[A-Za-z_][A-Za-z0-9_]{0,254}){0,20}$",
+                },
+                "comma-separated names",
+            ),
+            _query("purpose", {"enum": ["run", "export", "reveal"]}, "audit purpose"),
+        ),
+        response=resp({"secrets": {"type": "object", "additionalProperties": S}}),
+    ),
+    ("/v1/events/{project}/{env}", "GET"): Op(
+        "Change notifications of an environment (server-sent events)",
+        tag="secrets",
+        ok_media="text/event-stream",
+        response=resp(
+            {
+                "event": {"enum": ["snapshot", "change", "error"]},
+                "data": {"type": "string", "contentMediaType": JSON},
+            }
+        ),
+        description=EVENTS,
+    ),
+    # -- identities ---------------------------------------------------------------------------
+    ("/v1/identities", "GET"): Op(
+        "Identities",
+        tag="identities",
+        response=resp({"identities": {"type": "array", "items": _ref("Identity")}}),
+    ),
+    ("/v1/identities", "POST"): Op(
+        "Create a person (with a password) or a machine (logs in by AppRole)",
+        tag="identities",
+        ok=201,
+        response=_ref("Identity"),
+        body=IDENTITY_BODY,
+    ),
+    ("/v1/identities/{name}", "GET"): Op(
+        "An identity", tag="identities", params=IDENTITY, response=_ref("Identity")
+    ),
+    ("/v1/identities/{name}", "DELETE"): Op(
+        "Delete an identity", tag="identities", ok=204, params=IDENTITY
+    ),
+    ("/v1/identities/{name}/policies", "PUT"): Op(
+        "Replace an identity's policies",
+        tag="identities",
+        params=IDENTITY,
+        body=body({"policies": {"type": "array", "items": POLICY_NAME}}, ["policies"]),
+        response=_ref("Identity"),
+    ),
+    ("/v1/identities/{name}/secret-ids", "POST"): Op(
+        "A new secret id for a machine (shown once)",
+        tag="identities",
+        params=IDENTITY,
+        body=body({"uses": {"type": "integer", "minimum": 1, "maximum": 2**31}, "ttl": DURATION}),
+        response=resp({"secret_id": S}),
+    ),
+    ("/v1/identities/{name}/revoke-tokens", "POST"): Op(
+        "Revoke every token of an identity",
+        tag="identities",
+        params=IDENTITY,
+        body=EMPTY,
+        response=resp({"revoked": I}),
+    ),
+    # -- tokens -------------------------------------------------------------------------------
+    ("/v1/tokens", "POST"): Op(
+        "Mint a token (for oneself, or for another identity as admin)",
+        tag="tokens",
+        response=TOKEN,
+        body=TOKEN_BODY,
+    ),
+    ("/v1/tokens", "GET"): Op(
+        "Tokens, by accessor",
+        tag="tokens",
+        query=(_query("identity", SCOPE, "only this identity's tokens"),),
+        response=resp({"tokens": {"type": "array", "items": _ref("TokenInfo")}}),
+    ),
+    ("/v1/tokens/{accessor}", "DELETE"): Op("Revoke a token by accessor", tag="tokens", ok=204),
+    # -- policies -----------------------------------------------------------------------------
+    ("/v1/policies", "GET"): Op(
+        "Policies",
+        tag="policies",
+        response=resp({"policies": {"type": "array", "items": _ref("Policy")}}),
+    ),
+    ("/v1/policies/explain", "POST"): Op(
+        "Explain a decision for an identity, path and capability",
+        tag="policies",
+        body=body(
+            {
+                "identity": SCOPE,
+                "path": {"type": "string", "maxLength": 300},
+                "capability": {"enum": CAPABILITIES},
+            },
+            ["identity", "path", "capability"],
+        ),
+        response=resp(
+            {"allowed": B, "reason": S, "policy": NS, "rule": {"type": ["object", "null"]}}
+        ),
+    ),
+    ("/v1/policies/{name}", "PUT"): Op(
+        "Create or replace a policy (a `name` in the body must be the path's)",
+        tag="policies",
+        params={"name": WRITABLE_POLICY},
+        body=POLICY_BODY,
+        response=_ref("Policy"),
+    ),
+    ("/v1/policies/{name}", "GET"): Op(
+        "A policy", tag="policies", params=POLICY, response=_ref("Policy")
+    ),
+    ("/v1/policies/{name}", "DELETE"): Op(
+        "Delete a policy", tag="policies", ok=204, params={"name": WRITABLE_POLICY}
+    ),
+    # -- audit --------------------------------------------------------------------------------
+    ("/v1/audit/log", "POST"): Op(
+        "Audit events matching every filter given, newest first (admin on sys/audit)",
+        tag="audit",
+        body=body(
+            {
+                "secret": SECRET_PATH,
+                "identity": S,
+                "since": TIME,
+                "until": TIME,
+                "operations": SL,
+                "denied": B,
+                "source": S,
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+            }
+        ),
+        response=resp({"events": {"type": "array", "items": ANY}}),
+    ),
+    ("/v1/audit/who-read", "POST"): Op(
+        "Who received a secret's value (a version, or an exact value by its HMAC)",
+        tag="audit",
+        body={
+            **body(
+                {
+                    "path": SECRET_PATH,
+                    "version": VERSION,
+                    "value_hmac": S,
+                    "since": TIME,
+                    "until": TIME,
+                }
+            ),
+            "anyOf": [{"required": ["path"]}, {"required": ["value_hmac"]}],
+            "dependentRequired": {"version": ["path"]},
+        },
+        response=resp({"events": {"type": "array", "items": ANY}}),
+    ),
+    ("/v1/audit/hash", "POST"): Op(
+        "The HMAC audit events carry for a value (the value is not stored)",
+        tag="audit",
+        body=body({"value": S}, ["value"]),
+        response=resp({"hmac": S}),
+    ),
+    ("/v1/audit/verify", "POST"): Op(
+        "Walk every audit chain: findings (tampering), notices and a summary",
+        tag="audit",
+        body=EMPTY,
+        response=resp({"findings": SL, "notices": SL, "summary": SL}, ["findings"]),
+    ),
+    ("/v1/audit/checkpoint", "POST"): Op(
+        "Sign every audit chain head now (Ed25519)",
+        tag="audit",
+        body=EMPTY,
+        response=resp({"checkpoints": {"type": "array", "items": ANY}}),
+    ),
+    # -- operations ---------------------------------------------------------------------------
+    ("/v1/sys/health", "GET"): Op(
+        "Liveness (Vault-shaped fields too)",
+        tag="sys",
+        auth=False,
+        unavailable=False,
+        response=resp({"status": S, "initialized": B, "sealed": B, "standby": B, "version": S}),
+    ),
+    ("/v1/sys/ready", "GET"): Op(
+        "Readiness: storage and key provider, separately (503 + Retry-After if one is down)",
+        tag="sys",
+        auth=False,
+        response=resp({"storage": S, "keys": S}),
+    ),
+    ("/v1/openapi.json", "GET"): Op(
+        "This document",
+        tag="sys",
+        auth=False,
+        unavailable=False,
+        response=resp({"openapi": S, "paths": ANY}),
+    ),
+    ("/metrics", "GET"): Op(
+        "Prometheus metrics (text format)",
+        tag="sys",
+        auth=False,
+        unavailable=False,
+        ok_media="text/plain",
+        response=S,
+    ),
+    # -- Vault KV v2 ----------------------------------------------------------------------------
+    ("/v1/sys/internal/ui/mounts/{path:path}", "GET"): Op(
+        "Mount lookup that every `bao kv` command makes first (`path`: the mount, "
+        "optionally followed by `/` and the rest of a KV path)",
+        tag=KV,
+        response=ENVELOPE,
+    ),
+    ("/v1/{mount}/data" + KV_PATH, "GET"): Op(
+        "KV v2 read",
+        tag=KV,
+        query=(
+            _query(
+                "version",
+                {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+                "a version number (0: the current one)",
+            ),
+        ),
+        response=ENVELOPE,
+        not_found=KV_NOT_FOUND,
+    ),
+    ("/v1/{mount}/data" + KV_PATH, "POST"): Op(
+        "KV v2 write (creates the project and environment for a token with admin on them)",
+        tag=KV,
+        body=KV_DATA_BODY,
+        response=ENVELOPE,
+    ),
+    ("/v1/{mount}/data" + KV_PATH, "PUT"): Op(
+        "KV v2 write (as POST)", tag=KV, body=KV_DATA_BODY, response=ENVELOPE
+    ),
+    ("/v1/{mount}/data" + KV_PATH, "PATCH"): Op(
+        "KV v2 patch: a JSON merge patch of the current fields, as a new version "
+        "(needs read and write)",
+        tag=KV,
+        body=KV_DATA_BODY,
+        media=MERGE_PATCH,
+        response=ENVELOPE,
+    ),
+    ("/v1/{mount}/data" + KV_PATH, "DELETE"): Op(
+        "KV v2 delete latest version (soft)", tag=KV, ok=204
+    ),
+    ("/v1/{mount}/metadata" + KV_PATH, "GET"): Op(
+        "KV v2 metadata; with ?list=true (or method LIST) the keys below the path, which "
+        "may then also be just `<project>` or `<project>/<env>`",
+        tag=KV,
+        query=(_query("list", B, "list keys"),),
+        response=ENVELOPE,
+        not_found=KV_NOT_FOUND,
+    ),
+    **{
+        ("/v1/{mount}/metadata" + KV_PATH, method): Op(
+            f"KV v2 metadata {what}: custom_metadata keys set sealbox inventory fields",
+            tag=KV,
             ok=204,
-            params=P_KV,
-            body=_obj({"versions": {"type": "array", "items": I}}, ["versions"]),
+            body=KV_METADATA_BODY,
+            media=media,
         )
-        compat[f"/v1/{{mount}}/{action}/{{path}}"] = {"post": op, "put": op}
-    return {**native, **compat}
+        for method, what, media in (
+            ("POST", "write", JSON),
+            ("PUT", "write", JSON),
+            ("PATCH", "patch", MERGE_PATCH),
+        )
+    },
+    ("/v1/{mount}/metadata" + KV_PATH, "DELETE"): Op(
+        "KV v2 delete metadata and every version", tag=KV, ok=204
+    ),
+    ("/v1/{mount}/metadata", "GET"): Op(
+        "KV v2 list of the mount's top level (projects)",
+        tag=KV,
+        response=ENVELOPE,
+        not_found=KV_NOT_FOUND,
+    ),
+    **{
+        (f"/v1/{{mount}}/{action}" + KV_PATH, method): Op(
+            f"KV v2 {action} versions ({what})", tag=KV, ok=204, body=KV_VERSIONS_BODY
+        )
+        for action, what in (
+            ("delete", "soft, the secret as a whole: include its current version"),
+            ("undelete", "the secret as a whole"),
+            ("destroy", "every version at once: list them all"),
+        )
+        for method in ("POST", "PUT")
+    },
+}
 
 
-def document(version: str) -> dict[str, Any]:
+def doc_template(route_path: str) -> str:
+    """The documented path of a route: converters dropped; a KV route's ``{path:path}``
+    becomes ``{project}/{env}/{key}``, the mount lookup's just ``{path}``."""
+    if route_path.startswith("/v1/{mount}/") and route_path.endswith(KV_PATH):
+        route_path = route_path[: -len(KV_PATH)] + "/{project}/{env}/{key}"
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", route_path)
+
+
+def route_methods(routes: Iterable[BaseRoute]) -> dict[str, set[str]]:
+    """Route template -> the methods the router serves there (HEAD included)."""
+    out: dict[str, set[str]] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            raise TypeError(f"{route!r} is not a Route: the OpenAPI document cannot describe it")
+        out.setdefault(route.path, set()).update(route.methods or ())
+    return out
+
+
+def allowed_methods(routes: Iterable[BaseRoute], path: str) -> list[str]:
+    """What ``Allow`` says for a request path: every method some route serves there (HEAD
+    with GET; Vault's LIST is not advertised, it is a GET with ?list=true) — the methods
+    the document lists for that path (see :func:`paths`)."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.path_regex.match(path):
+            methods.update(route.methods or ())
+    methods.discard(LIST)
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return [m for m in order if m in methods]
+
+
+def paths(routes: Iterable[BaseRoute], kv_mounts: Sequence[str] = ("*",)) -> dict[str, Any]:
+    """The ``paths`` object: every route's methods, each from :data:`OPERATIONS`."""
+    out: dict[str, Any] = {}
+    used: set[tuple[str, str]] = set()
+    for route_path, methods in route_methods(routes).items():
+        template = doc_template(route_path)
+        item: dict[str, Any] = out.setdefault(template, {})
+        for method in sorted(methods - {IMPLIED, LIST}):
+            key = (route_path, method)
+            if key not in OPERATIONS:
+                raise LookupError(f"route {method} {route_path} has no entry in OPERATIONS")
+            used.add(key)
+            item[method.lower()] = _render(OPERATIONS[key], template, method.lower())
+        if LIST in methods:
+            if "get" not in item:
+                raise LookupError(f"LIST {route_path} has no GET to carry x-vault-list")
+            item["get"]["x-vault-list"] = True
+        if is_compat_path(template):
+            mount = _mount_schema(kv_mounts)
+            for op in item.values():
+                for param in op.get("parameters", ()):
+                    if param["in"] == "path" and param["name"] in ("mount", "path"):
+                        param["schema"] = mount
+    _shadowed(routes, out)
+    unused = sorted(set(OPERATIONS) - used)
+    if unused:
+        raise LookupError(f"OPERATIONS entries without a route: {unused}")
+    return {template: out[template] for template in sorted(out)}
+
+
+def _shadowed(routes: Iterable[BaseRoute], out: dict[str, Any]) -> None:
+    """A concrete path that a template matches too (``/v1/policies/explain`` and
+    ``/v1/policies/{name}``) is served by both: the template's other methods are listed
+    under the concrete path (OpenAPI matches a concrete path before a template)."""
+    for route in routes:
+        assert isinstance(route, Route)
+        concrete = route.path
+        if "{" in concrete:
+            continue
+        item = out[doc_template(concrete)]
+        for other in routes:
+            assert isinstance(other, Route)
+            if "{" not in other.path or not other.path_regex.match(concrete):
+                continue
+            for method in sorted((other.methods or set()) - {IMPLIED, LIST}):
+                if method.lower() in item:
+                    continue
+                op = OPERATIONS[(other.path, method)]
+                rendered = _render(op, concrete, method.lower())
+                rendered["summary"] = f"{op.summary} (as {doc_template(other.path)})"
+                item[method.lower()] = rendered
+
+
+def document(
+    version: str, routes: Iterable[BaseRoute], kv_mounts: Sequence[str] = ("*",)
+) -> dict[str, Any]:
+    """The OpenAPI document of an app whose router holds ``routes``."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -618,11 +982,21 @@ def document(version: str) -> dict[str, Any]:
             "version": version,
             "description": "sealbox server: native API under /v1 and a Vault KV v2 "
             "compatible API. Authenticate with `Authorization: Bearer <token>` or "
-            "`X-Vault-Token`.",
+            "`X-Vault-Token`. A method a path does not list is answered 405 with an "
+            "`Allow` header naming the ones it does (HEAD goes with GET; Vault's LIST is "
+            "served as GET with `?list=true` where a GET is marked `x-vault-list`). "
+            "An unexpected failure is a 500 whose body names only its request id.",
         },
-        "paths": _paths(),
+        "paths": paths(routes, kv_mounts),
         "components": {
             "schemas": SCHEMAS,
+            "responses": {
+                "MethodNotAllowed": {
+                    "description": "the path does not take this method",
+                    "headers": {"Allow": {"schema": S, "description": "the methods it takes"}},
+                    "content": {JSON: {"schema": _ref("Error")}},
+                },
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "vaultToken": {"type": "apiKey", "in": "header", "name": "X-Vault-Token"},

@@ -150,7 +150,8 @@ async def rollback(request: Request) -> Response:
     ref = _ref(request)
     body = await json_body(request, required=("version",), optional=("if_version",))
     target = opt_int(body, "version")
-    assert target is not None
+    if target is None:
+        raise InvalidInput("field 'version' must be a version number")
     version = who.vault.rollback(ref, target, if_version=opt_int(body, "if_version"))
     return json_response({"path": ref.path, "version": version})
 

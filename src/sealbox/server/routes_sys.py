@@ -37,7 +37,9 @@ async def ready(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(document(state(request).version))
+    """The document of THIS app: its routes, its KV mounts (see openapi.py)."""
+    st = state(request)
+    return json_response(document(st.version, request.app.router.routes, st.settings.kv_mounts))
 
 
 async def metrics(request: Request) -> Response:
