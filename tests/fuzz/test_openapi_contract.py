@@ -1,9 +1,9 @@
 """Hostile inputs the fuzzer does not generate, each answered as the OpenAPI document says.
 
 Each case sends raw bytes and checks that the status is one the operation documents and the
-body matches the document's schema for it. Cases marked ``xfail(strict=True)`` are defects
-being fixed on another branch: when the fix lands the case passes, the strict xfail then
-FAILS, and the mark is removed (the lead merges both).
+body matches the document's schema for it. Each once found a defect of issue 10
+(defects 7-9: nested JSON, lone surrogates, invalid UTF-8 paths, content types, duplicate
+keys, UTF-16 bodies).
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from tests.standing_summary import record
 SCHEMA = schemathesis.openapi.from_dict(served_document())
 SECRET = "/v1/secrets/{project}/{env}/{name}"
 KV_DATA = "/v1/{mount}/data/{project}/{env}/{key}"
-DEFECT_7 = "defect 7, branch server-http: nested JSON and lone surrogates"
-DEFECT_8 = "defect 8, branch server-http: invalid UTF-8 in a KV path"
-DEFECT_9 = "defect 9, branch server-http: content types, duplicate keys, UTF-16"
 
 
 class Api:
@@ -92,14 +89,12 @@ def test_a_missing_token_is_a_documented_401_on_both_apis(api: Api) -> None:
     assert kv.json() == {"errors": [kv.json()["errors"][0]]}
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_9, raises=AssertionError)
 def test_a_text_plain_body_is_a_415(api: Api) -> None:
     url = "/v1/secrets/payments/dev/PLAIN"
     r = api.send("PUT", SECRET, url, b'{"value": "v"}', content_type="text/plain")
     assert r.status_code == 415
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_9, raises=AssertionError)
 def test_a_form_body_is_a_415(api: Api) -> None:
     url = "/v1/secrets/payments/dev/FORM"
     ctype = "application/x-www-form-urlencoded"
@@ -107,41 +102,35 @@ def test_a_form_body_is_a_415(api: Api) -> None:
     assert r.status_code == 415
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_9, raises=AssertionError)
 def test_duplicate_json_keys_are_a_400(api: Api) -> None:
     url = "/v1/secrets/payments/dev/DUP"
     r = api.send("PUT", SECRET, url, b'{"value": "a", "value": "b"}')
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_9, raises=AssertionError)
 def test_a_utf16_body_is_a_400(api: Api) -> None:
     url = "/v1/secrets/payments/dev/WIDE"
     r = api.send("PUT", SECRET, url, '{"value": "v"}'.encode("utf-16"))
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_7, raises=AssertionError)
 def test_deeply_nested_json_to_login_is_a_400(api: Api) -> None:
     r = api.send("POST", "/v1/auth/login", "/v1/auth/login", _nested(100_000), auth=False)
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_7, raises=AssertionError)
 def test_a_lone_surrogate_in_a_native_value_is_a_400(api: Api) -> None:
     url = "/v1/secrets/payments/dev/SURROGATE"
     r = api.send("PUT", SECRET, url, b'{"value": "\\ud800"}')
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_7, raises=AssertionError)
 def test_a_lone_surrogate_in_a_kv_value_is_a_400(api: Api) -> None:
     url = "/v1/secret/data/payments/dev/surrogate"
     r = api.send("PUT", KV_DATA, url, b'{"data": {"v": "\\ud800"}}')
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_8, raises=AssertionError)
 @pytest.mark.parametrize("key", ["%ff", "%fe", "a%c3"])
 def test_invalid_utf8_in_a_kv_path_is_a_400(api: Api, key: str) -> None:
     url = f"/v1/secret/data/payments/dev/{key}"

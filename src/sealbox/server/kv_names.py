@@ -36,6 +36,12 @@ def check_rest(rest: str) -> str:
             raise InvalidInput("KV paths may not hold empty, '.' or '..' segments")
     if "\x00" in rest:
         raise InvalidInput("KV paths may not hold NUL characters")
+    if not rest.isascii():
+        try:
+            rest.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form: it could never round-trip through a URL.
+            raise InvalidInput("KV paths must be valid Unicode (no lone surrogates)") from None
     return rest
 
 
