@@ -18,11 +18,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.crypto import macs
 
-EVENT_FORMAT = 1
+if TYPE_CHECKING:
+    from sealbox.storage.interface import HeadRow
+
+#: 2 from schema 7: recorded by a writer that keeps its chain's signed head (audit/verify.py).
+EVENT_FORMAT = 2
 GENESIS = "0" * 64
 LINK_HMAC = "hmac"
 LINK_SHA256 = "sha256"
@@ -272,8 +276,49 @@ def verify_chain(
     )
 
 
-def checkpoint_message(vault_id: str, sink: str, node: str, seq: int, hash_: str, at: str) -> bytes:
-    """What a checkpoint signs."""
+def checkpoint_message(
+    vault_id: str, sink: str, node: str, seq: int, hash_: str, at: str, prev: int = -1
+) -> bytes:
+    """What a checkpoint signs; ``prev`` (schema 7 on) is the seq of the node's checkpoint
+    before it, so a deleted checkpoint leaves a gap."""
+    body: dict[str, object] = {
+        "vault": vault_id,
+        "sink": sink,
+        "node": node,
+        "seq": seq,
+        "hash": hash_,
+        "time": at,
+    }
+    if prev >= 0:
+        body["prev"] = prev
+    return canonical(body)
+
+
+def head_message(
+    vault_id: str, node: str, seq: int, hash_: str, at: str, checkpoint_seq: int, since: int
+) -> bytes:
+    """What a chain's head row signs (moved with every commit of the chain's events)."""
     return canonical(
-        {"vault": vault_id, "sink": sink, "node": node, "seq": seq, "hash": hash_, "time": at}
+        {
+            "kind": "head",
+            "vault": vault_id,
+            "node": node,
+            "seq": seq,
+            "hash": hash_,
+            "time": at,
+            "checkpoint": checkpoint_seq,
+            "since": since,
+        }
     )
+
+
+def head_valid(public: bytes | None, vault_id: str, head: HeadRow) -> bool:
+    """Whether a stored head row carries this vault's signature."""
+    msg = head_message(
+        vault_id, head.node, head.seq, head.hash, head.at, head.checkpoint_seq, head.since
+    )
+    try:
+        sig = bytes.fromhex(head.signature)
+    except ValueError:
+        return False
+    return public is not None and bool(sig) and macs.signature_valid(public, msg, sig)

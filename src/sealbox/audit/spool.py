@@ -50,7 +50,10 @@ from sealbox.audit.events import AuditKeys, Fields, event_from_fields
 from sealbox.crypto import macs
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import AuditRow, Storage
+    from sealbox.storage.interface import AuditRow, SignHead, SpoolRow, Storage
+
+#: The signer of a chain head for events up to a time (``AuditRecorder.head_for``).
+HeadFor = Callable[[str], "SignHead | None"]
 
 #: How long an event may wait in the spool before the server stores it in the database.
 DRAIN_EVERY = 0.02
@@ -91,6 +94,12 @@ def _parse_header(data: bytes) -> tuple[bytes, str, int] | None:
     return data[len(MAGIC) : len(MAGIC) + _SALT], node, end
 
 
+def header_salt(data: bytes) -> str | None:
+    """The hex salt of a spool's header (None if it has no whole header)."""
+    head = _parse_header(data)
+    return head[0].hex() if head is not None else None
+
+
 class Recovery(NamedTuple):
     """What a spool left by a process that did not stop cleanly held."""
 
@@ -111,8 +120,8 @@ def _file_stem(node: str) -> str:
 _OPEN = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
-    """Lock the first free slot's file: (slot, path, fd)."""
+def _claim(directory: Path, node: str) -> tuple[int, Path, int, bool]:
+    """Lock the first free slot's file: (slot, path, fd, whether the file was there)."""
     directory.mkdir(mode=0o700, exist_ok=True)
     if directory.is_symlink():
         raise OSError(errno.ELOOP, f"{directory} is a symbolic link")
@@ -120,6 +129,7 @@ def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
     stem = _file_stem(node)
     for slot in range(MAX_SLOTS):
         path = directory / f"{stem}.{slot}.spool"
+        existed = os.path.lexists(path)
         fd = os.open(path, _OPEN, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,44 +140,44 @@ def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
         except BaseException:
             os.close(fd)
             raise
-        return slot, path, fd
+        return slot, path, fd, existed
     raise OSError(errno.EAGAIN, f"all {MAX_SLOTS} audit spool slots of {node} are taken")
 
 
-def unstored(directory: Path) -> tuple[list[Path], list[Path]]:
-    """Spool files that hold records and that no process owns (a server stopped without
-    storing them: they are stored when a server takes the slot again), and spools kept
-    aside by a recovery."""
-    if not directory.is_dir():
-        return [], []
-    left = []
-    for path in sorted(directory.glob("*.spool")):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if not os.fstat(fd).st_size:
-                continue
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            continue  # owned by a running server, which stores it
-        finally:
-            os.close(fd)
-        left.append(path)
-    return left, sorted(directory.glob("*.rejected"))
+def owned_contents(path: Path) -> bytes | None:
+    """A spool file's bytes if no process owns it (b"" when empty); None while its
+    server holds it (or it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    except OSError:
+        return None  # owned by a running server, which stores it
+    finally:
+        os.close(fd)
 
 
 class AuditSpool:
     """The spool of one chain, owned by this process (see the module docstring)."""
 
-    def __init__(self, storage: Storage, directory: Path, node: str, keys: AuditKeys) -> None:
-        slot, self.path, self._fd = _claim(directory, node)
+    def __init__(
+        self,
+        storage: Storage,
+        directory: Path,
+        node: str,
+        keys: AuditKeys,
+        head_for: HeadFor | None = None,
+    ) -> None:
+        slot, self.path, self._fd, self._existed = _claim(directory, node)
         self.node = slot_node(node, slot)
         self._storage = storage
         self._keys = keys
+        self._head_for = head_for
         # A key of this process's own (a fresh salt), so its counter nonces are new.
-        salt = os.urandom(_SALT)
+        salt = self._salt = os.urandom(_SALT)
         self._gmac = _gmac(keys, salt, self.node)
         self._header = _header(salt, self.node)
         self._size = os.fstat(self._fd).st_size
@@ -221,9 +231,12 @@ class AuditSpool:
         if not queue:
             return 0
         rows = list(self._chained(queue))
-        self._storage.store_audit_rows(rows, wait=wait)
         last = rows[-1]
         assert last.seq is not None
+        head_for = self._head_for
+        self._storage.store_audit_rows(
+            rows, wait=wait, head=head_for(last.at) if head_for is not None else None
+        )
         self._head = (last.seq, last.hash)
         del queue[: len(rows)]
         if not queue:
@@ -245,12 +258,22 @@ class AuditSpool:
     def recover(self) -> list[tuple[str, Recovery]]:
         """Store what a previous owner of this slot spooled and did not store, and what
         spools no process owns hold (a server killed and started again on another port or
-        host name leaves its spool under another name): ``(chain, what was found)`` each."""
+        host name leaves its spool under another name): ``(chain, what was found)`` each.
+
+        A spool registered in the database by a process that did not close it, and whose
+        file is gone, is a problem too (its unstored events were lost). Then this spool is
+        registered: until :meth:`close` empties it, the database says it may hold events.
+        """
         found = []
+        markers = {m.file: m for m in self._storage.list_audit_spools()}
+        own = markers.pop(self.path.name, None)
         if self._size:
-            found.append((self.node, _recover(self._storage, self._keys, self._fd, self.path)))
+            found.append((self.node, self._recover_file(self._fd, self.path, own, self._head_for)))
             self._size = 0
             self.reload_head()
+        elif own is not None and not self._existed:
+            found.append((own.node, Recovery(0, False, spool_missing(own))))
+        live = set()
         for path in sorted(self.path.parent.glob("*.spool")):
             if path == self.path:
                 continue
@@ -260,20 +283,59 @@ class AuditSpool:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its owner lives: skip it
+                marker = markers.pop(path.name, None)
                 if os.fstat(fd).st_size:
                     node = _node_of(fd)
-                    found.append((node or path.name, _recover(self._storage, self._keys, fd, path)))
+                    recovered = self._recover_file(fd, path, marker, self._head_for)
+                    found.append((node or path.name, recovered))
+                elif marker is not None:
+                    self._storage.delete_audit_spool(path.name)
             except BlockingIOError:
-                pass
+                live.add(path.name)
             finally:
                 os.close(fd)
+        for name, marker in markers.items():
+            if name not in live:
+                found.append((marker.node, Recovery(0, False, spool_missing(marker))))
+                self._storage.delete_audit_spool(name)
+        from sealbox.storage.interface import SpoolRow
+
+        self._storage.put_audit_spool(SpoolRow(self.path.name, self.node, self._salt.hex(), _now()))
+        return found
+
+    def _recover_file(
+        self, fd: int, path: Path, marker: SpoolRow | None, head_for: HeadFor | None
+    ) -> Recovery:
+        found = _recover(self._storage, self._keys, fd, path, head_for)
+        if marker is not None:
+            self._storage.delete_audit_spool(marker.file)
         return found
 
     def close(self) -> None:
-        """Release the slot (what is still spooled stays in the file for its next owner)."""
-        if self._fd >= 0:
+        """Release the slot (what is still spooled stays in the file for its next owner;
+        an empty spool is unregistered: a clean stop leaves nothing to account for)."""
+        if self._fd < 0:
+            return
+        try:
+            if not self.queue and not self._size:
+                self._storage.delete_audit_spool(self.path.name)
+        finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def spool_missing(marker: SpoolRow) -> str:
+    return (
+        f"{marker.file}: the audit spool of chain {marker.node} (opened {marker.opened_at}) "
+        "is missing: a server stopped without closing it and the file was removed, so "
+        f"the events it had not stored yet are lost [file: {marker.file}]"
+    )
 
 
 def _chained(
@@ -294,66 +356,87 @@ def _node_of(fd: int) -> str | None:
     return head[1] if head is not None else None
 
 
-def _recover(storage: Storage, keys: AuditKeys, fd: int, path: Path) -> Recovery:
+class SpoolCheck(NamedTuple):
+    """What a spool file holds, checked record by record (nothing stored)."""
+
+    node: str
+    good: list[tuple[int, Fields]]  # the intact records after the chain's stored head
+    cut: bool  # its last record was cut short (a kill while writing it)
+    problem: str | None  # the first record that fails its check, with its byte offset
+
+
+def check_spool(storage: Storage, keys: AuditKeys, data: bytes) -> SpoolCheck:
+    """Check a spool's records against its chain key and the chain's stored head."""
+    head = _parse_header(data)
+    good: list[tuple[int, Fields]] = []
+    if head is None:
+        if MAGIC.startswith(data[: len(MAGIC)]) and len(data) < len(MAGIC) + _SALT + 2 + 256:
+            return SpoolCheck("", good, True, None)  # killed while writing the header
+        return SpoolCheck("", good, False, "its header is not a sealbox spool's (byte 0)")
+    salt, node, start = head
+    stored, _ = storage.audit_head(node)
+    expected = stored + 1
+    for number, (offset, seq, fields) in enumerate(
+        _records(_gmac(keys, salt, node), data, start), 1
+    ):
+        if seq == -2:
+            return SpoolCheck(node, good, True, None)
+        if seq < 0:
+            return SpoolCheck(
+                node, good, False, f"record {number} (byte {offset}) is not an intact spooled event"
+            )
+        if seq <= stored and not good:
+            continue  # stored before the process stopped; only the truncation was lost
+        if seq != expected:
+            return SpoolCheck(
+                node,
+                good,
+                False,
+                f"record {number} (byte {offset}) holds seq {seq} where seq {expected} belongs",
+            )
+        good.append((seq, fields))
+        expected += 1
+    return SpoolCheck(node, good, False, None)
+
+
+def _recover(
+    storage: Storage, keys: AuditKeys, fd: int, path: Path, head_for: HeadFor | None = None
+) -> Recovery:
     """Store the intact records of a spool nobody is writing (its lock is held), in its
     chain; keep the file aside if a record fails its check; empty the spool."""
     data = os.pread(fd, os.fstat(fd).st_size, 0)
-    head = _parse_header(data)
-    good: list[tuple[int, Fields]] = []
-    problem: str | None = None
-    cut = False
-    node = head[1] if head is not None else ""
-    if head is None:
-        if MAGIC.startswith(data[: len(MAGIC)]) and len(data) < len(MAGIC) + _SALT + 2 + 256:
-            cut = True  # killed while writing the header: no record was complete
-        else:
-            problem = "its header is not a sealbox spool's"
-    else:
-        salt, node, start = head
-        stored, _ = storage.audit_head(node)
-        expected = stored + 1
-        records = _records(_gmac(keys, salt, node), data, start)
-        for number, (seq, fields) in enumerate(records, 1):
-            if seq == -2:
-                cut = True
-                break
-            if seq < 0:
-                problem = f"record {number} is not an intact spooled event"
-                break
-            if seq <= stored and not good:
-                continue  # stored before the process stopped; only the truncation was lost
-            if seq != expected:
-                problem = f"record {number} holds seq {seq} where seq {expected} belongs"
-                break
-            good.append((seq, fields))
-            expected += 1
-        if good:
-            prev = storage.audit_head(node)[1]
-            storage.store_audit_rows(list(_chained(keys, node, prev, good)))
+    found = check_spool(storage, keys, data)
+    good, node = found.good, found.node
+    if good:
+        prev = storage.audit_head(node)[1]
+        rows = list(_chained(keys, node, prev, good))
+        storage.store_audit_rows(rows, head=head_for(rows[-1].at) if head_for is not None else None)
+    problem = found.problem
     if problem is not None:
-        problem = f"{path.name}: {problem}; the spool was kept as {_set_aside(path, data)}"
+        kept = _set_aside(path, data)
+        problem = f"{path.name}: {problem}; the spool was kept as {kept} [file: {kept.name}]"
     os.ftruncate(fd, 0)
-    return Recovery(len(good), cut, problem)
+    return Recovery(len(good), found.cut, problem)
 
 
-def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int, Fields]]:
-    """(seq, fields) of each record whose link holds; (-1, ()) for the first that does
-    not, (-2, ()) for a last record cut short."""
+def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int, int, Fields]]:
+    """(offset, seq, fields) of each record whose link holds; seq -1 for the first that
+    does not, -2 for a last record cut short."""
     prev = _START
     while at < len(data):
         if len(data) - at < _RECORD:
-            yield -2, ()
+            yield at, -2, ()
             return
         length = int.from_bytes(data[at : at + 4], "big")
         counter = int.from_bytes(data[at + 4 : at + 12], "big")
         tag = data[at + 12 : at + _RECORD]
         end = at + _RECORD + length
         if end > len(data):
-            yield -2, ()
+            yield at, -2, ()
             return
         payload = data[at + _RECORD : end]
         if not gmac.check(counter, prev + payload, tag):
-            yield -1, ()
+            yield at, -1, ()
             return
         try:
             # Only what the chain key vouched for (checked above) reaches marshal.
@@ -361,9 +444,9 @@ def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int
         except (ValueError, EOFError, TypeError):
             seq, fields = -1, None
         if not isinstance(seq, int) or not isinstance(fields, tuple) or len(fields) != 18:
-            yield -1, ()
+            yield at, -1, ()
             return
-        yield seq, fields
+        yield at, seq, fields
         prev, at = tag, end
 
 

@@ -194,9 +194,14 @@ def test_a_tampered_spool_is_set_aside_and_reported(
     check = make_vault()
     (event,) = check.audit_log(operations=["audit.recover"])
     assert event["outcome"] == "error" and f"record {first_bad} " in event["reason"]
+    # Until an operator accepts the rejected spool, verify fails naming it and its record.
+    (finding,) = check.audit_verify().findings
+    assert kept.name in finding and f"record {first_bad} (byte " in finding
+    assert "--accept-rejected" in finding
+    assert check.audit_accept_rejected(str(kept)) == kept.name
     verification = check.audit_verify()
     assert verification.findings == []  # the chain itself is whole
-    assert any("kept as evidence" in n for n in verification.notices)
+    assert any(f"{kept.name}: accepted by" in n for n in verification.notices)
     check.close()
 
 
