@@ -299,14 +299,7 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
     vault.set(REF, SecretValue("kept"))
     vault.close()
     with sqlite3.connect(home / "vault.db") as conn:
-        for table in (
-            "sb_tokens",
-            "sb_secret_ids",
-            "sb_policies",
-            "sb_identities",
-            "sb_changes",
-            "sb_audit_spools",
-        ):
+        for table in ("sb_tokens", "sb_secret_ids", "sb_policies", "sb_identities", "sb_changes"):
             conn.execute(f"DROP TABLE {table}")
         _downgrade_audit_to_v1(conn)
         conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")

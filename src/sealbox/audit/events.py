@@ -295,7 +295,14 @@ def checkpoint_message(
 
 
 def head_message(
-    vault_id: str, node: str, seq: int, hash_: str, at: str, checkpoint_seq: int, since: int
+    vault_id: str,
+    node: str,
+    seq: int,
+    hash_: str,
+    at: str,
+    checkpoint_seq: int,
+    since: int,
+    spool: str = "",
 ) -> bytes:
     """What a chain's head row signs (moved with every commit of the chain's events)."""
     return canonical(
@@ -308,6 +315,7 @@ def head_message(
             "time": at,
             "checkpoint": checkpoint_seq,
             "since": since,
+            "spool": spool,
         }
     )
 
@@ -315,7 +323,14 @@ def head_message(
 def head_valid(public: bytes | None, vault_id: str, head: HeadRow) -> bool:
     """Whether a stored head row carries this vault's signature."""
     msg = head_message(
-        vault_id, head.node, head.seq, head.hash, head.at, head.checkpoint_seq, head.since
+        vault_id,
+        head.node,
+        head.seq,
+        head.hash,
+        head.at,
+        head.checkpoint_seq,
+        head.since,
+        head.spool,
     )
     try:
         sig = bytes.fromhex(head.signature)

@@ -125,10 +125,13 @@ class AuditRecorder:
             self._keys = load_audit_keys(self._storage, self._provider, self._vault_id)
         return self._keys
 
-    def head_for(self, at: str, checkpoint: int | None = None) -> SignHead | None:
+    def head_for(
+        self, at: str, checkpoint: int | None = None, spool: str | None = None
+    ) -> SignHead | None:
         """The signer of a chain head committed with events up to time ``at`` (or by a
-        checkpoint of that seq); None when this process holds no keys (its unkeyed events
-        then stay after the signed head).
+        checkpoint of that seq, or naming the chain's spool state ``spool``: else the
+        stored head's is carried over); None when this process holds no keys (its unkeyed
+        events then stay after the signed head).
 
         Called once per commit of events (a drain, a batch, a write, a lone event), never
         per event of a batch: an Ed25519 signature costs ~25 µs, and the stored head is
@@ -159,12 +162,15 @@ class AuditRecorder:
             ):
                 since = stored.since or 1
                 cp = max(cp, stored.checkpoint_seq)
+                carried = stored.spool
             else:
                 # No head, or one this vault did not sign: a new line of heads starts
                 # at this commit's first event (verify reports one that should not).
-                since = start + 1
-            msg = head_message(vault_id, node, seq, hash_, at, cp, since)
-            row = written[node] = HeadRow(node, seq, hash_, at, cp, signing.sign(msg).hex(), since)
+                since, carried = start + 1, ""
+            sp = carried if spool is None else spool
+            msg = head_message(vault_id, node, seq, hash_, at, cp, since, sp)
+            row = HeadRow(node, seq, hash_, at, cp, signing.sign(msg).hex(), since, sp)
+            written[node] = row
             return row
 
         return sign

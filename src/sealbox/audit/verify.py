@@ -6,9 +6,10 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.audit.events import (
+    GENESIS,
     LINK_HMAC,
     AuditKeys,
     ChainItem,
@@ -19,6 +20,9 @@ from sealbox.audit.events import (
 )
 from sealbox.crypto import macs
 from sealbox.storage.interface import AuditQuery, AuditRow, CheckpointRow, HeadRow, Storage
+
+if TYPE_CHECKING:
+    from sealbox.audit.spool import SpoolMark
 
 #: Columns a query reads, and the record fields they must equal.
 _COLUMNS = (
@@ -154,7 +158,9 @@ def _check_head(
                 "event or `sealbox audit checkpoint` signs it)"
             )
         return
-    if head.seq > report.last_seq:
+    if head.seq == 0 and head.hash == GENESIS:
+        pass  # a spool opened on a chain with no event yet
+    elif head.seq > report.last_seq:
         findings.append(
             f"{label}: tail truncated (it ends at seq {report.last_seq}; the signed head "
             f"records seq {head.seq} at {head.at})"
@@ -327,7 +333,7 @@ def spool_report(storage: Storage, keys: AuditKeys | None, directory: Path | Non
     """Rejected spools, spools whose recovery found them missing, pending spools a stopped
     server left (their records checked, nothing stored) and open spools whose file is gone;
     each rejected or missing one stays flagged until an ``audit.accept`` event names it."""
-    from sealbox.audit.spool import check_spool, header_salt, owned_contents, spool_missing
+    from sealbox.audit.spool import owned_contents, spool_marks, spool_missing
 
     flagged: dict[str, str] = {}
     notices: list[str] = []
@@ -348,43 +354,53 @@ def spool_report(storage: Storage, keys: AuditKeys | None, directory: Path | Non
             flagged.setdefault(
                 path.name, f"{path}: a spool that failed its check at a server start"
             )
-        markers = {m.file: m for m in storage.list_audit_spools()}
+        markers = spool_marks(storage)
         for path in sorted(directory.glob("*.spool")):
             data = owned_contents(path)
-            marker = markers.pop(path.name, None)
+            mark = markers.pop(path.name, None)
             if data is None:
                 continue  # its server runs and stores it
-            if not data:
-                if marker is not None:
-                    notices.append(
-                        f"{path}: a server stopped at some time after {marker.opened_at} "
-                        "without closing this spool; it held no unstored events when found "
-                        "(events spooled after its last drain, ~20 ms, cannot be accounted for)"
-                    )
-                continue
             if keys is None:
-                notices.append(f"{path}: events a stopped server spooled (unchecked: locked)")
+                notices.append(f"{path}: a spool a stopped server left (unchecked: sealed)")
                 continue
-            check = check_spool(storage, keys, data)
-            if check.problem is not None:
-                flagged[path.name] = (
-                    f"{path}: {check.problem} (a pending spool of chain {check.node!r}, "
-                    "altered since its server stopped)"
-                )
-            elif marker is not None and header_salt(data) != marker.salt:
-                flagged[path.name] = (
-                    f"{path}: its header is not the one its server opened on "
-                    f"{marker.opened_at} (the file was replaced)"
-                )
-            else:
-                notices.append(
-                    f"{path}: {len(check.good)} events a stopped server spooled and did not "
-                    f"store yet, intact{' (a last record cut short)' if check.cut else ''} "
-                    "(the next server start stores them)"
-                )
-        for name, marker in markers.items():
-            flagged.setdefault(name, spool_missing(marker))
+            problem, notice = _left_spool(storage, keys, path, data, mark)
+            if problem is not None:
+                flagged[path.name] = problem
+            elif notice is not None:
+                notices.append(notice)
+        for name, mark in markers.items():
+            flagged.setdefault(name, spool_missing(mark))
     return SpoolReport(flagged, accepted, notices)
+
+
+def _left_spool(
+    storage: Storage, keys: AuditKeys, path: Path, data: bytes, mark: SpoolMark | None
+) -> tuple[str | None, str | None]:
+    """(problem, notice) of a spool file no process owns."""
+    from sealbox.audit.spool import check_spool, header_salt
+
+    check = check_spool(storage, keys, data, mark) if data or mark else None
+    if check is not None and check.problem is not None:
+        chain = check.node or "?"
+        return (
+            f"{path}: {check.problem} (a spool of chain {chain!r} that its server left, "
+            "altered since)"
+        ), None
+    if mark is not None and data and header_salt(data) != mark.salt:
+        return f"{path}: its header is not the one its server opened (the file was replaced)", None
+    if check is not None and check.good:
+        cut = " (a last record cut short)" if check.cut else ""
+        return None, (
+            f"{path}: {len(check.good)} events a stopped server spooled and did not store yet, "
+            f"intact{cut} (the next server start stores them)"
+        )
+    if mark is not None:
+        return None, (
+            f"{path}: a server stopped without closing this spool (its head last moved at "
+            f"{mark.at}); it holds no unstored events (what it spooled after its last drain, "
+            "~20 ms, cannot be accounted for)"
+        )
+    return None, None
 
 
 def spool_findings(report: SpoolReport) -> tuple[list[str], list[str]]:

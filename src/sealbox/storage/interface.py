@@ -108,15 +108,10 @@ class HeadRow(NamedTuple):
     #: writer carries it over from a head it checked; a head it found missing or not
     #: signed starts a new line at its first event, which verify then reports).
     since: int = 0
-
-
-class SpoolRow(NamedTuple):
-    """An audit spool file a server process opened and has not closed cleanly."""
-
-    file: str  # the file's name in the spool directory
-    node: str  # its chain
-    salt: str  # hex: the salt its header carries
-    opened_at: str
+    #: The server spool this chain is written through, as its last commit left it
+    #: (``"FILE SALT SEQ SIZE"``: the file held records up to byte SIZE, the last seq SEQ);
+    #: "" when none is open. Opaque here (audit/spool.py).
+    spool: str = ""
 
 
 class AuditQuery(NamedTuple):
@@ -312,7 +307,7 @@ class Storage(Protocol):
         self, rows: Sequence[AuditRow], *, wait: bool = True, head: SignHead | None = None
     ) -> None:
         """Insert chained events in one transaction; ``wait=False`` as for audit_batch;
-        ``head`` is stored in the same transaction."""
+        ``head`` moves in the same transaction."""
         ...
 
     def spool_dir(self) -> Path | None:
@@ -325,10 +320,11 @@ class Storage(Protocol):
     def has_keyed_audit(self) -> bool: ...
     def add_audit_checkpoint(self, row: CheckpointRow, head: SignHead | None = None) -> None: ...
     def list_audit_checkpoints(self) -> list[CheckpointRow]: ...
-    # spools a server opened and has not closed (a killed one's are found by the next)
-    def put_audit_spool(self, row: SpoolRow) -> None: ...
-    def delete_audit_spool(self, file: str) -> None: ...
-    def list_audit_spools(self) -> list[SpoolRow]: ...
+    def mark_audit_head(self, node: str, head: SignHead) -> None:
+        """Sign ``node``'s head again where the chain stands (no event: a spool opened,
+        closed or recovered)."""
+        ...
+
     def version_refs(self) -> list[tuple[str, int]]:
         """(``project/env/name``, version) of every stored version."""
         ...

@@ -29,7 +29,6 @@ from sealbox.storage.interface import (
     SecretRow,
     SessionRow,
     SignHead,
-    SpoolRow,
     TokenRow,
     VersionRow,
 )
@@ -134,19 +133,18 @@ def schema_v5(d: Dialect) -> list[str]:
 def schema_v7(d: Dialect) -> list[str]:
     """Schema version 7: truncation evidence for the audit trail (issue 10).
 
-    A chain's head row moves with every commit of its events and is signed; checkpoints
-    name their predecessor; a server's open audit spools are registered, so a spool a
-    killed server left that is then deleted is missed. Heads and checkpoints from before
-    keep an empty signature / ``prev_seq`` -1 (``sealbox audit checkpoint`` signs heads).
+    A chain's head row moves with every commit of its events and is signed, with the
+    state of the server spool the chain is written through; checkpoints name their
+    predecessor. Heads and checkpoints from before keep an empty signature /
+    ``prev_seq`` -1 (``sealbox audit checkpoint`` signs heads).
     """
     return [
         "ALTER TABLE sb_audit_heads ADD COLUMN at TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE sb_audit_heads ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sb_audit_heads ADD COLUMN signature TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE sb_audit_heads ADD COLUMN since INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sb_audit_heads ADD COLUMN spool TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE sb_audit_checkpoints ADD COLUMN prev_seq INTEGER NOT NULL DEFAULT -1",
-        "CREATE TABLE sb_audit_spools (file TEXT PRIMARY KEY, node TEXT NOT NULL,"
-        " salt TEXT NOT NULL, opened_at TEXT NOT NULL)",
     ]
 
 
@@ -1042,18 +1040,27 @@ class SqlStorage:
             heads.pop(node, None)  # the batch's positions were never committed
             raise
 
-    _HEAD_COLS = "node, seq, hash, at, checkpoint_seq, signature, since"
+    _HEAD_COLS = "node, seq, hash, at, checkpoint_seq, signature, since, spool"
     _UPSERT_HEAD = (
-        f"INSERT INTO sb_audit_heads ({_HEAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO sb_audit_heads ({_HEAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
         " at = excluded.at, checkpoint_seq = excluded.checkpoint_seq,"
-        " signature = excluded.signature, since = excluded.since"
+        " signature = excluded.signature, since = excluded.since, spool = excluded.spool"
         " WHERE sb_audit_heads.seq <= excluded.seq"
     )
 
     @staticmethod
     def _head_row(r: Sequence[Any]) -> HeadRow:
-        return HeadRow(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]))
+        return HeadRow(
+            str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]), str(r[7])
+        )
+
+    def mark_audit_head(self, node: str, head: SignHead) -> None:
+        with self._audit_tx() as tx:
+            self._require_schema(tx)
+            self._lock_audit_chain(tx, node)
+            seq, hash_ = self._load_audit_head(node, tx)
+            self._store_head(tx, node, seq, hash_, seq, head)
 
     def _store_head(
         self, tx: Tx, node: str, seq: int, hash_: str, start: int, head: SignHead
@@ -1279,29 +1286,6 @@ class SqlStorage:
             )
             for r in rows
         ]
-
-    def put_audit_spool(self, row: SpoolRow) -> None:
-        with self._audit_tx() as tx:
-            self._require_schema(tx)
-            self._exec(tx, "DELETE FROM sb_audit_spools WHERE file = ?", (row.file,))
-            self._exec(
-                tx,
-                "INSERT INTO sb_audit_spools (file, node, salt, opened_at) VALUES (?, ?, ?, ?)",
-                tuple(row),
-            )
-
-    def delete_audit_spool(self, file: str) -> None:
-        with self._audit_tx() as tx:
-            self._require_schema(tx)
-            self._exec(tx, "DELETE FROM sb_audit_spools WHERE file = ?", (file,))
-
-    def list_audit_spools(self) -> list[SpoolRow]:
-        with self._tx(write=False) as tx:
-            self._require_schema(tx)
-            rows = self._all(
-                tx, "SELECT file, node, salt, opened_at FROM sb_audit_spools ORDER BY file"
-            )
-        return [SpoolRow(*(str(x) for x in r)) for r in rows]
 
     def version_refs(self) -> list[tuple[str, int]]:
         with self._tx(write=False) as tx:
