@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -31,6 +32,9 @@ def _warn(message: str, *args: object) -> None:
     logging.getLogger("sealbox.audit").warning(message, *args)
 
 
+#: A lone event (an embedded process's: no drain, no batch) moves its chain's signed
+#: head at most this often; :meth:`AuditRecorder.close` moves it over the rest.
+HEAD_EVERY = 0.02
 #: A checkpoint is signed automatically every this many events of a node's chain (when
 #: the recorder holds the keys).
 CHECKPOINT_EVERY = 1000
@@ -81,7 +85,7 @@ class AuditRecorder:
         self.sinks = list(sinks)
         for sink in self.sinks:
             if sink.name == "db" and hasattr(sink, "head_for"):
-                sink.head_for = self.head_for
+                sink.head_for = self._lone_head
         self.node = node
         self.fail_open = fail_open
         self._provider: KeyProvider | None = None
@@ -91,6 +95,8 @@ class AuditRecorder:
         self._public: bytes | None = None
         #: node -> the head row this process stored last (trusted without a check).
         self._heads_written: dict[str, HeadRow] = {}
+        self._head_moved = -HEAD_EVERY  # monotonic time a lone event last moved the head
+        self._unheaded = False  # lone events appended since
         #: node -> seq of its newest checkpoint (what a signed head names; loaded lazily).
         self._checkpoints: dict[str, int] | None = None
         #: Server mode: events wait in memory until :meth:`flush` writes them in one
@@ -173,6 +179,19 @@ class AuditRecorder:
             written[node] = row
             return row
 
+        return sign
+
+    def _lone_head(self, at: str) -> SignHead | None:
+        """The head signer for a lone event's own transaction, if one is due: an
+        embedded process commits each event alone, and a loop of reads must not pay a
+        signature each (the rest are covered by the next due one, or by :meth:`close`)."""
+        now = time.monotonic()
+        if now - self._head_moved < HEAD_EVERY:
+            self._unheaded = True
+            return None
+        sign = self.head_for(at)
+        if sign is not None:
+            self._head_moved, self._unheaded = now, False
         return sign
 
     def _newest_checkpoints(self) -> dict[str, int]:
@@ -371,6 +390,16 @@ class AuditRecorder:
         spool, self._spool = self._spool, None
         self._spool_only = False
         if spool is None:
+            if self._unheaded:
+                self._unheaded = False
+                from datetime import UTC, datetime
+
+                sign = self.head_for(datetime.now(UTC).isoformat())
+                if sign is not None:
+                    try:
+                        self._storage.mark_audit_head(self.node, sign)
+                    except SealboxError as exc:  # the events stand; only the mark lags
+                        _warn("the audit head of %s was not moved: %s", self.node, exc.code)
             return
         try:
             spool.drain()

@@ -282,7 +282,7 @@ class Storage(Protocol):
     # vault settings written once by whoever comes first (the lazily created audit key)
     def ensure_setting(self, key: str, value: str) -> str: ...
 
-    # audit trail: one hash chain per node; the head is read and moved with each insert
+    # audit trail: one hash chain per node, its signed head row moved with each commit
     def append_audit_event(
         self, node: str, build: BuildAudit, head: SignHead | None = None
     ) -> AuditRow:

@@ -364,3 +364,24 @@ def test_a_server_under_another_name_stores_an_orphaned_spool_in_its_own_chain(
     check = make_vault()
     assert check.audit_verify().findings == []
     check.close()
+
+
+def test_a_drain_signs_one_head_for_all_its_events(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed head costs a drain one signature, however many events it stores: the
+    read path gains no work per event."""
+    from sealbox.crypto import macs
+
+    _seed(make_vault)
+    vault = _served(make_vault)
+    signed: list[bytes] = []
+    real = macs.SigningKey.sign
+    monkeypatch.setattr(macs.SigningKey, "sign", lambda self, m: signed.append(m) or real(self, m))
+    for _ in range(50):
+        vault.get(REF)
+    assert signed == []  # nothing signed on the request path
+    assert vault.drain_audit() == 50
+    (message,) = signed
+    assert b'"seq":50' in message and b'"kind":"head"' in message
+    vault.close()
