@@ -261,3 +261,30 @@ def test_a_chain_from_before_signed_heads_gets_one_at_its_next_keyed_event(
     again = make_vault().audit_verify()  # the first verify's own event signed the head
     assert again.findings == []
     assert not any("no signed head yet" in n for n in again.notices)
+
+
+def test_lone_events_sign_the_head_at_most_every_20_ms_and_close_covers_the_rest(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedded loop of reads commits each event alone; it must not pay a signature
+    each, and the head still reaches the last event once the vault is closed."""
+    from sealbox.audit import recorder
+    from sealbox.crypto import macs
+
+    _busy(make_vault)
+    vault = make_vault()
+    vault.get(REF)  # the first lone event of a process moves the head
+    monkeypatch.setattr(recorder, "HEAD_EVERY", 3600.0)  # nothing else falls due
+    signed: list[bytes] = []
+    real = macs.SigningKey.sign
+    monkeypatch.setattr(macs.SigningKey, "sign", lambda self, m: signed.append(m) or real(self, m))
+    for _ in range(20):
+        vault.get(REF)
+    assert signed == []
+    vault.close()
+    (message,) = signed
+    with _db(home) as conn:
+        last = conn.execute("SELECT MAX(seq) FROM sb_audit").fetchone()[0]
+        assert conn.execute("SELECT seq FROM sb_audit_heads").fetchall() == [(last,)]
+    assert f'"seq":{last}'.encode() in message
+    assert make_vault().audit_verify().findings == []
