@@ -778,8 +778,8 @@ class Vault:
 
         if self._storage.spool_dir() is None:
             return []
-        with contextlib.suppress(Sealed):
-            self._key_provider()
+        # NOTE: never unlocks (no passphrase prompt from a health check): spool records are
+        # checked only when this process already holds the keys.
         findings, notices = spool_findings(self._spool_report())
         return findings + [n for n in notices if "accepted by" not in n]
 

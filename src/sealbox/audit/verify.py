@@ -129,7 +129,7 @@ def _check_head(
     report: ChainReport,
     head: HeadRow | None,
     headed: int,
-    public: bytes | None,
+    keys: AuditKeys,
     vault_id: str,
     checkpointed: set[int],
     findings: list[str],
@@ -141,7 +141,7 @@ def _check_head(
     ``headed``: the first event recorded under signed heads (0: a chain from before)."""
     if report.finding is not None:
         return
-    if head is None or not head_valid(public, vault_id, head):
+    if head is None or not head_valid(keys, vault_id, head):
         what = (
             "deleted"
             if head is None
@@ -229,7 +229,7 @@ def verify_database(
             report,
             head,
             _first_headed(items),
-            public,
+            keys,
             vault_id,
             {cp.seq for _, cp in mine},
             findings,

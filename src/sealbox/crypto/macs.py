@@ -132,21 +132,6 @@ def sign(private: bytes, message: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(private).sign(message)
 
 
-class SigningKey:
-    """An Ed25519 private key parsed once, for a process that signs often (audit heads)."""
-
-    def __init__(self, private: bytes) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        self._key = Ed25519PrivateKey.from_private_bytes(private)
-
-    def sign(self, message: bytes) -> bytes:
-        return self._key.sign(message)
-
-    def __repr__(self) -> str:
-        return "SigningKey(***)"
-
-
 def signature_valid(public: bytes, message: bytes, signature: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
