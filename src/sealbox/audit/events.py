@@ -350,4 +350,8 @@ def head_valid(keys: AuditKeys | None, vault_id: str, head: HeadRow) -> bool:
         head.since,
         head.spool,
     )
-    return macs.equal(head_tag(keys, msg).encode(), head.signature.encode())
+    try:
+        tag = bytes.fromhex(head.signature)
+    except ValueError:
+        return False
+    return _mac_key(keys.head_key).verify(msg, tag)

@@ -96,14 +96,14 @@ class CheckpointRow(NamedTuple):
 
 
 class HeadRow(NamedTuple):
-    """A node's chain head, moved (and signed) with every commit of its events."""
+    """A node's chain head, moved (and MACed: "signed") with every commit of its events."""
 
     node: str
     seq: int
     hash: str
     at: str = ""
     checkpoint_seq: int = 0  # the node's newest checkpoint its writer knew of
-    signature: str = ""  # hex Ed25519; "" for a head from before schema 7
+    signature: str = ""  # hex HMAC under the audit key; "" for a head from before schema 7
     #: The seq from which this head's line of signed heads goes back unbroken (each
     #: writer carries it over from a head it checked; a head it found missing or not
     #: signed starts a new line at its first event, which verify then reports).
