@@ -44,7 +44,7 @@ from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
 
 if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
-    from sealbox.audit.verify import Verification
+    from sealbox.audit.verify import SpoolReport, Verification
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
     from sealbox.storage.interface import CheckpointRow
@@ -412,6 +412,7 @@ class Vault:
                 expected_version=if_version,
                 rollback_of=rollback_of,
                 audit_node=self._audit.node,
+                audit_head=self._audit.head_for(self._now()),
             )
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
@@ -781,19 +782,22 @@ class Vault:
         return digest
 
     def audit_verify(self, files: Sequence[str] = ()) -> Verification:
-        """Walk the database chains and the JSONL files (configured ones and ``files``)."""
+        """Walk the database chains and the JSONL files (configured ones and ``files``),
+        check every stored version against its write event, and account for the server
+        spools (pending, rejected, missing: the last two until accepted)."""
         from pathlib import Path
 
         from sealbox.audit.keys import verify_key
         from sealbox.audit.sinks.jsonl import JsonlSink
-        from sealbox.audit.verify import Verification, verify_database, verify_file
+        from sealbox.audit.verify import Verification, spool_findings, verify_database, verify_file
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.verify")
         self._audit.settle()
         self._key_provider()
         keys = self._audit.require_keys()
         public = verify_key(self._storage)
-        result = verify_database(self._storage, keys, public, self.vault_id)
+        has_db = any(s.name == "db" for s in self._audit.sinks)
+        result = verify_database(self._storage, keys, public, self.vault_id, check_versions=has_db)
         paths = [s.path for s in self._audit.sinks if isinstance(s, JsonlSink)]
         paths.extend(Path(f) for f in files if Path(f) not in paths)
         for path in paths:
@@ -803,28 +807,63 @@ class Vault:
                 result.notices + one.notices,
                 result.summary + one.summary,
             )
-        result.notices.extend(self.audit_spool_notices())
+        findings, notices = spool_findings(self._spool_report())
+        result.findings.extend(findings)
+        result.notices.extend(notices)
         self._record("audit.verify", "sys/audit", reason=f"{len(result.findings)} findings")
         return result
 
+    def _spool_report(self) -> SpoolReport:
+        from sealbox.audit.verify import spool_report
+
+        return spool_report(self._storage, self._audit.audit_keys(), self._storage.spool_dir())
+
     def audit_spool_notices(self) -> list[str]:
         """Server audit spools that hold events no process is storing (a server stopped
-        without storing them), and spools a recovery kept aside as evidence."""
-        directory = self._storage.spool_dir()
-        if directory is None:
-            return []
-        from sealbox.audit.spool import unstored
+        without storing them), and spools that failed their check or went missing and
+        that no operator accepted yet (what `sealbox doctor` warns of)."""
+        from sealbox.audit.verify import spool_findings
 
-        left, rejected = unstored(directory)
-        return [
-            f"{path}: events a stopped server spooled and did not store yet (the next "
-            "server start stores them)"
-            for path in left
-        ] + [
-            f"{path}: a spool that failed its check at a server start, kept as evidence "
-            "(see the audit.recover event)"
-            for path in rejected
-        ]
+        if self._storage.spool_dir() is None:
+            return []
+        # NOTE: never unlocks (no passphrase prompt from a health check): spool records are
+        # checked only when this process already holds the keys.
+        findings, notices = spool_findings(self._spool_report())
+        return findings + [n for n in notices if "accepted by" not in n]
+
+    def audit_accept_rejected(self, file: str) -> str:
+        """An operator reviewed a rejected (or missing) audit spool: record that, in the
+        chain (``audit.accept``, naming the file and its SHA-256), so verify passes again.
+        Returns the file name accepted."""
+        from pathlib import Path
+
+        from sealbox.crypto import macs
+
+        self._authorize(Capability.ADMIN, "sys/audit", "audit.accept")
+        self._key_provider()
+        name = Path(file).name
+        report = self._spool_report()
+        if name not in report.flagged:
+            raise InvalidInput(
+                f"{file!r} is not a rejected or missing audit spool that verify reports",
+                hint="give a file name `sealbox audit verify` prints after --accept-rejected",
+            )
+        if name in report.accepted:
+            return name
+        directory = self._storage.spool_dir()
+        kept = directory / name if directory is not None else None
+        digest = "-"
+        if kept is not None and kept.is_file():
+            digest = macs.sha256(kept.read_bytes()).hex()
+        self._audit.settle()
+        self._record(
+            "audit.accept",
+            "sys/audit",
+            reason=f"accepted a rejected or missing audit spool [file: {name}] sha256 {digest}",
+            immediate=True,
+        )
+        self._audit.after_write()
+        return name
 
     def audit_checkpoint(self) -> list[CheckpointRow]:
         """Sign every chain head now with the vault's checkpoint key."""

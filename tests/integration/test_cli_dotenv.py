@@ -562,17 +562,17 @@ def test_doctor_without_a_vault(cli: Cli, tmp_path: Path, monkeypatch: pytest.Mo
 def test_doctor_warns_of_audit_events_a_stopped_server_left_spooled(
     keyfile_vault: Path, cli: Cli, workdir: Path
 ) -> None:
-    from sealbox.factory import open_vault
-    from sealbox.model import SecretRef
+    import os
+    import subprocess
+    import sys
 
     assert cli("secret", "set", "A", stdin="v").status == EXIT_OK
-    server = open_vault(source="api", audit_node="srv")
-    server.serve()
-    server.get(SecretRef("payments", "dev", "A"))  # a read event, spooled
-    spool = next((keyfile_vault / "vault.db.audit-spool").glob("*.spool"))
-    leftover = spool.read_bytes()
-    server.close()  # stores it and empties the spool...
-    spool.write_bytes(leftover)  # ...as if the server had been killed before that
+    killed = (
+        "import os\nfrom sealbox.factory import open_vault\nfrom sealbox.model import SecretRef\n"
+        "server = open_vault(source='api', audit_node='srv')\nserver.serve()\n"
+        "server.get(SecretRef('payments', 'dev', 'A'))\nos._exit(0)\n"
+    )  # a read event spooled, then the server killed before it stored it
+    subprocess.run([sys.executable, "-c", killed], env={**os.environ}, check=True)
     status, findings, _ = doctor(cli, workdir)
     (warning,) = [f for f in findings if f["check"] == "audit"]
     assert warning["level"] == "warn" and "did not store yet" in warning["message"]

@@ -18,11 +18,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.crypto import macs
 
-EVENT_FORMAT = 1
+if TYPE_CHECKING:
+    from sealbox.storage.interface import HeadRow
+
+#: 2 from schema 7: recorded by a writer that keeps its chain's signed head (audit/verify.py).
+EVENT_FORMAT = 2
 GENESIS = "0" * 64
 LINK_HMAC = "hmac"
 LINK_SHA256 = "sha256"
@@ -107,12 +111,22 @@ class AuditKeys(NamedTuple):
             macs.derive(key, b"sealbox/audit/chain"),
         )
 
+    @property
+    def head_key(self) -> bytes:
+        """The sub-key chain heads are MACed under (derived from the chain key)."""
+        return _head_key(self.chain_key)
+
     def value_hmac(self, value: bytes) -> str:
         """The HMAC an event carries in place of a value (and `sealbox audit hash` prints)."""
         return _mac_key(self.value_key).mac(value).hex()
 
     def __repr__(self) -> str:
         return "AuditKeys(***)"
+
+
+@functools.lru_cache(maxsize=8)
+def _head_key(chain_key: bytes) -> bytes:
+    return macs.derive(chain_key, b"sealbox/audit/head")
 
 
 @functools.lru_cache(maxsize=8)
@@ -272,8 +286,72 @@ def verify_chain(
     )
 
 
-def checkpoint_message(vault_id: str, sink: str, node: str, seq: int, hash_: str, at: str) -> bytes:
-    """What a checkpoint signs."""
+def checkpoint_message(
+    vault_id: str, sink: str, node: str, seq: int, hash_: str, at: str, prev: int = -1
+) -> bytes:
+    """What a checkpoint signs; ``prev`` (schema 7 on) is the seq of the node's checkpoint
+    before it, so a deleted checkpoint leaves a gap."""
+    body: dict[str, object] = {
+        "vault": vault_id,
+        "sink": sink,
+        "node": node,
+        "seq": seq,
+        "hash": hash_,
+        "time": at,
+    }
+    if prev >= 0:
+        body["prev"] = prev
+    return canonical(body)
+
+
+def head_message(
+    vault_id: str,
+    node: str,
+    seq: int,
+    hash_: str,
+    at: str,
+    checkpoint_seq: int,
+    since: int,
+    spool: str = "",
+) -> bytes:
+    """What a chain's head row signs (moved with every commit of the chain's events)."""
     return canonical(
-        {"vault": vault_id, "sink": sink, "node": node, "seq": seq, "hash": hash_, "time": at}
+        {
+            "kind": "head",
+            "vault": vault_id,
+            "node": node,
+            "seq": seq,
+            "hash": hash_,
+            "time": at,
+            "checkpoint": checkpoint_seq,
+            "since": since,
+            "spool": spool,
+        }
     )
+
+
+def head_tag(keys: AuditKeys, message: bytes) -> str:
+    """A head's MAC: HMAC-SHA256 under the audit key's head sub-key (~2 µs; a process
+    that writes events holds the keys, and verify needs them for the chain anyway)."""
+    return _mac_key(keys.head_key).mac(message).hex()
+
+
+def head_valid(keys: AuditKeys | None, vault_id: str, head: HeadRow) -> bool:
+    """Whether a stored head row carries this vault's MAC."""
+    if keys is None or not head.signature:
+        return False
+    msg = head_message(
+        vault_id,
+        head.node,
+        head.seq,
+        head.hash,
+        head.at,
+        head.checkpoint_seq,
+        head.since,
+        head.spool,
+    )
+    try:
+        tag = bytes.fromhex(head.signature)
+    except ValueError:
+        return False
+    return _mac_key(keys.head_key).verify(msg, tag)

@@ -42,7 +42,7 @@ import hashlib
 import marshal
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -50,12 +50,19 @@ from sealbox.audit.events import AuditKeys, Fields, event_from_fields
 from sealbox.crypto import macs
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import AuditRow, Storage
+    from sealbox.storage.interface import AuditRow, SignHead, Storage
+
+#: The signer of a chain head for events up to a time (``AuditRecorder.head_for``).
+HeadFor = Callable[..., "SignHead | None"]
 
 #: How long an event may wait in the spool before the server stores it in the database.
 DRAIN_EVERY = 0.02
 #: Slots per node (server workers on one host sharing one vault file).
 MAX_SLOTS = 64
+#: A drained spool file is emptied once it holds more than this; until then it keeps the
+#: drained records, which the database's mark of the last drain vouches for: a spool cut
+#: (or emptied) below that mark is found.
+KEEP_BYTES = 1 << 20
 #: Events spooled and not stored after which reads are refused (fail closed) rather than
 #: let the spool grow while the database cannot take them.
 MAX_BACKLOG = 100_000
@@ -91,6 +98,12 @@ def _parse_header(data: bytes) -> tuple[bytes, str, int] | None:
     return data[len(MAGIC) : len(MAGIC) + _SALT], node, end
 
 
+def header_salt(data: bytes) -> str | None:
+    """The hex salt of a spool's header (None if it has no whole header)."""
+    head = _parse_header(data)
+    return head[0].hex() if head is not None else None
+
+
 class Recovery(NamedTuple):
     """What a spool left by a process that did not stop cleanly held."""
 
@@ -111,8 +124,8 @@ def _file_stem(node: str) -> str:
 _OPEN = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
-    """Lock the first free slot's file: (slot, path, fd)."""
+def _claim(directory: Path, node: str) -> tuple[int, Path, int, bool]:
+    """Lock the first free slot's file: (slot, path, fd, whether the file was there)."""
     directory.mkdir(mode=0o700, exist_ok=True)
     if directory.is_symlink():
         raise OSError(errno.ELOOP, f"{directory} is a symbolic link")
@@ -120,6 +133,7 @@ def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
     stem = _file_stem(node)
     for slot in range(MAX_SLOTS):
         path = directory / f"{stem}.{slot}.spool"
+        existed = os.path.lexists(path)
         fd = os.open(path, _OPEN, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,50 +144,51 @@ def _claim(directory: Path, node: str) -> tuple[int, Path, int]:
         except BaseException:
             os.close(fd)
             raise
-        return slot, path, fd
+        return slot, path, fd, existed
     raise OSError(errno.EAGAIN, f"all {MAX_SLOTS} audit spool slots of {node} are taken")
 
 
-def unstored(directory: Path) -> tuple[list[Path], list[Path]]:
-    """Spool files that hold records and that no process owns (a server stopped without
-    storing them: they are stored when a server takes the slot again), and spools kept
-    aside by a recovery."""
-    if not directory.is_dir():
-        return [], []
-    left = []
-    for path in sorted(directory.glob("*.spool")):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if not os.fstat(fd).st_size:
-                continue
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            continue  # owned by a running server, which stores it
-        finally:
-            os.close(fd)
-        left.append(path)
-    return left, sorted(directory.glob("*.rejected"))
+def owned_contents(path: Path) -> bytes | None:
+    """A spool file's bytes if no process owns it (b"" when empty); None while its
+    server holds it (or it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    except OSError:
+        return None  # owned by a running server, which stores it
+    finally:
+        os.close(fd)
 
 
 class AuditSpool:
     """The spool of one chain, owned by this process (see the module docstring)."""
 
-    def __init__(self, storage: Storage, directory: Path, node: str, keys: AuditKeys) -> None:
-        slot, self.path, self._fd = _claim(directory, node)
+    def __init__(
+        self,
+        storage: Storage,
+        directory: Path,
+        node: str,
+        keys: AuditKeys,
+        head_for: HeadFor | None = None,
+    ) -> None:
+        slot, self.path, self._fd, self._existed = _claim(directory, node)
         self.node = slot_node(node, slot)
         self._storage = storage
         self._keys = keys
+        self._head_for = head_for
         # A key of this process's own (a fresh salt), so its counter nonces are new.
-        salt = os.urandom(_SALT)
+        salt = self._salt = os.urandom(_SALT)
         self._gmac = _gmac(keys, salt, self.node)
         self._header = _header(salt, self.node)
         self._size = os.fstat(self._fd).st_size
         self._tag = _START
-        #: (seq, event fields) spooled and not yet stored, oldest first.
-        self.queue: list[tuple[int, Fields]] = []
+        #: (seq, event fields, where its record ends in the file) spooled and not yet
+        #: stored, oldest first.
+        self.queue: list[tuple[int, Fields, int]] = []
         #: Called after each event is spooled (the server schedules a drain).
         self.on_pending: Callable[[], None] | None = None
         self.reload_head()
@@ -205,7 +220,7 @@ class AuditSpool:
         self._size += written
         self._tag = tag
         self._next = seq + 1
-        self.queue.append((seq, fields))
+        self.queue.append((seq, fields, self._size))
         if self.on_pending is not None:
             self.on_pending()
         return seq
@@ -220,11 +235,26 @@ class AuditSpool:
         queue = self.queue
         if not queue:
             return 0
-        rows = list(self._chained(queue))
+        batch = queue[:]
+        rows = list(_chained(self._keys, self.node, self._head[1], batch))
         last = rows[-1]
         assert last.seq is not None
+        end = batch[-1][2]
+        # Emptied after this drain when it grew large: the mark then says "nothing kept"
+        # (were it to say where the records end, a kill before the truncation would not
+        # matter either: the file is only ever longer than the mark).
+        empty = end > KEEP_BYTES and len(queue) == len(batch)
+        head_for = self._head_for
         try:
-            self._storage.store_audit_rows(rows, wait=wait)
+            self._storage.store_audit_rows(
+                rows,
+                wait=wait,
+                head=head_for(
+                    last.at, spool=self._mark(0, 0) if empty else self._mark(last.seq, end)
+                )
+                if head_for is not None
+                else None,
+            )
         except BaseException:
             # NOTE: a failure after the commit (a lost COMMIT answer, an interrupt) must
             # not leave stored events queued: every later drain would insert them again,
@@ -234,7 +264,7 @@ class AuditSpool:
                 raise
         self._head = (last.seq, last.hash)
         del queue[: len(rows)]
-        if not queue:
+        if empty and not queue:
             self._truncate()
         return len(rows)
 
@@ -244,9 +274,6 @@ class AuditSpool:
             return self._storage.audit_head(self.node) == (seq, hash_)
         except Exception:
             return False
-
-    def _chained(self, queue: list[tuple[int, Fields]]) -> Iterator[AuditRow]:
-        return _chained(self._keys, self.node, self._head[1], queue)
 
     def _truncate(self) -> None:
         try:
@@ -260,12 +287,22 @@ class AuditSpool:
     def recover(self) -> list[tuple[str, Recovery]]:
         """Store what a previous owner of this slot spooled and did not store, and what
         spools no process owns hold (a server killed and started again on another port or
-        host name leaves its spool under another name): ``(chain, what was found)`` each."""
+        host name leaves its spool under another name): ``(chain, what was found)`` each.
+
+        A spool that a chain's signed head says is open, and whose file is gone (or holds
+        less than its last drain left), is a problem too: its unstored events were lost.
+        Then this spool's own chain head is signed saying it is open.
+        """
         found = []
-        if self._size:
-            found.append((self.node, _recover(self._storage, self._keys, self._fd, self.path)))
+        marks = spool_marks(self._storage)
+        own = marks.pop(self.path.name, None)
+        if own is not None and not self._existed:
+            found.append((own.node, Recovery(0, False, spool_missing(own))))
+        elif self._size or (own is not None and own.size):
+            found.append((self.node, _recover(self._storage, self._keys, self._fd, self.path, own)))
             self._size = 0
-            self.reload_head()
+        closed = set()  # chains whose spool this start stored (or found missing)
+        live = set()
         for path in sorted(self.path.parent.glob("*.spool")):
             if path == self.path:
                 continue
@@ -275,30 +312,94 @@ class AuditSpool:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its owner lives: skip it
-                if os.fstat(fd).st_size:
-                    node = _node_of(fd)
-                    found.append((node or path.name, _recover(self._storage, self._keys, fd, path)))
+                mark = marks.pop(path.name, None)
+                if os.fstat(fd).st_size or (mark is not None and mark.size):
+                    node = _node_of(fd) or (mark.node if mark is not None else path.name)
+                    found.append((node, _recover(self._storage, self._keys, fd, path, mark)))
+                if mark is not None:
+                    closed.add(mark.node)
             except BlockingIOError:
-                pass
+                live.add(path.name)
             finally:
                 os.close(fd)
+        for name, mark in marks.items():
+            if name not in live:
+                found.append((mark.node, Recovery(0, False, spool_missing(mark))))
+                closed.add(mark.node)
+        for node in sorted(closed - {self.node}):
+            self._sign_mark(node, "")
+        self._sign_mark(self.node, self._mark(0, 0))
+        self.reload_head()
         return found
 
+    def _mark(self, seq: int, size: int) -> str:
+        """This spool's state for its chain's signed head."""
+        return f"{self.path.name} {self._salt.hex()} {seq} {size}"
+
+    def _sign_mark(self, node: str, spool: str) -> None:
+        sign = self._head_for(_now(), spool=spool) if self._head_for is not None else None
+        if sign is not None:
+            self._storage.mark_audit_head(node, sign)
+
     def close(self) -> None:
-        """Release the slot (what is still spooled stays in the file for its next owner)."""
-        if self._fd >= 0:
+        """Release the slot (what is still spooled stays in the file for its next owner;
+        an emptied spool is signed closed: a clean stop leaves nothing to account for)."""
+        if self._fd < 0:
+            return
+        try:
+            if not self.queue:
+                self._truncate()
+            if not self._size:
+                self._sign_mark(self.node, "")
+        finally:
             os.close(self._fd)
             self._fd = -1
 
 
+class SpoolMark(NamedTuple):
+    """What a chain's signed head says of the spool it is written through."""
+
+    node: str
+    file: str
+    salt: str
+    seq: int  # its last drain stored this seq, the file then holding it up to byte size
+    size: int  # 0: nothing kept (just opened, or emptied since)
+    at: str  # when the head said so
+
+
+def spool_marks(storage: Storage) -> dict[str, SpoolMark]:
+    """Open spools by file name, as the chains' heads record them."""
+    marks = {}
+    for head in storage.audit_head_marks().values():
+        parts = head.spool.split(" ")
+        if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+            file, salt, seq, size = parts
+            marks[file] = SpoolMark(head.node, file, salt, int(seq), int(size), head.at)
+    return marks
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def spool_missing(mark: SpoolMark) -> str:
+    return (
+        f"{mark.file}: the audit spool of chain {mark.node} (open at {mark.at}) is missing: "
+        "a server stopped without closing it and the file was removed, so the events it "
+        f"had not stored yet are lost [file: {mark.file}]"
+    )
+
+
 def _chained(
-    keys: AuditKeys, node: str, prev: str, queue: list[tuple[int, Fields]]
+    keys: AuditKeys, node: str, prev: str, queue: Sequence[tuple[int, Fields, int]]
 ) -> Iterator[AuditRow]:
     """The database rows of spooled events, chained after ``prev``."""
     from sealbox.audit.sinks.db import db_row
 
     chain_key = keys.chain_key
-    for seq, fields in queue:
+    for seq, fields, _ in queue:
         row = db_row(event_from_fields(fields), chain_key, node, seq, prev)
         prev = row.hash
         yield row
@@ -309,66 +410,110 @@ def _node_of(fd: int) -> str | None:
     return head[1] if head is not None else None
 
 
-def _recover(storage: Storage, keys: AuditKeys, fd: int, path: Path) -> Recovery:
-    """Store the intact records of a spool nobody is writing (its lock is held), in its
-    chain; keep the file aside if a record fails its check; empty the spool."""
-    data = os.pread(fd, os.fstat(fd).st_size, 0)
+class SpoolCheck(NamedTuple):
+    """What a spool file holds, checked record by record (nothing stored)."""
+
+    node: str
+    good: list[tuple[int, Fields, int]]  # the intact records after the chain's stored head
+    cut: bool  # its last record was cut short (a kill while writing it)
+    problem: str | None  # the first record that fails its check, with its byte offset
+
+
+def check_spool(
+    storage: Storage, keys: AuditKeys, data: bytes, mark: SpoolMark | None = None
+) -> SpoolCheck:
+    """Check a spool's records against its chain key and the chain's stored head, and,
+    given the database's ``mark`` of its last drain, that it was not cut below it."""
     head = _parse_header(data)
-    good: list[tuple[int, Fields]] = []
-    problem: str | None = None
-    cut = False
-    node = head[1] if head is not None else ""
+    good: list[tuple[int, Fields, int]] = []
     if head is None:
         if MAGIC.startswith(data[: len(MAGIC)]) and len(data) < len(MAGIC) + _SALT + 2 + 256:
-            cut = True  # killed while writing the header: no record was complete
-        else:
-            problem = "its header is not a sealbox spool's"
-    else:
-        salt, node, start = head
-        stored, _ = storage.audit_head(node)
-        expected = stored + 1
-        records = _records(_gmac(keys, salt, node), data, start)
-        for number, (seq, fields) in enumerate(records, 1):
-            if seq == -2:
-                cut = True
-                break
-            if seq < 0:
-                problem = f"record {number} is not an intact spooled event"
-                break
-            if seq <= stored and not good:
-                continue  # stored before the process stopped; only the truncation was lost
-            if seq != expected:
-                problem = f"record {number} holds seq {seq} where seq {expected} belongs"
-                break
-            good.append((seq, fields))
-            expected += 1
-        if good:
-            prev = storage.audit_head(node)[1]
-            storage.store_audit_rows(list(_chained(keys, node, prev, good)))
+            return SpoolCheck("", good, True, _below(mark, data, None))  # killed in the header
+        return SpoolCheck("", good, False, "its header is not a sealbox spool's (byte 0)")
+    salt, node, start = head
+    stored, _ = storage.audit_head(node)
+    expected = stored + 1
+    marked: int | None = None  # the seq of the record that ends where the mark says
+    cut = False
+    problem = None
+    for number, (offset, seq, fields) in enumerate(
+        _records(_gmac(keys, salt, node), data, start), 1
+    ):
+        if seq == -2:
+            cut = True
+            break
+        if seq < 0:
+            problem = f"record {number} (byte {offset}) is not an intact spooled event"
+            break
+        end = offset + _RECORD + len(marshal.dumps((seq, fields)))
+        if mark is not None and end == mark.size:
+            marked = seq
+        if seq <= stored and not good:
+            continue  # stored before the process stopped; only the truncation was lost
+        if seq != expected:
+            problem = (
+                f"record {number} (byte {offset}) holds seq {seq} where seq {expected} belongs"
+            )
+            break
+        good.append((seq, fields, end))
+        expected += 1
+    if problem is None and mark is not None and mark.size and marked != mark.seq:
+        problem = _below(mark, data, marked)
+    return SpoolCheck(node, good, cut, problem)
+
+
+def _below(mark: SpoolMark | None, data: bytes, marked: int | None) -> str | None:
+    """The spool holds less than its last drain left in it (None: it does not)."""
+    if mark is None or not mark.size or (marked is not None and marked == mark.seq):
+        return None
+    return (
+        f"cut short: it ends at byte {len(data)}, but its last drain stored seq {mark.seq} "
+        f"with the file holding it up to byte {mark.size}"
+        if len(data) < mark.size
+        else f"no record ends at byte {mark.size} with seq {mark.seq}, where its last drain "
+        "left one"
+    )
+
+
+def _recover(
+    storage: Storage, keys: AuditKeys, fd: int, path: Path, mark: SpoolMark | None = None
+) -> Recovery:
+    """Store the intact records of a spool nobody is writing (its lock is held), in its
+    chain; keep the file aside if a record fails its check, or if it holds less than its
+    last drain left (``mark``); empty the spool."""
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    found = check_spool(storage, keys, data, mark)
+    good, node = found.good, found.node
+    if good:
+        prev = storage.audit_head(node)[1]
+        # The head moves when the recovering process signs the chain's spool closed.
+        storage.store_audit_rows(list(_chained(keys, node, prev, good)))
+    problem = found.problem
     if problem is not None:
-        problem = f"{path.name}: {problem}; the spool was kept as {_set_aside(path, data)}"
+        kept = _set_aside(path, data)
+        problem = f"{path.name}: {problem}; the spool was kept as {kept} [file: {kept.name}]"
     os.ftruncate(fd, 0)
-    return Recovery(len(good), cut, problem)
+    return Recovery(len(good), found.cut, problem)
 
 
-def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int, Fields]]:
-    """(seq, fields) of each record whose link holds; (-1, ()) for the first that does
-    not, (-2, ()) for a last record cut short."""
+def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int, int, Fields]]:
+    """(offset, seq, fields) of each record whose link holds; seq -1 for the first that
+    does not, -2 for a last record cut short."""
     prev = _START
     while at < len(data):
         if len(data) - at < _RECORD:
-            yield -2, ()
+            yield at, -2, ()
             return
         length = int.from_bytes(data[at : at + 4], "big")
         counter = int.from_bytes(data[at + 4 : at + 12], "big")
         tag = data[at + 12 : at + _RECORD]
         end = at + _RECORD + length
         if end > len(data):
-            yield -2, ()
+            yield at, -2, ()
             return
         payload = data[at + _RECORD : end]
         if not gmac.check(counter, prev + payload, tag):
-            yield -1, ()
+            yield at, -1, ()
             return
         try:
             # Only what the chain key vouched for (checked above) reaches marshal.
@@ -376,9 +521,9 @@ def _records(gmac: macs.CounterGmac, data: bytes, at: int) -> Iterator[tuple[int
         except (ValueError, EOFError, TypeError):
             seq, fields = -1, None
         if not isinstance(seq, int) or not isinstance(fields, tuple) or len(fields) != 18:
-            yield -1, ()
+            yield at, -1, ()
             return
-        yield seq, fields
+        yield at, seq, fields
         prev, at = tag, end
 
 

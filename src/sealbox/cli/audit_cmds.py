@@ -221,11 +221,22 @@ def who_read_cmd(
     multiple=True,
     help="Also verify this JSONL file (configured file sinks are always verified).",
 )
+@click.option(
+    "--accept-rejected",
+    "accept",
+    multiple=True,
+    metavar="FILE",
+    help="Record (audited) that you reviewed this rejected or missing spool, then verify.",
+)
 @json_option
-def verify_cmd(files: tuple[str, ...], as_json: bool) -> None:
-    """Walk every chain; exit 7 naming the first tampered position, 0 when intact."""
+def verify_cmd(files: tuple[str, ...], accept: tuple[str, ...], as_json: bool) -> None:
+    """Walk every chain, check versions against write events and account for server
+    spools; exit 7 naming the first tampered position (or an unaccepted rejected or
+    missing spool), 0 when intact."""
     vault = open_vault()
     try:
+        for name in accept:
+            info(f"accepted {vault.audit_accept_rejected(name)} (recorded as audit.accept)")
         result = vault.audit_verify(files)
     finally:
         vault.close()

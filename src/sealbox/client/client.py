@@ -605,6 +605,12 @@ class Client:
                 [str(x) for x in data["summary"]],
             )
 
+    def audit_accept_rejected(self, file: str) -> str:
+        raise InvalidInput(
+            "--accept-rejected names a spool file on the server's host: run it there "
+            "(embedded, on the server's vault)"
+        )
+
     def audit_checkpoint(self) -> list[CheckpointRow]:
         # NOTE: the row type is plain data shared with the embedded vault's answer.
         from sealbox.storage.interface import CheckpointRow

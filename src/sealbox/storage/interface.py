@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sealbox.changes import ChangeFeed
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class SealedRow(NamedTuple):
@@ -90,6 +90,28 @@ class CheckpointRow(NamedTuple):
     at: str
     signature: str  # hex Ed25519 signature
     key_id: str  # fingerprint of the public key
+    #: seq of the node's checkpoint before this one (0: the first); -1: a checkpoint from
+    #: before schema 7, which did not sign it.
+    prev_seq: int = -1
+
+
+class HeadRow(NamedTuple):
+    """A node's chain head, moved (and MACed: "signed") with every commit of its events."""
+
+    node: str
+    seq: int
+    hash: str
+    at: str = ""
+    checkpoint_seq: int = 0  # the node's newest checkpoint its writer knew of
+    signature: str = ""  # hex HMAC under the audit key; "" for a head from before schema 7
+    #: The seq from which this head's line of signed heads goes back unbroken (each
+    #: writer carries it over from a head it checked; a head it found missing or not
+    #: signed starts a new line at its first event, which verify then reports).
+    since: int = 0
+    #: The server spool this chain is written through, as its last commit left it
+    #: (``"FILE SALT SEQ SIZE"``: the file held records up to byte SIZE, the last seq SEQ);
+    #: "" when none is open. Opaque here (audit/spool.py).
+    spool: str = ""
 
 
 class AuditQuery(NamedTuple):
@@ -109,6 +131,11 @@ class AuditQuery(NamedTuple):
 #: Called inside the audit transaction with the next sequence number of the node's chain
 #: and the hash of the event before it; returns the row to insert.
 BuildAudit = Callable[[int, str], AuditRow]
+
+#: Called inside an audit transaction with ``(node, seq, hash)`` of a chain's new head,
+#: the chain's seq before the transaction and the head row stored now (None if none);
+#: returns the head row to store with the events (signed by the audit layer).
+SignHead = Callable[[str, int, str, int, "HeadRow | None"], HeadRow]
 
 
 class IdentityRow(NamedTuple):
@@ -202,6 +229,7 @@ class Storage(Protocol):
         expected_version: int | None = None,
         rollback_of: int | None = None,
         audit_node: str | None = None,
+        audit_head: SignHead | None = None,
     ) -> int: ...
     def read_version(
         self, project: str, env: str, name: str, version: int | None
@@ -292,29 +320,49 @@ class Storage(Protocol):
     # vault settings written once by whoever comes first (the lazily created audit key)
     def ensure_setting(self, key: str, value: str) -> str: ...
 
-    # audit trail: one hash chain per node; the head is read and moved with each insert
-    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow: ...
+    # audit trail: one hash chain per node, its signed head row moved with each commit
+    def append_audit_event(
+        self, node: str, build: BuildAudit, head: SignHead | None = None
+    ) -> AuditRow:
+        """Append one event; with ``head``, the chain's head row moves in the same
+        transaction (inside an audit batch the batch moves it once, at its end)."""
+        ...
+
     def list_audit(self, limit: int = 100) -> list[AuditRow]: ...
     def query_audit(self, query: AuditQuery) -> list[AuditRow]: ...
     def audit_chain(self, node: str) -> list[AuditRow]: ...
     def audit_heads(self) -> dict[str, tuple[int, str]]: ...
-    def audit_batch(self, node: str, *, wait: bool = True) -> AbstractContextManager[None]:
+    def audit_batch(
+        self, node: str, *, wait: bool = True, head: SignHead | None = None
+    ) -> AbstractContextManager[None]:
         """One transaction for many audit appends; with ``wait=False`` a chain or database
-        lock held by another writer raises :class:`~sealbox.errors.StorageBusy` at once."""
+        lock held by another writer raises :class:`~sealbox.errors.StorageBusy` at once.
+        With ``head``, the chain's head row moves once, before the commit."""
         ...
 
     def audit_head(self, node: str) -> tuple[int, str]: ...
-    def store_audit_rows(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
-        """Insert chained events in one transaction; ``wait=False`` as for audit_batch."""
+    def store_audit_rows(
+        self, rows: Sequence[AuditRow], *, wait: bool = True, head: SignHead | None = None
+    ) -> None:
+        """Insert chained events in one transaction; ``wait=False`` as for audit_batch;
+        ``head`` moves in the same transaction."""
         ...
 
     def spool_dir(self) -> Path | None:
         """Where a server process may spool audit events (None: commit each event)."""
         ...
 
-    def audit_head_marks(self) -> dict[str, tuple[int, str]]: ...
+    def audit_head_marks(self) -> dict[str, HeadRow]: ...
     def audit_nodes(self) -> list[str]: ...
     def count_unchained_audit(self) -> int: ...
     def has_keyed_audit(self) -> bool: ...
-    def add_audit_checkpoint(self, row: CheckpointRow) -> None: ...
+    def add_audit_checkpoint(self, row: CheckpointRow, head: SignHead | None = None) -> None: ...
     def list_audit_checkpoints(self) -> list[CheckpointRow]: ...
+    def mark_audit_head(self, node: str, head: SignHead) -> None:
+        """Sign ``node``'s head again where the chain stands (no event: a spool opened,
+        closed or recovered)."""
+        ...
+
+    def version_refs(self) -> list[tuple[str, int]]:
+        """(``project/env/name``, version) of every stored version."""
+        ...

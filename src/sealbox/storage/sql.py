@@ -8,6 +8,7 @@ writers never lose a write and compare-and-set (``expected_version``) is exact.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -22,11 +23,13 @@ from sealbox.storage.interface import (
     AuditRow,
     BuildAudit,
     CheckpointRow,
+    HeadRow,
     IdentityRow,
     SealFor,
     SecretIdRow,
     SecretRow,
     SessionRow,
+    SignHead,
     TokenRow,
     VersionRow,
 )
@@ -137,6 +140,24 @@ def schema_v6(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v7(d: Dialect) -> list[str]:
+    """Schema version 7: truncation evidence for the audit trail (issue 10).
+
+    A chain's head row moves with every commit of its events and is signed, with the
+    state of the server spool the chain is written through; checkpoints name their
+    predecessor. Heads and checkpoints from before keep an empty signature /
+    ``prev_seq`` -1 (``sealbox audit checkpoint`` signs heads).
+    """
+    return [
+        "ALTER TABLE sb_audit_heads ADD COLUMN at TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_heads ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sb_audit_heads ADD COLUMN signature TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_heads ADD COLUMN since INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sb_audit_heads ADD COLUMN spool TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_checkpoints ADD COLUMN prev_seq INTEGER NOT NULL DEFAULT -1",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -145,6 +166,7 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     4: schema_v4,
     5: schema_v5,
     6: schema_v6,
+    7: schema_v7,
 }
 
 #: A subquery: every token in the subtrees rooted at the tokens ``{roots}`` selects, on
@@ -280,7 +302,7 @@ class SqlStorage:
             found = int(row[0]) if row else 0
             if found >= SCHEMA_VERSION:
                 return 0
-            for version in range(found + 1, SCHEMA_VERSION + 1):
+            for version in sorted(v for v in MIGRATIONS if found < v <= SCHEMA_VERSION):
                 for stmt in MIGRATIONS[version](self.dialect):
                     self._exec(tx, stmt)
             self._exec(
@@ -440,12 +462,14 @@ class SqlStorage:
         expected_version: int | None = None,
         rollback_of: int | None = None,
         audit_node: str | None = None,
+        audit_head: SignHead | None = None,
     ) -> int:
         """Write the next version. With ``audit_node``, audit events appended while
         ``seal_for`` runs go into this same transaction: the version and the event that
-        records it are committed together or not at all (fail closed for writes)."""
+        records it are committed together or not at all (fail closed for writes); so
+        does the chain's head row, with ``audit_head``."""
         path = f"{project}/{env}/{name}"
-        with self._audited_tx(audit_node) as tx:
+        with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             self._require_env(tx, project, env)
             # Create the row first (a no-op when it exists) and then lock it, so two
@@ -621,18 +645,24 @@ class SqlStorage:
         return [self._version_row(r, False) for r in rows]
 
     @contextmanager
-    def _audited_tx(self, audit_node: str | None) -> Iterator[Tx]:
+    def _audited_tx(
+        self, audit_node: str | None, audit_head: SignHead | None = None
+    ) -> Iterator[Tx]:
         """A write transaction that the audit events appended to ``audit_node``'s chain
-        meanwhile join: the change and the event that records it commit together."""
+        meanwhile join: the change and the event that records it commit together, and so
+        does the chain's signed head row, with ``audit_head``."""
         heads = self._audit_heads if self._audit_heads is not None else {}
         self._audit_heads = heads
         try:
             with self._tx(write=True) as tx:
+                start: tuple[int, str] | None = None
                 if audit_node is not None:
                     self._lock_audit_chain(tx, audit_node)
-                    heads[audit_node] = self._load_audit_head(audit_node, tx)
+                    start = heads[audit_node] = self._load_audit_head(audit_node, tx)
                     self._audit_batch_tx = tx
                 yield tx
+                if audit_node is not None and audit_head is not None:
+                    self._move_audit_head(tx, audit_node, start, audit_head)
         except BaseException:
             if audit_node is not None:
                 heads.pop(audit_node, None)  # its positions were not committed
@@ -1003,8 +1033,18 @@ class SqlStorage:
         """The transaction an audit event is written in (a backend may relax its sync)."""
         return self._tx(write=True)
 
+    def _append_tx(self) -> AbstractContextManager[Tx]:
+        """An audit transaction in which a position another process took is a Conflict."""
+        return self._audit_tx()
+
     #: node -> (seq, hash) of the last event this process appended or saw.
     _audit_heads: dict[str, tuple[int, str]] | None = None
+
+    #: node -> the head row this process stored last (it may have been rolled back or
+    #: replaced since: :meth:`_store_head` then finds the row it expects missing).
+    @functools.cached_property
+    def _heads_stored(self) -> dict[str, HeadRow]:
+        return {}
 
     #: The transaction of the audit batch in progress (see :meth:`audit_batch`).
     _audit_batch_tx: Tx | None = None
@@ -1031,28 +1071,93 @@ class SqlStorage:
         return self._load_audit_head(node, tx)
 
     @contextmanager
-    def audit_batch(self, node: str, *, wait: bool = True) -> Iterator[None]:
+    def audit_batch(
+        self, node: str, *, wait: bool = True, head: SignHead | None = None
+    ) -> Iterator[None]:
         """Append a batch of events in ONE transaction (the server's group commit).
 
         The chain is locked and its head read inside the transaction, so no other writer
-        can take a position meanwhile; any failure rolls the whole batch back.
+        can take a position meanwhile; any failure rolls the whole batch back. With
+        ``head``, the head row moves once, at the end, in the same transaction.
         """
         if self._audit_heads is None:
             self._audit_heads = {}
         heads = self._audit_heads
         try:
             with self._audit_tx(wait=wait) as tx:
-                heads[node] = self._open_audit_chain(tx, node, wait=wait)
+                start = heads[node] = self._open_audit_chain(tx, node, wait=wait)
                 self._audit_batch_tx = tx
                 try:
                     yield
                 finally:
                     self._audit_batch_tx = None
+                if head is not None:
+                    self._move_audit_head(tx, node, start, head)
         except BaseException:
             heads.pop(node, None)  # the batch's positions were never committed
             raise
 
-    def append_audit_event(self, node: str, build: BuildAudit) -> AuditRow:
+    _HEAD_COLS = "node, seq, hash, at, checkpoint_seq, signature, since, spool"
+    _UPSERT_HEAD = (
+        f"INSERT INTO sb_audit_heads ({_HEAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+        " at = excluded.at, checkpoint_seq = excluded.checkpoint_seq,"
+        " signature = excluded.signature, since = excluded.since, spool = excluded.spool"
+        " WHERE sb_audit_heads.seq <= excluded.seq"
+    )
+
+    @staticmethod
+    def _head_row(r: Sequence[Any]) -> HeadRow:
+        return HeadRow(
+            str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]), str(r[7])
+        )
+
+    def mark_audit_head(self, node: str, head: SignHead) -> None:
+        with self._audit_tx() as tx:
+            self._require_schema(tx)
+            self._lock_audit_chain(tx, node)
+            seq, hash_ = self._load_audit_head(node, tx)
+            self._store_head(tx, node, seq, hash_, seq, head)
+
+    def _store_head(
+        self, tx: Tx, node: str, seq: int, hash_: str, start: int, head: SignHead
+    ) -> None:
+        """Move ``node``'s head row to ``(seq, hash_)`` in ``tx`` (the chain stood at
+        ``start`` before it); the signer sees the row stored now."""
+        # NOTE: one statement when the stored row is the one this process stored last
+        # (a server's every drain or batch: on PostgreSQL a round trip saved each time);
+        # else the stored row is read and handed to the signer.
+        last = self._heads_stored.get(node)
+        if last is not None:
+            row = head(node, seq, hash_, start, last)
+            cur = self._exec(
+                tx,
+                "UPDATE sb_audit_heads SET seq = ?, hash = ?, at = ?, checkpoint_seq = ?,"
+                " signature = ?, since = ?, spool = ? WHERE node = ? AND seq = ? AND"
+                " signature = ? AND seq <= ?",
+                (*row[1:], node, last.seq, last.signature, seq),
+            )
+            if cur.rowcount == 1:
+                self._heads_stored[node] = row
+                return
+        r = self._one(tx, f"SELECT {self._HEAD_COLS} FROM sb_audit_heads WHERE node = ?", (node,))
+        stored = self._head_row(r) if r is not None else None
+        row = head(node, seq, hash_, start, stored)
+        self._exec(tx, self._UPSERT_HEAD, tuple(row))
+        self._heads_stored[node] = row
+
+    def _move_audit_head(
+        self, tx: Tx, node: str, start: tuple[int, str] | None, head: SignHead
+    ) -> None:
+        """Store the head of ``node``'s chain if this transaction appended to it."""
+        assert self._audit_heads is not None
+        now = self._audit_heads.get(node)
+        if now is not None and now != start:
+            self._store_head(tx, node, now[0], now[1], start[0] if start else 0, head)
+
+    def append_audit_event(
+        self, node: str, build: BuildAudit, head: SignHead | None = None
+    ) -> AuditRow:
         # NOTE: one INSERT per event, no transaction around it: the chain head is kept in
         # memory and the unique (node, seq) index makes a fork impossible. When another
         # process appended to the same chain meanwhile, the insert fails, the head is
@@ -1076,8 +1181,13 @@ class SqlStorage:
             seq, prev = heads[node]
             row = build(seq + 1, prev)
             try:
-                with self._single(audit=True) as tx:
-                    self._insert_audit_rows(tx, [row])
+                if head is None:
+                    with self._single(audit=True) as tx:
+                        self._insert_audit_rows(tx, [row])
+                else:
+                    with self._append_tx() as tx:
+                        self._insert_audit_rows(tx, [row])
+                        self._store_head(tx, node, seq + 1, row.hash, seq, head)
             except Conflict:
                 del heads[node]  # someone else appended: rebuild on the real head
                 continue
@@ -1095,13 +1205,19 @@ class SqlStorage:
         else:
             tx.executemany(self._q(self._INSERT_AUDIT), [r[:14] for r in rows])
 
-    def store_audit_rows(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
-        """Insert already chained events in one transaction (an audit spool's drain)."""
+    def store_audit_rows(
+        self, rows: Sequence[AuditRow], *, wait: bool = True, head: SignHead | None = None
+    ) -> None:
+        """Insert already chained events of one chain in one transaction (an audit
+        spool's drain), and move its head to the last of them."""
         if self._audit_heads is not None:
             for row in rows:
                 self._audit_heads.pop(row.node, None)  # moved by someone else's rows
         with self._audit_tx(wait=wait) as tx:
             self._insert_audit_rows(tx, rows)
+            first, last = rows[0], rows[-1]
+            if head is not None and first.seq is not None and last.seq is not None:
+                self._store_head(tx, last.node, last.seq, last.hash, first.seq - 1, head)
 
     def audit_head(self, node: str) -> tuple[int, str]:
         """(seq, hash) of the last stored event of ``node``'s chain ((0, GENESIS) if none)."""
@@ -1189,12 +1305,12 @@ class SqlStorage:
                 node = self._one(tx, "SELECT MIN(node) FROM sb_audit WHERE node > ?", (node,))[0]
         return heads
 
-    def audit_head_marks(self) -> dict[str, tuple[int, str]]:
-        """The heads recorded at the last checkpoint of every chain (truncation marks)."""
+    def audit_head_marks(self) -> dict[str, HeadRow]:
+        """The stored head row of every chain (truncation marks)."""
         with self._tx(write=False) as tx:
             self._require_schema(tx)
-            rows = self._all(tx, "SELECT node, seq, hash FROM sb_audit_heads")
-        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+            rows = self._all(tx, f"SELECT {self._HEAD_COLS} FROM sb_audit_heads")
+        return {str(r[0]): self._head_row(r) for r in rows}
 
     def audit_nodes(self) -> list[str]:
         with self._tx(write=False) as tx:
@@ -1219,30 +1335,39 @@ class SqlStorage:
             row = self._one(tx, "SELECT 1 FROM sb_audit WHERE link = 'hmac' LIMIT 1")
         return row is not None
 
-    def add_audit_checkpoint(self, row: CheckpointRow) -> None:
+    def add_audit_checkpoint(self, row: CheckpointRow, head: SignHead | None = None) -> None:
         with self._audit_tx() as tx:
             self._require_schema(tx)
             self._exec(
                 tx,
-                "INSERT INTO sb_audit_checkpoints (node, seq, hash, at, signature, key_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sb_audit_checkpoints (node, seq, hash, at, signature, key_id,"
+                " prev_seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 tuple(row),
             )
-            # The head row moves with checkpoints (not with every event): verify reports
-            # a chain that ends before a recorded head as truncated.
-            self._exec(tx, "DELETE FROM sb_audit_heads WHERE node = ?", (row.node,))
-            self._exec(
-                tx,
-                "INSERT INTO sb_audit_heads (node, seq, hash) VALUES (?, ?, ?)",
-                (row.node, row.seq, row.hash),
-            )
+            if head is not None:
+                self._store_head(tx, row.node, row.seq, row.hash, row.seq, head)
 
     def list_audit_checkpoints(self) -> list[CheckpointRow]:
         with self._tx(write=False) as tx:
             self._require_schema(tx)
             rows = self._all(
                 tx,
-                "SELECT node, seq, hash, at, signature, key_id FROM sb_audit_checkpoints"
-                " ORDER BY id",
+                "SELECT node, seq, hash, at, signature, key_id, prev_seq"
+                " FROM sb_audit_checkpoints ORDER BY id",
             )
-        return [CheckpointRow(str(r[0]), int(r[1]), *(str(x) for x in r[2:])) for r in rows]
+        return [
+            CheckpointRow(
+                str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6])
+            )
+            for r in rows
+        ]
+
+    def version_refs(self) -> list[tuple[str, int]]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT s.project, s.env, s.name, v.version FROM sb_versions v"
+                " JOIN sb_secrets s ON s.id = v.secret_id ORDER BY s.id, v.version",
+            )
+        return [(f"{r[0]}/{r[1]}/{r[2]}", int(r[3])) for r in rows]

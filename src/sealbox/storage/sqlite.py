@@ -217,6 +217,16 @@ class SqliteStorage(SqlStorage):
         return self._tx(write=True, durable=False, wait=wait)
 
     @contextmanager
+    def _append_tx(self) -> Iterator[Tx]:
+        try:
+            with self._audit_tx() as tx:
+                yield tx
+        except BackendUnavailable as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise Conflict("a concurrent write took this position; retry") from exc
+            raise
+
+    @contextmanager
     def _single(self, *, audit: bool = False) -> Iterator[Tx]:
         try:
             yield self._conn

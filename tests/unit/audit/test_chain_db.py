@@ -225,3 +225,65 @@ def test_a_busy_database_keeps_deferred_events(make_vault: OpenVault, home: Path
     rows = _rows(conn)
     assert len(rows) == before + 4
     assert vault.audit_verify().findings == []
+
+
+def test_a_chain_from_before_signed_heads_gets_one_at_its_next_keyed_event(
+    make_vault: OpenVault, home: Path
+) -> None:
+    """An upgraded vault: a chain of format-1 events with no signed head is a notice, not
+    tampering, until its next keyed event signs the head."""
+    _busy(make_vault)
+    with _db(home) as conn:
+        conn.execute("DELETE FROM sb_audit_heads")
+        conn.execute("UPDATE sb_audit SET event = replace(event, '\"format\":2', '\"format\":1')")
+    # The rewritten records no longer match their MACs: re-chain them as sealbox 6 would
+    # have written them (the test holds the key; an attacker does not).
+    vault = make_vault()
+    vault.open_keys()
+    keys = vault._audit.require_keys()
+    vault.close()
+    with _db(home) as conn:
+        si = _seq_index(conn)
+        prev = GENESIS
+        from sealbox.audit.events import link_hash
+
+        for row in _rows(conn):
+            event = json.loads(str(row[si + 1]))
+            event["prev"] = prev
+            prev = link_hash(keys.chain_key, event)
+            conn.execute(
+                "UPDATE sb_audit SET event = ?, prev = ?, hash = ? WHERE id = ?",
+                (canonical(event).decode(), event["prev"], prev, row[0]),
+            )
+    result = make_vault().audit_verify()
+    assert result.findings == []
+    assert any("no signed head yet" in n for n in result.notices)
+    again = make_vault().audit_verify()  # the first verify's own event signed the head
+    assert again.findings == []
+    assert not any("no signed head yet" in n for n in again.notices)
+
+
+def test_lone_events_sign_the_head_at_most_every_20_ms_and_close_covers_the_rest(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedded loop of reads commits each event alone; it must not pay a signature
+    each, and the head still reaches the last event once the vault is closed."""
+    from sealbox.audit import events, recorder
+
+    _busy(make_vault)
+    vault = make_vault()
+    vault.get(REF)  # the first lone event of a process moves the head
+    monkeypatch.setattr(recorder, "HEAD_EVERY", 3600.0)  # nothing else falls due
+    signed: list[bytes] = []
+    real = events.head_tag
+    monkeypatch.setattr(events, "head_tag", lambda keys, m: signed.append(m) or real(keys, m))
+    for _ in range(20):
+        vault.get(REF)
+    assert signed == []
+    vault.close()
+    (message,) = signed
+    with _db(home) as conn:
+        last = conn.execute("SELECT MAX(seq) FROM sb_audit").fetchone()[0]
+        assert conn.execute("SELECT seq FROM sb_audit_heads").fetchall() == [(last,)]
+    assert f'"seq":{last}'.encode() in message
+    assert make_vault().audit_verify().findings == []

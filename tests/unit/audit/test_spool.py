@@ -64,7 +64,13 @@ def test_reads_are_spooled_then_stored_chained_in_one_drain(
     assert vault.drain_audit() == 3
     assert [seq for _, seq, _ in _stored(home, "reveal")] == [1, 2, 3]
     assert {node for node, _, _ in _stored(home, "reveal")} == {"srv"}
-    assert spool.stat().st_size == 0  # stored: the spool starts over
+    # Stored: the drained records stay (up to KEEP_BYTES), vouched for by the database's
+    # mark of this drain, so a spool cut below it is found.
+    size = spool.stat().st_size
+    assert size > 0
+    with sqlite3.connect(home / "vault.db") as conn:
+        (mark,) = conn.execute("SELECT spool FROM sb_audit_heads WHERE node = 'srv'").fetchone()
+    assert mark.startswith(spool.name) and mark.endswith(f" 3 {size}")
     assert vault.audit_verify().findings == []
     vault.close()
 
@@ -194,9 +200,14 @@ def test_a_tampered_spool_is_set_aside_and_reported(
     check = make_vault()
     (event,) = check.audit_log(operations=["audit.recover"])
     assert event["outcome"] == "error" and f"record {first_bad} " in event["reason"]
+    # Until an operator accepts the rejected spool, verify fails naming it and its record.
+    (finding,) = check.audit_verify().findings
+    assert kept.name in finding and f"record {first_bad} (byte " in finding
+    assert "--accept-rejected" in finding
+    assert check.audit_accept_rejected(str(kept)) == kept.name
     verification = check.audit_verify()
     assert verification.findings == []  # the chain itself is whole
-    assert any("kept as evidence" in n for n in verification.notices)
+    assert any(f"{kept.name}: accepted by" in n for n in verification.notices)
     check.close()
 
 
@@ -405,4 +416,24 @@ def test_a_drain_whose_commit_failed_keeps_its_events(
     assert vault.audit_spooled == 1
     assert vault.drain_audit() == 1
     assert [seq for _, seq, _ in _stored(home, "read")] == [1]
+
+
+def test_a_drain_signs_one_head_for_all_its_events(
+    make_vault: OpenVault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed head costs a drain one signature, however many events it stores: the
+    read path gains no work per event."""
+    from sealbox.audit import events
+
+    _seed(make_vault)
+    vault = _served(make_vault)
+    signed: list[bytes] = []
+    real = events.head_tag
+    monkeypatch.setattr(events, "head_tag", lambda keys, m: signed.append(m) or real(keys, m))
+    for _ in range(50):
+        vault.get(REF)
+    assert signed == []  # nothing signed on the request path
+    assert vault.drain_audit() == 50
+    (message,) = signed
+    assert b'"seq":50' in message and b'"kind":"head"' in message
     vault.close()

@@ -528,6 +528,10 @@ def test_schema_6_migrates_from_5(raw: Storage) -> None:
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
         tx.execute("DROP INDEX sb_tokens_parent")
         tx.execute("ALTER TABLE sb_tokens DROP COLUMN parent")
+        # and version 7's columns, which the migration from 5 adds again
+        for column in ("at", "checkpoint_seq", "signature", "since", "spool"):
+            tx.execute(f"ALTER TABLE sb_audit_heads DROP COLUMN {column}")
+        tx.execute("ALTER TABLE sb_audit_checkpoints DROP COLUMN prev_seq")
         tx.execute("UPDATE sb_settings SET value = '5' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
     assert raw.migrate() == SCHEMA_VERSION - 5

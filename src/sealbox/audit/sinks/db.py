@@ -6,8 +6,10 @@ hash covers, encoded once on the hot path); the ``hash`` column holds the hash.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sealbox.audit.events import AuditKeys, Event, chain_encoded
-from sealbox.storage.interface import AuditRow, Storage
+from sealbox.storage.interface import AuditRow, SignHead, Storage
 
 
 def db_row(event: Event, chain_key: bytes | None, node: str, seq: int, prev: str) -> AuditRow:
@@ -43,6 +45,9 @@ class DbSink:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        #: Set by the recorder: the signer of the chain's head for an event at a time
+        #: (None without the keys; the head then stays where the last keyed commit left it).
+        self.head_for: Callable[[str], SignHead | None] | None = None
 
     def write(self, event: Event, keys: AuditKeys | None, node: str) -> Event:
         chain_key = keys.chain_key if keys is not None else None
@@ -53,5 +58,6 @@ class DbSink:
             stored.append(rec)
             return row
 
-        self._storage.append_audit_event(node, build)
+        head = self.head_for(event["time"]) if self.head_for is not None else None
+        self._storage.append_audit_event(node, build, head)
         return stored[-1]
