@@ -138,12 +138,6 @@ def test_invalid_utf8_in_a_kv_path_is_a_400(api: Api, key: str) -> None:
     assert r.status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server/http.py opt_int (and routes_kv._versions) refuse 1.0, which JSON Schema "
-    "counts an integer; remove map_body in test_schemathesis.py with this mark",
-)
 def test_integral_float_is_an_integer(api: Api) -> None:
     url = "/v1/secrets/payments/dev/API_KEY/rollback"
     r = api.send("POST", SECRET + "/rollback", url, b'{"version": 1.0}')

@@ -80,24 +80,6 @@ schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
 schema.app = CURRENT
 
 
-@schema.hook
-def map_body(context: Any, body: Any) -> Any:
-    """Integral floats (``1.0``) as integers: JSON Schema counts ``1.0`` an integer, the
-    server's ``opt_int`` (server/http.py) does not. REMOVE when it does (the strict xfail
-    ``test_integral_float_is_an_integer`` in test_openapi_contract.py then passes)."""
-    return _integral(body)
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    return value
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     with served_app(tmp_path) as (app, token):

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sealbox.errors import InvalidInput
-from sealbox.server.http import json_body
+from sealbox.server.http import json_body, json_int
 
 
 class Kind(Enum):
@@ -36,7 +36,7 @@ class Kind(Enum):
             case Kind.STR_LIST:
                 return isinstance(value, list) and all(isinstance(v, str) for v in value)
             case Kind.INT:
-                return isinstance(value, int) and not isinstance(value, bool)
+                return json_int(value) is not None
             case Kind.BOOL:
                 return isinstance(value, bool)
 
@@ -61,8 +61,7 @@ class Body:
         return None if value is None else list(value)
 
     def opt_int(self, key: str) -> int | None:
-        value: int | None = self.data.get(key)
-        return value
+        return json_int(self.data.get(key))
 
     def flag(self, key: str) -> bool:
         """A boolean field; absent is false."""

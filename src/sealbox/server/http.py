@@ -215,13 +215,26 @@ def opt_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def json_int(value: Any) -> int | None:
+    """``value`` as a JSON integer, else None. ``1.0`` is one (JSON Schema says so, and
+    JavaScript clients cannot tell it from ``1``); ``true`` and ``1.5`` are not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return None
+
+
 def opt_int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = json_int(value)
+    if number is None:
         raise InvalidInput(f"field {key!r} must be an integer")
-    return value
+    return number
 
 
 def opt_str_list(data: dict[str, Any], key: str) -> list[str] | None:

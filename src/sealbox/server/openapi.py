@@ -202,7 +202,10 @@ SCHEMAS: dict[str, Any] = {
     ),
     # sealbox.server.errors.compat_body (Vault's shape)
     "CompatError": resp({"errors": SL}),
-    "Token": resp({"token": S, "accessor": S, "expires_at": NS}),
+    # parent: the accessor of the token that made it (None for a login token or an orphan)
+    "Token": resp(
+        {"token": S, "accessor": S, "expires_at": NS, "max_expires_at": NS, "parent": NS}
+    ),
     # What the server stores and shows (a request's limits are on META_PROPS).
     "Meta": resp({**META_PROPS, "rotate_every_days": {"type": ["integer", "null"]}}),
     "SecretInfo": resp(
@@ -239,6 +242,7 @@ SCHEMAS: dict[str, Any] = {
             "max_expires_at": NS,
             "revoked": B,
             "display": NS,
+            "parent": NS,
         },
         ["accessor", "identity", "policies", "revoked"],
     ),
@@ -318,8 +322,12 @@ TOKEN_BODY = body(
         "ttl": DURATION,
         "max_ttl": DURATION,
         "policies": {"type": "array", "items": POLICY_NAME},
+        # not bound to the caller's token (it outlives it): admin on sys/tokens only
+        "orphan": B,
     }
 )
+#: ?force=true: a change that would leave no enabled root holder or admin (else a 409).
+FORCE = (_query("force", B, "allow leaving the vault without an admin (audited)"),)
 IDENTITY_BODY: Schema = {
     "oneOf": [
         body(
@@ -501,9 +509,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         response=resp({"data": resp({"accessor": S, "policies": SL}, ["accessor", "policies"])}),
     ),
     ("/v1/auth/token/renew", "POST"): Op(
-        "Extend the calling token (up to its max TTL)",
+        "Extend the calling token (up to its max TTL and its parent's expiry)",
         tag="auth",
-        response=resp({"expires_at": NS}),
+        # warnings: why the new expiry is earlier than asked for (capped, as Vault says)
+        response=resp({"expires_at": NS, "warnings": SL}),
         body=body({"increment": DURATION}),
     ),
     ("/v1/auth/token/revoke-self", "POST"): Op(
@@ -648,12 +657,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "An identity", tag="identities", params=IDENTITY, response=_ref("Identity")
     ),
     ("/v1/identities/{name}", "DELETE"): Op(
-        "Delete an identity", tag="identities", ok=204, params=IDENTITY
+        "Delete an identity", tag="identities", ok=204, params=IDENTITY, query=FORCE
     ),
     ("/v1/identities/{name}/policies", "PUT"): Op(
         "Replace an identity's policies",
         tag="identities",
         params=IDENTITY,
+        query=FORCE,
         body=body({"policies": {"type": "array", "items": POLICY_NAME}}, ["policies"]),
         response=_ref("Identity"),
     ),
@@ -710,6 +720,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create or replace a policy (a `name` in the body must be the path's)",
         tag="policies",
         params={"name": WRITABLE_POLICY},
+        query=FORCE,
         body=POLICY_BODY,
         response=_ref("Policy"),
     ),
@@ -717,7 +728,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "A policy", tag="policies", params=POLICY, response=_ref("Policy")
     ),
     ("/v1/policies/{name}", "DELETE"): Op(
-        "Delete a policy", tag="policies", ok=204, params={"name": WRITABLE_POLICY}
+        "Delete a policy", tag="policies", ok=204, params={"name": WRITABLE_POLICY}, query=FORCE
     ),
     # -- audit --------------------------------------------------------------------------------
     ("/v1/audit/log", "POST"): Op(

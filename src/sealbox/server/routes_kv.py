@@ -37,6 +37,7 @@ from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
     caller,
     json_body,
+    json_int,
     json_response,
     no_content,
     opt_int,
@@ -317,8 +318,8 @@ async def _versions(request: Request) -> list[int]:
     versions: list[int] = []
     # Vault takes numbers or numeric strings (the bao CLI sends strings).
     for item in raw if isinstance(raw, list) else [None]:
-        v = int(item) if isinstance(item, str) and item.isdigit() else item
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        v = int(item) if isinstance(item, str) and item.isdigit() else json_int(item)
+        if v is None or v < 1:
             raise InvalidInput("field 'versions' must be a non-empty list of version numbers")
         versions.append(v)
     if not versions:
