@@ -229,8 +229,9 @@ class GenericDetector:
                 return None  # fetch_token("name"): a call, not a literal
             if sep == b"(" and self._not_a_setter(key, data, m.end(7)):
                 return None
-            if sep in (b"=", b":=") and data[kstart - 2 : kstart].strip(b" \t").endswith(b","):
-                # `PROJECT, SECRET = "payments", "s3cr…"`: the key's value is its own item
+            before = data[max(0, kstart - 8) : kstart].rstrip(b" \t")
+            if sep in (b"=", b":=") and before.endswith(b","):
+                # the last of several targets: its value is the item at its position
                 span = _unpacked_value(data, kstart, m.end(2), (start, end))
                 if span is None:
                     return None
