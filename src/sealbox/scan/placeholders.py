@@ -1,5 +1,6 @@
 """Recognise placeholder and template values: ``changeme``, ``<your-key>``, ``${VAR}``,
-``{{ … }}``, ``xxxx``, ``process.env.X``, ``os.environ[...]`` and their kin.
+``{{ … }}``, ``xxxx``, ``process.env.X``, ``os.environ[...]`` and their kin, and famous example
+passwords (``hunter2``, XKCD's ``correct horse battery staple``).
 
 A value that is a placeholder is documentation, not a leak, so the generic detector drops it.
 """
@@ -94,7 +95,6 @@ PLACEHOLDER_WORDS = frozenset(
         "include",
         "omit",
         "same-origin",
-        "hunter2",
         "qwerty",
         "abc",
         "abcd",
@@ -128,6 +128,27 @@ PLACEHOLDER_WORDS = frozenset(
         "on",
         "yes",
         "no",
+        # famous example passwords and passphrases (comics, tutorials, films): a test or doc
+        # quoting one shows how a password is used, it does not leak one
+        "hunter2",
+        "correcthorsebatterystaple",
+        "correct-horse-battery-staple",
+        "correct_horse_battery_staple",
+        "correct.horse.battery.staple",
+        "correct horse battery staple",
+        "tr0ub4dor&3",
+        "tr0ub4dor",
+        "swordfish",
+        "opensesame",
+        "open-sesame",
+        "open_sesame",
+        "trustno1",
+        "iloveyou",
+        "p@ssw0rd",
+        "p4ssw0rd",
+        "s3cr3t",
+        "topsecret",
+        "top_secret",
     ]
 )
 

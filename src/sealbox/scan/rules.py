@@ -6,6 +6,7 @@ to Python ``re`` and RE2), ``secret_group`` (default 0), ``keywords`` (non-empty
 lowercase literals; the rule is tried only when one occurs, case-insensitively),
 optional ``entropy`` (minimum Shannon bits per character of the secret), optional
 ``confidence`` (low|medium|high, default high: how sure a match is a live secret),
+optional ``check`` (the name of a post-match check in :data:`sealbox.scan.checks.CHECKS`),
 ``examples`` (must match) and ``counter_examples`` (must not). Every problem is an
 :class:`InvalidInput` that names the rule.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import re2
 
 from sealbox.errors import InvalidInput
+from sealbox.scan.checks import CHECKS
 from sealbox.scan.findings import Confidence, Severity
 
 SUPPORTED_VERSION = 1
@@ -32,7 +34,16 @@ SUPPORTED_VERSION = 1
 RULE_MAX_MEM = 64 << 20
 _REQUIRED = ("id", "description", "category", "severity", "regex", "keywords")
 _KNOWN_KEYS = frozenset(
-    (*_REQUIRED, "secret_group", "entropy", "confidence", "examples", "counter_examples", "tags")
+    (
+        *_REQUIRED,
+        "secret_group",
+        "entropy",
+        "confidence",
+        "check",
+        "examples",
+        "counter_examples",
+        "tags",
+    )
 )
 
 
@@ -61,6 +72,7 @@ class Rule:
     examples: tuple[str, ...]
     counter_examples: tuple[str, ...]
     confidence: Confidence = Confidence.HIGH
+    check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,9 @@ def compile_rule(raw: Mapping[str, Any], index: int) -> Rule:
         confidence = Confidence(raw.get("confidence", "high"))
     except ValueError:
         raise _fail(where, "'confidence' must be one of low, medium, high") from None
+    check = raw.get("check")
+    if check is not None and (not isinstance(check, str) or check not in CHECKS):
+        raise _fail(where, f"'check' must be one of {', '.join(sorted(CHECKS))}")
     options = re2.Options()
     options.max_mem = RULE_MAX_MEM
     options.log_errors = False
@@ -152,6 +167,7 @@ def compile_rule(raw: Mapping[str, Any], index: int) -> Rule:
         examples=_str_list(raw, "examples", where),
         counter_examples=_str_list(raw, "counter_examples", where),
         confidence=confidence,
+        check=check,
     )
 
 

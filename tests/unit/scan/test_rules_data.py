@@ -48,7 +48,7 @@ REQUIRED = {
     "examples": list,
     "counter_examples": list,
 }
-OPTIONAL = {"secret_group": int, "entropy": (int, float), "confidence": str}
+OPTIONAL = {"secret_group": int, "entropy": (int, float), "confidence": str, "check": str}
 MIN_RULES = 160
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 

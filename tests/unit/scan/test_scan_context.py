@@ -423,3 +423,63 @@ def test_non_utf8_and_minified_input_stay_bounded(low_engine: Engine) -> None:
     )
     hits = low_engine.hits(ScanText(data, "dist/app.min.cfg"))
     assert 0 < len(hits) <= MAX_HITS
+
+
+# --- calls, tuple assignments and famous example passwords (dogfooding this repository) -------
+
+
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        # the literal is the first of several arguments: a name, not the secret
+        ('    auth.login_password("zqmvtrwx", PW, actor)', "tests/test_login.py"),
+        ("store.put_secret('Kv7qTz2mRw', payload)", "src/app/store.py"),
+        ('    cfg.RegisterToken("Zt4wQm9vKr2p", opts...)', "pkg/cfg/load.go"),
+        # the literal is the first target's value
+        ('PROJECT, ENV, SECRET = "payments", "dev", "DB_URL"', "tests/test_matrix.py"),
+        ('name, token := "reports", os.Getenv("T")', "cmd/report/main.go"),
+    ],
+)
+def test_call_arguments_and_other_targets_values_are_not_the_secret(
+    low_engine: Engine, line: str, path: str
+) -> None:
+    assert found(low_engine, line + "\n", path) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "secret"),
+    [
+        ('ks.setKeyPassword("Wq7zTr4mVx");', "src/Keystore.java", "Wq7zTr4mVx"),
+        ('    .clientSecret("Hb3nQ8vLx2Kp9TzR4wYc")', "src/Oauth.java", "Hb3nQ8vLx2Kp9TzR4wYc"),
+        ('auth.login_password("Zk5pVr8mQw")', "src/app/cli.py", "Zk5pVr8mQw"),
+        ('connect(host="db", password="Rt6yWq2zXm")', "src/app/db.py", "Rt6yWq2zXm"),
+        ('USER, PASSWORD = "deploy", "Pv9rKz3tWq"', "src/app/conf.py", "Pv9rKz3tWq"),
+        ('user, pw := "svc", "Mx4qTz8rVb"', "cmd/svc/main.go", "Mx4qTz8rVb"),
+    ],
+)
+def test_setters_keyword_arguments_and_tuple_items_are_still_found(
+    low_engine: Engine, line: str, path: str, secret: str
+) -> None:
+    [f] = reported(low_engine, line + "\n", path)
+    assert line.index(secret) + 1 == f.column
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "correcthorsebatterystaple",
+        "correct-horse-battery-staple",
+        "Correct_Horse_Battery_Staple",
+        "Tr0ub4dor",
+        "hunter2",
+        "Swordfish",
+        "trustno1",
+    ],
+)
+def test_famous_example_passwords_are_placeholders(low_engine: Engine, value: str) -> None:
+    assert found(low_engine, f'PASSWORD = "{value}"\n', "tests/test_login.py") == []
+
+
+def test_a_real_passphrase_is_still_found(low_engine: Engine) -> None:
+    text = 'PASSWORD = "correct-horse-battery-staple-9q"\nPASSWORD = "swordfish-Qv7t"\n'
+    assert len(reported(low_engine, text, "tests/test_login.py")) == 2

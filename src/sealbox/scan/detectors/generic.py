@@ -10,6 +10,9 @@ A candidate is kept when
 * the value is a **literal**: quoted (or wrapped in an identity call such as ``Some("…")``), or
   unquoted in a config/dotenv/docs file and ending the line, or a URL query parameter; an
   unquoted right-hand side in program source or a call/expression in docs is code;
+* it is the key's own value: a call's literal only as a setter's sole argument
+  (``setPassword("…")``, not ``login_password("alice", pw)``), a tuple assignment's item of the
+  key's position (``USER, PASSWORD = "bob", "…"``);
 * it is not a placeholder or template (:mod:`sealbox.scan.placeholders`), a path, URL, hash of
   a password, dotted identifier or natural-language text.
 
@@ -224,9 +227,15 @@ class GenericDetector:
                 return None  # the value runs on past a space: a phrase or an expression
             if wrapper and wrapper[:-1].replace(b" ", b"").decode() not in self._wrappers:
                 return None  # fetch_token("name"): a call, not a literal
-            verbs = self._model.call_verbs
-            if sep == b"(" and any(w in verbs for w in split_key(key.rsplit(".", 1)[-1])[:-1]):
-                return None  # getPassword("x"), hash_password("x")
+            if sep == b"(" and self._not_a_setter(key, data, m.end(7)):
+                return None
+            before = data[max(0, kstart - 8) : kstart].rstrip(b" \t")
+            if sep in (b"=", b":=") and before.endswith(b","):
+                # the last of several targets: its value is the item at its position
+                span = _unpacked_value(data, kstart, m.end(2), (start, end))
+                if span is None:
+                    return None
+                start, end = span
             return start, end, cls, True, words
         if wrapper or sep in (b"(", b"==", b"===", b"!=", b"!=="):
             return None
@@ -247,6 +256,43 @@ class GenericDetector:
         if not key.startswith("-") and not _ends_line(data, end + len(close)):
             return None  # more words follow: prose or an expression (flags: -Dx.password=…)
         return (start, end, cls, False, words) if end > start else None
+
+    def _not_a_setter(self, key: str, data: bytes, after: int) -> bool:
+        """Whether ``key("…"`` (the literal's closing quote ends at ``after``) is a call that
+        does not set the secret: its name starts with a verb that reads or checks one
+        (``getPassword("x")``, ``hash_password("x")``), or the literal is only the first of
+        several arguments (``login_password("alice", pw)``: the user, not the password). A
+        setter takes the value alone: ``setPassword("…")``, ``.clientSecret("…")``."""
+        verbs = self._model.call_verbs
+        if any(w in verbs for w in split_key(key.rsplit(".", 1)[-1])[:-1]):
+            return True
+        return data[after : after + 64].lstrip(b" \t")[:1] == b","
+
+
+#: The line before the last of several assignment targets: `a, b.c, ` in `a, b.c, KEY = …`.
+_TARGETS = re.compile(rb"(?:^|\n)[ \t]*((?:[A-Za-z_][\w.]*[ \t]*,[ \t]*)+)$")
+#: One simple string literal of a tuple of them.
+_ITEM = re.compile(rb"[ \t]*[rbuRBU]{0,2}([\"'])([^\"'\\\n]*)\1[ \t]*")
+
+
+def _unpacked_value(
+    data: bytes, kstart: int, rhs: int, span: tuple[int, int]
+) -> tuple[int, int] | None:
+    """The span of the literal a tuple assignment gives to the key at ``kstart`` (the right
+    side starts at ``rhs``): its n-th item when the key is the n-th target, None when the items
+    are not simple literals; ``span`` when the key is no such target (a keyword argument after
+    another: `f(a=1, key="…")`)."""
+    targets = _TARGETS.search(data, max(0, kstart - 200), kstart)
+    if targets is None:
+        return span
+    pos = rhs
+    for _ in range(targets.group(1).count(b",")):
+        item = _ITEM.match(data, pos)
+        if item is None or data[item.end() : item.end() + 1] != b",":
+            return None
+        pos = item.end() + 1
+    item = _ITEM.match(data, pos)
+    return item.span(2) if item is not None else None
 
 
 def _ends_line(data: bytes, pos: int) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import re2
 
+from sealbox.scan.checks import CHECKS
 from sealbox.scan.detectors.interface import Hit
 from sealbox.scan.findings import Confidence, DetectorKind
 from sealbox.scan.rules import Rule, RuleSet, shannon_entropy
@@ -60,6 +61,8 @@ class RuleDetector:
                     if rule.category not in VALUE_CATEGORIES or ent < VALUE_MIN_ENTROPY:
                         continue
                     conf = Confidence.MEDIUM
+            if rule.check is not None and not CHECKS[rule.check](m.group(0), secret):
+                continue  # e.g. "Basic Authorization": a word, not credentials
             if rule.category == "private-key":
                 conf = min(conf, private_key_confidence(data, m.start(), m.end()), key=_rank)
             elif rule.category in VALUE_CATEGORIES:
