@@ -204,3 +204,15 @@ def test_openapi_refs_resolve(doc: dict[str, Any]) -> None:
     text = json.dumps(doc)
     for ref in set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', text)):
         assert ref in doc["components"]["schemas"], ref
+
+
+def test_the_document_path_is_no_kv_mount(tmp_path: Path) -> None:
+    """``/v1/openapi.json/...`` is sealbox's own path: never a KV mount (which would answer
+    in Vault's error shape and take writes under a mount named after the document)."""
+    with served_app(tmp_path) as (served, token):
+        with TestClient(served) as client:
+            r = client.get(
+                "/v1/openapi.json/metadata/payments/dev/x", headers={"X-Vault-Token": token}
+            )
+    assert r.status_code == 404
+    assert "error" in r.json()  # the native shape, not Vault's {"errors": [...]}

@@ -132,7 +132,7 @@ def _mount_schema(kv_mounts: Sequence[str]) -> Schema:
         return {
             "type": "string",
             "pattern": "^[^/\\\\\\x00]{1,64}$",
-            "not": {"enum": sorted({*RESERVED_MOUNTS, "openapi.json", ".", ".."})},
+            "not": {"enum": sorted({*RESERVED_MOUNTS, ".", ".."})},
         }
     return {"type": "string", "enum": sorted(kv_mounts)}
 

@@ -63,6 +63,7 @@ RESERVED_MOUNTS = frozenset(
         "policies",
         "events",
         "audit",
+        "openapi.json",
     }
 )
 
@@ -72,9 +73,7 @@ def is_compat_path(path: str) -> bool:
     if not path.startswith("/v1/"):
         return False
     first = path[4:].split("/", 1)[0]
-    return path.startswith("/v1/sys/internal/") or (
-        first not in RESERVED_MOUNTS and first != "openapi.json"
-    )
+    return path.startswith("/v1/sys/internal/") or first not in RESERVED_MOUNTS
 
 
 def vault_time(value: datetime | None) -> str:
