@@ -211,8 +211,10 @@ def test_the_document_path_is_no_kv_mount(tmp_path: Path) -> None:
     in Vault's error shape and take writes under a mount named after the document)."""
     with served_app(tmp_path) as (served, token):
         with TestClient(served) as client:
-            r = client.get(
-                "/v1/openapi.json/metadata/payments/dev/x", headers={"X-Vault-Token": token}
+            r = client.post(
+                "/v1/openapi.json/data/payments/dev/x",
+                json={"data": {"v": "1"}},
+                headers={"X-Vault-Token": token},
             )
-    assert r.status_code == 404
+    assert r.status_code == 404, r.text
     assert "error" in r.json()  # the native shape, not Vault's {"errors": [...]}
