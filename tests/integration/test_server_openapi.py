@@ -209,12 +209,11 @@ def test_openapi_refs_resolve(doc: dict[str, Any]) -> None:
 def test_the_document_path_is_no_kv_mount(tmp_path: Path) -> None:
     """``/v1/openapi.json/...`` is sealbox's own path: never a KV mount (which would answer
     in Vault's error shape and take writes under a mount named after the document)."""
-    with served_app(tmp_path) as (served, token):
-        with TestClient(served) as client:
-            r = client.post(
-                "/v1/openapi.json/data/payments/dev/x",
-                json={"data": {"v": "1"}},
-                headers={"X-Vault-Token": token},
-            )
+    with served_app(tmp_path) as (served, token), TestClient(served) as client:
+        r = client.post(
+            "/v1/openapi.json/data/payments/dev/x",
+            json={"data": {"v": "1"}},
+            headers={"X-Vault-Token": token},
+        )
     assert r.status_code == 404, r.text
     assert "error" in r.json()  # the native shape, not Vault's {"errors": [...]}
