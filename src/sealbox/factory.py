@@ -19,12 +19,12 @@ from sealbox.config import VaultConfig, default_home, load_config, save_config
 from sealbox.errors import (
     AlreadyExists,
     InvalidInput,
-    KeyProviderError,
     NotInitialised,
 )
 from sealbox.kms import master
-from sealbox.kms.interface import KeyProvider
+from sealbox.kms.interface import KeyProvider, Rekeyed, Unlocker
 from sealbox.kms.master import PassphrasePrompt, UnlockMethod
+from sealbox.kms.registry import ProviderContext
 from sealbox.storage.interface import Storage
 from sealbox.vault import Clock, Vault, utcnow
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from sealbox.auth.tokens import NewToken
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
-MAX_SESSION_TTL = timedelta(days=30)
 
 
 def _identity() -> str:
@@ -188,67 +187,9 @@ def init_vault(
     return InitResult(vault_id, home, storage_url, method, key_file)
 
 
-class _Unlocker:
-    """Obtains the master key once, the cheapest way available."""
-
-    def __init__(
-        self,
-        cfg: VaultConfig,
-        storage: Storage,
-        vault_id: str,
-        env: Mapping[str, str],
-        prompt: PassphrasePrompt | None,
-        clock: Clock,
-    ) -> None:
-        self.cfg, self.storage, self.vault_id = cfg, storage, vault_id
-        self.env, self.prompt, self.clock = env, prompt, clock
-
-    def method(self) -> UnlockMethod:
-        value = self.storage.get_setting("unlock_method") or ""
-        try:
-            return UnlockMethod(value)
-        except ValueError:
-            raise KeyProviderError(f"the vault names an unknown unlock method {value!r}") from None
-
-    def master_key(self, *, allow_session: bool = True) -> bytes:
-        session = self.env.get("SEALBOX_SESSION") if allow_session else None
-        if session:
-            token = master.SessionToken.parse(session)
-            row = self.storage.get_session(token.session_id)
-            return master.open_session(self.vault_id, token, row, self.clock())
-        return self.master_key_direct()
-
-    def master_key_direct(self, passphrase: str | None = None) -> bytes:
-        from sealbox.crypto import kdf
-
-        method = self.method()
-        match method:
-            case UnlockMethod.KEYFILE:
-                if self.cfg.key_file is None:
-                    raise KeyProviderError("the vault uses a key file but none is configured")
-                return master.read_key_file(self.cfg.key_file)
-            case UnlockMethod.KEYRING:
-                return master.keyring_load(self.vault_id)
-            case UnlockMethod.PASSPHRASE:
-                raw = self.storage.get_setting("kdf")
-                if raw is None:
-                    raise KeyProviderError("the vault has no key derivation parameters")
-                params = kdf.Argon2Params.from_dict(json.loads(raw))
-                if passphrase is None:
-                    passphrase = master.passphrase_from(self.env, self.prompt, "Vault passphrase")
-                return kdf.derive_from_passphrase(passphrase, params)
-        raise KeyProviderError(f"unsupported unlock method {method}")  # pragma: no cover
-
-    def key_provider(self) -> KeyProvider:
-        from sealbox.kms.local import LocalKeyProvider
-
-        master_key = self.master_key()
-        return LocalKeyProvider.open(self.storage.list_keks(), self.vault_id, master_key)
-
-
 def _open(
     home: Path | None, env: Mapping[str, str], prompt: PassphrasePrompt | None, clock: Clock
-) -> tuple[Storage, str, _Unlocker]:
+) -> tuple[Storage, str, VaultConfig, Unlocker]:
     home = resolve_home(home, env)
     cfg = _require_config(home)
     if cfg.key_file is not None:
@@ -260,7 +201,38 @@ def _open(
     if vault_id is None:
         storage.close()
         raise NotInitialised(f"{storage.description} holds no vault id")
-    return storage, vault_id, _Unlocker(cfg, storage, vault_id, env, prompt, clock)
+    ctx = ProviderContext(storage, vault_id, cfg.key_file, env, prompt, clock)
+    return storage, vault_id, cfg, _LazyUnlocker(ctx)
+
+
+class _LazyUnlocker:
+    """The vault's unlocker, looked up (one settings read, maybe entry points) only when
+    a key is needed: commands that need none pay nothing."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self._ctx = ctx
+        self._found: Unlocker | None = None
+
+    @property
+    def _unlocker(self) -> Unlocker:
+        if self._found is None:
+            from sealbox.kms.registry import open_unlocker
+
+            self._found = open_unlocker(self._ctx)
+        return self._found
+
+    @property
+    def name(self) -> str:
+        return self._unlocker.name
+
+    def key_provider(self) -> KeyProvider:
+        return self._unlocker.key_provider()
+
+    def unlock_key(self) -> tuple[bytes, KeyProvider]:
+        return self._unlocker.unlock_key()
+
+    def change_passphrase(self, old: str, new: str) -> tuple[KeyProvider, Rekeyed]:
+        return self._unlocker.change_passphrase(old, new)
 
 
 #: Sources of the command line: with SEALBOX_ADDR set they mean the server, not a local vault.
@@ -347,11 +319,9 @@ def open_vault(
             f"this check ({source}) of the local vault",
             "it runs on an embedded vault: on the server's host, unset SEALBOX_ADDR",
         )
-    storage, vault_id, unlocker = _open(home, env, prompt, clock)
+    storage, vault_id, cfg, unlocker = _open(home, env, prompt, clock)
     try:
-        recorder = audit_recorder(
-            unlocker.cfg, storage, env, fail_open=audit_fail_open, node=audit_node
-        )
+        recorder = audit_recorder(cfg, storage, env, fail_open=audit_fail_open, node=audit_node)
     except BaseException:
         storage.close()
         raise
@@ -362,6 +332,7 @@ def open_vault(
         actor=Actor(_identity(), source, hostname=os.uname().nodename, pid=os.getpid()),
         clock=clock,
         audit=recorder,
+        unlocker=unlocker,
     )
 
 
@@ -379,7 +350,7 @@ def bootstrap_server(
     """
     from sealbox.auth.service import bootstrap_admin
 
-    storage, _, _ = _open(home, env, None, clock)
+    storage, _, _, _ = _open(home, env, None, clock)
     try:
         return bootstrap_admin(storage, admin, password, clock, Actor(_identity(), "cli"))
     finally:
@@ -416,46 +387,31 @@ def unlock(
     prompt: PassphrasePrompt | None = None,
     clock: Clock = utcnow,
 ) -> tuple[str, str]:
-    """Start an unlock session; returns (SEALBOX_SESSION value, expiry ISO time)."""
-    from sealbox.kms.local import LocalKeyProvider
+    """Start an unlock session; returns (SEALBOX_SESSION value, expiry ISO time).
 
+    Audited as ``unlock`` (a wrong passphrase: ``denied``); see :mod:`sealbox.keys`.
+    """
     _refuse_remote(
         env, "`sealbox unlock`", "a server holds its own keys; log in with `sealbox login`"
     )
-    if ttl <= timedelta(0) or ttl > MAX_SESSION_TTL:
-        raise InvalidInput("a session lasts between 1 second and 30 days")
-    storage, vault_id, unlocker = _open(home, env, prompt, clock)
+    vault = open_vault(home=home, env=env, prompt=prompt, clock=clock)
     try:
-        master_key = unlocker.master_key_direct()
-        # Prove the key before handing out a session for it.
-        provider = LocalKeyProvider.open(storage.list_keks(), vault_id, master_key)
-        recorder = audit_recorder(unlocker.cfg, storage, env)
-        recorder.use_keys(provider, vault_id)
-        now = clock()
-        storage.delete_sessions(expired_before=now.isoformat())
-        token, row = master.new_session(vault_id, master_key, now, ttl)
-        storage.put_session(row)
-        recorder.record(
-            at=now.isoformat(),
-            actor=Actor(_identity(), "cli", hostname=os.uname().nodename, pid=os.getpid()),
-            operation="unlock",
-            path="*",
-        )
-        return token.encode(), row.expires_at
+        return vault.keys.unlock(ttl)
     finally:
-        storage.close()
+        vault.close()
 
 
 def lock(
     *, home: Path | None = None, env: Mapping[str, str] = os.environ, clock: Clock = utcnow
 ) -> int:
-    """End every unlock session of the vault; returns how many there were."""
+    """End every unlock session of the vault; returns how many there were (audited as
+    ``lock``)."""
     _refuse_remote(env, "`sealbox lock`", "to end a remote session, run `sealbox logout`")
-    storage, _, _ = _open(home, env, None, clock)
+    vault = open_vault(home=home, env=env, clock=clock)
     try:
-        return storage.delete_sessions()
+        return vault.keys.lock()
     finally:
-        storage.close()
+        vault.close()
 
 
 def change_passphrase(
@@ -466,24 +422,14 @@ def change_passphrase(
     env: Mapping[str, str] = os.environ,
     clock: Clock = utcnow,
 ) -> None:
-    """Re-wrap the KEKs under a master key from a new passphrase; values are untouched."""
-    from sealbox.crypto import kdf
-    from sealbox.kms.local import rewrap_kek_records
-
+    """Re-wrap the KEKs under a master key from a new passphrase; values are untouched
+    (audited as ``passphrase.change``; a wrong old passphrase: ``denied``)."""
     _refuse_remote(env, "`sealbox passphrase change`")
-    if not new:
-        raise InvalidInput("the new passphrase is empty")
-    storage, vault_id, unlocker = _open(home, env, None, clock)
+    vault = open_vault(home=home, env=env, clock=clock)
     try:
-        if unlocker.method() is not UnlockMethod.PASSPHRASE:
-            raise InvalidInput("this vault is not protected by a passphrase")
-        old_key = unlocker.master_key_direct(passphrase=old)
-        params = kdf.Argon2Params.fresh()
-        new_key = kdf.derive_from_passphrase(new, params)
-        records = rewrap_kek_records(storage.list_keks(), vault_id, old_key, new_key)
-        storage.replace_master(records, {"kdf": json.dumps(params.to_dict())})
+        vault.keys.change_passphrase(old, new)
     finally:
-        storage.close()
+        vault.close()
 
 
 def _conforms(vault: Vault) -> VaultAPI:

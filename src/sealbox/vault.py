@@ -21,6 +21,7 @@ from sealbox.errors import (
     AccessDenied,
     IntegrityError,
     InvalidInput,
+    KeyProviderError,
     NotFound,
     SealboxError,
     Sealed,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from sealbox.audit.verify import SpoolReport, Verification
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
+    from sealbox.keys import KeyOps
+    from sealbox.kms.interface import Unlocker
     from sealbox.storage.interface import CheckpointRow
 
 Clock = Callable[[], datetime]
@@ -118,6 +121,7 @@ class Vault:
         clock: Clock = utcnow,
         on_change: ChangeObserver | None = None,
         audit: AuditRecorder | None = None,
+        unlocker: Unlocker | None = None,
     ) -> None:
         self._storage = storage
         #: Called after every committed change of a secret (the server's live updates).
@@ -125,6 +129,9 @@ class Vault:
         self.vault_id = vault_id
         self._key_loader = keys
         self._keys: KeyProvider | None = None
+        #: Opens the key provider for the key operations (:attr:`keys`); None when the
+        #: caller only handed over a loader.
+        self._unlocker = unlocker
         self.actor = actor
         self.principal = principal or local_owner(actor.identity)
         self._clock = clock
@@ -155,6 +162,24 @@ class Vault:
 
         return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
 
+    @property
+    def keys(self) -> KeyOps:
+        """Unlock sessions and the master key (unlock, lock, passphrase change), audited."""
+        from sealbox.keys import KEYS_PATH, KeyOps
+
+        if self._unlocker is None:
+            raise KeyProviderError("this vault was opened without its key provider's unlocker")
+        self._authorize(Capability.ADMIN, KEYS_PATH, "keys")
+        return KeyOps(
+            storage=self._storage,
+            vault_id=self.vault_id,
+            unlocker=self._unlocker,
+            audit=self._audit,
+            actor=self._event_actor,
+            clock=self._clock,
+            opened=self._use_keys,
+        )
+
     def recover_admin(self, name: str, password: str) -> IdentityInfo:
         """Give person ``name`` the root policy and a new password (issue 10: recovering a
         lost admin). Loads the vault's keys first: only the master key's holder may."""
@@ -184,9 +209,13 @@ class Vault:
 
     def _key_provider(self) -> KeyProvider:
         if self._keys is None:
-            self._keys = self._key_loader()
-            self._audit.use_keys(self._keys, self.vault_id)
+            self._use_keys(self._key_loader())
+            assert self._keys is not None
         return self._keys
+
+    def _use_keys(self, provider: KeyProvider) -> None:
+        self._keys = provider
+        self._audit.use_keys(provider, self.vault_id)
 
     def _record(
         self,

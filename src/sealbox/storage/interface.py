@@ -205,10 +205,33 @@ class Storage(Protocol):
 
     # keys and sessions
     def list_keks(self) -> list[KekRecord]: ...
-    def replace_master(self, keks: list[KekRecord], settings: dict[str, str]) -> None: ...
-    def put_session(self, row: SessionRow) -> None: ...
+    # (``audit``, as for the writes below: records the change's event in its transaction)
+    def replace_master(
+        self,
+        keks: list[KekRecord],
+        settings: dict[str, str],
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
+    def put_session(
+        self,
+        row: SessionRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
     def get_session(self, session_id: str) -> SessionRow | None: ...
-    def delete_sessions(self, *, expired_before: str | None = None) -> int: ...
+    def delete_sessions(
+        self,
+        *,
+        expired_before: str | None = None,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> int: ...
 
     # projects and environments
     def create_project(self, project: str, now: str) -> None: ...

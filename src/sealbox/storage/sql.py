@@ -346,8 +346,16 @@ class SqlStorage:
             )
         return [KekRecord(r[0], bytes(r[1]), r[2], bool(r[3])) for r in rows]
 
-    def replace_master(self, keks: list[KekRecord], settings: dict[str, str]) -> None:
-        with self._tx(write=True) as tx:
+    def replace_master(
+        self,
+        keks: list[KekRecord],
+        settings: dict[str, str],
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             for rec in keks:
                 self._exec(
@@ -358,9 +366,18 @@ class SqlStorage:
                 self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
             # Sessions hold the old master key: a passphrase change ends them.
             self._exec(tx, "DELETE FROM sb_sessions")
+            if audit is not None:
+                audit()
 
-    def put_session(self, row: SessionRow) -> None:
-        with self._tx(write=True) as tx:
+    def put_session(
+        self,
+        row: SessionRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             self._exec(
                 tx,
@@ -368,6 +385,8 @@ class SqlStorage:
                 " VALUES (?, ?, ?, ?)",
                 (row.session_id, row.wrapped_master, row.created_at, row.expires_at),
             )
+            if audit is not None:
+                audit()
 
     def get_session(self, session_id: str) -> SessionRow | None:
         with self._tx(write=False) as tx:
@@ -380,8 +399,15 @@ class SqlStorage:
             )
         return SessionRow(r[0], bytes(r[1]), r[2], r[3]) if r else None
 
-    def delete_sessions(self, *, expired_before: str | None = None) -> int:
-        with self._tx(write=True) as tx:
+    def delete_sessions(
+        self,
+        *,
+        expired_before: str | None = None,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> int:
+        with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             if expired_before is None:
                 cur = self._exec(tx, "DELETE FROM sb_sessions")
@@ -389,7 +415,10 @@ class SqlStorage:
                 cur = self._exec(
                     tx, "DELETE FROM sb_sessions WHERE expires_at < ?", (expired_before,)
                 )
-            return int(cur.rowcount or 0)
+            count = int(cur.rowcount or 0)
+            if audit is not None:
+                audit(count)
+            return count
 
     # -- projects and environments ------------------------------------------------------------
     def create_project(self, project: str, now: str) -> None:

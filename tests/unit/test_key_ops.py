@@ -1,0 +1,81 @@
+"""The key operations' seam: providers by name (``sealbox.key_providers``), and the
+operations failing closed when their event cannot be recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from tests.conftest import PASSPHRASE
+
+from sealbox import factory
+from sealbox.errors import AuditUnavailable, KeyProviderError
+from sealbox.kms.local_unlock import LocalUnlocker
+from sealbox.kms.master import UnlockMethod
+from sealbox.kms.registry import GROUP, unlocker_factory
+
+ENV = {"SEALBOX_PASSPHRASE": PASSPHRASE}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    factory.init_vault(home=home, method=UnlockMethod.PASSPHRASE, passphrase=PASSPHRASE, env={})
+    return home
+
+
+def _sessions(home: Path) -> int:
+    with sqlite3.connect(home / "vault.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM sb_sessions").fetchone()[0])
+
+
+def _events(home: Path, operation: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(home / "vault.db") as conn:
+        rows = conn.execute(
+            "SELECT outcome, reason FROM sb_audit WHERE operation = ? ORDER BY seq", (operation,)
+        ).fetchall()
+    return [(str(o), str(r)) for o, r in rows]
+
+
+def test_the_local_provider_is_registered_under_its_entry_point() -> None:
+    [ep] = [ep for ep in entry_points(group=GROUP) if ep.name == "local"]
+    assert ep.load() is LocalUnlocker
+    assert unlocker_factory("local") is LocalUnlocker
+
+
+def test_a_provider_that_is_not_installed_is_a_clear_error() -> None:
+    with pytest.raises(KeyProviderError, match="not installed"):
+        unlocker_factory("pkcs11-not-here")
+
+
+def test_a_vault_naming_an_unknown_provider_fails_unlock_with_an_error_event(home: Path) -> None:
+    with sqlite3.connect(home / "vault.db") as conn:
+        conn.execute("INSERT INTO sb_settings (key, value) VALUES ('key_provider', 'nope')")
+    with pytest.raises(KeyProviderError, match="'nope'"):
+        factory.unlock(home=home, env=ENV)
+    assert _events(home, "unlock") == [("error", "key_provider_error")]
+    assert _sessions(home) == 0
+
+
+def test_unlock_fails_closed_without_an_audit_sink(home: Path) -> None:
+    env = {**ENV, "SEALBOX_AUDIT_SINKS": "file:/dev/full"}  # every write fails
+    with pytest.raises(AuditUnavailable):
+        factory.unlock(home=home, env=env)
+    assert _sessions(home) == 0  # no session without its event
+
+
+def test_lock_and_passphrase_change_fail_closed_without_an_audit_sink(home: Path) -> None:
+    factory.unlock(home=home, env=ENV)
+    env = {**ENV, "SEALBOX_AUDIT_SINKS": "file:/dev/full"}
+    with pytest.raises(AuditUnavailable):
+        factory.lock(home=home, env=env)
+    assert _sessions(home) == 1
+    with pytest.raises(AuditUnavailable):
+        factory.change_passphrase(home=home, old=PASSPHRASE, new="another one", env=env)
+    # Not changed: the old passphrase still unlocks, and the session was kept.
+    assert _sessions(home) == 1
+    factory.unlock(home=home, env=ENV)
+    assert factory.lock(home=home, env={}) == 2
+    assert _events(home, "lock") == [("allowed", "2 sessions ended")]
