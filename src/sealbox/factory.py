@@ -6,7 +6,6 @@ lock, passphrase change); they never import storage, key providers or crypto.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -126,8 +125,7 @@ def init_vault(
 ) -> InitResult:
     """Create a vault: storage schema, a KEK under a new master key, the config file."""
     from sealbox.audit.keys import new_key_settings
-    from sealbox.crypto import aead, kdf
-    from sealbox.kms.local import LocalKeyProvider, new_kek_record
+    from sealbox.kms.local_unlock import NewLocalKeys
 
     _refuse_remote(
         env,
@@ -143,21 +141,9 @@ def init_vault(
         # The config is read from any directory: store an absolute path.
         plain = storage_url.removeprefix("sqlite://")
         storage_url = str(Path(plain).expanduser().absolute())
-    settings: dict[str, str] = {"unlock_method": method.value}
-    match method:
-        case UnlockMethod.PASSPHRASE:
-            if not passphrase:
-                raise InvalidInput("a passphrase is required (SEALBOX_PASSPHRASE or the prompt)")
-            params = kdf.Argon2Params.fresh()
-            master_key = kdf.derive_from_passphrase(passphrase, params)
-            settings["kdf"] = json.dumps(params.to_dict())
-        case UnlockMethod.KEYFILE:
-            key_file = Path(key_file or home / "master.key").expanduser().absolute()
-            master_key = aead.new_key()
-        case UnlockMethod.KEYRING:
-            master_key = aead.new_key()
-        case _:  # pragma: no cover
-            raise InvalidInput(f"unknown unlock method {method}")
+    if method is UnlockMethod.KEYFILE:
+        key_file = Path(key_file or home / "master.key").expanduser().absolute()
+    new_keys = NewLocalKeys(method, passphrase=passphrase, key_file=key_file)
     import uuid
 
     vault_id = str(uuid.uuid4())
@@ -165,20 +151,12 @@ def init_vault(
     try:
         if store.is_initialised():
             raise AlreadyExists(f"a vault already exists in {store.description}")
-        kek_record, kek = new_kek_record(vault_id, master_key, clock().isoformat())
+        kek_record, provider = new_keys.kek(vault_id, clock().isoformat())
         # The audit key and checkpoint key, wrapped by the new KEK like data keys.
-        settings.update(
-            new_key_settings(
-                LocalKeyProvider({kek_record.kek_id: kek}, kek_record.kek_id), vault_id
-            )
-        )
+        settings = {**new_keys.settings, **new_key_settings(provider, vault_id)}
         # Key material first: a crash after this leaves an unused key, never a vault
         # whose key is lost.
-        if method is UnlockMethod.KEYFILE:
-            assert key_file is not None
-            master.write_key_file(key_file, master_key)
-        elif method is UnlockMethod.KEYRING:
-            master.keyring_store(vault_id, master_key)
+        new_keys.keep_master(vault_id)
         store.initialise(vault_id, settings, kek_record, clock().isoformat())
     finally:
         store.close()

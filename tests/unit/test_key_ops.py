@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PASSPHRASE
 
 from sealbox import factory
-from sealbox.errors import AuditUnavailable, KeyProviderError
+from sealbox.errors import AuditUnavailable, InvalidInput, KeyProviderError
 from sealbox.kms.local_unlock import LocalUnlocker
 from sealbox.kms.master import UnlockMethod
 from sealbox.kms.registry import GROUP, unlocker_factory
@@ -79,3 +79,17 @@ def test_lock_and_passphrase_change_fail_closed_without_an_audit_sink(home: Path
     factory.unlock(home=home, env=ENV)
     assert factory.lock(home=home, env={}) == 2
     assert _events(home, "lock") == [("allowed", "2 sessions ended")]
+
+
+def test_a_new_vaults_keys_print_without_the_master_key(tmp_path: Path) -> None:
+    from sealbox.kms.local_unlock import NewLocalKeys
+
+    keys = NewLocalKeys(UnlockMethod.KEYFILE, passphrase=None, key_file=tmp_path / "k")
+    record, provider = keys.kek("vault-id", "2026-01-01T00:00:00+00:00")
+    assert provider.current_key_id() == record.kek_id
+    keys.keep_master("vault-id")
+    stored = (tmp_path / "k").read_text().strip()
+    assert stored not in repr(keys) and "***" in repr(keys)
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(InvalidInput, match="passphrase is required"):
+        NewLocalKeys(UnlockMethod.PASSPHRASE, passphrase="", key_file=None)

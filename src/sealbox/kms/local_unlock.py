@@ -1,4 +1,5 @@
-"""The local provider's unlock methods: a passphrase, a key file, the OS keyring, a session.
+"""The local provider's unlock methods: a passphrase, a key file, the OS keyring, a session;
+and the master key and first KEK of a new vault.
 
 Registered as ``local`` in the ``sealbox.key_providers`` entry points group.
 """
@@ -6,11 +7,12 @@ Registered as ``local`` in the ``sealbox.key_providers`` entry points group.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sealbox.errors import InvalidInput, KeyProviderError
 from sealbox.kms import master
 from sealbox.kms.interface import KeyProvider, Rekeyed
-from sealbox.kms.local import LocalKeyProvider
+from sealbox.kms.local import KekRecord, LocalKeyProvider, new_kek_record
 from sealbox.kms.master import UnlockMethod
 from sealbox.kms.registry import ProviderContext
 
@@ -85,3 +87,49 @@ class LocalUnlocker:
         new_key = kdf.derive_from_passphrase(new, params)
         keks = rewrap_kek_records(self.ctx.storage.list_keks(), self.ctx.vault_id, old_key, new_key)
         return provider, Rekeyed(keks, {"kdf": json.dumps(params.to_dict())})
+
+
+class NewLocalKeys:
+    """A new vault's master key (from a passphrase, or random for a key file or the OS
+    keyring) and its first KEK: what ``sealbox init`` creates. Prints without them."""
+
+    def __init__(
+        self, method: UnlockMethod, *, passphrase: str | None, key_file: Path | None
+    ) -> None:
+        from sealbox.crypto import aead, kdf
+
+        self.method, self.key_file = method, key_file
+        #: The vault settings the local provider keeps (not secret).
+        self.settings: dict[str, str] = {"unlock_method": method.value}
+        match method:
+            case UnlockMethod.PASSPHRASE:
+                if not passphrase:
+                    raise InvalidInput(
+                        "a passphrase is required (SEALBOX_PASSPHRASE or the prompt)"
+                    )
+                params = kdf.Argon2Params.fresh()
+                self._master = kdf.derive_from_passphrase(passphrase, params)
+                self.settings["kdf"] = json.dumps(params.to_dict())
+            case UnlockMethod.KEYFILE if key_file is None:
+                raise InvalidInput("a key file vault needs the key file's path")
+            case UnlockMethod.KEYFILE | UnlockMethod.KEYRING:
+                self._master = aead.new_key()
+            case _:  # pragma: no cover
+                raise InvalidInput(f"unknown unlock method {method}")
+
+    def kek(self, vault_id: str, created_at: str) -> tuple[KekRecord, KeyProvider]:
+        """A new random KEK: its stored form, and the provider holding it."""
+        record, kek = new_kek_record(vault_id, self._master, created_at)
+        return record, LocalKeyProvider({record.kek_id: kek}, record.kek_id)
+
+    def keep_master(self, vault_id: str) -> None:
+        """Write the key file 0600 (refusing to overwrite one) or the keyring entry; a
+        passphrase vault keeps nothing (the passphrase is the key)."""
+        if self.method is UnlockMethod.KEYFILE:
+            assert self.key_file is not None
+            master.write_key_file(self.key_file, self._master)
+        elif self.method is UnlockMethod.KEYRING:
+            master.keyring_store(vault_id, self._master)
+
+    def __repr__(self) -> str:
+        return f"NewLocalKeys(method={self.method.value!r}, master='***')"

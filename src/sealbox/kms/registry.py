@@ -10,13 +10,14 @@ package adds one (PKCS#11, a transit engine, a cloud KMS) by declaring a factory
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.errors import KeyProviderError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
     from sealbox.kms.interface import Unlocker
     from sealbox.kms.master import PassphrasePrompt
     from sealbox.storage.interface import Storage
