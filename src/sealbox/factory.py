@@ -25,12 +25,12 @@ from sealbox.errors import (
 from sealbox.kms import master
 from sealbox.kms.interface import KeyProvider
 from sealbox.kms.master import PassphrasePrompt, UnlockMethod
-from sealbox.storage.interface import Storage
 from sealbox.vault import Clock, Vault, utcnow
 
 if TYPE_CHECKING:
     from sealbox.auth.service import IdentityInfo
     from sealbox.auth.tokens import NewToken
+    from sealbox.storage.interface import Storage
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
 MAX_SESSION_TTL = timedelta(days=30)

@@ -40,14 +40,15 @@ from sealbox.model import (
     validate_name,
     validate_scope,
 )
-from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
+from sealbox.storage.rows import SealedRow, SecretRow, VersionRow
 
 if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
     from sealbox.audit.verify import SpoolReport, Verification
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
-    from sealbox.storage.interface import CheckpointRow
+    from sealbox.storage.interface import Storage
+    from sealbox.storage.rows import CheckpointRow
 
 Clock = Callable[[], datetime]
 KeyLoader = Callable[[], KeyProvider]
@@ -705,7 +706,7 @@ class Vault:
         that handed it out.
         """
         from sealbox.audit.query import flat_event, touches
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
         self._audit.settle()
@@ -742,7 +743,7 @@ class Vault:
         given by its HMAC), oldest first: identity, source, time, versions."""
         from sealbox.audit.events import VALUE_READS
         from sealbox.audit.query import flat_event, touches
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         if ref is None and value_hmac is None:
             raise InvalidInput("name a secret, a value HMAC, or both")
@@ -875,7 +876,7 @@ class Vault:
     def last_access(self, project: str, env: str) -> dict[str, Access]:
         """Each secret's last access (value reads and metadata views alike), by path."""
         from sealbox.audit.query import Access, flat_event
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         validate_scope("project", project)
         validate_scope("environment", env)
