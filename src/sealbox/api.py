@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sealbox.auth.service import IdentityInfo, TokenInfo
     from sealbox.auth.tokens import NewToken
     from sealbox.model import Secret, SecretInfo, SecretMeta, SecretRef, SecretValue, VersionInfo
-    from sealbox.storage.interface import CheckpointRow
+    from sealbox.storage.rows import CheckpointRow
 
 
 class AccountsAPI(Protocol):

@@ -24,12 +24,12 @@ from sealbox.kms import master
 from sealbox.kms.interface import KeyProvider, Rekeyed, Unlocker
 from sealbox.kms.master import PassphrasePrompt, UnlockMethod
 from sealbox.kms.registry import ProviderContext
-from sealbox.storage.interface import Storage
 from sealbox.vault import Clock, Vault, utcnow
 
 if TYPE_CHECKING:
     from sealbox.auth.service import IdentityInfo
     from sealbox.auth.tokens import NewToken
+    from sealbox.storage.interface import Storage
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
 

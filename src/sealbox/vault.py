@@ -41,7 +41,7 @@ from sealbox.model import (
     validate_name,
     validate_scope,
 )
-from sealbox.storage.interface import SealedRow, SecretRow, Storage, VersionRow
+from sealbox.storage.rows import SealedRow, SecretRow, VersionRow
 
 if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from sealbox.changes import ChangeFeed
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
-    from sealbox.storage.interface import CheckpointRow
+    from sealbox.storage.interface import Storage
+    from sealbox.storage.rows import CheckpointRow
 
 Clock = Callable[[], datetime]
 KeyLoader = Callable[[], KeyProvider]
@@ -734,7 +735,7 @@ class Vault:
         that handed it out.
         """
         from sealbox.audit.query import flat_event, touches
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
         self._audit.settle()
@@ -771,7 +772,7 @@ class Vault:
         given by its HMAC), oldest first: identity, source, time, versions."""
         from sealbox.audit.events import VALUE_READS
         from sealbox.audit.query import flat_event, touches
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         if ref is None and value_hmac is None:
             raise InvalidInput("name a secret, a value HMAC, or both")
@@ -904,7 +905,7 @@ class Vault:
     def last_access(self, project: str, env: str) -> dict[str, Access]:
         """Each secret's last access (value reads and metadata views alike), by path."""
         from sealbox.audit.query import Access, flat_event
-        from sealbox.storage.interface import AuditQuery
+        from sealbox.storage.rows import AuditQuery
 
         validate_scope("project", project)
         validate_scope("environment", env)

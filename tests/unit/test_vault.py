@@ -22,7 +22,7 @@ from sealbox.errors import (
 )
 from sealbox.kms.master import UnlockMethod
 from sealbox.model import SecretRef, SecretValue
-from sealbox.storage.interface import SCHEMA_VERSION
+from sealbox.storage.rows import SCHEMA_VERSION
 
 PASS = "correct horse battery staple"
 CANARY = "canary-value-7f3a9c1e"

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.crypto import macs
+from sealbox.storage.rows import GENESIS
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import HeadRow
+    from sealbox.storage.rows import HeadRow
 
 #: 2 from schema 7: recorded by a writer that keeps its chain's signed head (audit/verify.py).
 EVENT_FORMAT = 2
-GENESIS = "0" * 64
 LINK_HMAC = "hmac"
 LINK_SHA256 = "sha256"
 OUTCOMES = ("allowed", "denied", "error")

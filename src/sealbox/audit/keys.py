@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import TYPE_CHECKING
 
 from sealbox.audit.events import AuditKeys
 from sealbox.crypto import macs
 from sealbox.errors import IntegrityError, KeyProviderError
 from sealbox.kms.interface import KeyProvider
-from sealbox.storage.interface import Storage
+
+if TYPE_CHECKING:
+    from sealbox.storage.interface import Storage
 
 AUDIT_KEY = "audit_key"
 SIGNING_KEY = "audit_signing_key"

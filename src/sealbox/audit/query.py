@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sealbox.storage.interface import AuditRow
+from sealbox.storage.rows import AuditRow
 
 
 def flat_event(row: AuditRow) -> dict[str, Any]:

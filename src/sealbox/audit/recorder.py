@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
     from sealbox.audit.spool import AuditSpool
     from sealbox.kms.interface import KeyProvider
-    from sealbox.storage.interface import CheckpointRow, HeadRow, SignHead, Storage
+    from sealbox.storage.interface import Storage
+    from sealbox.storage.rows import CheckpointRow, HeadRow, SignHead
 
 
 def _warn(message: str, *args: object) -> None:
@@ -149,7 +150,7 @@ class AuditRecorder:
 
         def sign(node: str, seq: int, hash_: str, start: int, stored: HeadRow | None) -> HeadRow:
             from sealbox.audit.events import head_message, head_tag, head_valid
-            from sealbox.storage.interface import HeadRow
+            from sealbox.storage.rows import HeadRow
 
             cp = checkpoints.get(node, 0) if checkpoint is None else checkpoint
             if stored is not None and (
@@ -499,7 +500,7 @@ class AuditRecorder:
         from sealbox.audit.keys import key_id, load_signing_key, verify_key
         from sealbox.audit.sinks.jsonl import JsonlSink, append_line, last_state
         from sealbox.crypto import macs
-        from sealbox.storage.interface import CheckpointRow
+        from sealbox.storage.rows import CheckpointRow
 
         self.settle()
         if self._provider is None:

@@ -50,7 +50,8 @@ from sealbox.audit.events import AuditKeys, Fields, event_from_fields
 from sealbox.crypto import macs
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import AuditRow, SignHead, Storage
+    from sealbox.storage.interface import Storage
+    from sealbox.storage.rows import AuditRow, SignHead
 
 #: The signer of a chain head for events up to a time (``AuditRecorder.head_for``).
 HeadFor = Callable[..., "SignHead | None"]

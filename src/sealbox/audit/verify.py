@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.audit.events import (
-    GENESIS,
     LINK_HMAC,
     AuditKeys,
     ChainItem,
@@ -19,10 +18,11 @@ from sealbox.audit.events import (
     verify_chain,
 )
 from sealbox.crypto import macs
-from sealbox.storage.interface import AuditQuery, AuditRow, CheckpointRow, HeadRow, Storage
+from sealbox.storage.rows import GENESIS, AuditQuery, AuditRow, CheckpointRow, HeadRow
 
 if TYPE_CHECKING:
     from sealbox.audit.spool import SpoolMark
+    from sealbox.storage.interface import Storage
 
 #: Columns a query reads, and the record fields they must equal.
 _COLUMNS = (

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sealbox.audit.recorder import Actor, AuditRecorder
 from sealbox.auth import passwords, tokens
@@ -37,7 +38,10 @@ from sealbox.errors import (
     SealboxError,
 )
 from sealbox.model import SCOPE_RE
-from sealbox.storage.interface import IdentityRow, SecretIdRow, Storage, TokenRow
+from sealbox.storage.rows import IdentityRow, SecretIdRow, TokenRow
+
+if TYPE_CHECKING:
+    from sealbox.storage.interface import Storage
 
 Clock = Callable[[], datetime]
 

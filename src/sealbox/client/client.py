@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from sealbox.auth.service import IdentityInfo, TokenInfo
     from sealbox.auth.tokens import NewToken
     from sealbox.client.watch import Watch
-    from sealbox.storage.interface import CheckpointRow
+    from sealbox.storage.rows import CheckpointRow
     from sealbox.vault import ChangeEvent
 
 
@@ -613,7 +613,7 @@ class Client:
 
     def audit_checkpoint(self) -> list[CheckpointRow]:
         # NOTE: the row type is plain data shared with the embedded vault's answer.
-        from sealbox.storage.interface import CheckpointRow
+        from sealbox.storage.rows import CheckpointRow
 
         data = self._call("POST", "/v1/audit/checkpoint", body={})
         with _Parse(self.address, "audit checkpoint"):

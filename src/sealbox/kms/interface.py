@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from sealbox.kms.local import KekRecord
+    from sealbox.storage.rows import KekRecord
 
 
 class KeyProvider(Protocol):

@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from sealbox.crypto import aead
 from sealbox.errors import AuthenticationFailed, IntegrityError, KeyProviderError
+from sealbox.storage.rows import KekRecord
 
 PROVIDER = b"local"
-
-
-class KekRecord(NamedTuple):
-    """A KEK as stored: encrypted under the master key."""
-
-    kek_id: str
-    wrapped: bytes
-    created_at: str
-    active: bool
 
 
 def kek_context(vault_id: str, kek_id: str) -> bytes:

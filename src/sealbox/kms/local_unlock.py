@@ -12,9 +12,10 @@ from pathlib import Path
 from sealbox.errors import InvalidInput, KeyProviderError
 from sealbox.kms import master
 from sealbox.kms.interface import KeyProvider, Rekeyed
-from sealbox.kms.local import KekRecord, LocalKeyProvider, new_kek_record
+from sealbox.kms.local import LocalKeyProvider, new_kek_record
 from sealbox.kms.master import UnlockMethod
 from sealbox.kms.registry import ProviderContext
+from sealbox.storage.rows import KekRecord
 
 
 class LocalUnlocker:

@@ -26,7 +26,7 @@ from sealbox.errors import (
     KeyProviderError,
     Sealed,
 )
-from sealbox.storage.interface import SessionRow
+from sealbox.storage.rows import SessionRow
 
 SESSION_PREFIX = "sbxsess_"
 KEYRING_SERVICE = "sealbox"

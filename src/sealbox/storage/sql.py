@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from sealbox.audit.events import GENESIS
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
-from sealbox.kms.local import KekRecord
-from sealbox.storage.interface import (
+from sealbox.storage.rows import (
+    GENESIS,
     SCHEMA_VERSION,
     AuditQuery,
     AuditRow,
@@ -25,6 +24,7 @@ from sealbox.storage.interface import (
     CheckpointRow,
     HeadRow,
     IdentityRow,
+    KekRecord,
     SealFor,
     SecretIdRow,
     SecretRow,

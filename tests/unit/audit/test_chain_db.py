@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from tests.unit.audit.conftest import OpenVault
 
-from sealbox.audit.events import GENESIS, canonical
+from sealbox.audit.events import canonical
 from sealbox.errors import IntegrityError
 from sealbox.model import SecretRef, SecretValue
+from sealbox.storage.rows import GENESIS
 
 REF = SecretRef("payments", "dev", "DB_PASSWORD")
 

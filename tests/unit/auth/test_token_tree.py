@@ -17,7 +17,7 @@ from sealbox.auth.policy import parse_policy
 from sealbox.auth.service import Accounts, Authenticator
 from sealbox.errors import AccessDenied, AuthenticationFailed, InvalidInput
 from sealbox.kms.master import UnlockMethod
-from sealbox.storage.interface import TokenRow
+from sealbox.storage.rows import TokenRow
 from sealbox.vault import Vault
 
 

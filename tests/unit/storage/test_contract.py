@@ -10,8 +10,8 @@ import pytest
 from tests.pg import throwaway_database
 
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
-from sealbox.kms.local import KekRecord
-from sealbox.storage.interface import AuditRow, SealedRow, SessionRow, Storage
+from sealbox.storage.interface import Storage
+from sealbox.storage.rows import AuditRow, KekRecord, SealedRow, SessionRow
 
 NOW = "2026-01-01T00:00:00+00:00"
 KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
@@ -458,14 +458,14 @@ def test_audit_batch_without_waiting_while_another_process_appends(
 
 # -- the token tree (issue 10) ------------------------------------------------------------------
 def _identity(store: Storage, name: str) -> str:
-    from sealbox.storage.interface import IdentityRow
+    from sealbox.storage.rows import IdentityRow
 
     store.create_identity(IdentityRow(f"id-{name}", name, "person", None, None, "[]", NOW, False))
     return f"id-{name}"
 
 
 def _token(store: Storage, accessor: str, identity_id: str, parent: str | None = None) -> None:
-    from sealbox.storage.interface import TokenRow
+    from sealbox.storage.rows import TokenRow
 
     store.put_token(
         TokenRow(
@@ -520,7 +520,7 @@ def test_deleting_an_identity_revokes_what_its_tokens_made(store: Storage) -> No
 
 def test_schema_6_migrates_from_5(raw: Storage) -> None:
     """A version 5 vault (no token parents) gets the column; its tokens are roots."""
-    from sealbox.storage.interface import SCHEMA_VERSION
+    from sealbox.storage.rows import SCHEMA_VERSION
 
     raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
     alice = _identity(raw, "alice")

@@ -7,9 +7,13 @@ hash covers, encoded once on the hot path); the ``hash`` column holds the hash.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sealbox.audit.events import AuditKeys, Event, chain_encoded
-from sealbox.storage.interface import AuditRow, SignHead, Storage
+from sealbox.storage.rows import AuditRow, SignHead
+
+if TYPE_CHECKING:
+    from sealbox.storage.interface import Storage
 
 
 def db_row(event: Event, chain_key: bytes | None, node: str, seq: int, prev: str) -> AuditRow:

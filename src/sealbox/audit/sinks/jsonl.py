@@ -17,7 +17,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from sealbox.audit.events import GENESIS, AuditKeys, ChainItem, Event, canonical, chain
+from sealbox.audit.events import AuditKeys, ChainItem, Event, canonical, chain
+from sealbox.storage.rows import GENESIS
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 TAIL_WINDOW = 1024 * 1024

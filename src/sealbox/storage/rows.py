@@ -1,0 +1,182 @@
+"""The rows that cross the Storage protocol (:mod:`sealbox.storage.interface`).
+
+A leaf: plain values, importing nothing of sealbox, so that storage, the key provider
+(:mod:`sealbox.kms`) and the audit layer (:mod:`sealbox.audit`) can all name them without
+an import cycle between those packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+#: The schema these rows are stored in (storage/sql.py migrates up to it).
+SCHEMA_VERSION = 7
+#: The hash before a chain's first event: the head of an empty audit chain.
+GENESIS = "0" * 64
+
+
+class SealedRow(NamedTuple):
+    """What a writer hands storage for one new version."""
+
+    ciphertext: bytes
+    wrapped_key: bytes
+    kek_id: str
+
+
+class VersionRow(NamedTuple):
+    project: str
+    env: str
+    name: str
+    version: int
+    stage: str | None
+    created_at: str
+    created_by: str
+    kek_id: str
+    rollback_of: int | None
+    ciphertext: bytes = b""
+    wrapped_key: bytes = b""
+
+
+class SecretRow(NamedTuple):
+    project: str
+    env: str
+    name: str
+    current_version: int
+    created_at: str
+    updated_at: str
+    deleted_at: str | None
+    meta_json: str
+
+
+class KekRecord(NamedTuple):
+    """A KEK as stored: encrypted under the master key (sealbox.kms.local makes them)."""
+
+    kek_id: str
+    wrapped: bytes
+    created_at: str
+    active: bool
+
+
+class SessionRow(NamedTuple):
+    session_id: str
+    wrapped_master: bytes
+    created_at: str
+    expires_at: str
+
+
+class AuditRow(NamedTuple):
+    """One stored audit event: queryable columns plus the chained record (``event``)."""
+
+    at: str
+    actor: str
+    source: str
+    operation: str
+    path: str
+    version: int | None
+    outcome: str
+    reason: str
+    node: str = ""
+    seq: int | None = None  # None: written before schema 3 (not chained)
+    event: str = ""  # canonical JSON of the chained record, ``hash`` included
+    prev: str = ""
+    hash: str = ""
+    link: str = ""
+    id: int | None = None  # storage position, set when read back
+
+
+class CheckpointRow(NamedTuple):
+    """A signed statement that a node's chain had ``hash`` at ``seq``."""
+
+    node: str
+    seq: int
+    hash: str
+    at: str
+    signature: str  # hex Ed25519 signature
+    key_id: str  # fingerprint of the public key
+    #: seq of the node's checkpoint before this one (0: the first); -1: a checkpoint from
+    #: before schema 7, which did not sign it.
+    prev_seq: int = -1
+
+
+class HeadRow(NamedTuple):
+    """A node's chain head, moved (and MACed: "signed") with every commit of its events."""
+
+    node: str
+    seq: int
+    hash: str
+    at: str = ""
+    checkpoint_seq: int = 0  # the node's newest checkpoint its writer knew of
+    signature: str = ""  # hex HMAC under the audit key; "" for a head from before schema 7
+    #: The seq from which this head's line of signed heads goes back unbroken (each
+    #: writer carries it over from a head it checked; a head it found missing or not
+    #: signed starts a new line at its first event, which verify then reports).
+    since: int = 0
+    #: The server spool this chain is written through, as its last commit left it
+    #: (``"FILE SALT SEQ SIZE"``: the file held records up to byte SIZE, the last seq SEQ);
+    #: "" when none is open. Opaque here (audit/spool.py).
+    spool: str = ""
+
+
+class AuditQuery(NamedTuple):
+    """Filters of an audit query; None means "any"."""
+
+    paths: tuple[str, ...] | None = None
+    identity: str | None = None
+    since: str | None = None
+    until: str | None = None
+    operations: tuple[str, ...] | None = None
+    outcomes: tuple[str, ...] | None = None
+    source: str | None = None
+    limit: int | None = 1000
+    newest_first: bool = True
+
+
+#: Called inside the audit transaction with the next sequence number of the node's chain
+#: and the hash of the event before it; returns the row to insert.
+BuildAudit = Callable[[int, str], AuditRow]
+
+#: Called inside an audit transaction with ``(node, seq, hash)`` of a chain's new head,
+#: the chain's seq before the transaction and the head row stored now (None if none);
+#: returns the head row to store with the events (signed by the audit layer).
+SignHead = Callable[[str, int, str, int, "HeadRow | None"], HeadRow]
+
+
+class IdentityRow(NamedTuple):
+    id: str
+    name: str
+    kind: str  # person | machine
+    password_hash: str | None
+    role_id: str | None
+    policies: str  # JSON list of policy names
+    created_at: str
+    disabled: bool
+
+
+class SecretIdRow(NamedTuple):
+    accessor: str
+    identity_id: str
+    hash: str
+    uses_left: int | None
+    expires_at: str | None
+    created_at: str
+
+
+class TokenRow(NamedTuple):
+    accessor: str
+    hash: str
+    identity_id: str
+    policies: str  # JSON list of policy names
+    auth_method: str
+    created_at: str
+    expires_at: str
+    max_expires_at: str
+    revoked_at: str | None
+    display: str
+    #: The accessor of the token that created this one (None: a root of the token tree).
+    parent: str | None = None
+
+
+#: Called inside the write transaction with the new version number; returns the sealed
+#: value for exactly that version (the number is part of the associated data).
+SealFor = Callable[[int], SealedRow]
