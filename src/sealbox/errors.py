@@ -122,6 +122,8 @@ ALL_ERRORS: tuple[type[SealboxError], ...] = (
     IntegrityError,
     KeyProviderError,
     BackendUnavailable,
+    StorageBusy,
     AuditUnavailable,
     NotInitialised,
 )
+"""The core's errors that can cross HTTP (the SDK raises each again by its code)."""

@@ -37,12 +37,14 @@ ERROR_CLASSES: dict[str, type[errors.SealboxError]] = {
     errors.IntegrityError.code: errors.IntegrityError,
     errors.KeyProviderError.code: errors.KeyProviderError,
     errors.BackendUnavailable.code: errors.BackendUnavailable,
+    errors.StorageBusy.code: errors.StorageBusy,
     errors.AuditUnavailable.code: errors.AuditUnavailable,
     errors.NotInitialised.code: errors.NotInitialised,
     # Codes only the HTTP layer produces.
     RateLimited.code: RateLimited,
     "payload_too_large": errors.InvalidInput,
     "method_not_allowed": errors.InvalidInput,
+    "unsupported_media_type": errors.InvalidInput,
     "internal_error": errors.SealboxError,
 }
 
