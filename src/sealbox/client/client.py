@@ -363,7 +363,10 @@ class Client:
         if len(value) > MAX_VALUE_BYTES:
             raise InvalidInput(f"the value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
         if if_version is not None and if_version < 0:
-            raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
+            raise InvalidInput(
+                "the expected version (if_version) must be 0 (not yet created) or a version number",
+                hint_key="if_version",
+            )
         try:
             text = value.reveal_bytes().decode("utf-8")
         except UnicodeDecodeError:
