@@ -22,6 +22,10 @@ CLI_HINTS: dict[str, str] = {
         "`sealbox identity recover-admin NAME` on the vault's host"
     ),
     "name_identity": "name one with --identity",
+    "scan_git_path": "pass the path of a git work tree to --git",
+    "scan_rule_ids": "see the rule ids in `sealbox scan --format json` output or rules.toml",
+    "scan_rules_file": "reinstall sealbox, or pass --rules FILE",
+    "run_command": "use `sealbox run -- COMMAND [ARGS…]`",
     "audit_sinks": (
         "free disk space or fix the audit sinks ([audit] sinks in config.toml); "
         "--audit-fail-open exists for development only"
