@@ -25,6 +25,9 @@ CLI_HINTS: dict[str, str] = {
     "scan_git_path": "pass the path of a git work tree to --git",
     "scan_rule_ids": "see the rule ids in `sealbox scan --format json` output or rules.toml",
     "scan_rules_file": "reinstall sealbox, or pass --rules FILE",
+    "login": "run `sealbox login --addr URL`, or set SEALBOX_TOKEN",
+    "audit_verify_file": "--file verifies a local JSONL file: run it on the server's host",
+    "accept_rejected_remote": "run `sealbox audit verify --accept-rejected FILE` there",
     "run_command": "use `sealbox run -- COMMAND [ARGS…]`",
     "audit_sinks": (
         "free disk space or fix the audit sinks ([audit] sinks in config.toml); "

@@ -133,7 +133,8 @@ class Client:
         if not isinstance(token, str) or not token.strip():
             raise AuthenticationFailed(
                 f"no token for the sealbox server at {self._transport.where}",
-                hint="set SEALBOX_TOKEN, or run `sealbox login --addr URL`",
+                hint="set SEALBOX_TOKEN, or log in to the server",
+                hint_key="login",
             )
         self._token = token.strip()
         self.cache_ttl = _seconds(cache_ttl)
@@ -599,7 +600,10 @@ class Client:
         from sealbox.audit.verify import Verification
 
         if files:
-            raise InvalidInput("--file verifies a local JSONL file: run it on the server's host")
+            raise InvalidInput(
+                "a local JSONL audit file is verified on the server's host, not through it",
+                hint_key="audit_verify_file",
+            )
         data = self._call("POST", "/v1/audit/verify", body={})
         with _Parse(self.address, "audit verify"):
             return Verification(
@@ -610,8 +614,9 @@ class Client:
 
     def audit_accept_rejected(self, file: str) -> str:
         raise InvalidInput(
-            "--accept-rejected names a spool file on the server's host: run it there "
-            "(embedded, on the server's vault)"
+            "a rejected spool file is accepted on the server's host (embedded, on the server's "
+            "vault), not through the server",
+            hint_key="accept_rejected_remote",
         )
 
     def audit_checkpoint(self) -> list[CheckpointRow]:
