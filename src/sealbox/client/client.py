@@ -282,7 +282,10 @@ class Client:
             copy = entry or (self._disk.get(key) if self._disk else None)
             if copy is None:
                 raise type(exc)(
-                    f"{exc.message}; no offline copy of {what} is cached", hint=exc.hint
+                    f"{exc.message}; no offline copy of {what} is cached",
+                    hint=exc.hint,
+                    hint_key=exc.hint_key,
+                    hint_args=exc.hint_args,
                 ) from exc
             age = copy.age(t)
             if age > self.offline_max_age:
