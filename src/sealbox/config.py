@@ -160,7 +160,7 @@ def select_scope(
     cwd: Path,
     *,
     hint: str = "pass a project and environment, set SEALBOX_PROJECT/SEALBOX_ENV,"
-    " or run `sealbox setup --project P --env E` here",
+    " or bind this directory to them (sealbox.toml)",
 ) -> tuple[str, str]:
     """Project and environment: given ones, else SEALBOX_PROJECT/ENV, else sealbox.toml.
 

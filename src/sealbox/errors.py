@@ -3,10 +3,14 @@
 Every error the core raises is a :class:`SealboxError`. Each class carries a stable
 ``code`` string; the adapters map codes to exit statuses (CLI) and HTTP statuses (server),
 one table each. Messages never contain secret material: they name secrets by their
-``project/env/NAME`` path, never by value.
+``project/env/NAME`` path, never by value. Messages and hints do not name CLI commands or
+flags (HTTP and SDK callers read them too); the CLI words its own hint from ``hint_key``.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
 
 
 class SealboxError(Exception):
@@ -14,15 +18,37 @@ class SealboxError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        hint_key: str | None = None,
+        hint_args: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        #: What to do next, in terms every caller (CLI, HTTP, SDK) understands.
         self.hint = hint
+        #: Names the situation for a front end that words its own hint (the CLI names its
+        #: commands and flags: ``sealbox.cli.hints``); ``hint_args`` fill that wording in.
+        self.hint_key = hint_key
+        self.hint_args: Mapping[str, str] = dict(hint_args or {})
 
-    def diagnostics(self) -> str:
-        """The message plus what the user can do next, for display."""
-        if self.hint:
-            return f"{self.message}\nhint: {self.hint}"
+    def diagnostics(self, wording: Mapping[str, str] | None = None) -> str:
+        """The message plus what the user can do next, for display.
+
+        ``wording`` maps a ``hint_key`` to a front end's own hint (a ``str.format`` template
+        over ``hint_args``); without an entry the neutral ``hint`` is shown.
+        """
+        hint = self.hint
+        template = (wording or {}).get(self.hint_key or "")
+        if template is not None:
+            # A template that does not fit its arguments leaves the neutral hint.
+            with contextlib.suppress(KeyError, IndexError, ValueError):
+                hint = template.format_map(self.hint_args)
+        if hint:
+            return f"{self.message}\nhint: {hint}"
         return self.message
 
 
@@ -122,6 +148,8 @@ ALL_ERRORS: tuple[type[SealboxError], ...] = (
     IntegrityError,
     KeyProviderError,
     BackendUnavailable,
+    StorageBusy,
     AuditUnavailable,
     NotInitialised,
 )
+"""The core's errors that can cross HTTP (the SDK raises each again by its code)."""

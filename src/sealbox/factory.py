@@ -100,7 +100,8 @@ def _require_config(home: Path) -> VaultConfig:
     if cfg is None:
         raise NotInitialised(
             f"no sealbox vault in {home}",
-            hint="create one with `sealbox init` (or set SEALBOX_HOME)",
+            hint="initialise a vault there first (or point SEALBOX_HOME at one)",
+            hint_key="init_vault_or_home",
         )
     return cfg
 

@@ -406,7 +406,10 @@ class Vault:
         if len(value) > MAX_VALUE_BYTES:
             raise InvalidInput(f"the value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
         if if_version is not None and if_version < 0:
-            raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
+            raise InvalidInput(
+                "the expected version (if_version) must be 0 (not yet created) or a version number",
+                hint_key="if_version",
+            )
         self._authorize(Capability.WRITE, ref.path, operation)
         keys = self._key_provider()
         self._audit.audit_keys()  # loaded now: seal_for runs inside the write transaction
@@ -777,7 +780,10 @@ class Vault:
         if ref is None and value_hmac is None:
             raise InvalidInput("name a secret, a value HMAC, or both")
         if version is not None and ref is None:
-            raise InvalidInput("--version needs a secret path")
+            raise InvalidInput(
+                "a version can only be asked for with a secret path",
+                hint_key="version_needs_secret",
+            )
         self._authorize(Capability.ADMIN, "sys/audit", "audit.read")
         self._audit.settle()
         query = AuditQuery(
@@ -876,7 +882,8 @@ class Vault:
         if name not in report.flagged:
             raise InvalidInput(
                 f"{file!r} is not a rejected or missing audit spool that verify reports",
-                hint="give a file name `sealbox audit verify` prints after --accept-rejected",
+                hint="name a file that audit verification reports as rejected or missing",
+                hint_key="accept_rejected",
             )
         if name in report.accepted:
             return name

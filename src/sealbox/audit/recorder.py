@@ -490,7 +490,8 @@ class AuditRecorder:
         raise AuditUnavailable(
             f"the {operation} of {path} was refused: no audit sink accepted its event",
             hint="free disk space or fix the audit sinks ([audit] sinks in config.toml); "
-            "--audit-fail-open exists for development only",
+            "failing open exists for development only",
+            hint_key="audit_sinks",
         )
 
     def checkpoint(self, at: str, nodes: Sequence[str] | None = None) -> list[CheckpointRow]:

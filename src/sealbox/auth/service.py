@@ -516,8 +516,9 @@ class Accounts:
             # two admins both pass. Recovery (below) covers what slips through.
             raise Conflict(
                 f"{change} would leave {what}",
-                hint="pass force=true (CLI: --force) if you mean it; an admin is recovered with"
-                " the master key: `sealbox identity recover-admin NAME` on the vault's host",
+                hint="pass force=true if you mean it; an admin is recovered with the master key"
+                " (recover-admin, on the vault's host)",
+                hint_key="force_admin_loss",
             )
         return f"forced: leaves {what}"
 
@@ -684,7 +685,11 @@ class Accounts:
         if identity is None or identity == self.principal.name:
             row = self._storage.get_identity(id=self.principal.identity_id)
             if row is None:
-                raise InvalidInput("the local owner has no identity; name one with --identity")
+                raise InvalidInput(
+                    "the local owner has no identity",
+                    hint="name the identity the token is for",
+                    hint_key="name_identity",
+                )
             # A token's own new token (child or orphan) inherits the token's policies, not
             # all its identity's.
             mine = policies is None and self.principal.token_accessor is not None

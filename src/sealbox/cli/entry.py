@@ -83,8 +83,9 @@ def fast_run(args: list[str]) -> int | None:
         )
     except SealboxError as exc:
         from sealbox.cli.exit_codes import exit_status
+        from sealbox.cli.hints import CLI_HINTS
 
-        print(f"sealbox: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"sealbox: error: {exc.diagnostics(CLI_HINTS)}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt:
         print("sealbox: interrupted", file=sys.stderr)

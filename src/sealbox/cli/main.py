@@ -1,8 +1,9 @@
 """Entry point and command group of the ``sealbox`` CLI.
 
 Subcommands are loaded lazily so that the everyday ``sealbox run`` imports only what it
-needs (start-up time is part of its budget). This module is also the one place that maps
-:class:`~sealbox.errors.SealboxError` classes to exit statuses.
+needs (start-up time is part of its budget). This module is also the one place that turns
+a :class:`~sealbox.errors.SealboxError` into its exit status (through the table in
+:mod:`sealbox.cli.exit_codes`) and its message, with the CLI's hints (:mod:`sealbox.cli.hints`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from sealbox import errors
 from sealbox.cli.exit_codes import EXIT_STATUS, exit_status
+from sealbox.cli.hints import CLI_HINTS
 
 __all__ = ["EXIT_STATUS", "cli", "exit_status", "main"]
 
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: Any = cli.main(args=argv, prog_name="sealbox", standalone_mode=False)
     except errors.SealboxError as exc:
-        click.echo(f"sealbox: error: {exc.diagnostics()}", err=True)
+        click.echo(f"sealbox: error: {exc.diagnostics(CLI_HINTS)}", err=True)
         return exit_status(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from sealbox import errors
+from sealbox.cli.hints import CLI_HINTS
 
 MAX_NOTES_SHOWN = 20
 
@@ -126,7 +127,7 @@ def scan_command(**options: Any) -> int:
     try:
         return _run(**options)
     except errors.SealboxError as exc:
-        click.echo(f"sealbox: error: {exc.diagnostics()}", err=True)
+        click.echo(f"sealbox: error: {exc.diagnostics(CLI_HINTS)}", err=True)
         return 2
 
 

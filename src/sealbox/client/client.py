@@ -133,7 +133,8 @@ class Client:
         if not isinstance(token, str) or not token.strip():
             raise AuthenticationFailed(
                 f"no token for the sealbox server at {self._transport.where}",
-                hint="set SEALBOX_TOKEN, or run `sealbox login --addr URL`",
+                hint="set SEALBOX_TOKEN, or log in to the server",
+                hint_key="login",
             )
         self._token = token.strip()
         self.cache_ttl = _seconds(cache_ttl)
@@ -281,7 +282,10 @@ class Client:
             copy = entry or (self._disk.get(key) if self._disk else None)
             if copy is None:
                 raise type(exc)(
-                    f"{exc.message}; no offline copy of {what} is cached", hint=exc.hint
+                    f"{exc.message}; no offline copy of {what} is cached",
+                    hint=exc.hint,
+                    hint_key=exc.hint_key,
+                    hint_args=exc.hint_args,
                 ) from exc
             age = copy.age(t)
             if age > self.offline_max_age:
@@ -363,7 +367,10 @@ class Client:
         if len(value) > MAX_VALUE_BYTES:
             raise InvalidInput(f"the value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
         if if_version is not None and if_version < 0:
-            raise InvalidInput("--if-version must be 0 (not yet created) or a version number")
+            raise InvalidInput(
+                "the expected version (if_version) must be 0 (not yet created) or a version number",
+                hint_key="if_version",
+            )
         try:
             text = value.reveal_bytes().decode("utf-8")
         except UnicodeDecodeError:
@@ -596,7 +603,10 @@ class Client:
         from sealbox.audit.verify import Verification
 
         if files:
-            raise InvalidInput("--file verifies a local JSONL file: run it on the server's host")
+            raise InvalidInput(
+                "a local JSONL audit file is verified on the server's host, not through it",
+                hint_key="audit_verify_file",
+            )
         data = self._call("POST", "/v1/audit/verify", body={})
         with _Parse(self.address, "audit verify"):
             return Verification(
@@ -607,8 +617,9 @@ class Client:
 
     def audit_accept_rejected(self, file: str) -> str:
         raise InvalidInput(
-            "--accept-rejected names a spool file on the server's host: run it there "
-            "(embedded, on the server's vault)"
+            "a rejected spool file is accepted on the server's host (embedded, on the server's "
+            "vault), not through the server",
+            hint_key="accept_rejected_remote",
         )
 
     def audit_checkpoint(self) -> list[CheckpointRow]:

@@ -37,12 +37,14 @@ ERROR_CLASSES: dict[str, type[errors.SealboxError]] = {
     errors.IntegrityError.code: errors.IntegrityError,
     errors.KeyProviderError.code: errors.KeyProviderError,
     errors.BackendUnavailable.code: errors.BackendUnavailable,
+    errors.StorageBusy.code: errors.StorageBusy,
     errors.AuditUnavailable.code: errors.AuditUnavailable,
     errors.NotInitialised.code: errors.NotInitialised,
     # Codes only the HTTP layer produces.
     RateLimited.code: RateLimited,
     "payload_too_large": errors.InvalidInput,
     "method_not_allowed": errors.InvalidInput,
+    "unsupported_media_type": errors.InvalidInput,
     "internal_error": errors.SealboxError,
 }
 
@@ -60,11 +62,15 @@ STATUS_CLASSES: dict[int, type[errors.SealboxError]] = {
     504: errors.BackendUnavailable,
 }
 
-HINTS: dict[type[errors.SealboxError], str] = {
-    errors.AuthenticationFailed: (
-        "log in again with `sealbox login --addr URL`, or set SEALBOX_TOKEN"
-    ),
+#: class -> (a hint any caller understands, the ``hint_key`` the CLI words its own hint by).
+HINTS: dict[type[errors.SealboxError], tuple[str, str]] = {
+    errors.AuthenticationFailed: ("log in to the server again, or set SEALBOX_TOKEN", "login"),
 }
+
+
+def _hinted(cls: type[errors.SealboxError], message: str) -> errors.SealboxError:
+    hint, key = HINTS.get(cls, (None, None))
+    return cls(message, hint=hint, hint_key=key)
 
 
 def error_for(code: str, message: str, *, status: int, where: str) -> errors.SealboxError:
@@ -74,7 +80,7 @@ def error_for(code: str, message: str, *, status: int, where: str) -> errors.Sea
         cls = STATUS_CLASSES.get(status, errors.SealboxError)
     if issubclass(cls, errors.BackendUnavailable):
         message = f"the sealbox server at {where} is unavailable: {message}"
-    return cls(message, hint=HINTS.get(cls))
+    return _hinted(cls, message)
 
 
 def error_for_status(status: int, where: str) -> errors.SealboxError:
@@ -89,4 +95,4 @@ def error_for_status(status: int, where: str) -> errors.SealboxError:
         )
     if issubclass(cls, errors.BackendUnavailable):
         return cls(f"the sealbox server at {where} is unavailable (HTTP {status})")
-    return cls(f"HTTP {status} from {where}", hint=HINTS.get(cls))
+    return _hinted(cls, f"HTTP {status} from {where}")

@@ -186,7 +186,7 @@ class Transport:
         if isinstance(exc, ConnectionRefusedError):
             return BackendUnavailable(
                 f"cannot reach the sealbox server at {where}: connection refused",
-                hint="is `sealbox server` running there? check SEALBOX_ADDR",
+                hint="is the sealbox server running there? check SEALBOX_ADDR",
             )
         if isinstance(exc, TimeoutError | socket.timeout):
             return BackendUnavailable(

@@ -35,7 +35,9 @@ def child_environment(
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> None:
     """Replace this process with ``argv``; returns only by raising."""
     if not argv:
-        raise InvalidInput("no command given: use `sealbox run -- COMMAND [ARGS…]`")
+        raise InvalidInput(
+            "no command given", hint="give the command to run", hint_key="run_command"
+        )
     try:
         os.execvpe(argv[0], list(argv), dict(env))
     except FileNotFoundError:

@@ -66,7 +66,8 @@ def repo_root(repo: Path) -> Path:
     if proc.returncode != 0:
         raise InvalidInput(
             f"{repo} is not a git repository: {_first_line(proc.stderr)}",
-            hint="pass the path of a git work tree to --git",
+            hint="give the path of a git work tree",
+            hint_key="scan_git_path",
         )
     return repo
 

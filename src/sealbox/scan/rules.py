@@ -88,7 +88,8 @@ class RuleSet:
         if unknown:
             raise InvalidInput(
                 f"cannot disable unknown rule(s): {', '.join(sorted(unknown))}",
-                hint="see the rule ids in `sealbox scan --format json` output or rules.toml",
+                hint="see the rule ids in JSON findings or in rules.toml",
+                hint_key="scan_rule_ids",
             )
         return RuleSet(tuple(r for r in self.rules if r.id not in wanted))
 
@@ -206,7 +207,8 @@ def load_rules(path: Path | None = None) -> RuleSet:
         except FileNotFoundError as exc:
             raise InvalidInput(
                 "scan rules: the built-in rules.toml is missing from this installation",
-                hint="reinstall sealbox, or pass --rules FILE",
+                hint="reinstall sealbox, or give a rules file of your own",
+                hint_key="scan_rules_file",
             ) from exc
         return parse_rules(text, "built-in rules.toml")
     try:

@@ -39,7 +39,16 @@ class UnsupportedMediaType(errors.SealboxError):
     code = "unsupported_media_type"
 
 
-#: error code -> HTTP status. Anything not here is a 500.
+#: The code of an unexpected failure: a detail-free 500.
+UNEXPECTED = "internal_error"
+
+#: Codes of errors that never cross HTTP, and why.
+NEVER_SENT: dict[str, str] = {
+    errors.AddressInUse.code: "`sealbox server` cannot listen: there is no request to answer",
+}
+
+#: error code -> HTTP status. Anything not here is a 500 (``tests/unit/test_error_tables.py``
+#: checks every error class is here or in :data:`NEVER_SENT`).
 HTTP_STATUS: dict[str, int] = {
     errors.InvalidInput.code: 400,
     errors.AuthenticationFailed.code: 401,
@@ -51,9 +60,12 @@ HTTP_STATUS: dict[str, int] = {
     PayloadTooLarge.code: 413,
     UnsupportedMediaType.code: 415,
     TooManyRequests.code: 429,
+    errors.SealboxError.code: 500,
     errors.IntegrityError.code: 500,
+    UNEXPECTED: 500,
     errors.Sealed.code: 503,
     errors.BackendUnavailable.code: 503,
+    errors.StorageBusy.code: 503,
     errors.AuditUnavailable.code: 503,
     errors.NotInitialised.code: 503,
     errors.KeyProviderError.code: 503,
@@ -62,11 +74,10 @@ HTTP_STATUS: dict[str, int] = {
 #: codes whose answer carries ``Retry-After`` (seconds): the condition is expected to pass.
 RETRY_AFTER: dict[str, int] = {
     errors.BackendUnavailable.code: 1,
+    errors.StorageBusy.code: 1,
     errors.AuditUnavailable.code: 1,
     errors.KeyProviderError.code: 1,
 }
-
-UNEXPECTED = "internal_error"
 
 
 def status_for(exc: errors.SealboxError) -> int:

@@ -33,7 +33,7 @@ from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
 from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
 from sealbox.auth.service import BUILTIN
 from sealbox.model import MAX_NAME, SCOPE_RE, Classification
-from sealbox.server.errors import HTTP_STATUS, UNEXPECTED
+from sealbox.server.errors import HTTP_STATUS
 from sealbox.server.routes_kv import MERGE_PATCH, RESERVED_MOUNTS, is_compat_path
 from sealbox.vault import META_FIELDS
 
@@ -185,7 +185,6 @@ META_EXPIRES: Schema = {
 ERROR_CODES: dict[int, list[str]] = {}
 for _code, _status in HTTP_STATUS.items():
     ERROR_CODES.setdefault(_status, []).append(_code)
-ERROR_CODES.setdefault(500, []).append(UNEXPECTED)
 
 SCHEMAS: dict[str, Any] = {
     # sealbox.server.errors.native_body
@@ -193,7 +192,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "error": resp(
                 {
-                    "code": {"enum": [*sorted(HTTP_STATUS), UNEXPECTED]},
+                    "code": {"enum": sorted(HTTP_STATUS)},
                     "message": S,
                     "request_id": S,
                 }

@@ -269,7 +269,9 @@ class SqlStorage:
             return
         if not self._table_exists(tx, "sb_settings"):
             raise NotInitialised(
-                f"no vault in {self.description}", hint="create one with `sealbox init`"
+                f"no vault in {self.description}",
+                hint="initialise a vault there first",
+                hint_key="init_vault",
             )
         row = self._one(tx, "SELECT value FROM sb_settings WHERE key = 'schema_version'")
         found = int(row[0]) if row else 0
@@ -471,11 +473,15 @@ class SqlStorage:
             if not self._one(tx, "SELECT 1 FROM sb_projects WHERE name = ?", (project,)):
                 raise NotFound(
                     f"project {project!r} does not exist",
-                    hint=f"create it with `sealbox project create {project}`",
+                    hint="create the project first",
+                    hint_key="create_project",
+                    hint_args={"project": project},
                 )
             raise NotFound(
                 f"environment {project}/{env} does not exist",
-                hint=f"create it with `sealbox env create {env} --project {project}`",
+                hint="create the environment first",
+                hint_key="create_env",
+                hint_args={"project": project, "env": env},
             )
 
     # -- secrets and versions -----------------------------------------------------------------
@@ -607,7 +613,8 @@ class SqlStorage:
         if r[0] is not None:
             raise NotFound(
                 f"secret {project}/{env}/{name} is deleted",
-                hint="restore it with `sealbox secret undelete`",
+                hint="undelete it to restore it",
+                hint_key="undelete_secret",
             )
         if r[2] is None:
             want = r[1] if version is None else version

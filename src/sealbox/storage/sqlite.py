@@ -65,7 +65,11 @@ class SqliteStorage(SqlStorage):
         if not create and not self.path.exists():
             from sealbox.errors import NotInitialised
 
-            raise NotInitialised(f"no vault at {self.path}", hint="create one with `sealbox init`")
+            raise NotInitialised(
+                f"no vault at {self.path}",
+                hint="initialise a vault there first",
+                hint_key="init_vault",
+            )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():

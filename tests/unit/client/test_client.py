@@ -12,6 +12,7 @@ from tests.unit.client.live import ADMIN_PASSWORD, Live
 
 import sealbox
 from sealbox import errors
+from sealbox.cli.hints import CLI_HINTS
 from sealbox.client import Client
 from sealbox.client.errors import ERROR_CLASSES, BadReply, error_for, error_for_status
 from sealbox.client.transport import Address, Transport
@@ -174,7 +175,8 @@ def test_login_renew_and_revoke_self(live: Live) -> None:
     client.revoke_self()
     with pytest.raises(errors.AuthenticationFailed) as exc:
         client.list_projects()
-    assert "sealbox login" in (exc.value.hint or "")
+    assert "log in" in (exc.value.hint or "") and "`sealbox" not in (exc.value.hint or "")
+    assert "sealbox login" in exc.value.diagnostics(CLI_HINTS)  # the CLI names its command
 
 
 def test_error_table_covers_every_core_error() -> None:

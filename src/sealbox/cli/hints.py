@@ -1,0 +1,36 @@
+"""The CLI's own wording of hints: the commands and flags to use.
+
+The core's errors say what is wrong and what to do in terms every caller understands (an
+HTTP client reads the same message); where a CLI command or flag is the answer, the error
+carries a ``hint_key`` and the CLI words the hint here, filled from the error's
+``hint_args``.
+"""
+
+from __future__ import annotations
+
+CLI_HINTS: dict[str, str] = {
+    "create_project": "create it with `sealbox project create {project}`",
+    "create_env": "create it with `sealbox env create {env} --project {project}`",
+    "undelete_secret": "restore it with `sealbox secret undelete`",
+    "init_vault": "create one with `sealbox init`",
+    "init_vault_or_home": "create one with `sealbox init` (or set SEALBOX_HOME)",
+    "if_version": "--if-version takes 0 (not yet created) or a version number",
+    "version_needs_secret": "--version needs a secret path",
+    "accept_rejected": "give a file name `sealbox audit verify` prints after --accept-rejected",
+    "force_admin_loss": (
+        "pass --force if you mean it; an admin is recovered with the master key: "
+        "`sealbox identity recover-admin NAME` on the vault's host"
+    ),
+    "name_identity": "name one with --identity",
+    "scan_git_path": "pass the path of a git work tree to --git",
+    "scan_rule_ids": "see the rule ids in `sealbox scan --format json` output or rules.toml",
+    "scan_rules_file": "reinstall sealbox, or pass --rules FILE",
+    "login": "run `sealbox login --addr URL`, or set SEALBOX_TOKEN",
+    "audit_verify_file": "--file verifies a local JSONL file: run it on the server's host",
+    "accept_rejected_remote": "run `sealbox audit verify --accept-rejected FILE` there",
+    "run_command": "use `sealbox run -- COMMAND [ARGS…]`",
+    "audit_sinks": (
+        "free disk space or fix the audit sinks ([audit] sinks in config.toml); "
+        "--audit-fail-open exists for development only"
+    ),
+}
