@@ -9,6 +9,7 @@ suite adds the exhaustive injection and the randomised kill loops.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
@@ -167,6 +168,9 @@ def _run_killed(scenario: Scenario, ref: SecretRef, env: dict[str, str], n: int)
         code = 1
         try:
             os.close(r)
+            # A child stuck on a lock some thread held at the fork would be killed by the
+            # parent: first say where it is stuck (in the test's captured stderr).
+            faulthandler.dump_traceback_later(CHILD_TIMEOUT - 10, exit=False)
             plan = FaultPlan()
             faults.install(plan, setattr)
             run_scenario(scenario, ref, env, plan, Acks(fd=w), n, kill=True)
