@@ -1,8 +1,8 @@
 """Entry point and command group of the ``sealbox`` CLI.
 
 Subcommands are loaded lazily so that the everyday ``sealbox run`` imports only what it
-needs (start-up time is part of its budget). This module is also the one place that maps
-:class:`~sealbox.errors.SealboxError` classes to exit statuses.
+needs (start-up time is part of its budget). Errors become exit statuses in one place,
+:func:`sealbox.cli.entry.guarded`, with the table of :mod:`sealbox.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sealbox import errors
+from sealbox.cli.entry import guarded
 from sealbox.cli.exit_codes import EXIT_STATUS, exit_status
 
 __all__ = ["EXIT_STATUS", "cli", "exit_status", "main"]
@@ -105,11 +105,12 @@ def cli(audit_fail_open: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status (used by tests and the console script)."""
+    return guarded(lambda: _click_main(argv))
+
+
+def _click_main(argv: list[str] | None) -> int:
     try:
         result: Any = cli.main(args=argv, prog_name="sealbox", standalone_mode=False)
-    except errors.SealboxError as exc:
-        click.echo(f"sealbox: error: {exc.diagnostics()}", err=True)
-        return exit_status(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -117,9 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.Abort:
         click.echo("sealbox: aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("sealbox: interrupted", err=True)
         return 130
     return result if isinstance(result, int) else 0
 
