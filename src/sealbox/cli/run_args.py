@@ -110,6 +110,26 @@ _BY_NAME: dict[str, Opt] = {name: opt for opt in (*OPTIONS, _HELP) for name in o
 
 def parse_run_args(args: list[str]) -> RunArgs:
     """``run ARGS`` as :class:`RunArgs`; raises :class:`RunUsageError` for a malformed line."""
+    values, command = _split(args)
+    # Then click's order: help first, then each value's check, then the missing command.
+    if values.get("help"):
+        return RunArgs(help=True)
+    for opt in OPTIONS:
+        value = values.get(opt.dest)
+        if opt.choices and value is not None and value not in opt.choices:
+            shown = ", ".join(repr(c) for c in opt.choices)
+            raise RunUsageError(
+                f"Invalid value for {opt.names[0]!r}: {value!r} is not one of {shown}."
+            )
+    if not command:
+        raise RunUsageError(f"Missing argument {COMMAND_METAVAR!r}.")
+    # Each dest is a RunArgs field of the option's kind (checked by the tests).
+    fields = {**RunArgs._field_defaults, **values, "command": command}
+    return RunArgs._make(fields[name] for name in RunArgs._fields)
+
+
+def _split(args: list[str]) -> tuple[dict[str, str | bool], tuple[str, ...]]:
+    """The options' values (by dest) and the command, as click's parser splits them."""
     rest = list(args)
     passed_on: list[str] = []  # unknown options, handed to the command
     values: dict[str, str | bool] = {}
@@ -154,19 +174,4 @@ def parse_run_args(args: list[str]) -> RunArgs:
             raise RunUsageError(f"Option {name!r} does not take a value.")
         else:
             values[opt.dest] = True
-
-    if values.get("help"):
-        return RunArgs(help=True)
-    for opt in OPTIONS:
-        value = values.get(opt.dest)
-        if opt.choices and value is not None and value not in opt.choices:
-            shown = ", ".join(repr(c) for c in opt.choices)
-            raise RunUsageError(
-                f"Invalid value for {opt.names[0]!r}: {value!r} is not one of {shown}."
-            )
-    command = (*passed_on, *rest)
-    if not command:
-        raise RunUsageError(f"Missing argument {COMMAND_METAVAR!r}.")
-    # Each dest is a RunArgs field of the option's kind (checked by the tests).
-    fields = {**RunArgs._field_defaults, **values, "command": command}
-    return RunArgs._make(fields[name] for name in RunArgs._fields)
+    return values, (*passed_on, *rest)
