@@ -339,7 +339,7 @@ def test_run_finds_sealbox_toml_in_a_parent_directory(
     assert "setup" in proc.stderr
 
 
-# -- the fast parser and the click parser agree -------------------------------------------------------
+# -- one parser: every form that runs a command is parsed without click ----------------------------
 def _imports_click(
     args: list[str], env: dict[str, str], cwd: Path
 ) -> tuple[bool, subprocess.CompletedProcess[str]]:
@@ -360,29 +360,30 @@ def _imports_click(
     return imported, proc
 
 
-def test_fast_path_and_click_path(vault20: dict[str, str], tmp_path: Path) -> None:
+def test_every_run_form_takes_the_fast_path(vault20: dict[str, str], tmp_path: Path) -> None:
+    """With and without `--`, clustered or `=` values: the same result, and no click."""
     cmd = ["sh", "-c", 'printf "%s|%s|%s" "$SECRET_00" "$SECRET_01" "$SECRET_02"']
-    fast_forms = [
-        ["run", "--", *cmd],
-        ["run", "--only", "SECRET_00,SECRET_01", "--", *cmd],
-        ["run", "-p", "payments", "-e", "dev", "--", *cmd],
-        ["run", "--only=SECRET_00", "--preserve-env", "--", *cmd],
+    spellings = [
+        (["run", "--", *cmd], ["run", *cmd]),
+        (
+            ["run", "--only", "SECRET_00,SECRET_01", "--", *cmd],
+            ["run", "--only=SECRET_00,SECRET_01", *cmd],
+        ),
+        (["run", "-p", "payments", "-e", "dev", "--", *cmd], ["run", "-ppayments", "-edev", *cmd]),
+        (
+            ["run", "--only=SECRET_00", "--preserve-env", "--", *cmd],
+            ["run", "--preserve-env", "--only", "SECRET_00", *cmd],
+        ),
     ]
-    click_forms = [
-        ["run", *cmd],
-        ["run", "--only", "SECRET_00,SECRET_01", *cmd],
-        ["run", "-ppayments", "-edev", "--", *cmd],
-        ["run", "--preserve-env", "--only=SECRET_00", *cmd],
-    ]
-    for fast, slow in zip(fast_forms, click_forms, strict=True):
-        used_click, a = _imports_click(fast, vault20, tmp_path)
-        assert not used_click, f"{fast} did not take the fast path"
-        used_click, b = _imports_click(slow, vault20, tmp_path)
-        assert used_click, f"{slow} was expected to go through click"
+    for one, other in spellings:
+        used_click, a = _imports_click(one, vault20, tmp_path)
+        assert not used_click, f"{one} imported click"
+        used_click, b = _imports_click(other, vault20, tmp_path)
+        assert not used_click, f"{other} imported click"
         assert a.returncode == b.returncode == 0, (a.stderr[-500:], b.stderr[-500:])
-        assert a.stdout == b.stdout, (fast, slow)
+        assert a.stdout == b.stdout, (one, other)
     expected = f"{SECRETS['SECRET_00']}|{SECRETS['SECRET_01']}|"
-    assert _imports_click(fast_forms[1], vault20, tmp_path)[1].stdout == expected
+    assert _imports_click(spellings[1][1], vault20, tmp_path)[1].stdout == expected
 
     # Errors and exit statuses agree too.
     pairs = [
@@ -391,10 +392,27 @@ def test_fast_path_and_click_path(vault20: dict[str, str], tmp_path: Path) -> No
         (["run", "--", "no-such-cmd-xyz"], ["run", "no-such-cmd-xyz"], 127),
         (["run", "-e", "nope", "--", "true"], ["run", "-enope", "true"], 3),
     ]
-    for fast, slow, code in pairs:
-        _, a = _imports_click(fast, vault20, tmp_path)
-        _, b = _imports_click(slow, vault20, tmp_path)
-        assert a.returncode == b.returncode == code, (fast, a.returncode, slow, b.returncode)
+    for one, other, code in pairs:
+        _, a = _imports_click(one, vault20, tmp_path)
+        _, b = _imports_click(other, vault20, tmp_path)
+        assert a.returncode == b.returncode == code, (one, a.returncode, other, b.returncode)
+
+
+def test_a_malformed_run_line_is_a_usage_error_from_click(
+    vault20: dict[str, str], tmp_path: Path
+) -> None:
+    for args, message in [
+        (["run"], "Missing argument 'COMMAND...'."),
+        (["run", "--only"], "Option '--only' requires an argument."),
+        (["run", "--watch=yes", "true"], "Option '--watch' does not take a value."),
+        (["run", "--mount-format", "xml", "true"], "'xml' is not one of 'dotenv', 'json'."),
+    ]:
+        used_click, proc = _imports_click(args, vault20, tmp_path)
+        assert used_click, args
+        assert proc.returncode == 2, (args, proc.stderr[-500:])
+        lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        assert lines[-1].startswith("Error: ") and lines[-1].endswith(message), (args, lines)
+        assert "Usage: sealbox run [OPTIONS] COMMAND..." in proc.stderr
 
 
 def test_run_help_goes_to_click(vault20: dict[str, str], tmp_path: Path) -> None:

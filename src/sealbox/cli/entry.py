@@ -1,86 +1,24 @@
-"""Console-script entry point.
+"""Console-script entry point, and the one place the CLI turns errors into exit statuses.
 
 ``sealbox run`` is the everyday path and has a start-up budget (DESIGN.md: ≤ 100 ms for
-the whole process), so its common forms are parsed here without importing click (about
-20 ms). Anything else — help, an unknown option, a malformed line — goes to the full
-click CLI, which gives the same behaviour and the usual error messages.
+the whole process), so a ``run`` line is parsed here by :mod:`sealbox.cli.run_args` (the
+only parser of ``run``) without importing click (about 20 ms). Help and a malformed line
+go to the full click CLI, which shows them from the same option table.
 """
 
 from __future__ import annotations
 
 import sys
-
-_VALUE_OPTS = {
-    "--project": "project",
-    "-p": "project",
-    "--env": "env",
-    "-e": "env",
-    "--only": "only",
-    "--on-change": "on_change",
-    "--grace": "grace",
-    "--mount": "mount",
-    "--mount-format": "mount_format",
-}
-_FLAG_OPTS = {
-    "--preserve-env": "preserve_env",
-    "--prefer-offline": "prefer_offline",
-    "--watch": "watch",
-    "--env-too": "env_too",
-}
+from collections.abc import Callable
 
 
-def parse_run_args(args: list[str]) -> dict[str, object] | None:
-    """Options and command of ``run ARGS``, or None to let click handle the line."""
-    opts: dict[str, object] = {key: None for key in _VALUE_OPTS.values()}
-    opts.update({key: False for key in _FLAG_OPTS.values()})
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            command = args[i + 1 :]
-            if not command:
-                return None
-            opts["command"] = command
-            return opts
-        if arg in _FLAG_OPTS:
-            opts[_FLAG_OPTS[arg]] = True
-            i += 1
-            continue
-        key, sep, value = arg.partition("=")
-        if key in _VALUE_OPTS and key.startswith("--") and sep:
-            opts[_VALUE_OPTS[key]] = value
-            i += 1
-            continue
-        if arg in _VALUE_OPTS and i + 1 < len(args) and not args[i + 1].startswith("-"):
-            opts[_VALUE_OPTS[arg]] = args[i + 1]
-            i += 2
-            continue
-        return None
-    return None
-
-
-def fast_run(args: list[str]) -> int | None:
-    parsed = parse_run_args(args)
-    if parsed is None:
-        return None
-    from sealbox.cli.run_core import run_command
+def guarded(action: Callable[[], int]) -> int:
+    """``action()``'s exit status; a :class:`~sealbox.errors.SealboxError` becomes its
+    message on stderr and its status (:mod:`sealbox.cli.exit_codes`), Ctrl-C becomes 130."""
     from sealbox.errors import SealboxError
 
     try:
-        return run_command(
-            project=parsed["project"],  # type: ignore[arg-type]
-            env=parsed["env"],  # type: ignore[arg-type]
-            only=parsed["only"],  # type: ignore[arg-type]
-            preserve_env=bool(parsed["preserve_env"]),
-            command=list(parsed["command"]),  # type: ignore[call-overload]
-            prefer_offline=bool(parsed["prefer_offline"]),
-            watch=bool(parsed["watch"]),
-            on_change=parsed["on_change"],  # type: ignore[arg-type]
-            grace=parsed["grace"],  # type: ignore[arg-type]
-            mount=parsed["mount"],  # type: ignore[arg-type]
-            mount_format=parsed["mount_format"],  # type: ignore[arg-type]
-            env_too=bool(parsed["env_too"]),
-        )
+        return action()
     except SealboxError as exc:
         from sealbox.cli.exit_codes import exit_status
         from sealbox.cli.hints import CLI_HINTS
@@ -90,6 +28,21 @@ def fast_run(args: list[str]) -> int | None:
     except KeyboardInterrupt:
         print("sealbox: interrupted", file=sys.stderr)
         return 130
+
+
+def fast_run(args: list[str]) -> int | None:
+    """``sealbox run ARGS`` without click, or None when click must show help or an error."""
+    from sealbox.cli.run_args import RunUsageError, parse_run_args
+
+    try:
+        parsed = parse_run_args(args)
+    except RunUsageError:
+        return None
+    if parsed.help:
+        return None
+    from sealbox.cli.run_core import run_command
+
+    return guarded(lambda: run_command(parsed))
 
 
 def entrypoint() -> None:

@@ -1,9 +1,9 @@
 """Entry point and command group of the ``sealbox`` CLI.
 
 Subcommands are loaded lazily so that the everyday ``sealbox run`` imports only what it
-needs (start-up time is part of its budget). This module is also the one place that turns
-a :class:`~sealbox.errors.SealboxError` into its exit status (through the table in
-:mod:`sealbox.cli.exit_codes`) and its message, with the CLI's hints (:mod:`sealbox.cli.hints`).
+needs (start-up time is part of its budget). Errors become exit statuses and messages in
+one place, :func:`sealbox.cli.entry.guarded`, with the table of :mod:`sealbox.cli.exit_codes`
+and the CLI's hints (:mod:`sealbox.cli.hints`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import Any
 
 import click
 
-from sealbox import errors
+from sealbox.cli.entry import guarded
 from sealbox.cli.exit_codes import EXIT_STATUS, exit_status
-from sealbox.cli.hints import CLI_HINTS
 
 __all__ = ["EXIT_STATUS", "cli", "exit_status", "main"]
 
@@ -107,11 +106,12 @@ def cli(audit_fail_open: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status (used by tests and the console script)."""
+    return guarded(lambda: _click_main(argv))
+
+
+def _click_main(argv: list[str] | None) -> int:
     try:
         result: Any = cli.main(args=argv, prog_name="sealbox", standalone_mode=False)
-    except errors.SealboxError as exc:
-        click.echo(f"sealbox: error: {exc.diagnostics(CLI_HINTS)}", err=True)
-        return exit_status(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -119,9 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.Abort:
         click.echo("sealbox: aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("sealbox: interrupted", err=True)
         return 130
     return result if isinstance(result, int) else 0
 

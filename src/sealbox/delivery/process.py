@@ -14,6 +14,13 @@ from sealbox.model import SecretValue
 
 #: Never handed to the child: each of these can open the whole vault.
 WITHHELD = ("SEALBOX_SESSION", "SEALBOX_PASSPHRASE", "SEALBOX_NEW_PASSPHRASE")
+#: Never handed to the child in remote mode: each can read every secret the caller can.
+WITHHELD_REMOTE = ("SEALBOX_TOKEN", "SEALBOX_PASSWORD")
+
+
+def parent_environment() -> dict[str, str]:
+    """This process's environment without the remote-mode credentials."""
+    return {k: v for k, v in os.environ.items() if k not in WITHHELD_REMOTE}
 
 
 def child_environment(
