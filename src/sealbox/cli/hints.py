@@ -29,6 +29,7 @@ CLI_HINTS: dict[str, str] = {
     "audit_verify_file": "--file verifies a local JSONL file: run it on the server's host",
     "accept_rejected_remote": "run `sealbox audit verify --accept-rejected FILE` there",
     "run_command": "use `sealbox run -- COMMAND [ARGS…]`",
+    "mount_spec": "--mount takes a file name (placed on tmpfs) or an absolute path",
     "audit_sinks": (
         "free disk space or fix the audit sinks ([audit] sinks in config.toml); "
         "--audit-fail-open exists for development only"

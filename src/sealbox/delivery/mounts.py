@@ -41,7 +41,10 @@ class MountedFile:
         else:
             if "/" in spec or spec in ("", ".", ".."):
                 raise InvalidInput(
-                    f"--mount {spec[:80]!r}: give a file name (placed on tmpfs) or an absolute path"
+                    f"secrets file {spec[:80]!r}: give a file name (placed on tmpfs) or an"
+                    " absolute path",
+                    hint="a bare file name or an absolute path",
+                    hint_key="mount_spec",
                 )
             base, in_memory = tmpfs_base()
             if not in_memory:
