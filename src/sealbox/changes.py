@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     import threading
+
+
+class ChangeEvent(NamedTuple):
+    """A secret changed (for live updates). Names and versions only, never a value."""
+
+    project: str
+    env: str
+    name: str
+    version: int | None
+    op: str  # write | rollback | delete | undelete | purge
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.env}/{self.name}"
 
 
 def encode_change(

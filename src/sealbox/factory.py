@@ -253,7 +253,7 @@ def connect(
     from sealbox.client.client import DEFAULT_OFFLINE_MAX_AGE, Client
     from sealbox.client.credentials import load_token
     from sealbox.errors import AuthenticationFailed
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     home = resolve_home(home, env)
     token = env.get("SEALBOX_TOKEN") or load_token(home, addr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sealbox.errors import InvalidInput
@@ -236,3 +236,18 @@ class Secret(NamedTuple):
     version: int
     value: SecretValue
     created_at: datetime
+
+
+META_FIELDS = frozenset(SecretMeta._fields)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``8h``, ``30m``, ``45s`` or ``2w``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise InvalidInput(f"invalid duration {text!r}: use a number and s, m, h, d or w (e.g. 8h)")
+    seconds = int(text[:-1]) * units[text[-1]]
+    if seconds <= 0:
+        raise InvalidInput("a duration must be positive")
+    return timedelta(seconds=seconds)

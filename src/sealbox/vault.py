@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.audit.recorder import Actor, AuditRecorder, Touched
 from sealbox.auth.policy import Capability
 from sealbox.auth.principal import Principal, local_owner
+from sealbox.changes import ChangeEvent
 from sealbox.crypto import envelope
 from sealbox.errors import (
     AccessDenied,
@@ -30,6 +31,7 @@ from sealbox.kms.interface import KeyProvider
 from sealbox.model import (
     DEFAULT_ENVIRONMENTS,
     MAX_VALUE_BYTES,
+    META_FIELDS,
     Classification,
     Secret,
     SecretInfo,
@@ -75,23 +77,6 @@ class ValueMatch(NamedTuple):
     candidate: int
     path: str
     version: int
-
-
-META_FIELDS = frozenset(SecretMeta._fields)
-
-
-class ChangeEvent(NamedTuple):
-    """A secret changed (for live updates). Names and versions only, never a value."""
-
-    project: str
-    env: str
-    name: str
-    version: int | None
-    op: str  # write | rollback | delete | undelete | purge
-
-    @property
-    def path(self) -> str:
-        return f"{self.project}/{self.env}/{self.name}"
 
 
 ChangeObserver = Callable[[ChangeEvent], None]
@@ -954,15 +939,3 @@ class Vault:
             )
             for name, evs in sorted(by.items())
         ]
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90d``, ``8h``, ``30m``, ``45s`` or ``2w``."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    text = text.strip().lower()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise InvalidInput(f"invalid duration {text!r}: use a number and s, m, h, d or w (e.g. 8h)")
-    seconds = int(text[:-1]) * units[text[-1]]
-    if seconds <= 0:
-        raise InvalidInput("a duration must be positive")
-    return timedelta(seconds=seconds)

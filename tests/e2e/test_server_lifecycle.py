@@ -215,8 +215,8 @@ def test_server_with_two_workers(env: dict[str, str]) -> None:
     the other worker served, and always one by the CLI, which no worker served."""
     import queue
 
+    from sealbox.changes import ChangeEvent
     from sealbox.client import Client
-    from sealbox.vault import ChangeEvent
 
     token = init_admin(env)
     h = {"Authorization": f"Bearer {token}"}

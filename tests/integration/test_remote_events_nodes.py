@@ -21,13 +21,13 @@ import pytest
 from tests.pg import throwaway_database
 from tests.unit.client.live import make_vault, serving
 
+from sealbox.changes import ChangeEvent
 from sealbox.client import Client
 from sealbox.factory import open_vault
 from sealbox.model import SecretRef, SecretValue
 from sealbox.server.app import create_app
 from sealbox.server.events import ChangeHub
 from sealbox.server.settings import ServerSettings
-from sealbox.vault import ChangeEvent
 
 BOUND = 10.0
 REF = SecretRef("payments", "prod", "DB_PASSWORD")

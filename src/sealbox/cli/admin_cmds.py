@@ -15,7 +15,7 @@ from sealbox.errors import InvalidInput
 def _duration(text: str | None) -> Any:
     if text is None:
         return None
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     return parse_duration(text)
 

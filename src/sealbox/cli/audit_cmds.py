@@ -22,7 +22,7 @@ def _when(text: str | None, option: str) -> datetime | None:
     """An ISO time, or a duration (``24h``, ``7d``) meaning that long ago."""
     if text is None:
         return None
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     try:
         moment = datetime.fromisoformat(text)

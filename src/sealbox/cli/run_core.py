@@ -98,7 +98,7 @@ def _parse_action(text: str) -> int | None:
 
 
 def _parse_grace(text: str) -> float:
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     return parse_duration(text).total_seconds()
 

@@ -333,7 +333,7 @@ def meta_cmd(
     as_json: bool,
 ) -> None:
     """Show or change NAME's inventory metadata (not secret)."""
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     ref = secret_ref(name, project, env)
     changes: dict[str, Any] = {}

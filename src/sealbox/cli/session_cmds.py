@@ -27,7 +27,7 @@ def unlock(duration: str) -> None:
     set and unexpired, commands need no passphrase. `sealbox lock` ends every session.
     """
     from sealbox.factory import unlock as _unlock
-    from sealbox.vault import parse_duration
+    from sealbox.model import parse_duration
 
     env = {k: v for k, v in os.environ.items() if k != "SEALBOX_SESSION"}
     token, expires = _unlock(ttl=parse_duration(duration), env=env, prompt=tty_prompt())

@@ -47,9 +47,9 @@ if TYPE_CHECKING:
     from sealbox.auth.policy import Decision, Policy
     from sealbox.auth.service import IdentityInfo, TokenInfo
     from sealbox.auth.tokens import NewToken
+    from sealbox.changes import ChangeEvent
     from sealbox.client.watch import Watch
     from sealbox.storage.rows import CheckpointRow
-    from sealbox.vault import ChangeEvent
 
 
 def _log() -> Any:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sealbox.changes import ChangeEvent
 from sealbox.client.transport import Reply, Transport, path_of
 from sealbox.errors import (
     AccessDenied,
@@ -28,7 +29,6 @@ from sealbox.errors import (
     NotFound,
     SealboxError,
 )
-from sealbox.vault import ChangeEvent
 
 log = logging.getLogger("sealbox.client")
 

@@ -34,11 +34,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sealbox.auth.policy import Capability
-from sealbox.changes import ChangeFeed, decode_change, encode_change
+from sealbox.changes import ChangeEvent, ChangeFeed, decode_change, encode_change
 from sealbox.errors import SealboxError
 from sealbox.server.errors import public_message
 from sealbox.server.http import caller, state, token_of
-from sealbox.vault import ChangeEvent, Vault
+from sealbox.vault import Vault
 
 log = logging.getLogger("sealbox.server.events")
 

@@ -32,10 +32,9 @@ from starlette.routing import BaseRoute, Route
 from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
 from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
 from sealbox.auth.service import BUILTIN
-from sealbox.model import MAX_NAME, SCOPE_RE, Classification
+from sealbox.model import MAX_NAME, META_FIELDS, SCOPE_RE, Classification
 from sealbox.server.errors import HTTP_STATUS
 from sealbox.server.routes_kv import MERGE_PATCH, RESERVED_MOUNTS, is_compat_path
-from sealbox.vault import META_FIELDS
 
 Schema = dict[str, Any]
 

@@ -17,9 +17,9 @@ from starlette.routing import Route
 from sealbox.auth.policy import parse_policy
 from sealbox.auth.service import IdentityInfo, TokenInfo
 from sealbox.errors import InvalidInput
+from sealbox.model import parse_duration
 from sealbox.server.bodies import Kind, typed_body
 from sealbox.server.http import caller, json_body, json_response, no_content, query_flag, state
-from sealbox.vault import parse_duration
 
 
 def identity_json(info: IdentityInfo) -> dict[str, Any]:

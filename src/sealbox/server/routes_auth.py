@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from sealbox.audit.recorder import Actor
 from sealbox.auth.tokens import NewToken
+from sealbox.model import parse_duration
 from sealbox.server.bodies import Kind, typed_body
 from sealbox.server.http import (
     caller,
@@ -17,7 +18,6 @@ from sealbox.server.http import (
     state,
     token_of,
 )
-from sealbox.vault import parse_duration
 
 
 def _issued(request: Request, token: NewToken) -> Response:

@@ -30,7 +30,7 @@ from sealbox.errors import (
     InvalidInput,
     NotFound,
 )
-from sealbox.model import SecretInfo, SecretRef, SecretValue
+from sealbox.model import META_FIELDS, SecretInfo, SecretRef, SecretValue
 from sealbox.server import kv_names
 from sealbox.server.auth import Caller
 from sealbox.server.errors import UnsupportedMediaType
@@ -46,7 +46,6 @@ from sealbox.server.http import (
     state,
 )
 from sealbox.server.routes_native import meta_changes
-from sealbox.vault import META_FIELDS
 
 KV_TAG = "kv2"
 MERGE_PATCH = "application/merge-patch+json"

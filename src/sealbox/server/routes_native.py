@@ -15,7 +15,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.errors import InvalidInput
-from sealbox.model import DEFAULT_ENVIRONMENTS, SecretInfo, SecretMeta, SecretRef, SecretValue
+from sealbox.model import (
+    DEFAULT_ENVIRONMENTS,
+    META_FIELDS,
+    SecretInfo,
+    SecretMeta,
+    SecretRef,
+    SecretValue,
+)
 from sealbox.server.auth import Caller
 from sealbox.server.http import (
     caller,
@@ -28,7 +35,6 @@ from sealbox.server.http import (
     query_int,
     want_str,
 )
-from sealbox.vault import META_FIELDS
 
 PURPOSES = ("run", "export", "reveal")
 

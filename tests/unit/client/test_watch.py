@@ -13,12 +13,12 @@ import pytest
 from tests.unit.client.live import live_server, serving
 
 from sealbox import errors
+from sealbox.changes import ChangeEvent
 from sealbox.client import Client
 from sealbox.client.watch import parse_sse
 from sealbox.model import SecretRef, SecretValue
 from sealbox.server.app import create_app
 from sealbox.server.settings import ServerSettings
-from sealbox.vault import ChangeEvent
 
 REF = SecretRef("payments", "dev", "DB_URL")
 BOUND = 10.0  # generous: the goal is well under a second
