@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from sealbox.api import VaultAPI
-from sealbox.audit.recorder import Actor, AuditRecorder
+from sealbox.audit.recorder import AuditRecorder
+from sealbox.caller import Actor
 from sealbox.config import VaultConfig, default_home, load_config, save_config
 from sealbox.errors import (
     AlreadyExists,

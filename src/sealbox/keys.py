@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from sealbox.errors import AuthenticationFailed, InvalidInput, SealboxError
 
 if TYPE_CHECKING:
-    from sealbox.audit.recorder import Actor, AuditRecorder
+    from sealbox.audit.recorder import AuditRecorder
+    from sealbox.caller import Actor
     from sealbox.kms.interface import KeyProvider, Unlocker
     from sealbox.storage.interface import Storage
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sealbox.audit.recorder import Actor, AuditRecorder, Touched
+from sealbox.audit.recorder import AuditRecorder, Touched
 from sealbox.auth.policy import Capability
 from sealbox.auth.principal import Principal, local_owner
+from sealbox.caller import Actor
 from sealbox.changes import ChangeEvent
 from sealbox.crypto import envelope
 from sealbox.errors import (

@@ -12,9 +12,10 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sealbox.audit.events import AuditKeys, Event, Fields, checkpoint_message, event_from_fields
+from sealbox.caller import Actor
 from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 
 if TYPE_CHECKING:
@@ -41,24 +42,6 @@ CHECKPOINT_EVERY = 1000
 DEFAULT_NODE = "local"
 #: Value HMACs remembered (per secret version; see ``_value_hmac``).
 HMAC_CACHE = 4096
-
-
-class Actor(NamedTuple):
-    """Who is acting and through which front end.
-
-    ``Actor(identity, source)`` stays valid: every other field has a default.
-    """
-
-    identity: str
-    source: str  # the kind of front end: cli | api | sdk | scheduler | ci
-    identity_id: str = ""
-    auth_method: str = ""
-    token_accessor: str | None = None
-    remote_addr: str | None = None
-    user_agent: str | None = None
-    hostname: str | None = None
-    pid: int | None = None
-    request_id: str | None = None
 
 
 #: (path, version, value) of a secret version an operation touched; the value is only

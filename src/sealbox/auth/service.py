@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sealbox.audit.recorder import Actor, AuditRecorder
+from sealbox.audit.recorder import AuditRecorder
 from sealbox.auth import passwords, tokens
 from sealbox.auth.policy import (
     POLICY_NAME_RE,
@@ -28,6 +28,7 @@ from sealbox.auth.policy import (
     policy_from_json,
 )
 from sealbox.auth.principal import Principal
+from sealbox.caller import Actor
 from sealbox.errors import (
     AccessDenied,
     AlreadyExists,

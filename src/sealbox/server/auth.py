@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sealbox.audit.recorder import Actor
 from sealbox.auth.principal import Principal
+from sealbox.caller import Actor
 from sealbox.errors import AuthenticationFailed
 from sealbox.server.errors import TooManyRequests
 from sealbox.vault import Vault

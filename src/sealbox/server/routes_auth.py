@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sealbox.audit.recorder import Actor
 from sealbox.auth.tokens import NewToken
+from sealbox.caller import Actor
 from sealbox.model import parse_duration
 from sealbox.server.bodies import Kind, typed_body
 from sealbox.server.http import (

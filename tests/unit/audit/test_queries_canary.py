@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tests.unit.audit.conftest import OpenVault
 
-from sealbox.audit.recorder import Actor
 from sealbox.auth.policy import parse_policy
+from sealbox.caller import Actor
 from sealbox.errors import AccessDenied, SealboxError
 from sealbox.model import SecretRef, SecretValue
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sealbox import factory
-from sealbox.audit.recorder import Actor
 from sealbox.auth.policy import Capability, parse_policy
+from sealbox.caller import Actor
 from sealbox.errors import AccessDenied, Conflict, InvalidInput, KeyProviderError, Sealed
 from sealbox.kms.master import UnlockMethod
 from sealbox.vault import Vault

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from sealbox import factory
-from sealbox.audit.recorder import Actor
 from sealbox.auth.policy import parse_policy
 from sealbox.auth.service import Accounts, Authenticator
+from sealbox.caller import Actor
 from sealbox.errors import AccessDenied, AuthenticationFailed, InvalidInput
 from sealbox.kms.master import UnlockMethod
 from sealbox.storage.rows import TokenRow

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sealbox import factory
-from sealbox.audit.recorder import Actor
 from sealbox.auth import passwords, tokens
 from sealbox.auth.policy import parse_policy
 from sealbox.auth.service import Authenticator, bootstrap_admin
+from sealbox.caller import Actor
 from sealbox.errors import AccessDenied, AlreadyExists, AuthenticationFailed, InvalidInput, NotFound
 from sealbox.kms.master import UnlockMethod
 from sealbox.model import SecretRef, SecretValue

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sealbox import factory
-from sealbox.audit.recorder import Actor
+from sealbox.caller import Actor
 from sealbox.errors import AuthenticationFailed
 from sealbox.kms.master import UnlockMethod
 from sealbox.server.auth import TokenCache
