@@ -261,7 +261,9 @@ def connect(
     if not token:
         raise AuthenticationFailed(
             f"remote mode (SEALBOX_ADDR={addr[:100]}) but no token",
-            hint=f"run `sealbox login --addr {addr[:100]}`, or set SEALBOX_TOKEN",
+            hint="log in to the server first, or set SEALBOX_TOKEN",
+            hint_key="login_addr",
+            hint_args={"addr": addr[:100]},
         )
     raw_age = env.get("SEALBOX_OFFLINE_MAX_AGE")
     max_age = parse_duration(raw_age) if raw_age else DEFAULT_OFFLINE_MAX_AGE

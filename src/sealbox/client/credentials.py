@@ -48,7 +48,8 @@ def _load(home: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise InvalidInput(
             f"cannot read {path}: {getattr(exc, 'strerror', None) or type(exc).__name__}",
-            hint="delete it and run `sealbox login` again",
+            hint="delete it and log in again",
+            hint_key="login_again",
         ) from None
     servers = data.get("servers") if isinstance(data, dict) else None
     return servers if isinstance(servers, dict) else {}

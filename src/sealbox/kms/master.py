@@ -94,7 +94,8 @@ def keyring_store(vault_id: str, key: bytes) -> None:
     except Exception as exc:
         raise KeyProviderError(
             f"the OS keyring refused to store the key ({type(exc).__name__})",
-            hint="no keyring backend here? use --key-file or a passphrase instead",
+            hint="no keyring backend here? use a key file or a passphrase instead",
+            hint_key="keyring_refused",
         ) from None
 
 
@@ -133,7 +134,9 @@ class SessionToken(NamedTuple):
     @classmethod
     def parse(cls, value: str) -> SessionToken:
         bad = AuthenticationFailed(
-            "SEALBOX_SESSION is not a valid session", hint="run `sealbox unlock` again"
+            "SEALBOX_SESSION is not a valid session",
+            hint="unlock the vault again",
+            hint_key="unlock_again",
         )
         if not value.startswith(SESSION_PREFIX):
             raise bad
@@ -171,9 +174,13 @@ def open_session(
     vault_id: str, token: SessionToken, row: SessionRow | None, now: datetime
 ) -> bytes:
     if row is None:
-        raise Sealed("the unlock session has ended", hint="run `eval $(sealbox unlock)` again")
+        raise Sealed(
+            "the unlock session has ended", hint="unlock the vault again", hint_key="unlock_again"
+        )
     if datetime.fromisoformat(row.expires_at) <= now:
-        raise Sealed("the unlock session has expired", hint="run `eval $(sealbox unlock)` again")
+        raise Sealed(
+            "the unlock session has expired", hint="unlock the vault again", hint_key="unlock_again"
+        )
     key = kdf.derive_subkey(token.secret, b"sealbox/session/" + token.session_id.encode())
     try:
         return aead.decrypt(
@@ -185,7 +192,8 @@ def open_session(
     except IntegrityError:
         raise AuthenticationFailed(
             "SEALBOX_SESSION does not match this vault's session",
-            hint="run `eval $(sealbox unlock)` again",
+            hint="unlock the vault again",
+            hint_key="unlock_again",
         ) from None
 
 
@@ -197,6 +205,7 @@ def passphrase_from(env: Mapping[str, str], prompt: PassphrasePrompt | None, lab
     if prompt is None:
         raise Sealed(
             "the vault is locked",
-            hint="run `eval $(sealbox unlock)`, or set SEALBOX_PASSPHRASE for non-interactive use",
+            hint="unlock the vault, or set SEALBOX_PASSPHRASE for non-interactive use",
+            hint_key="unlock",
         )
     return prompt(label)
