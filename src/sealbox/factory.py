@@ -160,11 +160,38 @@ def init_vault(
         # whose key is lost.
         new_keys.keep_master(vault_id)
         store.initialise(vault_id, settings, kek_record, clock().isoformat())
+        cfg = VaultConfig(home, storage_url, key_file)
+        _record_init(cfg, store, env, provider, vault_id, clock, method)
     finally:
         store.close()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    save_config(VaultConfig(home, storage_url, key_file))
+    save_config(cfg)
     return InitResult(vault_id, home, storage_url, method, key_file)
+
+
+def _record_init(
+    cfg: VaultConfig,
+    store: Storage,
+    env: Mapping[str, str],
+    provider: KeyProvider,
+    vault_id: str,
+    clock: Clock,
+    method: UnlockMethod,
+) -> None:
+    """The chain's first event: who created the vault, where, protected how (DESIGN.md
+    invariant 2: every change of keys is audited, the first one too)."""
+    recorder = audit_recorder(cfg, store, env)
+    try:
+        recorder.use_keys(provider, vault_id)
+        recorder.record(
+            at=clock().isoformat(),
+            actor=Actor(_identity(), "cli", hostname=os.uname().nodename, pid=os.getpid()),
+            operation="init",
+            path="sys/vault",
+            reason=f"{store.description}; unlock by {method.value}",
+        )
+    finally:
+        recorder.close()
 
 
 def _open(

@@ -13,6 +13,7 @@ key comes from) is the vault's :class:`~sealbox.kms.interface.Unlocker`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Audit operations and the path their events name.
 UNLOCK, LOCK, PASSPHRASE_CHANGE = "unlock", "lock", "passphrase.change"
+#: A long-running process (a server, a worker) loaded the master key for its lifetime.
+KEYS_LOAD = "keys.load"
 SESSIONS_PATH, KEYS_PATH = "sys/sessions", "sys/keys"
 
 MIN_SESSION_TTL = timedelta(seconds=1)
@@ -119,6 +122,14 @@ class KeyOps:
                 audit_head=self._audit.head_for(self._clock().isoformat()),
             )
         return token.encode(), row.expires_at
+
+    def load(self, purpose: str) -> None:
+        """Load the key provider for this process's lifetime (a server must not start
+        sealed), recording which process now holds the master key and why."""
+        with self._audited(KEYS_LOAD, KEYS_PATH):
+            self._use(self._unlocker.key_provider())
+            self._record(KEYS_LOAD, KEYS_PATH, reason=f"{purpose} (pid {os.getpid()})")
+        self._audit.flush()
 
     def lock(self) -> int:
         """End every unlock session of the vault; returns how many there were.

@@ -118,7 +118,7 @@ def test_server_serves_and_stops_on_sigterm(env: dict[str, str]) -> None:
         assert httpx2.get(f"{url}/v1/sys/health").json()["status"] == "ok"
         assert httpx2.post(f"{url}/v1/projects", json={"name": "web"}, headers=h).status_code == 201
         r = httpx2.put(f"{url}/v1/secrets/web/dev/TOKEN", json={"value": "v1"}, headers=h)
-        assert r.json()["version"] == 1
+        assert r.json().get("version") == 1, r.text
         assert httpx2.get(f"{url}/v1/secrets/web/dev/TOKEN", headers=h).json()["value"] == "v1"
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)

@@ -93,3 +93,37 @@ def test_a_new_vaults_keys_print_without_the_master_key(tmp_path: Path) -> None:
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
     with pytest.raises(InvalidInput, match="passphrase is required"):
         NewLocalKeys(UnlockMethod.PASSPHRASE, passphrase="", key_file=None)
+
+
+def test_init_is_the_first_event_of_the_chain_and_keyed(home: Path) -> None:
+    with sqlite3.connect(home / "vault.db") as conn:
+        first = conn.execute(
+            "SELECT seq, operation, path, outcome, reason FROM sb_audit ORDER BY seq LIMIT 1"
+        ).fetchone()
+    assert first[:4] == (1, "init", "sys/vault", "allowed")
+    assert "unlock by passphrase" in first[4] and PASSPHRASE not in first[4]
+    vault = factory.open_vault(home=home, env=ENV)
+    try:
+        vault.open_keys()
+        assert vault.audit_verify().findings == []
+    finally:
+        vault.close()
+
+
+def test_a_server_loading_its_keys_at_start_leaves_an_event(home: Path) -> None:
+    from sealbox.server.run import open_server_vault
+    from sealbox.server.settings import ServerSettings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEALBOX_HOME", str(home))
+        mp.setenv("SEALBOX_PASSPHRASE", PASSPHRASE)
+        open_server_vault(ServerSettings(), supervisor=True).close()
+        open_server_vault(ServerSettings()).close()  # a worker: the supervisor recorded it
+        mp.setenv("SEALBOX_PASSPHRASE", "not the passphrase")
+        with pytest.raises(Exception, match="passphrase"):
+            open_server_vault(ServerSettings(), supervisor=True)
+    events = _events(home, "keys.load")
+    assert events[0][0] == "allowed" and events[0][1].startswith(
+        "server start on 127.0.0.1:8200 (pid "
+    )
+    assert events[1:] == [("denied", "bad credentials")]

@@ -38,13 +38,22 @@ def http_protocol(name: str) -> Any:
     return name
 
 
-def open_server_vault(settings: ServerSettings) -> Any:
-    """The configured vault with its keys loaded, or a Sealed/NotInitialised error."""
+def open_server_vault(settings: ServerSettings, *, supervisor: bool = False) -> Any:
+    """The configured vault with its keys loaded, or a Sealed/NotInitialised error.
+
+    The supervising process records the load for the whole server (its workers load the
+    same keys from the same settings right after): events from every worker at once would
+    contend for the database with the first requests.
+    """
     from sealbox.factory import open_vault
 
     vault = open_vault(source="api", prompt=None, audit_node=settings.node)
     try:
-        vault.open_keys()
+        if supervisor:
+            workers = f", {settings.processes} worker processes" if settings.processes > 1 else ""
+            vault.keys.load(f"server start on {settings.address}{workers}")
+        else:
+            vault.open_keys()
     except BaseException:
         vault.close()
         raise
@@ -144,7 +153,8 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
 
     logs.configure(settings.log_level)
     configure_protocol(settings)
-    vault = open_server_vault(settings)  # fail fast, in the parent, with one clear line
+    # Fail fast, in the parent, with one clear line.
+    vault = open_server_vault(settings, supervisor=True)
     try:
         sock = bind(settings.host, settings.port)  # a busy address fails before anything runs
     except BaseException:

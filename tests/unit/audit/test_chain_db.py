@@ -67,10 +67,10 @@ def test_modified_event_is_found_at_its_row(make_vault: OpenVault, home: Path) -
     with _db(home) as conn:
         conn.execute(
             "UPDATE sb_audit SET event = replace(event, '\"reveal\"', '\"list\"'),"
-            " operation = 'list' WHERE seq = 5"
+            " operation = 'list' WHERE seq = 6"
         )
     [finding] = _findings(make_vault)
-    assert "(seq 5)" in finding and "event seq 5 modified" in finding
+    assert "(seq 6)" in finding and "event seq 6 modified" in finding
 
 
 def test_a_column_edited_alone_is_found(make_vault: OpenVault, home: Path) -> None:
@@ -155,7 +155,7 @@ def test_chain_rewritten_without_the_key_is_found(make_vault: OpenVault, home: P
 
         for row in rows:
             event = json.loads(str(row[si + 1]))
-            if event["seq"] == 2:
+            if event["seq"] == 3:  # seq 1 is the vault's init
                 event["identity"]["name"] = "mallory"
             event["prev"] = prev
             event["link"] = "sha256"
@@ -168,7 +168,7 @@ def test_chain_rewritten_without_the_key_is_found(make_vault: OpenVault, home: P
         _rewrite(conn, new_rows)
         conn.execute("UPDATE sb_audit_heads SET hash = ?", (prev,))
     [finding] = _findings(make_vault)
-    assert "row 2 (seq 2): event seq 2 modified (unkeyed link" in finding  # the first write
+    assert "row 3 (seq 3): event seq 3 modified (unkeyed link" in finding  # the first write
 
 
 def test_missing_audit_key_is_a_clear_error(make_vault: OpenVault, home: Path) -> None:
