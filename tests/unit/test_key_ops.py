@@ -124,6 +124,6 @@ def test_a_server_loading_its_keys_at_start_leaves_an_event(home: Path) -> None:
             open_server_vault(ServerSettings(), supervisor=True)
     events = _events(home, "keys.load")
     assert events[0][0] == "allowed" and events[0][1].startswith(
-        "server start on 127.0.0.1:8200 (pid "
+        "server start on 127.0.0.1:8200, 2 worker processes (pid "
     )
     assert events[1:] == [("denied", "bad credentials")]
