@@ -148,7 +148,7 @@ class Client:
                 import os
 
                 from sealbox.client.cache import cache_dir as default_dir
-                from sealbox.config import default_home
+                from sealbox.files import default_home
 
                 cache_dir = default_dir(default_home(os.environ))
             self._disk = DiskCache(cache_dir, self._token, self._transport.where)
