@@ -88,7 +88,7 @@ def decode_destroyed(data: Any) -> int:
 
 
 # -- metadata, listings, history -----------------------------------------------------------
-def decode_meta_fields(data: Any) -> SecretMeta:
+def _meta_fields(data: Any) -> SecretMeta:
     """A ``meta`` object (:meth:`SecretMeta.to_dict`); null is empty metadata."""
     if data is None:
         return SecretMeta()
@@ -103,7 +103,7 @@ def encode_meta(ref: SecretRef, meta: SecretMeta) -> dict[str, Any]:
 
 
 def decode_meta(data: Any) -> SecretMeta:
-    return decode_meta_fields(field(obj(data), "meta"))
+    return _meta_fields(field(obj(data), "meta"))
 
 
 def encode_info(info: SecretInfo) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def decode_info(data: Any) -> SecretInfo:
         created_at=time(body, "created_at"),
         updated_at=time(body, "updated_at"),
         deleted_at=opt_time(body, "deleted_at"),
-        meta=decode_meta_fields(body.get("meta")),
+        meta=_meta_fields(body.get("meta")),
     )
 
 
