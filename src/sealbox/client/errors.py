@@ -3,6 +3,7 @@
 The server maps each error class to an HTTP status by its stable ``code`` and sends
 ``{"error": {"code", "message", "request_id"}}``; the client raises the same class again,
 so a caller (and the CLI's exit status) cannot tell a remote error from an embedded one.
+A reply of the wrong shape is a :class:`BadReply` (:func:`reading`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every handler resolves the caller (401 otherwise) and calls the caller's
 :class:`~sealbox.vault.Vault` view, which authorises and audits. Values leave a
-:class:`~sealbox.model.SecretValue` only here, when the response body is written.
+:class:`~sealbox.model.SecretValue` only when the response body is written, by the codecs
+of :mod:`sealbox.wire.secrets` (the SDK reads the answers with the same module).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ async def get_secret(request: Request) -> Response:
 
 
 def read_secret(who: Caller, ref: SecretRef, version: int | None, reveal: bool) -> dict[str, Any]:
-    """The body of a native read: one authorised, audited read; the value revealed here."""
+    """The body of a native read: one authorised, audited read; the value revealed in it."""
     return wire.encode_read(who.vault.get(ref, version=version, reveal=reveal))
 
 
