@@ -1,5 +1,11 @@
 """The one Protocol the embedded :class:`~sealbox.vault.Vault` and the remote SDK ``Client``
 both satisfy, so every CLI command works unchanged against either.
+
+It names only values of :mod:`sealbox.model` and :mod:`sealbox.wire`. It is the core's
+contract, which the adapters (CLI, delivery, integrations) program against; the SDK
+satisfies it structurally without importing it, and mypy checks both implementations where
+they are made: :func:`sealbox.factory.connect` returns a ``Client`` or a ``Vault`` as a
+``VaultAPI`` (``Client.accounts`` as its ``AccountsAPI``).
 """
 
 from __future__ import annotations
@@ -9,12 +15,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sealbox.audit.verify import Verification
-    from sealbox.auth.policy import Decision, Policy
-    from sealbox.auth.service import IdentityInfo, TokenInfo
-    from sealbox.auth.tokens import NewToken
-    from sealbox.model import Secret, SecretInfo, SecretMeta, SecretRef, SecretValue, VersionInfo
-    from sealbox.storage.rows import CheckpointRow
+    from sealbox.model import (
+        CheckpointRow,
+        Decision,
+        Policy,
+        Secret,
+        SecretInfo,
+        SecretMeta,
+        SecretRef,
+        SecretValue,
+        Verification,
+        VersionInfo,
+    )
+    from sealbox.wire.accounts import IdentityInfo, NewToken, TokenInfo
 
 
 class AccountsAPI(Protocol):

@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+# NOTE: re-exported: a change event is a model value the SDK returns too.
+from sealbox.model import ChangeEvent as ChangeEvent  # noqa: PLC0414
 
 if TYPE_CHECKING:
     import threading
-
-
-class ChangeEvent(NamedTuple):
-    """A secret changed (for live updates). Names and versions only, never a value."""
-
-    project: str
-    env: str
-    name: str
-    version: int | None
-    op: str  # write | rollback | delete | undelete | purge
-
-    @property
-    def path(self) -> str:
-        return f"{self.project}/{self.env}/{self.name}"
 
 
 def encode_change(

@@ -8,24 +8,20 @@ PostgreSQL DSN embeds a password, so it is written 0600). A directory's
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from sealbox.errors import InvalidInput
+
+# NOTE: re-exported: the core's modules import the file helpers from here.
+from sealbox.files import atomic_write as atomic_write  # noqa: PLC0414
+from sealbox.files import default_home as default_home  # noqa: PLC0414
 from sealbox.model import validate_scope
 
 CONFIG_NAME = "config.toml"
 PROJECT_FILE = "sealbox.toml"
-
-
-def default_home(env: Mapping[str, str]) -> Path:
-    if env.get("SEALBOX_HOME"):
-        return Path(env["SEALBOX_HOME"]).expanduser()
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sealbox"
 
 
 class AuditSettings(NamedTuple):
@@ -69,25 +65,6 @@ class VaultConfig(NamedTuple):
     @property
     def path(self) -> Path:
         return self.home / CONFIG_NAME
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file atomically with the given mode: temp file, fsync, rename, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _toml_str(value: str) -> str:

@@ -1,9 +1,14 @@
-"""Values of sealbox's data model: secret addresses, versions, metadata.
+"""Values of sealbox's data model: secret addresses, versions, metadata, change events,
+policies and the audit trail's answers.
 
 A secret lives at ``project/env/NAME``. Every write makes an immutable version; a
 secret's metadata (owner, purpose, classification, rotation, expiry…) is not secret and
 is what the inventory shows. :class:`SecretValue` wraps plaintext so that it prints as
 ``***`` unless revealed on purpose.
+
+The core, the storage layer and the SDK all name these values, so this is a leaf: it
+imports only :mod:`sealbox.errors` and the standard library (and none of it heavy: it is
+on ``sealbox run``'s path).
 """
 
 from __future__ import annotations
@@ -251,3 +256,96 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise InvalidInput("a duration must be positive")
     return timedelta(seconds=seconds)
+
+
+class ChangeEvent(NamedTuple):
+    """A secret changed (for live updates). Names and versions only, never a value."""
+
+    project: str
+    env: str
+    name: str
+    version: int | None
+    op: str  # write | rollback | delete | undelete | purge
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.env}/{self.name}"
+
+
+# -- access: the data shape of policies (the engine that decides is auth/policy.py) ------------
+class Capability(enum.StrEnum):
+    READ = "read"
+    LIST = "list"
+    WRITE = "write"
+    DELETE = "delete"
+    ROTATE = "rotate"
+    ADMIN = "admin"
+
+
+GRANTS = frozenset(Capability)
+#: The pseudo-capability that makes a rule refuse what it lists.
+DENY = "deny"
+
+
+class Rule(NamedTuple):
+    path: str
+    capabilities: frozenset[Capability]
+    deny: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        caps = sorted(c.value for c in self.capabilities)
+        return {"path": self.path, "capabilities": [*caps, DENY] if self.deny else caps}
+
+
+class Policy(NamedTuple):
+    name: str
+    rules: tuple[Rule, ...]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "rules": [r.to_dict() for r in self.rules],
+        }
+
+    def to_json(self) -> str:
+        import json  # NOTE: lazily, like hmac above: model.py is on `sealbox run`'s path
+
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+class Decision(NamedTuple):
+    allowed: bool
+    capability: Capability
+    path: str
+    policy: str | None
+    rule: Rule | None
+    reason: str
+
+    def explain(self) -> str:
+        verdict = "ALLOW" if self.allowed else "DENY"
+        return f"{verdict} {self.capability.value} on {self.path}: {self.reason}"
+
+
+# -- the audit trail's answers ------------------------------------------------------------------
+class Verification(NamedTuple):
+    """What ``audit verify`` found."""
+
+    findings: list[str]  # tampering: verify exits 7 on the first
+    notices: list[str]  # worth knowing, not tampering (crash-cut lines, unkeyed tails)
+    summary: list[str]
+
+
+class CheckpointRow(NamedTuple):
+    """A signed statement that a node's chain had ``hash`` at ``seq`` (stored as it is)."""
+
+    node: str
+    seq: int
+    hash: str
+    at: str
+    signature: str  # hex Ed25519 signature
+    key_id: str  # fingerprint of the public key
+    #: seq of the node's checkpoint before this one (0: the first); -1: a checkpoint from
+    #: before schema 7, which did not sign it.
+    prev_seq: int = -1

@@ -18,6 +18,9 @@ from sealbox.audit.events import (
     verify_chain,
 )
 from sealbox.crypto import macs
+
+# NOTE: re-exported: the result is a model value (the SDK returns it too).
+from sealbox.model import Verification as Verification  # noqa: PLC0414
 from sealbox.storage.rows import GENESIS, AuditQuery, AuditRow, CheckpointRow, HeadRow
 
 if TYPE_CHECKING:
@@ -40,12 +43,6 @@ _COLUMNS = (
     ("hash", ("hash",)),
     ("link", ("link",)),
 )
-
-
-class Verification(NamedTuple):
-    findings: list[str]  # tampering: verify exits 7 on the first
-    notices: list[str]  # worth knowing, not tampering (crash-cut lines, unkeyed tails)
-    summary: list[str]
 
 
 def _field(record: dict[str, object], keys: tuple[str, ...]) -> object:

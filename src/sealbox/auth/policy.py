@@ -11,30 +11,25 @@ every capability it lists (or all, when it lists only ``deny``), whatever else a
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from sealbox.errors import InvalidInput
 
+# NOTE: re-exported: the data shape of a policy is a model value (the SDK returns it too);
+# this module is the engine that parses and decides.
+from sealbox.model import DENY as DENY  # noqa: PLC0414
+from sealbox.model import GRANTS as GRANTS  # noqa: PLC0414
+from sealbox.model import Capability as Capability  # noqa: PLC0414
+from sealbox.model import Decision as Decision  # noqa: PLC0414
+from sealbox.model import Policy as Policy  # noqa: PLC0414
+from sealbox.model import Rule as Rule  # noqa: PLC0414
+
 POLICY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 PATH_PATTERN_RE = re.compile(r"[A-Za-z0-9_*?./-]{1,300}\Z")
-
-
-class Capability(enum.StrEnum):
-    READ = "read"
-    LIST = "list"
-    WRITE = "write"
-    DELETE = "delete"
-    ROTATE = "rotate"
-    ADMIN = "admin"
-
-
-GRANTS = frozenset(Capability)
-DENY = "deny"
 
 
 @lru_cache(maxsize=4096)
@@ -59,32 +54,6 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 def glob_match(pattern: str, path: str) -> bool:
     return _compile(pattern).match(path) is not None
-
-
-class Rule(NamedTuple):
-    path: str
-    capabilities: frozenset[Capability]
-    deny: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        caps = sorted(c.value for c in self.capabilities)
-        return {"path": self.path, "capabilities": [*caps, DENY] if self.deny else caps}
-
-
-class Policy(NamedTuple):
-    name: str
-    rules: tuple[Rule, ...]
-    description: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "rules": [r.to_dict() for r in self.rules],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def parse_policy(data: Any, *, source: str = "policy") -> Policy:
@@ -155,19 +124,6 @@ def parse_policy_text(text: str, *, fmt: str, source: str) -> Policy:
     except Exception as exc:
         raise InvalidInput(f"{source}: not valid {fmt}: {exc}") from None
     return parse_policy(data, source=source)
-
-
-class Decision(NamedTuple):
-    allowed: bool
-    capability: Capability
-    path: str
-    policy: str | None
-    rule: Rule | None
-    reason: str
-
-    def explain(self) -> str:
-        verdict = "ALLOW" if self.allowed else "DENY"
-        return f"{verdict} {self.capability.value} on {self.path}: {self.reason}"
 
 
 def decide(policies: Iterable[Policy], path: str, capability: Capability) -> Decision:

@@ -41,6 +41,10 @@ from sealbox.errors import (
 from sealbox.model import SCOPE_RE
 from sealbox.storage.rows import IdentityRow, SecretIdRow, TokenRow
 
+# NOTE: re-exported: the SDK returns these too, so they are defined with their codecs.
+from sealbox.wire.accounts import IdentityInfo as IdentityInfo  # noqa: PLC0414
+from sealbox.wire.accounts import TokenInfo as TokenInfo  # noqa: PLC0414
+
 if TYPE_CHECKING:
     from sealbox.storage.interface import Storage
 
@@ -52,34 +56,6 @@ LIMIT_MAX_TTL = timedelta(days=365)
 BUILTIN = {"root": ROOT_POLICY}
 #: A token tree deeper than this is refused (a child of a child of … a login token).
 MAX_TOKEN_DEPTH = 32
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """A token as listings show it: never the token, only its accessor."""
-
-    accessor: str
-    identity: str
-    policies: tuple[str, ...]
-    auth_method: str
-    created_at: str
-    expires_at: str
-    max_expires_at: str
-    revoked: bool
-    display: str
-    #: The accessor of the token that made this one; None for a root of the token tree.
-    parent: str | None = None
-
-
-@dataclass(frozen=True)
-class IdentityInfo:
-    id: str
-    name: str
-    kind: str
-    policies: tuple[str, ...]
-    role_id: str | None
-    created_at: str
-    disabled: bool
 
 
 def _identity_info(row: IdentityRow) -> IdentityInfo:

@@ -14,9 +14,12 @@ import hashlib
 import hmac
 import os
 import re
-from dataclasses import dataclass
 
 from sealbox.errors import AuthenticationFailed
+
+# NOTE: re-exported: a minted token is a value the SDK returns too (wire/accounts.py).
+from sealbox.wire.accounts import NewToken as NewToken  # noqa: PLC0414
+from sealbox.wire.accounts import token_hash as token_hash  # noqa: PLC0414
 
 TOKEN_RE = re.compile(r"sbx_([spr])_([A-Za-z0-9_-]{43})([A-Za-z0-9_-]{6})\Z")
 KINDS = {"s": "service", "p": "personal", "r": "recovery"}
@@ -30,18 +33,6 @@ def _check(prefix: str, body: str) -> str:
     return _b64(hashlib.sha256((prefix + body).encode()).digest()[:4])
 
 
-@dataclass(frozen=True)
-class NewToken:
-    """A freshly minted token: the value is shown once, only the hash is stored."""
-
-    value: str
-    hash: str
-    accessor: str
-
-    def __repr__(self) -> str:
-        return f"NewToken(accessor={self.accessor!r}, value='***')"
-
-
 def mint(kind: str = "s") -> NewToken:
     if kind not in KINDS:
         raise ValueError(f"unknown token kind {kind!r}")
@@ -49,10 +40,6 @@ def mint(kind: str = "s") -> NewToken:
     body = _b64(os.urandom(32))
     value = prefix + body + _check(prefix, body)
     return NewToken(value, token_hash(value), os.urandom(12).hex())
-
-
-def token_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def well_formed(value: str) -> bool:

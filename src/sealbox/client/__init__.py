@@ -3,6 +3,7 @@
 ``from sealbox import Client`` (loaded lazily, so ``import sealbox`` stays cheap).
 """
 
-from sealbox.client.client import Client, RemoteAccounts
+from sealbox.client.accounts import RemoteAccounts
+from sealbox.client.client import Client
 
 __all__ = ["Client", "RemoteAccounts"]

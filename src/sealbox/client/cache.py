@@ -112,8 +112,8 @@ class DiskCache:
 
     def put(self, key: str, entry: Entry) -> None:
         """Write atomically (0600); a failure to write the cache never fails the read."""
-        from sealbox.config import atomic_write
         from sealbox.crypto import aead
+        from sealbox.files import atomic_write
 
         plain = json.dumps({"data": entry.data, "fetched_at": entry.fetched_at}).encode()
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sealbox.client.cache import DiskCache, Entry, MemoryCache, describe_age, now
-from sealbox.client.errors import BadReply
+from sealbox.client.errors import BadReply, reading
 from sealbox.client.transport import Transport, path_of
 from sealbox.errors import (
     AuthenticationFailed,
@@ -31,25 +31,25 @@ from sealbox.errors import (
 from sealbox.model import (
     DEFAULT_ENVIRONMENTS,
     MAX_VALUE_BYTES,
+    ChangeEvent,
+    CheckpointRow,
     Secret,
     SecretInfo,
     SecretMeta,
     SecretRef,
     SecretValue,
     Stage,
+    Verification,
     VersionInfo,
     validate_name,
     validate_scope,
 )
+from sealbox.wire import audit as wire_audit
+from sealbox.wire import secrets as wire
 
 if TYPE_CHECKING:
-    from sealbox.audit.verify import Verification
-    from sealbox.auth.policy import Decision, Policy
-    from sealbox.auth.service import IdentityInfo, TokenInfo
-    from sealbox.auth.tokens import NewToken
-    from sealbox.changes import ChangeEvent
+    from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.watch import Watch
-    from sealbox.storage.rows import CheckpointRow
 
 
 def _log() -> Any:
@@ -70,44 +70,6 @@ CACHED_PURPOSES = ("run", "export")
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _duration(value: timedelta | None) -> str | None:
-    if value is None:
-        return None
-    seconds = int(value.total_seconds())
-    if seconds <= 0:
-        raise InvalidInput("a duration must be positive")
-    return f"{seconds}s"
-
-
-def _time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError("not a time")
-    return datetime.fromisoformat(value)
-
-
-def _opt_time(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
-
-
-class _Parse:
-    """Turns a KeyError/TypeError/ValueError while reading a reply into one clear error."""
-
-    def __init__(self, where: str, what: str) -> None:
-        self.where, self.what = where, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if kind is not None and issubclass(kind, (KeyError, TypeError, ValueError, AttributeError)):
-            raise BadReply(
-                f"malformed reply from the sealbox server at {self.where} ({self.what}): "
-                f"{kind.__name__}"
-            ) from None
 
 
 class Client:
@@ -148,7 +110,7 @@ class Client:
                 import os
 
                 from sealbox.client.cache import cache_dir as default_dir
-                from sealbox.config import default_home
+                from sealbox.files import default_home
 
                 cache_dir = default_dir(default_home(os.environ))
             self._disk = DiskCache(cache_dir, self._token, self._transport.where)
@@ -212,15 +174,12 @@ class Client:
 
     @classmethod
     def _logged_in(cls, addr: str, data: Any, where: str, options: dict[str, Any]) -> Client:
-        with _Parse(where, "login"):
-            token = data["token"]
-            if not isinstance(token, str):
-                raise TypeError
-            client = cls(addr, token, **options)
-            client.login_info = {
-                "accessor": data.get("accessor"),
-                "expires_at": data.get("expires_at"),
-            }
+        from sealbox.wire.accounts import decode_login
+
+        with reading(where, "login"):
+            token, info = decode_login(data)
+        client = cls(addr, token, **options)
+        client.login_info = info
         return client
 
     login_info: dict[str, Any] | None = None
@@ -228,7 +187,7 @@ class Client:
     def token_self(self) -> dict[str, Any]:
         """The token's own entry: identity, kind, policies, accessor, expires_at."""
         data = self._call("GET", "/v1/auth/token/self")
-        with _Parse(self.address, "token/self"):
+        with reading(self.address, "token/self"):
             if not isinstance(data, dict) or "identity" not in data:
                 raise KeyError("identity")
         result: dict[str, Any] = data
@@ -236,9 +195,11 @@ class Client:
 
     def renew(self, increment: timedelta | None = None) -> str:
         """Extend the token (up to its max TTL); returns the new expiry (ISO time)."""
-        body = {"increment": _duration(increment)} if increment else {}
+        from sealbox.client.accounts import duration
+
+        body = {"increment": duration(increment)} if increment else {}
         data = self._call("POST", "/v1/auth/token/renew", body=body)
-        with _Parse(self.address, "token/renew"):
+        with reading(self.address, "token/renew"):
             expires: str = data["expires_at"]
         return expires
 
@@ -344,8 +305,8 @@ class Client:
 
     def list_projects(self) -> list[str]:
         data = self._call("GET", "/v1/projects")
-        with _Parse(self.address, "projects"):
-            return [str(p) for p in data["projects"]]
+        with reading(self.address, "projects"):
+            return wire.decode_projects(data)
 
     def create_env(self, project: str, env: str) -> None:
         validate_scope("project", project)
@@ -355,8 +316,8 @@ class Client:
     def list_envs(self, project: str) -> list[str]:
         validate_scope("project", project)
         data = self._call("GET", path_of("v1", "projects", project, "envs"))
-        with _Parse(self.address, "environments"):
-            return [str(e) for e in data["environments"]]
+        with reading(self.address, "environments"):
+            return wire.decode_envs(data)
 
     # -- secrets ---------------------------------------------------------------------------------
     @staticmethod
@@ -384,8 +345,8 @@ class Client:
             data = self._call("PUT", self._secret_path(ref), body=body)
         finally:
             self.invalidate(ref.project, ref.env, ref.name)
-        with _Parse(self.address, "write"):
-            return int(data["version"])
+        with reading(self.address, "write"):
+            return wire.decode_version(data)
 
     def get(self, ref: SecretRef, *, version: int | None = None, reveal: bool = False) -> Secret:
         if version is not None and version < 1:
@@ -401,11 +362,8 @@ class Client:
             return self._call("GET", self._secret_path(ref), query=query)
 
         data = self._read(key, ref.path, fetch)
-        with _Parse(self.address, "read"):
-            value = data["value"]
-            if not isinstance(value, str):
-                raise TypeError
-            return Secret(ref, int(data["version"]), SecretValue(value), _time(data["created_at"]))
+        with reading(self.address, "read"):
+            return wire.decode_read(data, ref)
 
     def resolve(
         self, project: str, env: str, *, only: list[str] | None = None, purpose: str = "run"
@@ -428,23 +386,8 @@ class Client:
             return self._call("GET", path_of("v1", "resolve", project, env), query=query)
 
         data = self._read(key, f"{project}/{env}", fetch)
-        with _Parse(self.address, "resolve"):
-            secrets = data["secrets"]
-            if not isinstance(secrets, dict) or not all(
-                isinstance(v, str) for v in secrets.values()
-            ):
-                raise TypeError
-            return {str(k): SecretValue(v) for k, v in secrets.items()}
-
-    def _info(self, d: Any) -> SecretInfo:
-        return SecretInfo(
-            ref=SecretRef.parse(d["path"]),
-            current_version=int(d["version"]),
-            created_at=_time(d["created_at"]),
-            updated_at=_time(d["updated_at"]),
-            deleted_at=_opt_time(d.get("deleted_at")),
-            meta=SecretMeta.from_dict(d.get("meta") or {}),
-        )
+        with reading(self.address, "resolve"):
+            return wire.decode_resolved(data)
 
     def list_secrets(
         self, project: str, env: str, *, include_deleted: bool = False
@@ -453,8 +396,8 @@ class Client:
         validate_scope("environment", env)
         query = {"deleted": "true"} if include_deleted else None
         data = self._call("GET", path_of("v1", "secrets", project, env), query=query)
-        with _Parse(self.address, "list"):
-            return [self._info(d) for d in data["secrets"]]
+        with reading(self.address, "list"):
+            return wire.decode_listing(data)
 
     def versions(self, project: str, env: str) -> dict[str, int]:
         """Current version of every live secret of an environment (like ``Vault.versions``)."""
@@ -462,10 +405,10 @@ class Client:
 
     def info(self, ref: SecretRef) -> SecretInfo:
         data = self._call("GET", self._secret_path(ref, "meta"))
-        with _Parse(self.address, "metadata"):
-            meta = SecretMeta.from_dict(data["meta"] or {})
+        with reading(self.address, "metadata"):
+            meta = wire.decode_meta(data)
             if "version" in data and "created_at" in data:
-                return self._info({**data, "path": ref.path, "meta": meta.to_dict()})
+                return wire.decode_info({**data, "path": ref.path, "meta": meta.to_dict()})
         # NOTE: the meta route answers path + meta only; the version state comes from the
         # history (authorised like info: list on the secret's path).
         versions = self.history(ref)
@@ -483,18 +426,8 @@ class Client:
 
     def history(self, ref: SecretRef) -> list[VersionInfo]:
         data = self._call("GET", self._secret_path(ref, "history"))
-        with _Parse(self.address, "history"):
-            return [
-                VersionInfo(
-                    version=int(v["version"]),
-                    stage=Stage(v["stage"]) if v.get("stage") else None,
-                    created_at=_time(v["created_at"]),
-                    created_by=str(v.get("created_by") or ""),
-                    kek_id=str(v.get("kek_id") or ""),
-                    rollback_of=v.get("rollback_of"),
-                )
-                for v in data["versions"]
-            ]
+        with reading(self.address, "history"):
+            return wire.decode_history(data)
 
     def rollback(self, ref: SecretRef, version: int, *, if_version: int | None = None) -> int:
         body: dict[str, Any] = {"version": version}
@@ -504,8 +437,8 @@ class Client:
             data = self._call("POST", self._secret_path(ref, "rollback"), body=body)
         finally:
             self.invalidate(ref.project, ref.env, ref.name)
-        with _Parse(self.address, "rollback"):
-            return int(data["version"])
+        with reading(self.address, "rollback"):
+            return wire.decode_version(data)
 
     def update_meta(self, ref: SecretRef, **changes: Any) -> SecretMeta:
         body: dict[str, Any] = {}
@@ -519,8 +452,8 @@ class Client:
             else:
                 body[key] = value
         data = self._call("PATCH", self._secret_path(ref, "meta"), body=body)
-        with _Parse(self.address, "metadata"):
-            return SecretMeta.from_dict(data["meta"])
+        with reading(self.address, "metadata"):
+            return wire.decode_meta(data)
 
     def delete(self, ref: SecretRef) -> None:
         try:
@@ -539,8 +472,8 @@ class Client:
             data = self._call("POST", self._secret_path(ref, "purge"), body={})
         finally:
             self.invalidate(ref.project, ref.env, ref.name)
-        with _Parse(self.address, "purge"):
-            return int(data["destroyed"])
+        with reading(self.address, "purge"):
+            return wire.decode_destroyed(data)
 
     # -- live updates ----------------------------------------------------------------------------
     # -- the audit trail (admin on sys/audit) ------------------------------------------------
@@ -568,8 +501,8 @@ class Client:
         if operations:
             body["operations"] = list(operations)
         data = self._call("POST", "/v1/audit/log", body=body)
-        with _Parse(self.address, "audit log"):
-            return [dict(e) for e in data["events"]]
+        with reading(self.address, "audit log"):
+            return wire_audit.decode_events(data)
 
     def who_read(
         self,
@@ -591,29 +524,23 @@ class Client:
             if moment is not None:
                 body[key] = moment.isoformat()
         data = self._call("POST", "/v1/audit/who-read", body=body)
-        with _Parse(self.address, "who-read"):
-            return [dict(e) for e in data["events"]]
+        with reading(self.address, "who-read"):
+            return wire_audit.decode_events(data)
 
     def audit_hash(self, value: SecretValue) -> str:
         data = self._call("POST", "/v1/audit/hash", body={"value": value.reveal()})
-        with _Parse(self.address, "audit hash"):
-            return str(data["hmac"])
+        with reading(self.address, "audit hash"):
+            return wire_audit.decode_hmac(data)
 
     def audit_verify(self, files: Sequence[str] = ()) -> Verification:
-        from sealbox.audit.verify import Verification
-
         if files:
             raise InvalidInput(
                 "a local JSONL audit file is verified on the server's host, not through it",
                 hint_key="audit_verify_file",
             )
         data = self._call("POST", "/v1/audit/verify", body={})
-        with _Parse(self.address, "audit verify"):
-            return Verification(
-                [str(x) for x in data["findings"]],
-                [str(x) for x in data["notices"]],
-                [str(x) for x in data["summary"]],
-            )
+        with reading(self.address, "audit verify"):
+            return wire_audit.decode_verification(data)
 
     def audit_accept_rejected(self, file: str) -> str:
         raise InvalidInput(
@@ -623,12 +550,9 @@ class Client:
         )
 
     def audit_checkpoint(self) -> list[CheckpointRow]:
-        # NOTE: the row type is plain data shared with the embedded vault's answer.
-        from sealbox.storage.rows import CheckpointRow
-
         data = self._call("POST", "/v1/audit/checkpoint", body={})
-        with _Parse(self.address, "audit checkpoint"):
-            return [CheckpointRow(**c) for c in data["checkpoints"]]
+        with reading(self.address, "audit checkpoint"):
+            return wire_audit.decode_checkpoints(data)
 
     def watch(self, project: str, env: str, on_change: Callable[[ChangeEvent], None]) -> Watch:
         """Call ``on_change`` (in a background thread) for every change in ``project/env``.
@@ -654,220 +578,10 @@ class Client:
     @property
     def accounts(self) -> RemoteAccounts:
         if self._accounts is None:
+            from sealbox.client.accounts import RemoteAccounts
+
             self._accounts = RemoteAccounts(self)
         return self._accounts
 
 
-def _identity(d: Any) -> IdentityInfo:
-    from sealbox.auth.service import IdentityInfo
-
-    return IdentityInfo(
-        id=str(d.get("id") or ""),
-        name=str(d["name"]),
-        kind=str(d["kind"]),
-        policies=tuple(str(p) for p in d.get("policies") or ()),
-        role_id=d.get("role_id"),
-        created_at=str(d.get("created_at") or ""),
-        disabled=bool(d.get("disabled", False)),
-    )
-
-
-def _token_info(d: Any) -> TokenInfo:
-    from sealbox.auth.service import TokenInfo
-
-    return TokenInfo(
-        accessor=str(d["accessor"]),
-        identity=str(d.get("identity") or ""),
-        policies=tuple(str(p) for p in d.get("policies") or ()),
-        auth_method=str(d.get("auth_method") or ""),
-        created_at=str(d.get("created_at") or ""),
-        expires_at=str(d.get("expires_at") or ""),
-        max_expires_at=str(d.get("max_expires_at") or ""),
-        revoked=bool(d.get("revoked", False)),
-        display=str(d.get("display") or ""),
-        parent=str(d["parent"]) if d.get("parent") else None,
-    )
-
-
-def _force(force: bool) -> dict[str, str] | None:
-    """``?force=true``: the server refuses to remove the last admin without it."""
-    return {"force": "true"} if force else None
-
-
-class RemoteAccounts:
-    """Identities, tokens and policies on the server (satisfies ``AccountsAPI``)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def __repr__(self) -> str:
-        return f"RemoteAccounts({self._client.address!r})"
-
-    def _call(self, method: str, path: str, *, body: Any = None, query: Any = None) -> Any:
-        return self._client._call(method, path, body=body, query=query)
-
-    def _parse(self, what: str) -> _Parse:
-        return _Parse(self._client.address, what)
-
-    # -- policies ------------------------------------------------------------------------------
-    def apply_policy(self, policy: Policy, *, force: bool = False) -> None:
-        self._call(
-            "PUT",
-            path_of("v1", "policies", policy.name),
-            body=policy.to_dict(),
-            query=_force(force),
-        )
-
-    def get_policy(self, name: str) -> Policy:
-        from sealbox.auth.policy import parse_policy
-
-        data = self._call("GET", path_of("v1", "policies", name))
-        with self._parse("policy"):
-            return parse_policy(data, source=f"policy {name!r} from the server")
-
-    def list_policies(self) -> list[Policy]:
-        from sealbox.auth.policy import parse_policy
-
-        data = self._call("GET", "/v1/policies")
-        with self._parse("policies"):
-            return [parse_policy(d, source="policy from the server") for d in data["policies"]]
-
-    def delete_policy(self, name: str, *, force: bool = False) -> None:
-        self._call("DELETE", path_of("v1", "policies", name), query=_force(force))
-
-    def explain(self, identity: str, path: str, capability: str) -> Decision:
-        from sealbox.auth.policy import DENY, GRANTS, Capability, Decision, Rule
-
-        # The server validates (and authorises) first, as the embedded vault does.
-        data = self._call(
-            "POST",
-            "/v1/policies/explain",
-            body={"identity": identity, "path": path, "capability": capability},
-        )
-        with self._parse("explain"):
-            cap = Capability(capability)
-            rule = None
-            if data.get("rule"):
-                raw = data["rule"]
-                caps = [c for c in raw["capabilities"] if c != DENY]
-                deny = DENY in raw["capabilities"]
-                rule = Rule(
-                    str(raw["path"]),
-                    frozenset(Capability(c) for c in caps) if caps or not deny else GRANTS,
-                    deny,
-                )
-            return Decision(
-                allowed=bool(data["allowed"]),
-                capability=cap,
-                path=path,
-                policy=data.get("policy"),
-                rule=rule,
-                reason=str(data["reason"]),
-            )
-
-    # -- identities ----------------------------------------------------------------------------
-    def create_person(self, name: str, password: str, policies: list[str]) -> IdentityInfo:
-        body = {"name": name, "kind": "person", "password": password, "policies": policies}
-        data = self._call("POST", "/v1/identities", body=body)
-        with self._parse("identity"):
-            return _identity(data)
-
-    def create_machine(self, name: str, policies: list[str]) -> IdentityInfo:
-        body = {"name": name, "kind": "machine", "policies": policies}
-        data = self._call("POST", "/v1/identities", body=body)
-        with self._parse("identity"):
-            return _identity(data)
-
-    def new_secret_id(
-        self, name: str, *, uses: int | None = None, ttl: timedelta | None = None
-    ) -> str:
-        body: dict[str, Any] = {}
-        if uses is not None:
-            body["uses"] = uses
-        if ttl is not None:
-            body["ttl"] = _duration(ttl)
-        data = self._call("POST", path_of("v1", "identities", name, "secret-ids"), body=body)
-        with self._parse("secret id"):
-            value = data["secret_id"]
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-
-    def list_identities(self) -> list[IdentityInfo]:
-        data = self._call("GET", "/v1/identities")
-        with self._parse("identities"):
-            return [_identity(d) for d in data["identities"]]
-
-    def get_identity(self, name: str) -> IdentityInfo:
-        data = self._call("GET", path_of("v1", "identities", name))
-        with self._parse("identity"):
-            return _identity(data)
-
-    def set_policies(self, name: str, policies: list[str], *, force: bool = False) -> None:
-        self._call(
-            "PUT",
-            path_of("v1", "identities", name, "policies"),
-            body={"policies": policies},
-            query=_force(force),
-        )
-
-    def delete_identity(self, name: str, *, force: bool = False) -> None:
-        self._call("DELETE", path_of("v1", "identities", name), query=_force(force))
-
-    # -- tokens ----------------------------------------------------------------------------------
-    def create_token(
-        self,
-        *,
-        identity: str | None = None,
-        ttl: timedelta | None = None,
-        max_ttl: timedelta | None = None,
-        policies: list[str] | None = None,
-        display: str = "",
-        orphan: bool = False,
-    ) -> NewToken:
-        """A new token. NOTE: ``display`` is not part of the HTTP API (the server names
-        the token after its identity)."""
-        from sealbox.auth.tokens import NewToken, token_hash
-
-        body: dict[str, Any] = {}
-        if identity is not None:
-            body["identity"] = identity
-        if ttl is not None:
-            body["ttl"] = _duration(ttl)
-        if max_ttl is not None:
-            body["max_ttl"] = _duration(max_ttl)
-        if policies is not None:
-            body["policies"] = policies
-        if orphan:
-            body["orphan"] = True
-        data = self._call("POST", "/v1/tokens", body=body)
-        with self._parse("token"):
-            value = data["token"]
-            if not isinstance(value, str):
-                raise TypeError
-            return NewToken(value, token_hash(value), str(data["accessor"]))
-
-    def list_tokens(self, identity: str | None = None) -> list[TokenInfo]:
-        data = self._call("GET", "/v1/tokens", query={"identity": identity})
-        with self._parse("tokens"):
-            return [_token_info(d) for d in data["tokens"]]
-
-    def revoke_token(self, accessor: str) -> None:
-        self._call("DELETE", path_of("v1", "tokens", accessor))
-
-    def revoke_identity_tokens(self, name: str) -> int:
-        data = self._call("POST", path_of("v1", "identities", name, "revoke-tokens"), body={})
-        with self._parse("revoke"):
-            return int(data["revoked"])
-
-
-def _conforms(client: Client) -> None:
-    """Static check (mypy): the Client satisfies the shared Protocols."""
-    from sealbox.api import AccountsAPI, VaultAPI
-
-    api: VaultAPI = client
-    accounts: AccountsAPI = client.accounts
-    del api, accounts
-
-
-__all__ = ["Client", "RemoteAccounts", "SealboxError"]
+__all__ = ["Client", "SealboxError"]

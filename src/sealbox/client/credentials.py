@@ -56,7 +56,7 @@ def _load(home: Path) -> dict[str, Any]:
 
 
 def _save(home: Path, servers: dict[str, Any]) -> None:
-    from sealbox.config import atomic_write
+    from sealbox.files import atomic_write
 
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = json.dumps({"version": 1, "servers": servers}, indent=2) + "\n"

@@ -3,11 +3,16 @@
 The server maps each error class to an HTTP status by its stable ``code`` and sends
 ``{"error": {"code", "message", "request_id"}}``; the client raises the same class again,
 so a caller (and the CLI's exit status) cannot tell a remote error from an embedded one.
+A reply of the wrong shape is a :class:`BadReply` (:func:`reading`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sealbox import errors
+from sealbox.wire.fields import WireError
 
 
 class RateLimited(errors.SealboxError):
@@ -96,3 +101,17 @@ def error_for_status(status: int, where: str) -> errors.SealboxError:
     if issubclass(cls, errors.BackendUnavailable):
         return cls(f"the sealbox server at {where} is unavailable (HTTP {status})")
     return _hinted(cls, f"HTTP {status} from {where}")
+
+
+@contextmanager
+def reading(where: str, what: str) -> Iterator[None]:
+    """Turns a malformed reply (a codec's :class:`WireError`, or a KeyError/TypeError/
+    ValueError while reading one) into one clear :class:`BadReply` naming the server."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # NOTE: a WireError's message names the field, never a value; others say their kind.
+        detail = str(exc) if isinstance(exc, WireError) else type(exc).__name__
+        raise BadReply(
+            f"malformed reply from the sealbox server at {where} ({what}): {detail}"
+        ) from None

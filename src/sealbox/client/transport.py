@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from sealbox.client.errors import BadReply, error_for, error_for_status
 from sealbox.errors import BackendUnavailable, InvalidInput, SealboxError
+from sealbox.wire.errors import decode_error
 
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "sealbox-client/0.1"
@@ -260,11 +261,7 @@ class Transport:
 
     def error(self, reply: Reply) -> SealboxError:
         try:
-            data = json.loads(reply.body)
-            err = data["error"]
-            code, message = err["code"], err["message"]
-            if not isinstance(code, str) or not isinstance(message, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
+            code, message = decode_error(json.loads(reply.body))
+        except ValueError:  # not JSON, or not a sealbox error body (a WireError)
             return error_for_status(reply.status, self.where)
         return error_for(code, message[:500], status=reply.status, where=self.where)

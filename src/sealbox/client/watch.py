@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sealbox.changes import ChangeEvent
 from sealbox.client.transport import Reply, Transport, path_of
 from sealbox.errors import (
     AccessDenied,
@@ -29,6 +28,8 @@ from sealbox.errors import (
     NotFound,
     SealboxError,
 )
+from sealbox.model import ChangeEvent
+from sealbox.wire import events as wire
 
 log = logging.getLogger("sealbox.client")
 
@@ -187,39 +188,29 @@ class Watch:
     def _handle(self, event: str, data: str) -> None:
         try:
             payload: Any = json.loads(data)
-        except ValueError:
+            if event == "snapshot":
+                self._snapshot(wire.decode_snapshot(payload))
+            elif event == "change":
+                self._change(wire.decode_change(payload))
+            elif event == "error":
+                # The server ends the stream (e.g. the token expired); treat as authentication.
+                raise AuthenticationFailed(wire.decode_stream_error(payload))
+        except ValueError:  # not JSON, or not an event the server sends (a WireError)
             log.warning("watch of %s/%s: ignored a malformed event", self.project, self.env)
-            return
-        if event == "snapshot" and isinstance(payload, dict):
-            versions = payload.get("versions")
-            if not isinstance(versions, dict):
-                return
-            current = {str(k): int(v) for k, v in versions.items()}
-            previous, self._known = self._known, current
-            self.ready.set()
-            if previous is not None:
-                self._replay(previous, current)
-        elif event == "change" and isinstance(payload, dict):
-            path = str(payload.get("path", ""))
-            parts = path.split("/")
-            if len(parts) != 3:
-                return
-            version = payload.get("version")
-            op = str(payload.get("op", "write"))
-            name = parts[2]
-            if self._known is not None:
-                if op in ("delete", "purge"):
-                    self._known.pop(name, None)
-                elif isinstance(version, int):
-                    self._known[name] = version
-            self._dispatch(
-                ChangeEvent(
-                    parts[0], parts[1], name, version if isinstance(version, int) else None, op
-                )
-            )
-        elif event == "error" and isinstance(payload, dict):
-            # The server ends the stream (e.g. the token expired); treat as authentication.
-            raise AuthenticationFailed(str(payload.get("message", "the server ended the stream")))
+
+    def _snapshot(self, current: dict[str, int]) -> None:
+        previous, self._known = self._known, current
+        self.ready.set()
+        if previous is not None:
+            self._replay(previous, current)
+
+    def _change(self, change: ChangeEvent) -> None:
+        if self._known is not None:
+            if change.op in ("delete", "purge"):
+                self._known.pop(change.name, None)
+            elif change.version is not None:
+                self._known[change.name] = change.version
+        self._dispatch(change)
 
     def _replay(self, before: dict[str, int], after: dict[str, int]) -> None:
         """Report what changed while disconnected."""

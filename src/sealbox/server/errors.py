@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from sealbox import errors
+from sealbox.wire.errors import encode_error
 
 
 class TooManyRequests(errors.SealboxError):
@@ -105,9 +106,7 @@ def headers_for(exc: errors.SealboxError) -> dict[str, str]:
 
 
 def native_body(code: str, message: str, request_id: str) -> bytes:
-    return json.dumps(
-        {"error": {"code": code, "message": message, "request_id": request_id}}
-    ).encode()
+    return json.dumps(encode_error(code, message, request_id)).encode()
 
 
 def compat_body(message: str) -> bytes:

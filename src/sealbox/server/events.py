@@ -39,6 +39,7 @@ from sealbox.errors import SealboxError
 from sealbox.server.errors import public_message
 from sealbox.server.http import caller, state, token_of
 from sealbox.vault import Vault
+from sealbox.wire import events as wire
 
 log = logging.getLogger("sealbox.server.events")
 
@@ -84,13 +85,10 @@ class ChangeHub:
         try:
             data = json.loads(payload)
             project, env = data["project"], data["env"]
-            message = json.dumps(
-                {
-                    "path": f"{project}/{env}/{data['name']}",
-                    "version": data.get("version"),
-                    "op": data.get("op", "write"),
-                }
+            event = ChangeEvent(
+                project, env, data["name"], data.get("version"), data.get("op", "write")
             )
+            message = json.dumps(wire.encode_change(event))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed change notification")
             return
@@ -222,7 +220,7 @@ async def events(request: Request) -> Response:
 
     async def stream() -> Any:
         try:
-            yield _sse("snapshot", {"versions": versions})
+            yield _sse("snapshot", wire.encode_snapshot(versions))
             while True:
                 try:
                     message = await asyncio.wait_for(sub.queue.get(), timeout=HEARTBEAT)
@@ -230,13 +228,13 @@ async def events(request: Request) -> Response:
                     try:
                         again = tokens.resolve(token)
                         if not again.principal.can(f"{project}/{env}/*", Capability.LIST):
-                            yield _sse(
-                                "error",
-                                {"code": "access_denied", "message": "permission withdrawn"},
+                            withdrawn = wire.encode_stream_error(
+                                "access_denied", "permission withdrawn"
                             )
+                            yield _sse("error", withdrawn)
                             return
                     except SealboxError as exc:
-                        yield _sse("error", {"code": exc.code, "message": public_message(exc)})
+                        yield _sse("error", wire.encode_stream_error(exc.code, public_message(exc)))
                         return
                     yield b": ping\n\n"
                     continue

@@ -8,53 +8,23 @@ mistyped field is a 400. A change that would leave no admin needs ``?force=true`
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.auth.policy import parse_policy
-from sealbox.auth.service import IdentityInfo, TokenInfo
 from sealbox.errors import InvalidInput
 from sealbox.model import parse_duration
 from sealbox.server.bodies import Kind, typed_body
 from sealbox.server.http import caller, json_body, json_response, no_content, query_flag, state
-
-
-def identity_json(info: IdentityInfo) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": info.id,
-        "name": info.name,
-        "kind": info.kind,
-        "policies": list(info.policies),
-        "created_at": info.created_at,
-        "disabled": info.disabled,
-    }
-    if info.kind == "machine":
-        data["role_id"] = info.role_id
-    return data
-
-
-def token_json(info: TokenInfo) -> dict[str, Any]:
-    return {
-        "accessor": info.accessor,
-        "identity": info.identity,
-        "policies": list(info.policies),
-        "auth_method": info.auth_method,
-        "created_at": info.created_at,
-        "expires_at": info.expires_at,
-        "max_expires_at": info.max_expires_at,
-        "revoked": info.revoked,
-        "display": info.display,
-        "parent": info.parent,
-    }
+from sealbox.wire import accounts as wire
+from sealbox.wire.policies import encode_decision, encode_policies, encode_policy
 
 
 # -- identities ----------------------------------------------------------------------------------
 async def list_identities(request: Request) -> Response:
     infos = caller(request).vault.accounts.list_identities()
-    return json_response({"identities": [identity_json(i) for i in infos]})
+    return json_response(wire.encode_identities(infos))
 
 
 async def create_identity(request: Request) -> Response:
@@ -78,12 +48,12 @@ async def create_identity(request: Request) -> Response:
         info = accounts.create_machine(name, policies)
     else:
         raise InvalidInput("field 'kind' must be 'person' or 'machine'")
-    return json_response(identity_json(info), status=201)
+    return json_response(wire.encode_identity(info), status=201)
 
 
 async def get_identity(request: Request) -> Response:
     info = caller(request).vault.accounts.get_identity(request.path_params["name"])
-    return json_response(identity_json(info))
+    return json_response(wire.encode_identity(info))
 
 
 async def delete_identity(request: Request) -> Response:
@@ -103,7 +73,7 @@ async def set_identity_policies(request: Request) -> Response:
     who.vault.accounts.set_policies(name, policies, force=query_flag(request, "force"))
     # Children of its tokens are bounded by its policies too.
     state(request).tokens.clear()
-    return json_response(identity_json(who.vault.accounts.get_identity(name)))
+    return json_response(wire.encode_identity(who.vault.accounts.get_identity(name)))
 
 
 async def new_secret_id(request: Request) -> Response:
@@ -115,7 +85,7 @@ async def new_secret_id(request: Request) -> Response:
         uses=body.opt_int("uses"),
         ttl=parse_duration(ttl) if ttl else None,
     )
-    return json_response({"secret_id": secret_id})
+    return json_response(wire.encode_secret_id(secret_id))
 
 
 async def revoke_identity_tokens(request: Request) -> Response:
@@ -125,7 +95,7 @@ async def revoke_identity_tokens(request: Request) -> Response:
     count = who.vault.accounts.revoke_identity_tokens(name)
     # Descendants of its tokens may belong to other identities: drop every entry.
     state(request).tokens.clear()
-    return json_response({"revoked": count})
+    return json_response(wire.encode_revoked(count))
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -151,21 +121,13 @@ async def create_token(request: Request) -> Response:
         orphan=body.flag("orphan"),
     )
     info = state(request).authenticator.describe(new.value)
-    return json_response(
-        {
-            "token": new.value,
-            "accessor": new.accessor,
-            "expires_at": info.expires_at,
-            "max_expires_at": info.max_expires_at,
-            "parent": info.parent,
-        }
-    )
+    return json_response(wire.encode_new_token(new, info))
 
 
 async def list_tokens(request: Request) -> Response:
     identity = request.query_params.get("identity") or None
     infos = caller(request).vault.accounts.list_tokens(identity)
-    return json_response({"tokens": [token_json(i) for i in infos]})
+    return json_response(wire.encode_tokens(infos))
 
 
 async def revoke_token(request: Request) -> Response:
@@ -179,7 +141,7 @@ async def revoke_token(request: Request) -> Response:
 # -- policies ------------------------------------------------------------------------------------
 async def list_policies(request: Request) -> Response:
     policies = caller(request).vault.accounts.list_policies()
-    return json_response({"policies": [p.to_dict() for p in policies]})
+    return json_response(encode_policies(policies))
 
 
 async def put_policy(request: Request) -> Response:
@@ -192,12 +154,12 @@ async def put_policy(request: Request) -> Response:
     who.vault.accounts.apply_policy(policy, force=query_flag(request, "force"))
     # Principals carry their policies: drop cached resolutions so the change applies now here.
     state(request).tokens.clear()
-    return json_response(policy.to_dict())
+    return json_response(encode_policy(policy))
 
 
 async def get_policy(request: Request) -> Response:
     policy = caller(request).vault.accounts.get_policy(request.path_params["name"])
-    return json_response(policy.to_dict())
+    return json_response(encode_policy(policy))
 
 
 async def delete_policy(request: Request) -> Response:
@@ -217,14 +179,7 @@ async def explain(request: Request) -> Response:
     decision = who.vault.accounts.explain(
         body.text("identity"), body.text("path"), body.text("capability")
     )
-    return json_response(
-        {
-            "allowed": decision.allowed,
-            "reason": decision.reason,
-            "policy": decision.policy,
-            "rule": decision.rule.to_dict() if decision.rule else None,
-        }
-    )
+    return json_response(encode_decision(decision))
 
 
 ROUTES = [

@@ -24,6 +24,7 @@ from sealbox.server.http import (
     opt_str_list,
     want_str,
 )
+from sealbox.wire import audit as wire
 
 
 def _time(value: str | None, field: str) -> datetime | None:
@@ -57,7 +58,7 @@ async def audit_log(request: Request) -> Response:
         source=opt_str(body, "source"),
         limit=opt_int(body, "limit") if "limit" in body else 100,
     )
-    return json_response({"events": events})
+    return json_response(wire.encode_events(events))
 
 
 async def who_read(request: Request) -> Response:
@@ -71,26 +72,28 @@ async def who_read(request: Request) -> Response:
         since=_time(opt_str(body, "since"), "since"),
         until=_time(opt_str(body, "until"), "until"),
     )
-    return json_response({"events": events})
+    return json_response(wire.encode_events(events))
 
 
 async def audit_hash(request: Request) -> Response:
     who = caller(request)
     body = await json_body(request, required=("value",))
-    return json_response({"hmac": who.vault.audit_hash(SecretValue(want_str(body, "value")))})
+    return json_response(
+        wire.encode_hmac(who.vault.audit_hash(SecretValue(want_str(body, "value"))))
+    )
 
 
 async def verify(request: Request) -> Response:
     who = caller(request)
     await json_body(request)
     result = who.vault.audit_verify()
-    return json_response(result._asdict())
+    return json_response(wire.encode_verification(result))
 
 
 async def checkpoint(request: Request) -> Response:
     who = caller(request)
     await json_body(request)
-    return json_response({"checkpoints": [r._asdict() for r in who.vault.audit_checkpoint()]})
+    return json_response(wire.encode_checkpoints(who.vault.audit_checkpoint()))
 
 
 ROUTES = [

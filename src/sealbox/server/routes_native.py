@@ -2,7 +2,8 @@
 
 Every handler resolves the caller (401 otherwise) and calls the caller's
 :class:`~sealbox.vault.Vault` view, which authorises and audits. Values leave a
-:class:`~sealbox.model.SecretValue` only here, when the response body is written.
+:class:`~sealbox.model.SecretValue` only when the response body is written, by the codecs
+of :mod:`sealbox.wire.secrets` (the SDK reads the answers with the same module).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sealbox.errors import InvalidInput
 from sealbox.model import (
     DEFAULT_ENVIRONMENTS,
     META_FIELDS,
-    SecretInfo,
     SecretMeta,
     SecretRef,
     SecretValue,
@@ -35,6 +35,7 @@ from sealbox.server.http import (
     query_int,
     want_str,
 )
+from sealbox.wire import secrets as wire
 
 PURPOSES = ("run", "export", "reveal")
 
@@ -44,25 +45,9 @@ def _ref(request: Request) -> SecretRef:
     return SecretRef(p["project"], p["env"], p["name"])
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def secret_info(info: SecretInfo) -> dict[str, Any]:
-    return {
-        "path": info.ref.path,
-        "name": info.ref.name,
-        "version": info.current_version,
-        "created_at": _iso(info.created_at),
-        "updated_at": _iso(info.updated_at),
-        "deleted_at": _iso(info.deleted_at),
-        "meta": info.meta.to_dict(),
-    }
-
-
 # -- projects and environments -------------------------------------------------------------------
 async def list_projects(request: Request) -> Response:
-    return json_response({"projects": caller(request).vault.list_projects()})
+    return json_response(wire.encode_projects(caller(request).vault.list_projects()))
 
 
 async def create_project(request: Request) -> Response:
@@ -78,7 +63,7 @@ async def create_project(request: Request) -> Response:
 
 async def list_envs(request: Request) -> Response:
     envs = caller(request).vault.list_envs(request.path_params["project"])
-    return json_response({"environments": envs})
+    return json_response(wire.encode_envs(envs))
 
 
 async def create_env(request: Request) -> Response:
@@ -96,7 +81,7 @@ async def list_secrets(request: Request) -> Response:
     infos = who.vault.list_secrets(
         p["project"], p["env"], include_deleted=query_flag(request, "deleted")
     )
-    return json_response({"secrets": [secret_info(i) for i in infos]})
+    return json_response(wire.encode_listing(infos))
 
 
 async def get_secret(request: Request) -> Response:
@@ -108,14 +93,8 @@ async def get_secret(request: Request) -> Response:
 
 
 def read_secret(who: Caller, ref: SecretRef, version: int | None, reveal: bool) -> dict[str, Any]:
-    """The body of a native read: one authorised, audited read; the value revealed here."""
-    secret = who.vault.get(ref, version=version, reveal=reveal)
-    return {
-        "path": ref.path,
-        "version": secret.version,
-        "value": secret.value.reveal(),
-        "created_at": secret.created_at.isoformat(),
-    }
+    """The body of a native read: one authorised, audited read; the value revealed in it."""
+    return wire.encode_read(who.vault.get(ref, version=version, reveal=reveal))
 
 
 async def put_secret(request: Request) -> Response:
@@ -124,7 +103,7 @@ async def put_secret(request: Request) -> Response:
     body = await json_body(request, required=("value",), optional=("if_version",))
     value = SecretValue(want_str(body, "value"))
     version = who.vault.set(ref, value, if_version=opt_int(body, "if_version"))
-    return json_response({"path": ref.path, "version": version})
+    return json_response(wire.encode_version(ref, version))
 
 
 async def delete_secret(request: Request) -> Response:
@@ -143,12 +122,12 @@ async def undelete_secret(request: Request) -> Response:
 async def purge_secret(request: Request) -> Response:
     who = caller(request)
     await json_body(request)
-    return json_response({"destroyed": who.vault.purge(_ref(request))})
+    return json_response(wire.encode_destroyed(who.vault.purge(_ref(request))))
 
 
 async def history(request: Request) -> Response:
     versions = caller(request).vault.history(_ref(request))
-    return json_response({"versions": [v.to_json() for v in versions]})
+    return json_response(wire.encode_history(versions))
 
 
 async def rollback(request: Request) -> Response:
@@ -159,13 +138,13 @@ async def rollback(request: Request) -> Response:
     if target is None:
         raise InvalidInput("field 'version' must be a version number")
     version = who.vault.rollback(ref, target, if_version=opt_int(body, "if_version"))
-    return json_response({"path": ref.path, "version": version})
+    return json_response(wire.encode_version(ref, version))
 
 
 async def get_meta(request: Request) -> Response:
     ref = _ref(request)
     info = caller(request).vault.info(ref)
-    return json_response({"path": ref.path, "meta": info.meta.to_dict()})
+    return json_response(wire.encode_meta(ref, info.meta))
 
 
 def meta_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +186,7 @@ async def patch_meta(request: Request) -> Response:
     ref = _ref(request)
     body = await json_body(request, any_fields=True)
     meta: SecretMeta = who.vault.update_meta(ref, **meta_changes(body))
-    return json_response({"path": ref.path, "meta": meta.to_dict()})
+    return json_response(wire.encode_meta(ref, meta))
 
 
 # -- resolve (``sealbox run`` in remote mode) ----------------------------------------------------
@@ -224,7 +203,7 @@ async def resolve(request: Request) -> Response:
     if purpose not in PURPOSES:
         raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
     values = who.vault.resolve(p["project"], p["env"], only=only, purpose=purpose)
-    return json_response({"secrets": {k: v.reveal() for k, v in values.items()}})
+    return json_response(wire.encode_resolved(values))
 
 
 ONE_SECRET = "/v1/secrets/{project}/{env}/{name}"  # noqa: S105 - a route template

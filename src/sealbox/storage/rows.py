@@ -1,6 +1,7 @@
 """The rows that cross the Storage protocol (:mod:`sealbox.storage.interface`).
 
-A leaf: plain values, importing nothing of sealbox, so that storage, the key provider
+A leaf: plain values, importing only :mod:`sealbox.model` (whose ``CheckpointRow`` the SDK
+returns too, so it is defined there and re-exported here), so that storage, the key provider
 (:mod:`sealbox.kms`) and the audit layer (:mod:`sealbox.audit`) can all name them without
 an import cycle between those packages.
 """
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import NamedTuple
+
+# NOTE: re-exported: the SDK returns checkpoints too, so the row is a model value.
+from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
 SCHEMA_VERSION = 7
@@ -83,20 +87,6 @@ class AuditRow(NamedTuple):
     hash: str = ""
     link: str = ""
     id: int | None = None  # storage position, set when read back
-
-
-class CheckpointRow(NamedTuple):
-    """A signed statement that a node's chain had ``hash`` at ``seq``."""
-
-    node: str
-    seq: int
-    hash: str
-    at: str
-    signature: str  # hex Ed25519 signature
-    key_id: str  # fingerprint of the public key
-    #: seq of the node's checkpoint before this one (0: the first); -1: a checkpoint from
-    #: before schema 7, which did not sign it.
-    prev_seq: int = -1
 
 
 class HeadRow(NamedTuple):

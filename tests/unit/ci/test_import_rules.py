@@ -38,9 +38,20 @@ def _siblings() -> set[str]:
 @pytest.mark.parametrize(
     ("contract_id", "allowed"),
     [
-        # The SDK: the wire codecs (none yet), model, errors and crypto's sealing API.
-        ("sdk", {"sealbox.client", "sealbox.model", "sealbox.errors", "sealbox.crypto"}),
+        # The SDK: the wire codecs, model, errors, the file helpers and crypto's sealing API.
+        (
+            "sdk",
+            {
+                "sealbox.client",
+                "sealbox.wire",
+                "sealbox.model",
+                "sealbox.errors",
+                "sealbox.files",
+                "sealbox.crypto",
+            },
+        ),
         ("storage", {"sealbox.storage", "sealbox.errors", "sealbox.model", "sealbox.changes"}),
+        ("wire", {"sealbox.wire", "sealbox.files", "sealbox.model", "sealbox.errors"}),
     ],
 )
 def test_an_allow_list_contract_forbids_every_other_sibling(
@@ -91,6 +102,8 @@ def test_the_source_keeps_every_contract(tmp_path: Path) -> None:
         ("sealbox.cli.scope", "from sealbox.storage import sql", "Adapters import no"),
         ("sealbox.server.routes_kv", "from sealbox.crypto import aead", "Adapters import no"),
         ("sealbox.client.transport", "from sealbox import factory", "The SDK imports only"),
+        ("sealbox.client.watch", "from sealbox import changes", "The SDK imports only"),
+        ("sealbox.wire.secrets", "from sealbox import vault", "The wire codecs are a leaf"),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(

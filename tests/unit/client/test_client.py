@@ -279,6 +279,17 @@ def test_malformed_replies_get_clear_errors(status: int, body: bytes, expected: 
         server.close()
 
 
+def test_a_reply_of_the_wrong_shape_is_a_bad_reply_naming_the_field() -> None:
+    server = _Garbage(200, b'{"projects": [1, 2]}')
+    try:
+        with pytest.raises(BadReply) as exc:
+            Client(server.url, "sbx_s_" + "C" * 49).list_projects()
+        assert "malformed reply from the sealbox server" in exc.value.message
+        assert "(projects): field 'projects' is not a list of text" in exc.value.message
+    finally:
+        server.close()
+
+
 def test_keep_alive_connection_is_reused_and_survives_a_server_close(live: Live) -> None:
     client = Client(live.url, live.token)
     client.list_projects()
