@@ -30,6 +30,7 @@ from sealbox.storage.rows import (
     SecretRow,
     SessionRow,
     SignHead,
+    StagePlan,
     TokenRow,
     VersionRow,
 )
@@ -158,6 +159,19 @@ def schema_v7(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v8(d: Dialect) -> list[str]:
+    """Schema version 8: the last version number a secret took (issue 11).
+
+    The core decides stages (sealbox/stages.py), and a version it writes need not become
+    current (a pending one, being rotated in): the next number is counted on the secret's
+    row, which the write holds locked, not taken from the current version.
+    """
+    return [
+        "ALTER TABLE sb_secrets ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0",
+        "UPDATE sb_secrets SET last_version = current_version",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -167,6 +181,7 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     5: schema_v5,
     6: schema_v6,
     7: schema_v7,
+    8: schema_v8,
 }
 
 #: A subquery: every token in the subtrees rooted at the tokens ``{roots}`` selects, on
@@ -321,8 +336,9 @@ class SqlStorage:
             self._require_schema(tx)
             orphans = self._one(
                 tx,
-                "SELECT COUNT(*) FROM sb_secrets s WHERE NOT EXISTS (SELECT 1 FROM sb_versions v"
-                " WHERE v.secret_id = s.id AND v.version = s.current_version)",
+                "SELECT COUNT(*) FROM sb_secrets s WHERE s.current_version > 0 AND NOT EXISTS"
+                " (SELECT 1 FROM sb_versions v WHERE v.secret_id = s.id"
+                " AND v.version = s.current_version)",
             )
             if orphans and orphans[0]:
                 problems.append(f"{orphans[0]} secret(s) point at a missing current version")
@@ -494,59 +510,31 @@ class SqlStorage:
         *,
         now: str,
         actor: str,
+        plan: StagePlan,
         expected_version: int | None = None,
         rollback_of: int | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
     ) -> int:
-        """Write the next version. With ``audit_node``, audit events appended while
-        ``seal_for`` runs go into this same transaction: the version and the event that
-        records it are committed together or not at all (fail closed for writes); so
-        does the chain's head row, with ``audit_head``."""
-        path = f"{project}/{env}/{name}"
+        """Write the next version, its stage and the existing versions' stages as
+        ``plan`` says. With ``audit_node``, audit events appended while ``seal_for`` runs
+        go into this same transaction: the version and the event that records it are
+        committed together or not at all (fail closed for writes); so does the chain's
+        head row, with ``audit_head``."""
         with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             self._require_env(tx, project, env)
-            # Create the row first (a no-op when it exists) and then lock it, so two
-            # writers of a brand-new secret serialise on it instead of racing.
-            self._exec(
-                tx,
-                "INSERT INTO sb_secrets (project, env, name, current_version, created_at,"
-                " updated_at, deleted_at, meta) VALUES (?, ?, ?, 0, ?, ?, NULL, '{}')"
-                " ON CONFLICT (project, env, name) DO NOTHING",
-                (project, env, name, now, now),
-            )
-            row = self._one(
-                tx,
-                "SELECT id, current_version FROM sb_secrets"
-                " WHERE project = ? AND env = ? AND name = ?" + self._lock_clause(),
-                (project, env, name),
-            )
-            secret_id, current = row[0], int(row[1])
+            secret_id, current, last = self._lock_secret(tx, project, env, name, now)
             if expected_version is not None and expected_version != current:
                 raise Conflict(
-                    f"{path} is at version {current}, not {expected_version}",
+                    f"{project}/{env}/{name} is at version {current}, not {expected_version}",
                     hint="read the secret again and retry with the current version",
                 )
-            version = current + 1
+            # NOTE: numbered after the last version written, not the current one: a
+            # version written not current (pending) keeps its number.
+            version = last + 1
             sealed = seal_for(version)
-            self._exec(
-                tx,
-                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
-                ("archived", secret_id, "previous"),
-            )
-            self._exec(
-                tx,
-                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
-                ("previous", secret_id, "current"),
-            )
-            # Writing to a deleted secret brings it back, as Vault KV v2 does.
-            self._exec(
-                tx,
-                "UPDATE sb_secrets SET current_version = ?, updated_at = ?, deleted_at = NULL"
-                " WHERE id = ?",
-                (version, now, secret_id),
-            )
+            self._persist_plan(tx, secret_id, version, plan, now)
             self._exec(
                 tx,
                 "INSERT INTO sb_versions (secret_id, version, stage, created_at, created_by,"
@@ -554,7 +542,7 @@ class SqlStorage:
                 (
                     secret_id,
                     version,
-                    "current",
+                    plan.stage,
                     now,
                     actor,
                     sealed.kek_id,
@@ -564,6 +552,56 @@ class SqlStorage:
                 ),
             )
             return version
+
+    def _lock_secret(
+        self, tx: Tx, project: str, env: str, name: str, now: str
+    ) -> tuple[int, int, int]:
+        """(id, current version, last version) of the secret, created if new, locked
+        until the transaction ends."""
+        # Create the row first (a no-op when it exists) and then lock it, so two
+        # writers of a brand-new secret serialise on it instead of racing.
+        self._exec(
+            tx,
+            "INSERT INTO sb_secrets (project, env, name, current_version, last_version,"
+            " created_at, updated_at, deleted_at, meta) VALUES (?, ?, ?, 0, 0, ?, ?, NULL, '{}')"
+            " ON CONFLICT (project, env, name) DO NOTHING",
+            (project, env, name, now, now),
+        )
+        row = self._one(
+            tx,
+            "SELECT id, current_version, last_version FROM sb_secrets"
+            " WHERE project = ? AND env = ? AND name = ?" + self._lock_clause(),
+            (project, env, name),
+        )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _persist_plan(
+        self, tx: Tx, secret_id: int, version: int, plan: StagePlan, now: str
+    ) -> None:
+        """The existing versions' stages and the secret row, as ``plan`` says (the new
+        version's row is the caller's): two statements at most."""
+        if plan.moves:
+            # One statement for all moves: applied at once, so none feeds another.
+            cases = " ".join("WHEN ? THEN ?" for _ in plan.moves)
+            marks = ", ".join("?" for _ in plan.moves)
+            self._exec(
+                tx,
+                f"UPDATE sb_versions SET stage = CASE stage {cases} END"
+                f" WHERE secret_id = ? AND stage IN ({marks})",
+                (
+                    *(s for move in plan.moves for s in move),
+                    secret_id,
+                    *(before for before, _ in plan.moves),
+                ),
+            )
+        sets = "last_version = ?, updated_at = ?"
+        params: list[Any] = [version, now]
+        if plan.current:
+            sets += ", current_version = ?"
+            params.append(version)
+        if plan.revive:
+            sets += ", deleted_at = NULL"
+        self._exec(tx, f"UPDATE sb_secrets SET {sets} WHERE id = ?", (*params, secret_id))
 
     @staticmethod
     def _version_row(r: Sequence[Any], with_data: bool) -> VersionRow:
