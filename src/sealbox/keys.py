@@ -16,7 +16,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sealbox.errors import AuthenticationFailed, InvalidInput, SealboxError
 
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from sealbox.audit.recorder import AuditRecorder
     from sealbox.caller import Actor
     from sealbox.kms.interface import KeyProvider, Unlocker
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import KeyStore, SessionStore
+
+    class KeyStorage(KeyStore, SessionStore, Protocol):
+        """What the key operations keep: the KEKs and the unlock sessions."""
+
 
 #: Audit operations and the path their events name.
 UNLOCK, LOCK, PASSPHRASE_CHANGE = "unlock", "lock", "passphrase.change"
@@ -42,7 +46,7 @@ class KeyOps:
     def __init__(
         self,
         *,
-        storage: Storage,
+        storage: KeyStorage,
         vault_id: str,
         unlocker: Unlocker,
         audit: AuditRecorder,

@@ -44,6 +44,7 @@ from sealbox.model import (
     validate_name,
     validate_scope,
 )
+from sealbox.stages import new_current
 from sealbox.storage.rows import SealedRow, SecretRow, VersionRow
 
 if TYPE_CHECKING:
@@ -428,6 +429,7 @@ class Vault:
                 seal_for,
                 now=self._now(),
                 actor=self.actor.identity,
+                plan=new_current(),
                 expected_version=if_version,
                 rollback_of=rollback_of,
                 audit_node=self._audit.node,

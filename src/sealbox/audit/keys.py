@@ -21,7 +21,7 @@ from sealbox.errors import IntegrityError, KeyProviderError
 from sealbox.kms.interface import KeyProvider
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditStore
 
 AUDIT_KEY = "audit_key"
 SIGNING_KEY = "audit_signing_key"
@@ -54,7 +54,7 @@ def new_key_settings(provider: KeyProvider, vault_id: str) -> dict[str, str]:
     }
 
 
-def _ensure(storage: Storage, provider: KeyProvider, vault_id: str) -> None:
+def _ensure(storage: AuditStore, provider: KeyProvider, vault_id: str) -> None:
     if storage.get_setting(AUDIT_KEY) is not None:
         return
     if storage.has_keyed_audit():
@@ -68,7 +68,7 @@ def _ensure(storage: Storage, provider: KeyProvider, vault_id: str) -> None:
         storage.ensure_setting(key, value)
 
 
-def _unwrap(storage: Storage, provider: KeyProvider, setting: str, context: bytes) -> bytes:
+def _unwrap(storage: AuditStore, provider: KeyProvider, setting: str, context: bytes) -> bytes:
     raw = storage.get_setting(setting)
     if raw is None:
         raise IntegrityError(f"the vault's {setting.replace('_', ' ')} is missing")
@@ -82,13 +82,13 @@ def _unwrap(storage: Storage, provider: KeyProvider, setting: str, context: byte
         ) from None
 
 
-def load_audit_keys(storage: Storage, provider: KeyProvider, vault_id: str) -> AuditKeys:
+def load_audit_keys(storage: AuditStore, provider: KeyProvider, vault_id: str) -> AuditKeys:
     _ensure(storage, provider, vault_id)
     key = _unwrap(storage, provider, AUDIT_KEY, audit_key_context(vault_id))
     return AuditKeys.from_audit_key(key)
 
 
-def verify_key(storage: Storage) -> bytes | None:
+def verify_key(storage: AuditStore) -> bytes | None:
     raw = storage.get_setting(VERIFY_KEY)
     try:
         return bytes.fromhex(raw) if raw else None
@@ -96,7 +96,7 @@ def verify_key(storage: Storage) -> bytes | None:
         raise IntegrityError("the vault's audit verify key is not valid hex") from None
 
 
-def load_signing_key(storage: Storage, provider: KeyProvider, vault_id: str) -> bytes:
+def load_signing_key(storage: AuditStore, provider: KeyProvider, vault_id: str) -> bytes:
     """The checkpoint private key; checks that the stored public half belongs to it."""
     _ensure(storage, provider, vault_id)
     public = verify_key(storage)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
     from sealbox.audit.spool import AuditSpool
     from sealbox.kms.interface import KeyProvider
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditStore
     from sealbox.storage.rows import CheckpointRow, HeadRow, SignHead
 
 
@@ -52,7 +52,7 @@ Touched = tuple[str, int, bytes | None]
 class AuditRecorder:
     def __init__(
         self,
-        storage: Storage,
+        storage: AuditStore,
         *,
         sinks: Sequence[Sink] | None = None,
         node: str = DEFAULT_NODE,

@@ -50,7 +50,7 @@ from sealbox.audit.events import AuditKeys, Fields, event_from_fields
 from sealbox.crypto import macs
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditStore
     from sealbox.storage.rows import AuditRow, SignHead
 
 #: The signer of a chain head for events up to a time (``AuditRecorder.head_for``).
@@ -170,7 +170,7 @@ class AuditSpool:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: AuditStore,
         directory: Path,
         node: str,
         keys: AuditKeys,
@@ -368,7 +368,7 @@ class SpoolMark(NamedTuple):
     at: str  # when the head said so
 
 
-def spool_marks(storage: Storage) -> dict[str, SpoolMark]:
+def spool_marks(storage: AuditStore) -> dict[str, SpoolMark]:
     """Open spools by file name, as the chains' heads record them."""
     marks = {}
     for head in storage.audit_head_marks().values():
@@ -421,7 +421,7 @@ class SpoolCheck(NamedTuple):
 
 
 def check_spool(
-    storage: Storage, keys: AuditKeys, data: bytes, mark: SpoolMark | None = None
+    storage: AuditStore, keys: AuditKeys, data: bytes, mark: SpoolMark | None = None
 ) -> SpoolCheck:
     """Check a spool's records against its chain key and the chain's stored head, and,
     given the database's ``mark`` of its last drain, that it was not cut below it."""
@@ -477,7 +477,7 @@ def _below(mark: SpoolMark | None, data: bytes, marked: int | None) -> str | Non
 
 
 def _recover(
-    storage: Storage, keys: AuditKeys, fd: int, path: Path, mark: SpoolMark | None = None
+    storage: AuditStore, keys: AuditKeys, fd: int, path: Path, mark: SpoolMark | None = None
 ) -> Recovery:
     """Store the intact records of a spool nobody is writing (its lock is held), in its
     chain; keep the file aside if a record fails its check, or if it holds less than its

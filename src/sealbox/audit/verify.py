@@ -25,7 +25,7 @@ from sealbox.storage.rows import GENESIS, AuditQuery, AuditRow, CheckpointRow, H
 
 if TYPE_CHECKING:
     from sealbox.audit.spool import SpoolMark
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditStore, Storage
 
 #: Columns a query reads, and the record fields they must equal.
 _COLUMNS = (
@@ -326,7 +326,9 @@ class SpoolReport(NamedTuple):
     notices: list[str]
 
 
-def spool_report(storage: Storage, keys: AuditKeys | None, directory: Path | None) -> SpoolReport:
+def spool_report(
+    storage: AuditStore, keys: AuditKeys | None, directory: Path | None
+) -> SpoolReport:
     """Rejected spools, spools whose recovery found them missing, pending spools a stopped
     server left (their records checked, nothing stored) and open spools whose file is gone;
     each rejected or missing one stays flagged until an ``audit.accept`` event names it."""
@@ -371,7 +373,7 @@ def spool_report(storage: Storage, keys: AuditKeys | None, directory: Path | Non
 
 
 def _left_spool(
-    storage: Storage, keys: AuditKeys, path: Path, data: bytes, mark: SpoolMark | None
+    storage: AuditStore, keys: AuditKeys, path: Path, data: bytes, mark: SpoolMark | None
 ) -> tuple[str | None, str | None]:
     """(problem, notice) of a spool file no process owns."""
     from sealbox.audit.spool import check_spool, header_salt

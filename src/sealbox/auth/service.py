@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.auth import passwords, tokens
@@ -46,7 +46,11 @@ from sealbox.wire.accounts import IdentityInfo as IdentityInfo  # noqa: PLC0414
 from sealbox.wire.accounts import TokenInfo as TokenInfo  # noqa: PLC0414
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AccountStore, AuditStore, PolicyStore
+
+    class AuthStorage(AccountStore, AuditStore, Protocol):
+        """The accounts' rows, and the audit trail a recorder made here writes to."""
+
 
 Clock = Callable[[], datetime]
 
@@ -91,7 +95,7 @@ def validate_identity_name(name: str) -> str:
     return name
 
 
-def load_policies(storage: Storage, names: list[str]) -> tuple[Policy, ...]:
+def load_policies(storage: PolicyStore, names: list[str]) -> tuple[Policy, ...]:
     """Policies by name; unknown names are skipped (a deleted policy grants nothing)."""
     found = [BUILTIN[n] for n in names if n in BUILTIN]
     stored = storage.get_policies([n for n in names if n not in BUILTIN])
@@ -145,8 +149,10 @@ class Renewal:
 class Authenticator:
     """Credentials in, principal (or a token) out. Unauthenticated callers use this."""
 
-    def __init__(self, storage: Storage, clock: Clock, audit: AuditRecorder | None = None) -> None:
-        self._storage = storage
+    def __init__(
+        self, storage: AuthStorage, clock: Clock, audit: AuditRecorder | None = None
+    ) -> None:
+        self._storage: AccountStore = storage
         self._clock = clock
         self._audit = audit or AuditRecorder(storage)
 
@@ -391,13 +397,13 @@ class Accounts:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: AuthStorage,
         principal: Principal,
         actor: Actor,
         clock: Clock,
         audit: AuditRecorder | None = None,
     ) -> None:
-        self._storage = storage
+        self._storage: AccountStore = storage
         self.principal = principal
         self._actor = actor
         self._clock = clock
@@ -784,7 +790,7 @@ def person_row(name: str, password: str, policies: list[str], now: str) -> Ident
 
 
 def bootstrap_admin(
-    storage: Storage, name: str, password: str, clock: Clock, actor: Actor
+    storage: AuthStorage, name: str, password: str, clock: Clock, actor: Actor
 ) -> tuple[IdentityInfo, tokens.NewToken]:
     """The first admin identity (root policy) and its token. Refused once any identity exists."""
     if storage.list_identities():

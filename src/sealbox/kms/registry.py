@@ -10,7 +10,7 @@ package adds one (PKCS#11, a transit engine, a cloud KMS) by declaring a factory
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from sealbox.errors import KeyProviderError
 
@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
     from sealbox.kms.interface import Unlocker
     from sealbox.kms.master import PassphrasePrompt
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import KeyStore, SessionStore, SettingsStore
+
+    class ProviderStorage(KeyStore, SessionStore, SettingsStore, Protocol):
+        """What a provider may read of the vault: its KEKs, sessions and settings."""
+
 
 GROUP = "sealbox.key_providers"
 LOCAL = "local"
@@ -31,7 +35,7 @@ SETTING = "key_provider"
 class ProviderContext(NamedTuple):
     """What a provider's unlocker may use: the vault's storage and the caller's environment."""
 
-    storage: Storage
+    storage: ProviderStorage
     vault_id: str
     key_file: Path | None
     env: Mapping[str, str]

@@ -1,9 +1,17 @@
-"""The Storage Protocol.
+"""The storage role protocols, and :class:`Storage`, their union.
 
 Storage knows nothing of keys or plaintext: it keeps opaque ciphertext and wrapped keys
 and enforces the version rules (immutable versions, monotonic numbers, compare-and-set)
-inside its transactions. Every backend passes ``tests/unit/storage/test_contract.py``.
-The rows that cross it are in :mod:`sealbox.storage.rows`.
+inside its transactions. It decides no domain rule: the stages a write gives the
+versions and whether it revives a deleted secret come from the core as a
+:class:`~sealbox.storage.rows.StagePlan` (:mod:`sealbox.stages`).
+
+Each role is small and about one concern, so a core module names the role it uses
+(the accounts service an :class:`AccountStore`, the key operations a :class:`KeyStore`
+and :class:`SessionStore`, the audit recorder an :class:`AuditStore`); a backend
+implements them all (:class:`Storage`). Every backend passes the contract suite in
+``tests/unit/storage/``, one file per role. The rows that cross it are in
+:mod:`sealbox.storage.rows`.
 """
 
 from __future__ import annotations
@@ -29,17 +37,17 @@ if TYPE_CHECKING:
         SecretRow,
         SessionRow,
         SignHead,
+        StagePlan,
         TokenRow,
         VersionRow,
     )
 
 
-class Storage(Protocol):
-    """What :class:`sealbox.vault.Vault` needs from a backend."""
+class Lifecycle(Protocol):
+    """Creating, migrating, checking and closing the store."""
 
     description: str
 
-    # lifecycle
     def initialise(
         self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str
     ) -> None: ...
@@ -47,21 +55,27 @@ class Storage(Protocol):
     def migrate(self) -> int: ...
     def close(self) -> None: ...
     def check(self) -> list[str]: ...
-    def change_feed(self) -> ChangeFeed:
-        """How this process sends and hears change notices (see :mod:`sealbox.changes`)."""
-        ...
-
     def serve(self) -> None:
         """A long-running server owns this storage: move housekeeping off the request path."""
         ...
 
-    # vault settings (not secret: ids, KDF parameters)
+
+class SettingsStore(Protocol):
+    """Vault settings (not secret: ids, KDF parameters, wrapped audit keys)."""
+
     def get_setting(self, key: str) -> str | None: ...
     def settings(self) -> dict[str, str]: ...
+    def ensure_setting(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is there (whoever comes first: the
+        lazily created audit key); returns the stored value."""
+        ...
 
-    # keys and sessions
+
+class KeyStore(Protocol):
+    """The KEKs, stored encrypted under the master key."""
+
     def list_keks(self) -> list[KekRecord]: ...
-    # (``audit``, as for the writes below: records the change's event in its transaction)
+    # (``audit``, as for the secret writes: records the change's event in its transaction)
     def replace_master(
         self,
         keks: list[KekRecord],
@@ -70,7 +84,14 @@ class Storage(Protocol):
         audit: Callable[[], None] | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Re-wrapped KEKs and the new master key's settings; ends every session."""
+        ...
+
+
+class SessionStore(Protocol):
+    """Unlock sessions (a master key wrapped for a while)."""
+
     def put_session(
         self,
         row: SessionRow,
@@ -89,13 +110,25 @@ class Storage(Protocol):
         audit_head: SignHead | None = None,
     ) -> int: ...
 
-    # projects and environments
+
+class ChangeStore(Protocol):
+    """How this process sends and hears change notices (see :mod:`sealbox.changes`)."""
+
+    def change_feed(self) -> ChangeFeed: ...
+
+
+class ScopeStore(Protocol):
+    """Projects and their environments, the scopes secrets live in."""
+
     def create_project(self, project: str, now: str) -> None: ...
     def list_projects(self) -> list[str]: ...
     def create_env(self, project: str, env: str, now: str) -> None: ...
     def list_envs(self, project: str) -> list[str]: ...
 
-    # secrets and versions
+
+class SecretStore(Protocol):
+    """Secrets, their versions and metadata."""
+
     def write_version(
         self,
         project: str,
@@ -105,11 +138,17 @@ class Storage(Protocol):
         *,
         now: str,
         actor: str,
+        plan: StagePlan,
         expected_version: int | None = None,
         rollback_of: int | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Write the next version, numbered after the last one written; its stage, the
+        existing versions' stages, the current version and revival as ``plan`` says.
+        ``expected_version`` is compared with the current version (compare-and-set)."""
+        ...
+
     def read_version(
         self, project: str, env: str, name: str, version: int | None
     ) -> VersionRow: ...
@@ -164,8 +203,14 @@ class Storage(Protocol):
         audit_node: str | None = None,
     ) -> int: ...
     def iter_versions(self) -> Iterator[VersionRow]: ...
+    def version_refs(self) -> list[tuple[str, int]]:
+        """(``project/env/name``, version) of every stored version."""
+        ...
 
-    # identities, machine secret ids, tokens, policies
+
+class IdentityStore(Protocol):
+    """Identities (people and machines) and machines' secret ids."""
+
     def create_identity(self, row: IdentityRow) -> None: ...
     def get_identity(
         self, *, id: str | None = None, name: str | None = None, role_id: str | None = None
@@ -182,6 +227,11 @@ class Storage(Protocol):
     def delete_identity(self, id: str, *, now: str) -> None: ...
     def add_secret_id(self, row: SecretIdRow) -> None: ...
     def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool: ...
+
+
+class TokenStore(Protocol):
+    """Tokens (hashed), a tree: revoking one revokes what descends from it."""
+
     def put_token(self, row: TokenRow) -> None: ...
     def get_token(
         self, *, hash: str | None = None, accessor: str | None = None
@@ -191,15 +241,25 @@ class Storage(Protocol):
     def revoke_tokens(
         self, *, accessor: str | None = None, identity_id: str | None = None, now: str
     ) -> int: ...
+
+
+class PolicyStore(Protocol):
+    """Named policy documents."""
+
     def put_policy(self, name: str, document: str, now: str) -> None: ...
     def get_policies(self, names: list[str]) -> dict[str, str]: ...
     def list_policies(self) -> list[tuple[str, str]]: ...
     def delete_policy(self, name: str) -> None: ...
 
-    # vault settings written once by whoever comes first (the lazily created audit key)
-    def ensure_setting(self, key: str, value: str) -> str: ...
 
-    # audit trail: one hash chain per node, its signed head row moved with each commit
+class AccountStore(IdentityStore, TokenStore, PolicyStore, Protocol):
+    """Everything :mod:`sealbox.auth` keeps: identities, tokens, policies."""
+
+
+class AuditWriter(Protocol):
+    """Appending to the audit trail: one hash chain per node, its signed head row moved
+    with each commit."""
+
     def append_audit_event(
         self, node: str, build: BuildAudit, head: SignHead | None = None
     ) -> AuditRow:
@@ -207,10 +267,6 @@ class Storage(Protocol):
         transaction (inside an audit batch the batch moves it once, at its end)."""
         ...
 
-    def list_audit(self, limit: int = 100) -> list[AuditRow]: ...
-    def query_audit(self, query: AuditQuery) -> list[AuditRow]: ...
-    def audit_chain(self, node: str) -> list[AuditRow]: ...
-    def audit_heads(self) -> dict[str, tuple[int, str]]: ...
     def audit_batch(
         self, node: str, *, wait: bool = True, head: SignHead | None = None
     ) -> AbstractContextManager[None]:
@@ -219,7 +275,6 @@ class Storage(Protocol):
         With ``head``, the chain's head row moves once, before the commit."""
         ...
 
-    def audit_head(self, node: str) -> tuple[int, str]: ...
     def store_audit_rows(
         self, rows: Sequence[AuditRow], *, wait: bool = True, head: SignHead | None = None
     ) -> None:
@@ -227,21 +282,46 @@ class Storage(Protocol):
         ``head`` moves in the same transaction."""
         ...
 
-    def spool_dir(self) -> Path | None:
-        """Where a server process may spool audit events (None: commit each event)."""
-        ...
-
-    def audit_head_marks(self) -> dict[str, HeadRow]: ...
-    def audit_nodes(self) -> list[str]: ...
-    def count_unchained_audit(self) -> int: ...
-    def has_keyed_audit(self) -> bool: ...
-    def add_audit_checkpoint(self, row: CheckpointRow, head: SignHead | None = None) -> None: ...
-    def list_audit_checkpoints(self) -> list[CheckpointRow]: ...
+    def audit_head(self, node: str) -> tuple[int, str]: ...
     def mark_audit_head(self, node: str, head: SignHead) -> None:
         """Sign ``node``'s head again where the chain stands (no event: a spool opened,
         closed or recovered)."""
         ...
 
-    def version_refs(self) -> list[tuple[str, int]]:
-        """(``project/env/name``, version) of every stored version."""
+    def add_audit_checkpoint(self, row: CheckpointRow, head: SignHead | None = None) -> None: ...
+    def spool_dir(self) -> Path | None:
+        """Where a server process may spool audit events (None: commit each event)."""
         ...
+
+
+class AuditReader(Protocol):
+    """Reading the audit trail back: queries, chains, heads and checkpoints."""
+
+    def list_audit(self, limit: int = 100) -> list[AuditRow]: ...
+    def query_audit(self, query: AuditQuery) -> list[AuditRow]: ...
+    def audit_chain(self, node: str) -> list[AuditRow]: ...
+    def audit_heads(self) -> dict[str, tuple[int, str]]: ...
+    def audit_head_marks(self) -> dict[str, HeadRow]: ...
+    def audit_nodes(self) -> list[str]: ...
+    def count_unchained_audit(self) -> int: ...
+    def has_keyed_audit(self) -> bool: ...
+    def list_audit_checkpoints(self) -> list[CheckpointRow]: ...
+
+
+class AuditStore(AuditWriter, AuditReader, SettingsStore, Protocol):
+    """The audit trail, written and read, and the settings its keys are kept in."""
+
+
+class Storage(
+    Lifecycle,
+    KeyStore,
+    SessionStore,
+    ChangeStore,
+    ScopeStore,
+    SecretStore,
+    AccountStore,
+    AuditStore,
+    SettingsStore,
+    Protocol,
+):
+    """What :class:`sealbox.vault.Vault` needs from a backend: every role."""

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
-from sealbox.storage.sql import Dialect, SqlStorage, Tx
+from sealbox.storage.schema import Dialect
+from sealbox.storage.sql import SqlStorage, Tx
 
 CHANGE_CHANNEL = "sealbox_changes"
 

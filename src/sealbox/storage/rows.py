@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -170,3 +170,22 @@ class TokenRow(NamedTuple):
 #: Called inside the write transaction with the new version number; returns the sealed
 #: value for exactly that version (the number is part of the associated data).
 SealFor = Callable[[int], SealedRow]
+
+
+class StagePlan(NamedTuple):
+    """What one version write does to a secret's stages, as the core decided it
+    (:mod:`sealbox.stages`); storage persists it inside the write's transaction.
+
+    ``moves`` are applied at once (not one after the other): each ``(before, after)``
+    gives every existing version at stage ``before`` the stage ``after``; a version at a
+    stage no move names keeps it.
+    """
+
+    #: The new version's stage.
+    stage: str
+    moves: tuple[tuple[str, str], ...]
+    #: The new version becomes the secret's current one (what a read without a version
+    #: gets); otherwise the current version stays where it is.
+    current: bool
+    #: A soft-deleted secret is undeleted by the write.
+    revive: bool

@@ -1,7 +1,8 @@
 """The SQL shared by the SQLite and PostgreSQL backends.
 
-Statements are written with ``?`` placeholders; a backend's :class:`Dialect` rewrites
-them and supplies the few type names that differ. Version rules live here once:
+Statements are written with ``?`` placeholders; a backend's
+:class:`~sealbox.storage.schema.Dialect` rewrites them (the schema is in
+:mod:`sealbox.storage.schema`). Version rules live here once:
 a new version number is taken under a row lock inside the write transaction, so two
 writers never lose a write and compare-and-set (``expected_version``) is exact.
 """
@@ -12,7 +13,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
 from sealbox.storage.rows import (
@@ -30,144 +31,15 @@ from sealbox.storage.rows import (
     SecretRow,
     SessionRow,
     SignHead,
+    StagePlan,
     TokenRow,
     VersionRow,
 )
+from sealbox.storage.schema import MIGRATIONS, Dialect
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-class Dialect(NamedTuple):
-    blob: str
-    serial_pk: str
-    placeholder: str
-
-
-def schema_v1(d: Dialect) -> list[str]:
-    """Schema version 1: settings, keys, sessions, scopes, secrets, versions, audit."""
-    return [
-        "CREATE TABLE sb_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        f"CREATE TABLE sb_keks (kek_id TEXT PRIMARY KEY, wrapped {d.blob} NOT NULL,"
-        " created_at TEXT NOT NULL, active INTEGER NOT NULL)",
-        f"CREATE TABLE sb_sessions (session_id TEXT PRIMARY KEY, wrapped_master {d.blob} NOT NULL,"
-        " created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
-        "CREATE TABLE sb_projects (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
-        "CREATE TABLE sb_environments (project TEXT NOT NULL REFERENCES sb_projects(name),"
-        " name TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (project, name))",
-        f"CREATE TABLE sb_secrets (id {d.serial_pk}, project TEXT NOT NULL, env TEXT NOT NULL,"
-        " name TEXT NOT NULL, current_version INTEGER NOT NULL, created_at TEXT NOT NULL,"
-        " updated_at TEXT NOT NULL, deleted_at TEXT, meta TEXT NOT NULL,"
-        " UNIQUE (project, env, name),"
-        " FOREIGN KEY (project, env) REFERENCES sb_environments(project, name))",
-        "CREATE TABLE sb_versions (secret_id INTEGER NOT NULL REFERENCES sb_secrets(id)"
-        " ON DELETE CASCADE, version INTEGER NOT NULL, stage TEXT, created_at TEXT NOT NULL,"
-        " created_by TEXT NOT NULL, kek_id TEXT NOT NULL, rollback_of INTEGER,"
-        f" ciphertext {d.blob} NOT NULL, wrapped_key {d.blob} NOT NULL,"
-        " PRIMARY KEY (secret_id, version))",
-        "CREATE INDEX sb_versions_kek ON sb_versions (kek_id)",
-        f"CREATE TABLE sb_audit (id {d.serial_pk}, at TEXT NOT NULL, actor TEXT NOT NULL,"
-        " source TEXT NOT NULL, operation TEXT NOT NULL, path TEXT NOT NULL, version INTEGER,"
-        " outcome TEXT NOT NULL, reason TEXT NOT NULL)",
-    ]
-
-
-def schema_v2(d: Dialect) -> list[str]:
-    """Schema version 2: identities, machine secret ids, tokens, policies."""
-    return [
-        "CREATE TABLE sb_identities (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-        " kind TEXT NOT NULL, password_hash TEXT, role_id TEXT UNIQUE, policies TEXT NOT NULL,"
-        " created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)",
-        "CREATE TABLE sb_secret_ids (accessor TEXT PRIMARY KEY, identity_id TEXT NOT NULL"
-        " REFERENCES sb_identities(id) ON DELETE CASCADE, hash TEXT NOT NULL UNIQUE,"
-        " uses_left INTEGER, expires_at TEXT, created_at TEXT NOT NULL)",
-        "CREATE TABLE sb_tokens (accessor TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
-        " identity_id TEXT NOT NULL REFERENCES sb_identities(id) ON DELETE CASCADE,"
-        " policies TEXT NOT NULL, auth_method TEXT NOT NULL, created_at TEXT NOT NULL,"
-        " expires_at TEXT NOT NULL, max_expires_at TEXT NOT NULL, revoked_at TEXT,"
-        " display TEXT NOT NULL)",
-        "CREATE INDEX sb_tokens_identity ON sb_tokens (identity_id)",
-        "CREATE TABLE sb_policies (name TEXT PRIMARY KEY, document TEXT NOT NULL,"
-        " updated_at TEXT NOT NULL)",
-    ]
-
-
-def schema_v3(d: Dialect) -> list[str]:
-    """Schema version 3: the audit hash chain (issue 4), its heads and signed checkpoints.
-
-    Events written before version 3 keep ``seq`` NULL: they predate the chain.
-    """
-    return [
-        "ALTER TABLE sb_audit ADD COLUMN node TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit ADD COLUMN seq INTEGER",
-        "ALTER TABLE sb_audit ADD COLUMN event TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit ADD COLUMN prev TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit ADD COLUMN link TEXT NOT NULL DEFAULT ''",
-        "CREATE INDEX sb_audit_node ON sb_audit (node, id)",
-        "CREATE INDEX sb_audit_path ON sb_audit (path, id)",
-        "CREATE TABLE sb_audit_heads (node TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-        " hash TEXT NOT NULL)",
-        f"CREATE TABLE sb_audit_checkpoints (id {d.serial_pk}, node TEXT NOT NULL,"
-        " seq INTEGER NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL,"
-        " key_id TEXT NOT NULL)",
-    ]
-
-
-def schema_v4(d: Dialect) -> list[str]:
-    """Schema version 4: an audit chain cannot fork (one event per node and position)."""
-    # The unique index serves the per-node chain queries too, so the v3 (node, id) index
-    # goes: every index is paid for on every audited read.
-    return [
-        "CREATE UNIQUE INDEX sb_audit_node_seq ON sb_audit (node, seq)",
-        "DROP INDEX sb_audit_node",
-    ]
-
-
-def schema_v5(d: Dialect) -> list[str]:
-    """Schema version 5: change notices for processes that poll (SQLite; see changes.py)."""
-    return [
-        f"CREATE TABLE sb_changes (id {d.serial_pk}, at TEXT NOT NULL, payload TEXT NOT NULL)",
-    ]
-
-
-def schema_v6(d: Dialect) -> list[str]:
-    """Schema version 6: the token tree (issue 10). ``parent`` is the accessor of the token
-    that created this one; NULL for a login token, an orphan, or one made before version 6."""
-    return [
-        "ALTER TABLE sb_tokens ADD COLUMN parent TEXT",
-        "CREATE INDEX sb_tokens_parent ON sb_tokens (parent)",
-    ]
-
-
-def schema_v7(d: Dialect) -> list[str]:
-    """Schema version 7: truncation evidence for the audit trail (issue 10).
-
-    A chain's head row moves with every commit of its events and is signed, with the
-    state of the server spool the chain is written through; checkpoints name their
-    predecessor. Heads and checkpoints from before keep an empty signature /
-    ``prev_seq`` -1 (``sealbox audit checkpoint`` signs heads).
-    """
-    return [
-        "ALTER TABLE sb_audit_heads ADD COLUMN at TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit_heads ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE sb_audit_heads ADD COLUMN signature TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit_heads ADD COLUMN since INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE sb_audit_heads ADD COLUMN spool TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE sb_audit_checkpoints ADD COLUMN prev_seq INTEGER NOT NULL DEFAULT -1",
-    ]
-
-
-#: schema version -> statements that bring the previous version up to it. Append only.
-MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
-    1: schema_v1,
-    2: schema_v2,
-    3: schema_v3,
-    4: schema_v4,
-    5: schema_v5,
-    6: schema_v6,
-    7: schema_v7,
-}
 
 #: A subquery: every token in the subtrees rooted at the tokens ``{roots}`` selects, on
 #: SQLite and PostgreSQL alike. NOTE: inside the UPDATE, not before it: Python's sqlite3
@@ -321,8 +193,9 @@ class SqlStorage:
             self._require_schema(tx)
             orphans = self._one(
                 tx,
-                "SELECT COUNT(*) FROM sb_secrets s WHERE NOT EXISTS (SELECT 1 FROM sb_versions v"
-                " WHERE v.secret_id = s.id AND v.version = s.current_version)",
+                "SELECT COUNT(*) FROM sb_secrets s WHERE s.current_version > 0 AND NOT EXISTS"
+                " (SELECT 1 FROM sb_versions v WHERE v.secret_id = s.id"
+                " AND v.version = s.current_version)",
             )
             if orphans and orphans[0]:
                 problems.append(f"{orphans[0]} secret(s) point at a missing current version")
@@ -494,59 +367,31 @@ class SqlStorage:
         *,
         now: str,
         actor: str,
+        plan: StagePlan,
         expected_version: int | None = None,
         rollback_of: int | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
     ) -> int:
-        """Write the next version. With ``audit_node``, audit events appended while
-        ``seal_for`` runs go into this same transaction: the version and the event that
-        records it are committed together or not at all (fail closed for writes); so
-        does the chain's head row, with ``audit_head``."""
-        path = f"{project}/{env}/{name}"
+        """Write the next version, its stage and the existing versions' stages as
+        ``plan`` says. With ``audit_node``, audit events appended while ``seal_for`` runs
+        go into this same transaction: the version and the event that records it are
+        committed together or not at all (fail closed for writes); so does the chain's
+        head row, with ``audit_head``."""
         with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             self._require_env(tx, project, env)
-            # Create the row first (a no-op when it exists) and then lock it, so two
-            # writers of a brand-new secret serialise on it instead of racing.
-            self._exec(
-                tx,
-                "INSERT INTO sb_secrets (project, env, name, current_version, created_at,"
-                " updated_at, deleted_at, meta) VALUES (?, ?, ?, 0, ?, ?, NULL, '{}')"
-                " ON CONFLICT (project, env, name) DO NOTHING",
-                (project, env, name, now, now),
-            )
-            row = self._one(
-                tx,
-                "SELECT id, current_version FROM sb_secrets"
-                " WHERE project = ? AND env = ? AND name = ?" + self._lock_clause(),
-                (project, env, name),
-            )
-            secret_id, current = row[0], int(row[1])
+            secret_id, current, last = self._lock_secret(tx, project, env, name, now)
             if expected_version is not None and expected_version != current:
                 raise Conflict(
-                    f"{path} is at version {current}, not {expected_version}",
+                    f"{project}/{env}/{name} is at version {current}, not {expected_version}",
                     hint="read the secret again and retry with the current version",
                 )
-            version = current + 1
+            # NOTE: numbered after the last version written, not the current one: a
+            # version written not current (pending) keeps its number.
+            version = last + 1
             sealed = seal_for(version)
-            self._exec(
-                tx,
-                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
-                ("archived", secret_id, "previous"),
-            )
-            self._exec(
-                tx,
-                "UPDATE sb_versions SET stage = ? WHERE secret_id = ? AND stage = ?",
-                ("previous", secret_id, "current"),
-            )
-            # Writing to a deleted secret brings it back, as Vault KV v2 does.
-            self._exec(
-                tx,
-                "UPDATE sb_secrets SET current_version = ?, updated_at = ?, deleted_at = NULL"
-                " WHERE id = ?",
-                (version, now, secret_id),
-            )
+            self._persist_plan(tx, secret_id, version, plan, now)
             self._exec(
                 tx,
                 "INSERT INTO sb_versions (secret_id, version, stage, created_at, created_by,"
@@ -554,7 +399,7 @@ class SqlStorage:
                 (
                     secret_id,
                     version,
-                    "current",
+                    plan.stage,
                     now,
                     actor,
                     sealed.kek_id,
@@ -564,6 +409,56 @@ class SqlStorage:
                 ),
             )
             return version
+
+    def _lock_secret(
+        self, tx: Tx, project: str, env: str, name: str, now: str
+    ) -> tuple[int, int, int]:
+        """(id, current version, last version) of the secret, created if new, locked
+        until the transaction ends."""
+        # Create the row first (a no-op when it exists) and then lock it, so two
+        # writers of a brand-new secret serialise on it instead of racing.
+        self._exec(
+            tx,
+            "INSERT INTO sb_secrets (project, env, name, current_version, last_version,"
+            " created_at, updated_at, deleted_at, meta) VALUES (?, ?, ?, 0, 0, ?, ?, NULL, '{}')"
+            " ON CONFLICT (project, env, name) DO NOTHING",
+            (project, env, name, now, now),
+        )
+        row = self._one(
+            tx,
+            "SELECT id, current_version, last_version FROM sb_secrets"
+            " WHERE project = ? AND env = ? AND name = ?" + self._lock_clause(),
+            (project, env, name),
+        )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _persist_plan(
+        self, tx: Tx, secret_id: int, version: int, plan: StagePlan, now: str
+    ) -> None:
+        """The existing versions' stages and the secret row, as ``plan`` says (the new
+        version's row is the caller's): two statements at most."""
+        if plan.moves:
+            # One statement for all moves: applied at once, so none feeds another.
+            cases = " ".join("WHEN ? THEN ?" for _ in plan.moves)
+            marks = ", ".join("?" for _ in plan.moves)
+            self._exec(
+                tx,
+                f"UPDATE sb_versions SET stage = CASE stage {cases} END"
+                f" WHERE secret_id = ? AND stage IN ({marks})",
+                (
+                    *(s for move in plan.moves for s in move),
+                    secret_id,
+                    *(before for before, _ in plan.moves),
+                ),
+            )
+        sets = "last_version = ?, updated_at = ?"
+        params: list[Any] = [version, now]
+        if plan.current:
+            sets += ", current_version = ?"
+            params.append(version)
+        if plan.revive:
+            sets += ", deleted_at = NULL"
+        self._exec(tx, f"UPDATE sb_secrets SET {sets} WHERE id = ?", (*params, secret_id))
 
     @staticmethod
     def _version_row(r: Sequence[Any], with_data: bool) -> VersionRow:

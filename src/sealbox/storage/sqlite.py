@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
-from sealbox.storage.sql import Dialect, SqlStorage, Tx
+from sealbox.storage.schema import Dialect
+from sealbox.storage.sql import SqlStorage, Tx
 
 if TYPE_CHECKING:
     from sealbox.storage.sqlite_serving import Checkpointer, SqliteChangeFeed

@@ -10,12 +10,12 @@ from sealbox.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditWriter
 
 SINK_KINDS = ("db", "file:PATH", "stdout", "stderr", "syslog[:/dev/log | :udp:HOST:PORT]")
 
 
-def build_sinks(specs: Sequence[str], storage: Storage, *, file_max_bytes: int) -> list[Sink]:
+def build_sinks(specs: Sequence[str], storage: AuditWriter, *, file_max_bytes: int) -> list[Sink]:
     """Sinks from their specs; a bad spec is an error naming it (never "no audit")."""
     sinks: list[Sink] = []
     for raw in specs:

@@ -13,7 +13,7 @@ from sealbox.audit.events import AuditKeys, Event, chain_encoded
 from sealbox.storage.rows import AuditRow, SignHead
 
 if TYPE_CHECKING:
-    from sealbox.storage.interface import Storage
+    from sealbox.storage.interface import AuditWriter
 
 
 def db_row(event: Event, chain_key: bytes | None, node: str, seq: int, prev: str) -> AuditRow:
@@ -47,7 +47,7 @@ def chained_row(
 class DbSink:
     name = "db"
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: AuditWriter) -> None:
         self._storage = storage
         #: Set by the recorder: the signer of the chain's head for an event at a time
         #: (None without the keys; the head then stays where the last keyed commit left it).

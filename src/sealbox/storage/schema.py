@@ -1,0 +1,158 @@
+"""The schema of a vault's database, as migrations from one version to the next.
+
+Shared by the SQLite and PostgreSQL backends (:mod:`sealbox.storage.sql` applies them);
+a :class:`Dialect` supplies the few type names that differ. Append only: a vault at any
+earlier version is brought up to :data:`~sealbox.storage.rows.SCHEMA_VERSION` by
+running every later version's statements in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+
+class Dialect(NamedTuple):
+    blob: str
+    serial_pk: str
+    placeholder: str
+
+
+def schema_v1(d: Dialect) -> list[str]:
+    """Schema version 1: settings, keys, sessions, scopes, secrets, versions, audit."""
+    return [
+        "CREATE TABLE sb_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"CREATE TABLE sb_keks (kek_id TEXT PRIMARY KEY, wrapped {d.blob} NOT NULL,"
+        " created_at TEXT NOT NULL, active INTEGER NOT NULL)",
+        f"CREATE TABLE sb_sessions (session_id TEXT PRIMARY KEY, wrapped_master {d.blob} NOT NULL,"
+        " created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
+        "CREATE TABLE sb_projects (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
+        "CREATE TABLE sb_environments (project TEXT NOT NULL REFERENCES sb_projects(name),"
+        " name TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (project, name))",
+        f"CREATE TABLE sb_secrets (id {d.serial_pk}, project TEXT NOT NULL, env TEXT NOT NULL,"
+        " name TEXT NOT NULL, current_version INTEGER NOT NULL, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, deleted_at TEXT, meta TEXT NOT NULL,"
+        " UNIQUE (project, env, name),"
+        " FOREIGN KEY (project, env) REFERENCES sb_environments(project, name))",
+        "CREATE TABLE sb_versions (secret_id INTEGER NOT NULL REFERENCES sb_secrets(id)"
+        " ON DELETE CASCADE, version INTEGER NOT NULL, stage TEXT, created_at TEXT NOT NULL,"
+        " created_by TEXT NOT NULL, kek_id TEXT NOT NULL, rollback_of INTEGER,"
+        f" ciphertext {d.blob} NOT NULL, wrapped_key {d.blob} NOT NULL,"
+        " PRIMARY KEY (secret_id, version))",
+        "CREATE INDEX sb_versions_kek ON sb_versions (kek_id)",
+        f"CREATE TABLE sb_audit (id {d.serial_pk}, at TEXT NOT NULL, actor TEXT NOT NULL,"
+        " source TEXT NOT NULL, operation TEXT NOT NULL, path TEXT NOT NULL, version INTEGER,"
+        " outcome TEXT NOT NULL, reason TEXT NOT NULL)",
+    ]
+
+
+def schema_v2(d: Dialect) -> list[str]:
+    """Schema version 2: identities, machine secret ids, tokens, policies."""
+    return [
+        "CREATE TABLE sb_identities (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL, password_hash TEXT, role_id TEXT UNIQUE, policies TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE sb_secret_ids (accessor TEXT PRIMARY KEY, identity_id TEXT NOT NULL"
+        " REFERENCES sb_identities(id) ON DELETE CASCADE, hash TEXT NOT NULL UNIQUE,"
+        " uses_left INTEGER, expires_at TEXT, created_at TEXT NOT NULL)",
+        "CREATE TABLE sb_tokens (accessor TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+        " identity_id TEXT NOT NULL REFERENCES sb_identities(id) ON DELETE CASCADE,"
+        " policies TEXT NOT NULL, auth_method TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, max_expires_at TEXT NOT NULL, revoked_at TEXT,"
+        " display TEXT NOT NULL)",
+        "CREATE INDEX sb_tokens_identity ON sb_tokens (identity_id)",
+        "CREATE TABLE sb_policies (name TEXT PRIMARY KEY, document TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL)",
+    ]
+
+
+def schema_v3(d: Dialect) -> list[str]:
+    """Schema version 3: the audit hash chain (issue 4), its heads and signed checkpoints.
+
+    Events written before version 3 keep ``seq`` NULL: they predate the chain.
+    """
+    return [
+        "ALTER TABLE sb_audit ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN seq INTEGER",
+        "ALTER TABLE sb_audit ADD COLUMN event TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN prev TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit ADD COLUMN link TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX sb_audit_node ON sb_audit (node, id)",
+        "CREATE INDEX sb_audit_path ON sb_audit (path, id)",
+        "CREATE TABLE sb_audit_heads (node TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+        " hash TEXT NOT NULL)",
+        f"CREATE TABLE sb_audit_checkpoints (id {d.serial_pk}, node TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL,"
+        " key_id TEXT NOT NULL)",
+    ]
+
+
+def schema_v4(d: Dialect) -> list[str]:
+    """Schema version 4: an audit chain cannot fork (one event per node and position)."""
+    # The unique index serves the per-node chain queries too, so the v3 (node, id) index
+    # goes: every index is paid for on every audited read.
+    return [
+        "CREATE UNIQUE INDEX sb_audit_node_seq ON sb_audit (node, seq)",
+        "DROP INDEX sb_audit_node",
+    ]
+
+
+def schema_v5(d: Dialect) -> list[str]:
+    """Schema version 5: change notices for processes that poll (SQLite; see changes.py)."""
+    return [
+        f"CREATE TABLE sb_changes (id {d.serial_pk}, at TEXT NOT NULL, payload TEXT NOT NULL)",
+    ]
+
+
+def schema_v6(d: Dialect) -> list[str]:
+    """Schema version 6: the token tree (issue 10). ``parent`` is the accessor of the token
+    that created this one; NULL for a login token, an orphan, or one made before version 6."""
+    return [
+        "ALTER TABLE sb_tokens ADD COLUMN parent TEXT",
+        "CREATE INDEX sb_tokens_parent ON sb_tokens (parent)",
+    ]
+
+
+def schema_v7(d: Dialect) -> list[str]:
+    """Schema version 7: truncation evidence for the audit trail (issue 10).
+
+    A chain's head row moves with every commit of its events and is signed, with the
+    state of the server spool the chain is written through; checkpoints name their
+    predecessor. Heads and checkpoints from before keep an empty signature /
+    ``prev_seq`` -1 (``sealbox audit checkpoint`` signs heads).
+    """
+    return [
+        "ALTER TABLE sb_audit_heads ADD COLUMN at TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_heads ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sb_audit_heads ADD COLUMN signature TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_heads ADD COLUMN since INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sb_audit_heads ADD COLUMN spool TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sb_audit_checkpoints ADD COLUMN prev_seq INTEGER NOT NULL DEFAULT -1",
+    ]
+
+
+def schema_v8(d: Dialect) -> list[str]:
+    """Schema version 8: the last version number a secret took (issue 11).
+
+    The core decides stages (sealbox/stages.py), and a version it writes need not become
+    current (a pending one, being rotated in): the next number is counted on the secret's
+    row, which the write holds locked, not taken from the current version.
+    """
+    return [
+        "ALTER TABLE sb_secrets ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0",
+        "UPDATE sb_secrets SET last_version = current_version",
+    ]
+
+
+#: schema version -> statements that bring the previous version up to it. Append only.
+MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
+    1: schema_v1,
+    2: schema_v2,
+    3: schema_v3,
+    4: schema_v4,
+    5: schema_v5,
+    6: schema_v6,
+    7: schema_v7,
+    8: schema_v8,
+}

@@ -1,0 +1,53 @@
+"""Values and helpers shared by the storage contract suite (one file per role protocol
+of :mod:`sealbox.storage.interface`; the backends are the fixtures in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sealbox import stages
+from sealbox.storage.interface import Storage
+from sealbox.storage.rows import AuditRow, KekRecord, SealedRow, StagePlan
+
+NOW = "2026-01-01T00:00:00+00:00"
+KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
+
+
+def sealed(version: int) -> SealedRow:
+    return SealedRow(f"ct-{version}".encode(), f"wk-{version}".encode(), "kek1")
+
+
+def write(store: Storage, name: str = "DB", plan: StagePlan | None = None, **kw: object) -> int:
+    """A version written as the core writes one (``stages.new_current()``) unless told."""
+    return store.write_version(
+        "payments",
+        "dev",
+        name,
+        sealed,
+        now=NOW,
+        actor="t",
+        plan=plan if plan is not None else stages.new_current(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def stage_map(store: Storage, name: str = "DB") -> dict[int, str | None]:
+    return {v.version: v.stage for v in store.history("payments", "dev", name)}
+
+
+def audit_row(node: str, seq: int, prev: str, hash_: str, path: str = "p/e/N") -> AuditRow:
+    return AuditRow(NOW, "me", "cli", "read", path, 1, "allowed", "", node, seq, "{}", prev,
+                    hash_, "sha256")  # fmt: skip
+
+
+def reopen(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    """Another connection (another process's view) to the same store."""
+    if kind == "sqlite":
+        from sealbox.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(tmp_path / "vault.db")
+    from sealbox.storage.postgres import PostgresStorage
+
+    return PostgresStorage(request.getfixturevalue("pg_dsn"))
