@@ -15,6 +15,9 @@ What the document promises, and how it stays true:
 * the router's methods per path are the documented ones; Starlette's ``HEAD`` goes with
   ``GET``, and Vault's ``LIST`` is the ``x-vault-list`` mark on a ``GET`` (a request line
   ``LIST …`` is served as ``GET …?list=true``, see protocol.py);
+* the login route (``/v1/auth/{method}/login``) is also listed once per installed login
+  method, as its own path with the body the method's fields make (a plug-in is documented
+  by its declaration); the template's ``method`` parameter then leaves those names out;
 * a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}``: OpenAPI has no
   multi-segment parameter, and a client must send the ``/`` between them unencoded (an
   encoded ``/`` is refused). ``key`` may itself hold more ``/``-separated segments.
@@ -482,8 +485,13 @@ EVENTS = (
     "permission goes. Never a value."
 )
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
-#: One path segment (Starlette's ``{name}``).
-SEGMENT: Schema = {"type": "string", "pattern": "^[^/]+$"}
+#: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
+#: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
+SEGMENT: Schema = {
+    "type": "string",
+    "pattern": "^[^/\\\\\\x00]+$",
+    "not": {"enum": [".", ".."]},
+}
 FIELD_TYPES: dict[FieldKind, Schema] = {
     FieldKind.STR: S,
     FieldKind.STR_LIST: SL,
@@ -507,7 +515,7 @@ def login_op(method: LoginMethod) -> Op:
     props, required, params = {}, [], {}
     for f in method.fields:
         if f.name == method.path_field:
-            params["name"] = _field_schema(f)
+            params["name"] = {**SEGMENT, **_field_schema(f)}
             continue
         props[f.name] = _field_schema(f)
         if f.required:

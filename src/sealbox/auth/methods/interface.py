@@ -86,9 +86,6 @@ class Credentials:
         """A field of another kind as the front end checked it (None when absent)."""
         return self._values.get(key)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._values
-
     def __repr__(self) -> str:
         return f"Credentials({', '.join(sorted(self._values))}: ***)"
 
