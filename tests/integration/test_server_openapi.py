@@ -32,6 +32,7 @@ SAMPLES = {
     "mount": "secret",
     "path": "secret",
     "key": "stripe",
+    "method": "jwt",  # a login method's name; none is installed under it here
 }
 
 

@@ -353,9 +353,21 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
     ("POST", "/v1/auth/login"): lambda w: Call(
         "POST", "/v1/auth/login", {"name": "reader", "password": PASSWORD}
     ),
-    ("POST", "/v1/auth/approle/login"): lambda w: Call(
-        "POST", "/v1/auth/approle/login", {"role_id": w.role_id, "secret_id": w.secret_id}
+    ("POST", "/v1/auth/{method}/login"): lambda w: Call(
+        "POST", "/v1/auth/password/login", {"name": "reader", "password": PASSWORD}
     ),
+    ("PUT", "/v1/auth/{method}/login"): lambda w: Call(
+        "PUT", "/v1/auth/approle/login", {"role_id": w.role_id, "secret_id": w.secret_id}
+    ),
+    # No built-in method takes a name in the path: what userpass would be sent.
+    **{
+        (method, "/v1/auth/{method}/login/{name}"): (
+            lambda w, method=method: Call(
+                method, "/v1/auth/password/login/reader", {"password": PASSWORD}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
     ("GET", "/v1/auth/token/self"): lambda w: Call("GET", "/v1/auth/token/self"),
     ("GET", "/v1/auth/token/lookup-self"): lambda w: Call("GET", "/v1/auth/token/lookup-self"),
     ("POST", "/v1/auth/token/renew"): lambda w: Call("POST", "/v1/auth/token/renew", {}),

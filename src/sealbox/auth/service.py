@@ -1,8 +1,9 @@
 """Identities, tokens and policies: creation, login, lookup, renewal and revocation.
 
 :class:`Accounts` is the authorised, audited administration API (reached through
-``Vault.accounts``); :class:`Authenticator` turns credentials (a password, a role id +
-secret id, a token) into a :class:`~sealbox.auth.principal.Principal`. Only token hashes
+``Vault.accounts``); :class:`Authenticator` issues tokens, runs login methods
+(:mod:`sealbox.auth.methods`: a password, a role id + secret id …) and turns a token into
+a :class:`~sealbox.auth.principal.Principal`. Only token hashes
 and secret-id hashes are stored; a token's *accessor* names it in listings and logs.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.auth import passwords, tokens
+from sealbox.auth.methods.interface import Credentials, LoginContext
 from sealbox.auth.policy import (
     POLICY_NAME_RE,
     ROOT_POLICY,
@@ -46,6 +48,7 @@ from sealbox.wire.accounts import IdentityInfo as IdentityInfo  # noqa: PLC0414
 from sealbox.wire.accounts import TokenInfo as TokenInfo  # noqa: PLC0414
 
 if TYPE_CHECKING:
+    from sealbox.auth.methods.interface import LoginMethod
     from sealbox.storage.interface import AccountStore, AuditStore, PolicyStore
 
     class AuthStorage(AccountStore, AuditStore, Protocol):
@@ -231,58 +234,23 @@ class Authenticator:
         )
         return new
 
-    def login_password(
-        self, name: str, password: str, actor: Actor, ttl: timedelta | None = None
+    def login(
+        self,
+        method: LoginMethod | str,
+        credentials: Credentials | Mapping[str, Any],
+        actor: Actor,
+        ttl: timedelta | None = None,
     ) -> tokens.NewToken:
-        row = self._storage.get_identity(name=name) if SCOPE_RE.match(name or "") else None
-        if row is None or row.kind != "person" or not row.password_hash:
-            passwords.dummy_verify(password)  # same cost whether or not the name exists
-            # NOTE: not the text given: a name that matches nobody is often a password
-            # pasted into the wrong field, and audit events never hold values in clear.
-            self._record(actor, "login", UNKNOWN_IDENTITY, "denied", "bad credentials")
-            raise AuthenticationFailed("invalid name or password")
-        if not passwords.verify_password(password, row.password_hash) or row.disabled:
-            self._record(actor, "login", f"identity/{name}", "denied", "bad credentials")
-            raise AuthenticationFailed("invalid name or password")
-        token = self.issue(row, auth_method="password", ttl=ttl, kind="p")
-        who = actor._replace(
-            identity=row.name,
-            identity_id=row.id,
-            auth_method="password",
-            token_accessor=token.accessor,
-        )
-        self._record(who, "login", f"identity/{name}", "allowed", token.accessor)
-        return token
+        """Log in with a login method (by name: :mod:`sealbox.auth.methods.registry`);
+        its tokens are roots of the token tree with the identity's policies."""
+        if isinstance(method, str):
+            from sealbox.auth.methods.registry import login_method
 
-    def login_approle(
-        self, role_id: str, secret_id: str, actor: Actor, ttl: timedelta | None = None
-    ) -> tokens.NewToken:
-        row = self._storage.get_identity(role_id=role_id) if role_id else None
-        ok = (
-            row is not None
-            and row.kind == "machine"
-            and not row.disabled
-            and self._storage.consume_secret_id(
-                row.id, tokens.token_hash(secret_id), self._now().isoformat()
-            )
-        )
-        if not ok or row is None:
-            self._record(actor, "login", "approle", "denied", "bad credentials")
-            raise AuthenticationFailed("invalid role id or secret id")
-        token = self.issue(row, auth_method="approle", ttl=ttl)
-        self._record(
-            actor._replace(
-                identity=row.name,
-                identity_id=row.id,
-                auth_method="approle",
-                token_accessor=token.accessor,
-            ),
-            "login",
-            f"identity/{row.name}",
-            "allowed",
-            token.accessor,
-        )
-        return token
+            method = login_method(method)
+        if not isinstance(credentials, Credentials):
+            credentials = Credentials(credentials)
+        ctx = LoginContext(self, self._storage, self._clock, self._audit, method.name, ttl)
+        return method.login(credentials, actor, ctx)
 
     def resolve(self, token_value: str) -> Principal:
         """The principal behind a token; every failure is the same error.
@@ -746,9 +714,6 @@ _LOST = {
     "root": "no identity holding root",
     "admin": "no admin (an identity that may administer sys/identities and sys/policies)",
 }
-
-#: The audit path of a login that named no existing person.
-UNKNOWN_IDENTITY = "identity/<unknown>"
 
 
 def _census(

@@ -10,13 +10,14 @@ a value of the wrong type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, assert_never
 
 from starlette.requests import Request
 
+from sealbox.auth.methods.interface import Field, FieldKind
 from sealbox.errors import InvalidInput
 from sealbox.server.http import json_body, json_int
 
@@ -39,6 +40,29 @@ class Kind(Enum):
                 return json_int(value) is not None
             case Kind.BOOL:
                 return isinstance(value, bool)
+
+
+def kind_of(kind: FieldKind) -> Kind:
+    """The JSON kind of a login method's declared field."""
+    match kind:
+        case FieldKind.STR:
+            return Kind.STR
+        case FieldKind.STR_LIST:
+            return Kind.STR_LIST
+        case FieldKind.INT:
+            return Kind.INT
+        case FieldKind.BOOL:
+            return Kind.BOOL
+        case _:
+            assert_never(kind)
+
+
+def declared(fields: Iterable[Field]) -> tuple[dict[str, Kind], dict[str, Kind]]:
+    """(required, optional) kinds of declared fields, for :func:`typed_body`."""
+    fields = tuple(fields)
+    required = {f.name: kind_of(f.kind) for f in fields if f.required}
+    optional = {f.name: kind_of(f.kind) for f in fields if not f.required}
+    return required, optional
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from sealbox.auth.methods import registry as login_registry
 from sealbox.errors import InvalidInput
 from sealbox.server.auth import Caller, RateLimiter, TokenCache, bearer_token
 from sealbox.server.errors import PayloadTooLarge, UnsupportedMediaType
@@ -39,6 +40,8 @@ class ServerState:
         self.tokens = TokenCache(vault, settings.token_cache_ttl)
         self.authenticator = vault.authenticator()
         self.login_limits = RateLimiter(settings.login_rate, settings.login_burst)
+        #: Login methods by name, found once (a request never triggers a discovery).
+        self.login_methods = login_registry.available()
 
 
 def state(request: Request) -> ServerState:

@@ -15,6 +15,9 @@ What the document promises, and how it stays true:
 * the router's methods per path are the documented ones; Starlette's ``HEAD`` goes with
   ``GET``, and Vault's ``LIST`` is the ``x-vault-list`` mark on a ``GET`` (a request line
   ``LIST …`` is served as ``GET …?list=true``, see protocol.py);
+* the login route (``/v1/auth/{method}/login``) is also listed once per installed login
+  method, as its own path with the body the method's fields make (a plug-in is documented
+  by its declaration); the template's ``method`` parameter then leaves those names out;
 * a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}``: OpenAPI has no
   multi-segment parameter, and a client must send the ``/`` between them unencoded (an
   encoded ``/`` is refused). ``key`` may itself hold more ``/``-separated segments.
@@ -29,11 +32,16 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
+from sealbox.auth.methods import registry as login_registry
+from sealbox.auth.methods.interface import METHOD_NAME_RE, Field, FieldKind, LoginMethod
+from sealbox.auth.methods.password import PasswordLogin
 from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
 from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
 from sealbox.auth.service import BUILTIN
 from sealbox.model import MAX_NAME, META_FIELDS, SCOPE_RE, Classification
 from sealbox.server.errors import HTTP_STATUS
+from sealbox.server.routes_auth import LOGIN as LOGIN_PATH
+from sealbox.server.routes_auth import LOGIN_NAMED as LOGIN_NAMED_PATH
 from sealbox.server.routes_kv import MERGE_PATCH, RESERVED_MOUNTS, is_compat_path
 
 Schema = dict[str, Any]
@@ -143,6 +151,8 @@ PATH_PARAMS: dict[str, Schema] = {
     "name": {**NAME, "examples": ["API_KEY"]},
     "accessor": ACCESSOR,
     "key": {**KV_KEY, "examples": ["stripe"]},
+    # A login method's name: set from the installed methods (see _login_paths).
+    "method": {"type": "string", "pattern": _pattern(METHOD_NAME_RE)},
     # The KV mount (and the mount lookup's path): set from the server's kv_mounts.
     "mount": S,
     "path": S,
@@ -354,7 +364,8 @@ class Op:
     """One documented operation: what it takes and answers. Statuses follow from it:
 
     400 when it takes any input; 401/403 when it needs a token (401 also on a login);
-    404 when it needs a token (a target may not exist, or is hidden); 409 on a change
+    404 when it needs a token (a target may not exist, or is hidden) or ``lookup`` says
+    the path names something that may not be there (a login method); 409 on a change
     (any non-GET with a token); 413/415 when it reads a JSON body; 429 on a login;
     503 when it touches storage or keys (all but ``unavailable=False``).
     """
@@ -373,6 +384,7 @@ class Op:
     ok_media: str = JSON
     not_found: Schema | None = None
     description: str | None = None
+    lookup: bool = False
 
 
 def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
@@ -418,7 +430,7 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
         (400, takes_input, BAD_INPUT),
         (401, op.auth or op.login, "missing, unknown, expired or revoked token; bad credentials"),
         (403, op.auth, "denied by policy (never says whether the target exists)"),
-        (404, op.auth, "not found"),
+        (404, op.auth or op.lookup, "not found"),
         (409, op.auth and changes, "conflict: exists already, or not at the expected version"),
         (413, op.body is not None, "the request body is larger than the server accepts"),
         (415, op.body is not None, MEDIA.get(op.media, f"the body is not {op.media}")),
@@ -473,29 +485,90 @@ EVENTS = (
     "permission goes. Never a value."
 )
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
+#: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
+#: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
+SEGMENT: Schema = {
+    "type": "string",
+    "pattern": "^[^/\\\\\\x00]+$",
+    "not": {"enum": [".", ".."]},
+}
+FIELD_TYPES: dict[FieldKind, Schema] = {
+    FieldKind.STR: S,
+    FieldKind.STR_LIST: SL,
+    FieldKind.INT: I,
+    FieldKind.BOOL: B,
+}
+
+
+def _field_schema(f: Field) -> Schema:
+    schema = dict(FIELD_TYPES[f.kind])
+    if f.pattern is not None:
+        schema["pattern"] = _pattern(f.pattern)
+    if f.nonempty:
+        schema["minLength"] = 1
+    return schema
+
+
+def login_op(method: LoginMethod) -> Op:
+    """A login method's operation, from the fields it declares (its path field, if it has
+    one, is the ``{name}`` segment after ``login/``)."""
+    props, required, params = {}, [], {}
+    for f in method.fields:
+        if f.name == method.path_field:
+            params["name"] = {**SEGMENT, **_field_schema(f)}
+            continue
+        props[f.name] = _field_schema(f)
+        if f.required:
+            required.append(f.name)
+    return Op(
+        method.summary,
+        tag="auth",
+        response=TOKEN,
+        auth=False,
+        login=True,
+        description=LOGIN,
+        body=body(props, required),
+        params=params,
+    )
+
+
+def login_template(method: LoginMethod) -> str:
+    """Where the document lists a method: ``/v1/auth/<name>/login[/{name}]``."""
+    template = LOGIN_NAMED_PATH if method.path_field else LOGIN_PATH
+    return template.replace("{method}", method.name)
+
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     # -- auth ---------------------------------------------------------------------------------
-    ("/v1/auth/login", "POST"): Op(
-        "Log in with a name and password",
-        tag="auth",
-        response=TOKEN,
-        auth=False,
-        login=True,
-        description=LOGIN,
-        body=body(
-            {"name": SCOPE, "password": {"type": "string", "minLength": 1}}, ["name", "password"]
-        ),
-    ),
-    ("/v1/auth/approle/login", "POST"): Op(
-        "Log in with a role id and secret id",
-        tag="auth",
-        response=TOKEN,
-        auth=False,
-        login=True,
-        description=LOGIN,
-        body=body({"role_id": S, "secret_id": S}, ["role_id", "secret_id"]),
-    ),
+    ("/v1/auth/login", "POST"): login_op(PasswordLogin()),
+    **{
+        (LOGIN_PATH, verb): Op(
+            "Log in with an installed login method; an unknown name is a 404",
+            tag="auth",
+            response=TOKEN,
+            auth=False,
+            login=True,
+            lookup=True,
+            description=f"{LOGIN} The built-in methods are listed as their own paths; "
+            "another takes the fields its package declares.",
+            body=ANY,
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        (LOGIN_NAMED_PATH, verb): Op(
+            "Log in with a method that takes a name in the path (userpass); else a 404",
+            tag="auth",
+            response=TOKEN,
+            auth=False,
+            login=True,
+            lookup=True,
+            description=LOGIN,
+            body=ANY,
+            params={"name": SEGMENT},
+        )
+        for verb in ("POST", "PUT")
+    },
     ("/v1/auth/token/self", "GET"): Op(
         "The calling token",
         tag="auth",
@@ -927,8 +1000,13 @@ def allowed_methods(routes: Iterable[BaseRoute], path: str) -> list[str]:
     return [m for m in order if m in methods]
 
 
-def paths(routes: Iterable[BaseRoute], kv_mounts: Sequence[str] = ("*",)) -> dict[str, Any]:
-    """The ``paths`` object: every route's methods, each from :data:`OPERATIONS`."""
+def paths(
+    routes: Iterable[BaseRoute],
+    kv_mounts: Sequence[str] = ("*",),
+    login_methods: Mapping[str, LoginMethod] | None = None,
+) -> dict[str, Any]:
+    """The ``paths`` object: every route's methods, each from :data:`OPERATIONS`; the
+    login route's also once per installed login method (see :func:`_login_paths`)."""
     out: dict[str, Any] = {}
     used: set[tuple[str, str]] = set()
     for route_path, methods in route_methods(routes).items():
@@ -950,11 +1028,34 @@ def paths(routes: Iterable[BaseRoute], kv_mounts: Sequence[str] = ("*",)) -> dic
                 for param in op.get("parameters", ()):
                     if param["in"] == "path" and param["name"] in ("mount", "path"):
                         param["schema"] = mount
+    if login_methods is None:
+        login_methods = login_registry.available()
+    _login_paths(out, login_methods)
     _shadowed(routes, out)
     unused = sorted(set(OPERATIONS) - used)
     if unused:
         raise LookupError(f"OPERATIONS entries without a route: {unused}")
     return {template: out[template] for template in sorted(out)}
+
+
+def _login_paths(out: dict[str, Any], methods: Mapping[str, LoginMethod]) -> None:
+    """Each installed login method as its own path, with the body its fields make; the
+    route's templates then stand for the other names (404), which their ``method``
+    parameter says by leaving the listed ones out."""
+    listed: dict[str, list[str]] = {}
+    for method in methods.values():
+        template = login_template(method)
+        generic = LOGIN_NAMED_PATH if method.path_field else LOGIN_PATH
+        if generic not in out:
+            continue  # an app without the login route (a test's partial router)
+        op = login_op(method)
+        out[template] = {verb: _render(op, template, verb) for verb in out[generic]}
+        listed.setdefault(generic, []).append(method.name)
+    for generic, names in listed.items():
+        for op in out[generic].values():
+            for param in op.get("parameters", ()):
+                if param["in"] == "path" and param["name"] == "method":
+                    param["schema"] = {**param["schema"], "not": {"enum": sorted(names)}}
 
 
 def _shadowed(routes: Iterable[BaseRoute], out: dict[str, Any]) -> None:
@@ -981,9 +1082,13 @@ def _shadowed(routes: Iterable[BaseRoute], out: dict[str, Any]) -> None:
 
 
 def document(
-    version: str, routes: Iterable[BaseRoute], kv_mounts: Sequence[str] = ("*",)
+    version: str,
+    routes: Iterable[BaseRoute],
+    kv_mounts: Sequence[str] = ("*",),
+    login_methods: Mapping[str, LoginMethod] | None = None,
 ) -> dict[str, Any]:
-    """The OpenAPI document of an app whose router holds ``routes``."""
+    """The OpenAPI document of an app whose router holds ``routes`` and serves
+    ``login_methods`` (None: those installed here)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -996,7 +1101,7 @@ def document(
             "served as GET with `?list=true` where a GET is marked `x-vault-list`). "
             "An unexpected failure is a 500 whose body names only its request id.",
         },
-        "paths": paths(routes, kv_mounts),
+        "paths": paths(routes, kv_mounts, login_methods),
         "components": {
             "schemas": SCHEMAS,
             "responses": {

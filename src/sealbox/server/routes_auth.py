@@ -1,4 +1,9 @@
-"""``/v1/auth/…``: log in (password, AppRole), look up, renew and revoke one's own token."""
+"""``/v1/auth/…``: log in (with any login method), look up, renew and revoke one's own token.
+
+Login methods are plug-ins (:mod:`sealbox.auth.methods`): one route serves them all,
+typing the body from the fields the method declares and throttling by the subject it
+names; nothing here is specific to one method.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sealbox.auth.methods.interface import Credentials, LoginMethod
 from sealbox.auth.tokens import NewToken
 from sealbox.caller import Actor
+from sealbox.errors import NotFound
 from sealbox.model import parse_duration
-from sealbox.server.bodies import Kind, typed_body
+from sealbox.server.bodies import Kind, declared, typed_body
 from sealbox.server.http import (
     caller,
     json_response,
@@ -19,6 +26,12 @@ from sealbox.server.http import (
     token_of,
 )
 
+#: The route of every login method, and of those that take a path segment (userpass's
+#: ``login/<username>``).
+LOGIN = "/v1/auth/{method}/login"
+LOGIN_NAMED = "/v1/auth/{method}/login/{name}"
+PASSWORD = "password"  # noqa: S105 - a login method's name
+
 
 def _issued(request: Request, token: NewToken) -> Response:
     info = state(request).authenticator.describe(token.value)
@@ -27,25 +40,39 @@ def _issued(request: Request, token: NewToken) -> Response:
     )
 
 
-async def login(request: Request) -> Response:
-    body = await typed_body(request, required={"name": Kind.STR, "password": Kind.STR})
-    name, password = body.text("name"), body.text("password")
-    st = state(request)
-    address = remote_address(request)
-    with st.login_limits.attempt(f"identity:{name[:64]}", address):
-        token = st.authenticator.login_password(name, password, Actor(f"remote:{address}", "api"))
-    return _issued(request, token)
+async def password_login(request: Request) -> Response:
+    """``/v1/auth/login``: the ``password`` method at its first address (clients and
+    docs use it)."""
+    return await _login(request, state(request).login_methods[PASSWORD])
 
 
-async def approle_login(request: Request) -> Response:
-    body = await typed_body(request, required={"role_id": Kind.STR, "secret_id": Kind.STR})
-    role_id, secret_id = body.text("role_id"), body.text("secret_id")
+async def method_login(request: Request) -> Response:
+    """``/v1/auth/<method>/login[/<segment>]``: any installed login method (POST, or PUT
+    as Vault's clients send it)."""
+    name: str = request.path_params["method"]
+    method = state(request).login_methods.get(name)
+    if method is None:
+        raise NotFound(f"no login method {name[:64]!r} on this server")
+    segment: str | None = request.path_params.get("name")
+    if (segment is None) != (method.path_field is None):
+        where = f"/v1/auth/{name}/login" + (f"/<{method.path_field}>" if method.path_field else "")
+        raise NotFound(f"login method {name!r} is served at {where}")
+    return await _login(request, method, segment)
+
+
+async def _login(request: Request, method: LoginMethod, segment: str | None = None) -> Response:
+    """Check the body against the method's fields, then log in within the login limits."""
+    fields = [f for f in method.fields if f.name != method.path_field]
+    required, optional = declared(fields)
+    body = await typed_body(request, required=required, optional=optional)
+    values = dict(body.data)
+    if method.path_field is not None:
+        values[method.path_field] = segment
+    credentials = Credentials(values)
     st = state(request)
     address = remote_address(request)
-    with st.login_limits.attempt(f"role:{role_id[:64]}", address):
-        token = st.authenticator.login_approle(
-            role_id, secret_id, Actor(f"remote:{address}", "api")
-        )
+    with st.login_limits.attempt(method.subject(credentials), address):
+        token = st.authenticator.login(method, credentials, Actor(f"remote:{address}", "api"))
     return _issued(request, token)
 
 
@@ -113,8 +140,9 @@ async def token_revoke_self(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/v1/auth/login", login, methods=["POST"]),
-    Route("/v1/auth/approle/login", approle_login, methods=["POST"]),
+    Route("/v1/auth/login", password_login, methods=["POST"]),
+    Route(LOGIN, method_login, methods=["POST", "PUT"]),
+    Route(LOGIN_NAMED, method_login, methods=["POST", "PUT"]),
     Route("/v1/auth/token/self", token_self, methods=["GET"]),
     Route("/v1/auth/token/lookup-self", token_lookup_self, methods=["GET"]),
     Route("/v1/auth/token/renew", token_renew, methods=["POST"]),

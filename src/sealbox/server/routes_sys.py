@@ -39,7 +39,9 @@ async def ready(request: Request) -> Response:
 async def openapi(request: Request) -> Response:
     """The document of THIS app: its routes, its KV mounts (see openapi.py)."""
     st = state(request)
-    return json_response(document(st.version, request.app.router.routes, st.settings.kv_mounts))
+    return json_response(
+        document(st.version, request.app.router.routes, st.settings.kv_mounts, st.login_methods)
+    )
 
 
 async def metrics(request: Request) -> Response:

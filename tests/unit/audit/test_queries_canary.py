@@ -31,7 +31,9 @@ def _reader(vault, name: str = "ci"):  # type: ignore[no-untyped-def]
     )
     info = acc.create_machine(name, ["prod-read"])
     secret_id = acc.new_secret_id(name)
-    token = vault.authenticator().login_approle(info.role_id, secret_id, Actor(name, "api"))
+    token = vault.authenticator().login(
+        "approle", {"role_id": info.role_id, "secret_id": secret_id}, Actor(name, "api")
+    )
     principal = vault.authenticator().resolve(token.value)
     actor = Actor(name, "api", remote_addr="10.0.0.7", user_agent="sdk/1.0", request_id="req-1")
     return vault.as_principal(principal, actor)
@@ -130,9 +132,11 @@ def test_canary_appears_in_no_record_log_or_error(
     acc = vault.accounts
     acc.create_person("alice", PASSWORD, [])
     auth = vault.authenticator()
-    token = auth.login_password("alice", PASSWORD, Actor("alice", "cli"))
+    token = auth.login("password", {"name": "alice", "password": PASSWORD}, Actor("alice", "cli"))
     auth.renew(token.value, timedelta(minutes=5))
-    expect_error(lambda: auth.login_password("alice", CANARY, Actor("alice", "cli")))
+    expect_error(
+        lambda: auth.login("password", {"name": "alice", "password": CANARY}, Actor("alice", "cli"))
+    )
     expect_error(lambda: auth.resolve(CANARY))
     new = acc.create_token(identity="alice")
     acc.revoke_token(new.accessor)

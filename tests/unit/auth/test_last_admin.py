@@ -85,7 +85,9 @@ def test_recover_admin_needs_the_master_key(vault: Vault, home: Path, tmp_path: 
     info = vault.recover_admin("rescuer", PW)
     assert info.policies == ("root",)
     principal = vault.authenticator().resolve(
-        vault.authenticator().login_password("rescuer", PW, Actor("t", "t")).value
+        vault.authenticator()
+        .login("password", {"name": "rescuer", "password": PW}, Actor("t", "t"))
+        .value
     )
     assert principal.can("sys/identities", Capability.ADMIN)
     # An existing person gets root added, a new password, and is enabled.

@@ -94,9 +94,9 @@ def test_approle_login_and_least_privilege(vault) -> None:  # type: ignore[no-un
     role_id = acc.get_identity("ci").role_id
     secret_id = acc.new_secret_id("ci", uses=1)
     auth = vault.authenticator()
-    token = auth.login_approle(role_id, secret_id, ACTOR)
+    token = auth.login("approle", {"role_id": role_id, "secret_id": secret_id}, ACTOR)
     with pytest.raises(AuthenticationFailed):
-        auth.login_approle(role_id, secret_id, ACTOR)  # single use
+        auth.login("approle", {"role_id": role_id, "secret_id": secret_id}, ACTOR)  # single use
     principal = auth.resolve(token.value)
     ci = vault.as_principal(principal, Actor("ci", "api"))
     assert ci.get(SecretRef("payments", "prod", "DB_URL")).value.reveal() == "db"
@@ -123,14 +123,16 @@ def test_secret_id_expiry(vault) -> None:  # type: ignore[no-untyped-def]
     secret_id = acc.new_secret_id("ci", ttl=timedelta(minutes=5))
     vault.clock.now += timedelta(minutes=6)
     with pytest.raises(AuthenticationFailed):
-        vault.authenticator().login_approle(role_id, secret_id, ACTOR)
+        vault.authenticator().login("approle", {"role_id": role_id, "secret_id": secret_id}, ACTOR)
 
 
 def test_token_ttl_renew_revoke(vault) -> None:  # type: ignore[no-untyped-def]
     acc = vault.accounts
     acc.create_person("alice", PW, ["root"])
     auth = vault.authenticator()
-    token = auth.login_password("alice", PW, ACTOR, ttl=timedelta(minutes=30))
+    token = auth.login(
+        "password", {"name": "alice", "password": PW}, ACTOR, ttl=timedelta(minutes=30)
+    )
     assert auth.resolve(token.value).name == "alice"
     vault.clock.now += timedelta(minutes=20)
     auth.renew(token.value, timedelta(hours=1))
@@ -139,8 +141,8 @@ def test_token_ttl_renew_revoke(vault) -> None:  # type: ignore[no-untyped-def]
     acc.revoke_token(token.accessor)
     with pytest.raises(AuthenticationFailed):
         auth.resolve(token.value)
-    t2 = auth.login_password("alice", PW, ACTOR)
-    t3 = auth.login_password("alice", PW, ACTOR)
+    t2 = auth.login("password", {"name": "alice", "password": PW}, ACTOR)
+    t3 = auth.login("password", {"name": "alice", "password": PW}, ACTOR)
     assert acc.revoke_identity_tokens("alice") == 2
     for t in (t2, t3):
         with pytest.raises(AuthenticationFailed):
@@ -169,7 +171,7 @@ def test_wrong_passwords_and_unknown_names_look_alike(vault) -> None:  # type: i
     errors = []
     for name, pw in (("carol", "wrong password!!"), ("nobody", PW), ("../x", PW)):
         with pytest.raises(AuthenticationFailed) as info:
-            auth.login_password(name, pw, ACTOR)
+            auth.login("password", {"name": name, "password": pw}, ACTOR)
         errors.append(str(info.value))
     assert len(set(errors)) == 1
 
@@ -210,7 +212,7 @@ def test_a_password_typed_as_the_name_stays_out_of_the_audit(vault) -> None:  # 
     auth = vault.authenticator()
     pasted = "hunter2-correct-horse"
     with pytest.raises(AuthenticationFailed):
-        auth.login_password(pasted, PW, ACTOR)
+        auth.login("password", {"name": pasted, "password": PW}, ACTOR)
     events = vault.audit_log(operations=["login"], limit=None)
     assert events and events[0]["path"] == "identity/<unknown>"
     assert events[0]["outcome"] == "denied"
