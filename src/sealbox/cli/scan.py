@@ -7,32 +7,32 @@ driven by hooks and CI, which expect exactly these three codes.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealbox import errors
 from sealbox.cli.hints import CLI_HINTS
 
+if TYPE_CHECKING:
+    from sealbox.scan.detectors.known import KnownValue
+    from sealbox.scan.findings import ScanResult
+    from sealbox.scan.scanner import ScanOptions, ScanReport
+
 MAX_NOTES_SHOWN = 20
 
 
-def _known_detector(no_vault: bool, notes: list[str]) -> object | None:
-    """Known values from the vault, or None with a note saying why not."""
-    if no_vault:
-        return None
+def _known_values(notes: list[str]) -> list[KnownValue] | None:
+    """Every version of every secret in the vault, or None with a note saying why not."""
     from sealbox.factory import open_vault
-    from sealbox.scan.detectors.known import KnownValuesDetector
 
     try:
         # No prompt: a pre-commit hook must never stop to ask for a passphrase.
         vault = open_vault(source="scan")
         try:
-            return KnownValuesDetector(vault.known_values())
+            return list(vault.known_values())
         finally:
             vault.close()
     except errors.Sealed:
@@ -137,109 +137,82 @@ def _run(
     staged: bool,
     fmt: str,
     output: Path | None,
-    no_ignore: bool,
     baseline: Path | None,
     update_baseline: bool,
+    no_vault: bool,
+    **flags: Any,
+) -> int:
+    from sealbox.scan import allow
+    from sealbox.scan.scanner import Scanner, Target
+
+    options = _options(paths, git_repo, staged, baseline, update_baseline, **flags)
+    scanner = Scanner(options)
+    notes: list[str] = []
+    known = None if no_vault else _known_values(notes)
+    stream = sys.stdin.buffer if options.target is Target.STREAM else None
+    report = scanner.run(known, stream=stream, notes=notes)
+    if baseline is not None and update_baseline:
+        allow.write_baseline(baseline, report.findings)
+        click.echo(
+            f"sealbox: baseline {baseline} written with {len(report.findings)} finding(s)",
+            err=True,
+        )
+        return 2 if report.failed else 0
+    _print_notes(report.result)
+    _write_report(report, fmt, output)
+    if report.failed:
+        return 2
+    return 1 if report.findings else 0
+
+
+def _options(
+    paths: tuple[str, ...],
+    git_repo: str | None,
+    staged: bool,
+    baseline: Path | None,
+    update_baseline: bool,
+    *,
+    no_ignore: bool,
     config_path: Path | None,
     disable_rule: tuple[str, ...],
-    no_vault: bool,
     max_file_size: str | None,
     jobs: int,
     min_confidence: str,
     rules_path: Path | None,
-) -> int:
-    from sealbox.scan import allow, git, report, runner, walk
-    from sealbox.scan.diff import looks_like_diff
-    from sealbox.scan.engine import Engine, EngineOptions
-    from sealbox.scan.findings import Confidence, ScanResult
-    from sealbox.scan.rules import load_rules
-    from sealbox.scan.text import ScanText
+) -> ScanOptions:
+    """The flags as scan options; InvalidInput for flags that do not go together."""
+    from sealbox.scan.findings import Confidence
+    from sealbox.scan.scanner import ScanOptions, Target
 
-    modes = sum((bool(paths), git_repo is not None, staged))
-    if modes > 1:
+    if sum((bool(paths), git_repo is not None, staged)) > 1:
         raise errors.InvalidInput("give PATHs, --git or --staged, not several of them")
     if "-" in paths and len(paths) > 1:
         raise errors.InvalidInput("'-' (stdin) cannot be combined with other paths")
     if update_baseline and baseline is None:
         raise errors.InvalidInput("--update-baseline needs --baseline FILE")
-
-    cwd = Path.cwd()
     if git_repo is not None:
-        root = git.repo_root(Path(git_repo))
+        target, repo = Target.HISTORY, Path(git_repo)
     elif staged:
-        root = git.repo_root(cwd)
-    elif len(paths) == 1 and paths[0] != "-" and Path(paths[0]).is_dir():
-        root = Path(paths[0])
+        target, repo = Target.STAGED, None
     else:
-        root = cwd
-    config = allow.load_config(config_path) if config_path else allow.find_config(root)
-    rules = load_rules(rules_path)
-    known_ids = rules.ids() | {"generic-secret-assignment", "sealbox-known-value"}
-    unknown = (set(disable_rule) | config.disable_rules) - known_ids
-    if unknown:
-        raise errors.InvalidInput(f"cannot disable unknown rule(s): {', '.join(sorted(unknown))}")
-    config = dataclasses.replace(config, disable_rules=config.disable_rules | set(disable_rule))
-    if max_file_size is not None:
-        max_size = allow.parse_size(max_file_size)
-    else:
-        max_size = config.max_file_size or walk.DEFAULT_MAX_FILE_SIZE
-    jobs = jobs or runner.default_jobs()
-
-    pre_notes: list[str] = []
-    known = _known_detector(no_vault, pre_notes)
-    from sealbox.scan.detectors.known import KnownValuesDetector
-
-    engine = Engine(
-        rules,
-        config=config,
-        known=known if isinstance(known, KnownValuesDetector) else None,
-        options=EngineOptions(min_confidence=Confidence(min_confidence)),
+        target, repo = (Target.STREAM if paths == ("-",) else Target.FILES), None
+    return ScanOptions(
+        target=target,
+        paths=paths if target is Target.FILES else (),
+        repo=repo,
+        no_ignore=no_ignore,
+        config_path=config_path,
+        rules_path=rules_path,
+        disable_rules=frozenset(disable_rule),
+        max_file_size=max_file_size,
+        jobs=jobs,
+        min_confidence=Confidence(min_confidence),
+        # --update-baseline rewrites the file from every finding, so nothing is filtered
+        baseline=None if update_baseline else baseline,
     )
 
-    if git_repo is not None:
-        result = git.scan_history(engine, root, jobs=jobs, max_size=max_size)
-    elif staged:
-        _, diff = git.staged_diff(root)
-        result = runner.run_batches(
-            engine, runner.scan_diff_batch, [[(b"", diff)]], jobs=1, max_size=max_size
-        )
-    elif paths == ("-",):
-        data = sys.stdin.buffer.read()
-        if looks_like_diff(data):
-            result = runner.run_batches(
-                engine, runner.scan_diff_batch, [[(b"", data)]], jobs=1, max_size=max_size
-            )
-        else:
-            result = ScanResult(files_scanned=1, bytes_scanned=len(data))
-            result.findings = engine.scan_text(ScanText(data, "<stdin>"), result.notes)
-    else:
-        entries: list[walk.FileEntry] = []
-        notes: list[str] = []
-        for p in paths or (".",):
-            target = Path(p)
-            if not os.path.lexists(target):
-                raise errors.InvalidInput(f"{p}: no such file or directory")
-            for e in walk.walk(target, no_ignore=no_ignore, notes=notes):
-                if target.resolve() == root.resolve() and target.is_dir():
-                    entries.append(e)
-                elif target.is_dir():
-                    entries.append(dataclasses.replace(e, relpath=os.path.join(p, e.relpath)))
-                else:
-                    entries.append(dataclasses.replace(e, relpath=os.path.normpath(p)))
-        result = runner.scan_files(engine, entries, jobs=jobs, max_size=max_size)
-        result.notes[:0] = notes
-    result.notes[:0] = pre_notes
-    findings = sorted(result.findings, key=lambda f: f.sort_key())
 
-    if baseline is not None and update_baseline:
-        allow.write_baseline(baseline, findings)
-        click.echo(
-            f"sealbox: baseline {baseline} written with {len(findings)} finding(s)", err=True
-        )
-        return 2 if result.errors else 0
-    if baseline is not None:
-        findings = allow.load_baseline(baseline).filter(findings)
-
+def _print_notes(result: ScanResult) -> None:
     for note in result.notes[:MAX_NOTES_SHOWN]:
         click.echo(f"note: {note}", err=True)
     if len(result.notes) > MAX_NOTES_SHOWN:
@@ -247,25 +220,28 @@ def _run(
     for err in result.errors:
         click.echo(f"sealbox: error: {err}", err=True)
 
+
+def _write_report(report: ScanReport, fmt: str, output: Path | None) -> None:
+    """The report in ``fmt`` to ``output`` (default: stdout)."""
+    from sealbox.scan import report as render
+
+    result, findings = report.result, report.findings
     if fmt == "json":
-        text = report.to_json(result, findings)
+        text = render.to_json(result, findings)
     elif fmt == "sarif":
-        text = report.to_sarif(result, findings, _tool_version())
+        text = render.to_sarif(result, findings, _tool_version())
     else:
         text = None
     try:
         if output is not None:
             with open(output, "w", encoding="utf-8") as fh:
                 if text is None:
-                    report.write_table(result, findings, fh)
+                    render.write_table(result, findings, fh)
                 else:
                     fh.write(text)
         elif text is None:
-            report.write_table(result, findings, sys.stdout)
+            render.write_table(result, findings, sys.stdout)
         else:
             sys.stdout.write(text)
     except OSError as exc:
         raise errors.InvalidInput(f"cannot write report {output}: {exc.strerror}") from exc
-    if result.errors:
-        return 2
-    return 1 if findings else 0
