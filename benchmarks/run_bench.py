@@ -137,6 +137,8 @@ def build_rows(
     rows = [Row(FLOOR, [sys.executable, "-c", "pass"], env, root)]
     for inst in installs:
         suffix = "" if inst.label == "now" else f" [{inst.label}]"
+        if suffix and inst.python.resolve() != Path(sys.executable).resolve():
+            rows.append(Row(FLOOR + suffix, [str(inst.python), "-c", "pass"], env, root))
         for keyfile in (False, True):
             venv = setup_vault(root, inst, env, keyfile=keyfile)
             label = f"sealbox run ({'key file' if keyfile else 'session'}){suffix}"
@@ -162,12 +164,13 @@ def interleaved(rows: list[Row], rounds: int, runs: int) -> list[dict[str, list[
 
 
 def ratio_pairs(labels: list[str]) -> list[tuple[str, str]]:
-    """(numerator, denominator) rows: each sealbox row over the floor and dotenvx, and each
-    of the current install's rows over the baseline's."""
+    """(numerator, denominator) rows: each sealbox row over its interpreter's floor and over
+    dotenvx, and each of the current install's rows over the baseline's."""
     pairs = []
     for label in labels:
         if label.startswith("sealbox"):
-            pairs.append((label, FLOOR))
+            own_floor = FLOOR + label[label.index(" [") :] if " [" in label else FLOOR
+            pairs.append((label, own_floor if own_floor in labels else FLOOR))
             if "dotenvx run" in labels:
                 pairs.append((label, "dotenvx run"))
         base = f"{label} [base]"

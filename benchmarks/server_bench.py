@@ -316,12 +316,13 @@ def _ratios(names: list[str], rounds: list[dict[str, dict[str, float]]]) -> dict
 
 
 def report(rounds: list[dict[str, dict[str, float]]], a: argparse.Namespace) -> None:
-    names = list(rounds[0])
+    names, total_errors = list(rounds[0]), 0
     for name in names:
         rps = spread([r[name]["rps"] for r in rounds])
         p99 = spread([r[name]["p99_us"] / 1e3 for r in rounds])
         p50 = spread([r[name]["p50_us"] / 1e3 for r in rounds])
         errors = sum(int(v) for r in rounds for k, v in r[name].items() if k.startswith("err_"))
+        total_errors += errors
         each = "/".join(f"{r[name]['rps']:.0f}" for r in rounds)
         print(
             f"load target={name} rps={rps.median:.0f} rps_range={rps.low:.0f}-{rps.high:.0f} "
@@ -334,7 +335,7 @@ def report(rounds: list[dict[str, dict[str, float]]], a: argparse.Namespace) -> 
     print(
         f"server_bench backend={a.backend} nodes={a.nodes} mode={a.mode} "
         f"workers={a.workers or 'default'} http={a.http} duration_s={a.duration} "
-        f"rounds={a.rounds} wrk=-t{a.threads}/-c{a.connections} "
+        f"rounds={a.rounds} wrk=-t{a.threads}/-c{a.connections} errors={total_errors} "
         + " ".join(
             f"{k}={s.median:.2f} {k}_range={s.low:.2f}-{s.high:.2f}" for k, s in ratios.items()
         )
