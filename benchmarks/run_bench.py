@@ -1,22 +1,28 @@
 """Benchmark: `sealbox run -- true` with 20 secrets, beside its peers, in one run.
 
-Measures whole-process wall time (median of N runs, with warm-up) for:
+Measures whole-process wall time for:
 
-- `python -c pass`                       (the floor: interpreter start-up)
+- `python -c pass`                       (the floor: the venv's interpreter, sys.executable)
 - `sealbox run -- true`, session-unlocked passphrase vault, 20 secrets
 - `sealbox run -- true`, key-file vault, 20 secrets
 - `dotenvx run -- true`, encrypted .env with 20 keys (npm @dotenvx/dotenvx)
 
-and prints ratios. Uses hyperfine when installed (`-N`, no shell), else a Python loop.
+Rounds interleave the commands (the order rotates each round), `--runs` runs each per round,
+and every ratio is taken within its round: the summary gives the median and min-max of the
+per-round ratios. `--also` adds a second sealbox install (another checkout's venv, e.g. the
+code before a change) to the same rounds, on its own vaults, and gives now / base as well.
+Children run with bytecode, as an installed package has it, written under a temporary
+PYTHONPYCACHEPREFIX (so never into a checkout), PYTHONDONTWRITEBYTECODE unset.
+
+Uses hyperfine when installed (`-N`, no shell), else a Python loop.
 Budget (DESIGN.md): sealbox ≤ 100 ms median on a 2-core machine.
 
-    python benchmarks/run_bench.py [--runs 30] [--no-dotenvx]
+    python benchmarks/run_bench.py [--rounds 10] [--runs 3] [--no-dotenvx] [--also PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import shutil
@@ -25,62 +31,62 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.dont_write_bytecode = True  # the harness's own modules too: no __pycache__ in the checkout
+from bench_common import (  # noqa: E402
+    Install,
+    bytecode_env,
+    per_round_ratios,
+    resolve_install,
+    rotated,
+    spread,
+)
+
 SECRETS = 20
+FLOOR = "python -c pass"
 
 
-def sealbox_bin() -> str:
-    found = shutil.which("sealbox", path=str(Path(sys.executable).parent)) or shutil.which(
-        "sealbox"
-    )
-    if not found:
-        sys.exit("sealbox is not installed: pip install -e .")
-    return found
+@dataclass(frozen=True)
+class Row:
+    label: str
+    cmd: list[str]
+    env: dict[str, str]
+    cwd: Path
 
 
-def measure(cmd: list[str], env: dict[str, str], cwd: Path, runs: int) -> list[float]:
+def measure(row: Row, runs: int, warmup: int = 1) -> list[float]:
     """Wall times in seconds."""
     if shutil.which("hyperfine"):
-        out = cwd / "hf.json"
+        out = row.cwd / "hf.json"
         subprocess.run(
-            [
-                "hyperfine",
-                "-N",
-                "--warmup",
-                "3",
-                "--runs",
-                str(runs),
-                "--export-json",
-                str(out),
-                "--",
-                " ".join(cmd),
-            ],
-            env=env,
-            cwd=cwd,
+            ["hyperfine", "-N", "--warmup", str(warmup), "--runs", str(runs),
+             "--export-json", str(out), "--", " ".join(row.cmd)],
+            env=row.env,
+            cwd=row.cwd,
             check=True,
             capture_output=True,
-        )
+        )  # fmt: skip
         return [float(t) for t in json.loads(out.read_text())["results"][0]["times"]]
-    for _ in range(3):
-        subprocess.run(cmd, env=env, cwd=cwd, check=True)
+    for _ in range(warmup):
+        subprocess.run(row.cmd, env=row.env, cwd=row.cwd, check=True)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, env=env, cwd=cwd, check=True)
+        subprocess.run(row.cmd, env=row.env, cwd=row.cwd, check=True)
         times.append(time.perf_counter() - start)
     return times
 
 
-def setup_vault(root: Path, *, keyfile: bool) -> dict[str, str]:
-    home = root / ("home-keyfile" if keyfile else "home-pass")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+def setup_vault(root: Path, inst: Install, env: dict[str, str], *, keyfile: bool) -> dict[str, str]:
+    home = root / f"home-{inst.label}-{'keyfile' if keyfile else 'pass'}"
+    env = {k: v for k, v in env.items() if not k.startswith("SEALBOX_")}
     env.update(SEALBOX_HOME=str(home), SEALBOX_PROJECT="bench", SEALBOX_ENV="dev")
-    sb = sealbox_bin()
+    sb = str(inst.sealbox)
     if keyfile:
         subprocess.run(
-            [sb, "init", "--key-file", str(root / "bench.key")],
+            [sb, "init", "--key-file", str(home.with_suffix(".key"))],
             env=env,
             check=True,
             capture_output=True,
@@ -124,61 +130,105 @@ def setup_dotenvx(root: Path) -> Path | None:
     return binary
 
 
+def build_rows(
+    root: Path, installs: list[Install], env: dict[str, str], dotenvx: bool
+) -> list[Row]:
+    # The floor is the interpreter itself, the one every sealbox entry point's shebang runs.
+    rows = [Row(FLOOR, [sys.executable, "-c", "pass"], env, root)]
+    for inst in installs:
+        suffix = "" if inst.label == "now" else f" [{inst.label}]"
+        if suffix and inst.python.resolve() != Path(sys.executable).resolve():
+            rows.append(Row(FLOOR + suffix, [str(inst.python), "-c", "pass"], env, root))
+        for keyfile in (False, True):
+            venv = setup_vault(root, inst, env, keyfile=keyfile)
+            label = f"sealbox run ({'key file' if keyfile else 'session'}){suffix}"
+            rows.append(Row(label, [str(inst.sealbox), "run", "--", "true"], venv, root))
+    if dotenvx:
+        binary = setup_dotenvx(root)
+        if binary is None:
+            print("dotenvx: not available (npm install failed); skipped")
+        else:
+            cmd = [str(binary), "run", "-q", "--", "true"]
+            rows.append(Row("dotenvx run", cmd, env, binary.parents[2]))
+    return rows
+
+
+def interleaved(rows: list[Row], rounds: int, runs: int) -> list[dict[str, list[float]]]:
+    """Per round, each row's times; the rows take turns going first."""
+    for row in rows:
+        measure(row, 1, warmup=2)  # fills the bytecode cache before anything is timed
+    out: list[dict[str, list[float]]] = []
+    for r in range(rounds):
+        out.append({row.label: measure(row, runs) for row in rotated(rows, r)})
+    return out
+
+
+def ratio_pairs(labels: list[str]) -> list[tuple[str, str]]:
+    """(numerator, denominator) rows: each sealbox row over its interpreter's floor and over
+    dotenvx, and each of the current install's rows over the baseline's."""
+    pairs = []
+    for label in labels:
+        if label.startswith("sealbox"):
+            own_floor = FLOOR + label[label.index(" [") :] if " [" in label else FLOOR
+            pairs.append((label, own_floor if own_floor in labels else FLOOR))
+            if "dotenvx run" in labels:
+                pairs.append((label, "dotenvx run"))
+        base = f"{label} [base]"
+        if base in labels:
+            pairs.append((label, base))
+    return pairs
+
+
+def report(rounds: list[dict[str, list[float]]]) -> None:
+    labels = list(rounds[0])
+    for label in labels:
+        times = [t for r in rounds for t in r[label]]
+        print(
+            f"{label:<32} median {statistics.median(times) * 1000:7.1f} ms   "
+            f"min {min(times) * 1000:6.1f}  max {max(times) * 1000:6.1f}  (n={len(times)})"
+        )
+    medians = [{k: statistics.median(v) for k, v in r.items()} for r in rounds]
+    print("\nper-round ratios, median (min-max):")
+    for num, den in ratio_pairs(labels):
+        s = spread(per_round_ratios(medians, num, den))
+        print(f"{num:<32} / {den:<32} {s.show()}")
+    worst = max(
+        statistics.median(t for r in rounds for t in r[k])
+        for k in labels
+        if k.startswith("sealbox") and "[" not in k
+    )
+    print(
+        f"\nbudget: sealbox run median {worst * 1000:.1f} ms (budget 100 ms): "
+        f"{'within' if worst <= 0.1 else 'OVER'}"
+    )
+    print(f"machine: {os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each command per round")
     ap.add_argument("--no-dotenvx", action="store_true")
+    ap.add_argument("--also", help="a second sealbox install: python, venv or checkout")
     args = ap.parse_args()
-    # An editable install has no bytecode yet; a regular `pip install` compiles it. Do the
-    # same so start-up is measured as users get it.
-    compileall.compile_dir(str(REPO / "src"), quiet=1)
-    results: dict[str, float] = {}
+    if min(args.rounds, args.runs) < 1:
+        ap.error("--rounds and --runs must be at least 1")
+    now = Path(sys.executable)
+    installs = [Install("now", now, now.with_name("sealbox"))]
+    if args.also:
+        installs.append(resolve_install("base", args.also))
+    if not installs[0].sealbox.is_file():
+        sys.exit("sealbox is not installed: pip install -e .")
     with tempfile.TemporaryDirectory(prefix="sealbox-bench-") as tmp:
         root = Path(tmp)
-        base_env = dict(os.environ)
-        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
-        sb = sealbox_bin()
-        rows = [("python -c pass", [sys.executable, "-c", "pass"], base_env, root)]
-        for keyfile in (False, True):
-            env = setup_vault(root, keyfile=keyfile)
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            label = "sealbox run (key file)" if keyfile else "sealbox run (session)"
-            rows.append((label, [sb, "run", "--", "true"], env, root))
-        if not args.no_dotenvx:
-            binary = setup_dotenvx(root)
-            if binary is None:
-                print("dotenvx: not available (npm install failed); skipped")
-            else:
-                rows.append(
-                    (
-                        "dotenvx run",
-                        [str(binary), "run", "-q", "--", "true"],
-                        base_env,
-                        binary.parents[2],
-                    )
-                )
-        for label, cmd, env, cwd in rows:
-            times = measure(cmd, env, cwd, args.runs)
-            results[label] = statistics.median(times)
-            print(
-                f"{label:<26} median {results[label] * 1000:7.1f} ms   "
-                f"min {min(times) * 1000:6.1f}  max {max(times) * 1000:6.1f}  (n={len(times)})"
-            )
-    floor = results["python -c pass"]
-    print()
-    for label, value in results.items():
-        line = f"{label:<26} {value / floor:5.2f}x python"
-        if "dotenvx run" in results:
-            line += f"   {value / results['dotenvx run']:5.2f}x dotenvx"
-        print(line)
-    budget = max(v for k, v in results.items() if k.startswith("sealbox"))
-    print(
-        f"\nbudget: sealbox run median {budget * 1000:.1f} ms (budget 100 ms): "
-        f"{'within' if budget <= 0.1 else 'OVER'}"
-    )
-    print(f"machine: {os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}")
+        env = bytecode_env(os.environ, root / "pycache")
+        rows = build_rows(root, installs, env, not args.no_dotenvx)
+        rounds = interleaved(rows, args.rounds, args.runs)
+    print(f"load: {os.getloadavg()[0]:.2f}; installs: " + ", ".join(
+        f"{i.label}={i.python}" for i in installs))  # fmt: skip
+    report(rounds)
 
 
 if __name__ == "__main__":

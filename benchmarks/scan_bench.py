@@ -9,10 +9,18 @@ to ~50 MB, 20 planted fake secrets), then measures in the same run, median of --
   * a labelled set: every rule's examples (true) and counter-examples (false) from rules.toml,
     plus our own generic/placeholder cases, one file per sample: recall and precision per tool
 
+Rounds interleave the tools (each runs once per round, the order rotating; one untimed run
+each first) with the interpreter floor (``sys.executable -c pass``), and the sealbox/gitleaks
+ratio is taken within each round: median and min-max of the per-round ratios. ``--also``
+adds a second sealbox install (another checkout's venv) to the same rounds, with now / base.
+Children run with bytecode, as an installed package has it, under a temporary
+PYTHONPYCACHEPREFIX (never in a checkout), PYTHONDONTWRITEBYTECODE unset.
+
 Peers come from ``bash shared/peers/setup.sh`` (PEERS_DIR, default /tmp/peers). Prints
 ``key=value`` lines and a last ``scan_bench ...`` summary line. Timings are never asserted.
 
     .venv/bin/python benchmarks/scan_bench.py [--runs 3] [--target-mb 50] [--with-detect-secrets]
+        [--also OTHER_CHECKOUT_OR_VENV]
 """
 
 from __future__ import annotations
@@ -27,9 +35,13 @@ import statistics
 import string
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # the harness's own modules too: no __pycache__ in the checkout
+from bench_common import bytecode_env, per_round_ratios, resolve_install, rotated, spread  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -41,7 +53,8 @@ SHARED = Path(
 PEERS_LIB = SHARED / "peers" / "lib"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
 VENV = PEERS_DIR / "venv"
-SEALBOX = [str(Path(sys.executable).with_name("sealbox"))]
+SEALBOXES = {"sealbox": str(Path(sys.executable).with_name("sealbox"))}  # --also: sealbox_base
+FLOOR = "python_floor"
 RULES = REPO / "src" / "sealbox" / "scan" / "rules.toml"
 
 TYPE_RULE = {  # same as shared/peers/lib/score_scan.py
@@ -58,15 +71,26 @@ def sh(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(cmd, capture_output=True, check=False, **kw)  # type: ignore[call-overload]
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, list[float]]:
-    secs = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = sh(cmd)
-        secs.append(time.perf_counter() - t0)
-        if proc.returncode not in (0, 1):
-            sys.exit(f"scan_bench error: {cmd[0]} exited {proc.returncode}: {proc.stderr[-500:]!r}")
-    return statistics.median(secs), secs
+def run_checked(cmd: list[str]) -> None:
+    proc = sh(cmd)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"scan_bench error: {cmd[0]} exited {proc.returncode}: {proc.stderr[-500:]!r}")
+
+
+def interleaved(cmds: dict[str, list[str]], rounds: int) -> list[dict[str, float]]:
+    """Seconds per command, one dict per round; each command runs once per round, the order
+    rotating, after one untimed run each (bytecode cache, page cache)."""
+    for cmd in cmds.values():
+        run_checked(cmd)
+    out = []
+    for r in range(rounds):
+        secs = {}
+        for name in rotated(list(cmds), r):
+            t0 = time.perf_counter()
+            run_checked(cmds[name])
+            secs[name] = time.perf_counter() - t0
+        out.append(secs)
+    return out
 
 
 def gitleaks_bin() -> str:
@@ -109,7 +133,7 @@ def make_repo(corpus: Path, manifest: dict, repo: Path) -> None:
 
 def findings(tool: str, report: Path, root: Path) -> list[tuple[str, int, int, str]]:
     data = json.loads(report.read_text() or "[]")
-    if tool == "sealbox":
+    if tool.startswith("sealbox"):
         return [(f["path"], f["line"], f["end_line"], f["rule_id"]) for f in data["findings"]]
     if tool == "gitleaks":
         out = []
@@ -143,9 +167,9 @@ def score(fs: list[tuple[str, int, int, str]], manifest: dict) -> dict[str, int]
 
 
 def commands(tool: str, target: Path, report: Path, git: bool, gl: str) -> list[str]:
-    if tool == "sealbox":
+    if tool in SEALBOXES:
         mode = ["--git", str(target)] if git else [str(target)]
-        return [*SEALBOX, "scan", *mode, "--no-vault", "--format", "json", "-o", str(report)]
+        return [SEALBOXES[tool], "scan", *mode, "--no-vault", "--format", "json", "-o", str(report)]
     if tool == "gitleaks":
         return [gl, "git" if git else "dir", "--no-banner", "--log-level", "error",
                 "--exit-code", "0", "-f", "json", "-r", str(report), str(target)]  # fmt: skip
@@ -208,52 +232,82 @@ def precision_recall(
             "tp": tp, "fp": fp, "positives": pos, "negatives": len(labels) - pos}  # fmt: skip
 
 
+def scan_mode(
+    mode: str, target: Path, tools: list[str], a: argparse.Namespace, gl: str, manifest: dict
+) -> dict[str, object]:
+    """One mode's interleaved rounds, its lines, and its summary entries."""
+    git, nbytes = mode == "git", manifest["bytes"]
+    timed = [t for t in tools if t != "detect-secrets"]  # ~2 min a run: once, on its own
+    cmds = {t: commands(t, target, a.work / f"{t}.{mode}.json", git, gl) for t in timed}
+    rounds = interleaved({FLOOR: [sys.executable, "-c", "pass"], **cmds}, a.runs)
+    each = {name: [r[name] for r in rounds] for name in rounds[0]}
+    if "detect-secrets" in tools and not git:
+        report = a.work / f"detect-secrets.{mode}.json"
+        t0 = time.perf_counter()
+        run_checked(commands("detect-secrets", target, report, False, gl))
+        each["detect-secrets"] = [time.perf_counter() - t0]
+    summary: dict[str, object] = {}
+    for tool in [FLOOR, *(t for t in tools if t in each)]:
+        secs = each[tool]
+        med = statistics.median(secs)
+        line = f"scan mode={mode} tool={tool} seconds_median={med:.3f} "
+        line += f"seconds_all={','.join(f'{x:.2f}' for x in secs)}"
+        if tool != FLOOR:
+            s = score(findings(tool, a.work / f"{tool}.{mode}.json", target), manifest)
+            mbs = round(nbytes / 1e6 / med, 2)
+            summary[f"{mode}_{tool}_mb_s"] = mbs
+            summary[f"{mode}_{tool}_found"] = f"{s['found_typed']}/{s['planted']}"
+            line += f" mb_per_s={mbs} " + " ".join(f"{k}={v}" for k, v in s.items())
+        print(line, flush=True)
+    summary[f"{mode}_python_floor_s"] = round(statistics.median(r[FLOOR] for r in rounds), 3)
+    # Speed ratios: the other tool's seconds over sealbox's, within each round.
+    pairs = [("gitleaks", t, f"{t}_over_gitleaks") for t in SEALBOXES]
+    pairs += [("sealbox_base", "sealbox", "now_over_base")] if "sealbox_base" in SEALBOXES else []
+    for slow, fast, key in pairs:
+        sp = spread(per_round_ratios(rounds, slow, fast))
+        summary[f"{mode}_ratio_{key}"] = round(sp.median, 2)
+        summary[f"{mode}_ratio_{key}_range"] = f"{sp.low:.2f}-{sp.high:.2f}"
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="interleaved rounds")
     ap.add_argument("--target-mb", type=float, default=50)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--with-detect-secrets", action="store_true")
     ap.add_argument("--work", type=Path, default=PEERS_DIR / "sealbox-scan-bench")
+    ap.add_argument("--also", help="a second sealbox install: python, venv or checkout")
     a = ap.parse_args()
+    if a.also:
+        SEALBOXES["sealbox_base"] = str(resolve_install("base", a.also).sealbox)
+    cache = tempfile.mkdtemp(prefix="sealbox-bench-pycache-")
+    child_env = bytecode_env(os.environ, Path(cache))
+    os.environ.clear()
+    os.environ.update(child_env)
+    try:
+        run(a)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def run(a: argparse.Namespace) -> None:
     gl = gitleaks_bin()
     a.work.mkdir(parents=True, exist_ok=True)
     cpu = sh(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"]).stdout.decode().strip()
     print(f'machine nproc={os.cpu_count()} cpu="{cpu}" load={os.getloadavg()[0]:.2f}')
-    print(f"versions gitleaks={sh([gl, 'version']).stdout.decode().strip()} "
-          f"sealbox={sh([*SEALBOX, '--version']).stdout.decode().strip()}")  # fmt: skip
+    versions = " ".join(
+        f"{t}={sh([b, '--version']).stdout.decode().strip()}" for t, b in SEALBOXES.items()
+    )
+    print(f"versions gitleaks={sh([gl, 'version']).stdout.decode().strip()} {versions}")
     corpus, manifest = build_corpus(a.work, a.target_mb, a.seed)
-    nbytes = manifest["bytes"]
     sh(["sh", "-c", f"find {corpus} -type f -exec cat {{}} + > /dev/null"])  # warm the cache
-    tools = ["sealbox", "gitleaks"] + (["detect-secrets"] if a.with_detect_secrets else [])
-    summary: dict[str, object] = {"corpus_mb": round(nbytes / 1e6, 2)}
-    for tool in tools:
-        report = a.work / f"{tool}.dir.json"
-        med, secs = timed(
-            commands(tool, corpus, report, False, gl), 1 if tool == "detect-secrets" else a.runs
-        )
-        s = score(findings(tool, report, corpus), manifest)
-        mbs = round(nbytes / 1e6 / med, 2)
-        summary[f"dir_{tool}_mb_s"] = mbs
-        summary[f"dir_{tool}_found"] = f"{s['found_typed']}/{s['planted']}"
-        print(f"scan mode=dir tool={tool} seconds_median={med:.2f} "
-              f"seconds_all={','.join(f'{x:.2f}' for x in secs)} mb_per_s={mbs} "
-              + " ".join(f"{k}={v}" for k, v in s.items()))  # fmt: skip
+    tools = [*SEALBOXES, "gitleaks"] + (["detect-secrets"] if a.with_detect_secrets else [])
+    summary: dict[str, object] = {"corpus_mb": round(manifest["bytes"] / 1e6, 2)}
+    summary.update(scan_mode("dir", corpus, tools, a, gl, manifest))
     repo = a.work / "repo"
     make_repo(corpus, manifest, repo)
-    for tool in ("sealbox", "gitleaks"):
-        report = a.work / f"{tool}.git.json"
-        med, secs = timed(commands(tool, repo, report, True, gl), a.runs)
-        s = score(findings(tool, report, repo), manifest)
-        mbs = round(nbytes / 1e6 / med, 2)
-        summary[f"git_{tool}_mb_s"] = mbs
-        summary[f"git_{tool}_found"] = f"{s['found_typed']}/{s['planted']}"
-        print(f"scan mode=git tool={tool} seconds_median={med:.2f} "
-              f"seconds_all={','.join(f'{x:.2f}' for x in secs)} mb_per_s={mbs} "
-              + " ".join(f"{k}={v}" for k, v in s.items()))  # fmt: skip
-    for mode in ("dir", "git"):
-        ratio = float(summary[f"{mode}_sealbox_mb_s"]) / float(summary[f"{mode}_gitleaks_mb_s"])  # type: ignore[arg-type]
-        summary[f"{mode}_ratio_sealbox_over_gitleaks"] = round(ratio, 2)
+    summary.update(scan_mode("git", repo, tools, a, gl, manifest))
     root, labels = labelled_set(a.work)
     for tool in tools:
         report = a.work / f"{tool}.labelled.json"
