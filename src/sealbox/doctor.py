@@ -164,7 +164,7 @@ def check_vault(
         else:
             findings.append(Finding("ok", "binding", f"bound to {binding.project}/{binding.env}"))
         try:
-            problems = vault.verify()
+            problems = vault.inventory.verify()
         except SealboxError as exc:
             findings.append(Finding("warn", "integrity", f"integrity not checked: {exc.message}"))
             return findings
@@ -173,14 +173,14 @@ def check_vault(
         else:
             findings.append(Finding("ok", "integrity", "every version decrypts and authenticates"))
         # Events a stopped server spooled and did not store, or a spool kept as evidence.
-        findings.extend(Finding("warn", "audit", n) for n in vault.audit_spool_notices())
+        findings.extend(Finding("warn", "audit", n) for n in vault.audit.spool_notices())
         example = directory / ".env.example"
         if example.is_file():
             parsed = parse_dotenv(
                 example.read_text(encoding="utf-8", errors="replace"), source=example.name
             )
             keys = [k for k, v in parsed.values.items() if v]
-            matches = vault.find_values([parsed.values[k] for k in keys])
+            matches = vault.inventory.find_values([parsed.values[k] for k in keys])
             for m in matches:
                 findings.append(
                     Finding(

@@ -32,7 +32,7 @@ def _known_detector(no_vault: bool, notes: list[str]) -> object | None:
         # No prompt: a pre-commit hook must never stop to ask for a passphrase.
         vault = open_vault(source="scan")
         try:
-            return KnownValuesDetector(vault.known_values())
+            return KnownValuesDetector(vault.inventory.known_values())
         finally:
             vault.close()
     except errors.Sealed:
