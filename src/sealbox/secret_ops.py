@@ -359,6 +359,7 @@ class SecretOps(CoreService):
         self._changed(ref, None, "purge")
         return count
 
+    # -- change notices -----------------------------------------------------------------------
     def _changed(self, ref: SecretRef, version: int | None, op: str) -> None:
         # NOTE: the change is committed; announcing it is best effort and never an error
         # (a process that misses a notice catches up from its next snapshot).
