@@ -62,8 +62,39 @@ class AccountsAPI(Protocol):
     def revoke_identity_tokens(self, name: str) -> int: ...
 
 
+class AuditAPI(Protocol):
+    """The audit trail's queries and verification (admin on sys/audit)."""
+
+    def log(
+        self,
+        *,
+        secret: SecretRef | None = None,
+        identity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        operations: Sequence[str] | None = None,
+        denied: bool = False,
+        source: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]: ...
+    def who_read(
+        self,
+        ref: SecretRef | None = None,
+        *,
+        version: int | None = None,
+        value_hmac: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def value_hmac(self, value: SecretValue) -> str: ...
+    def verify(self, files: Sequence[str] = ()) -> Verification: ...
+    def accept_rejected(self, file: str) -> str: ...
+    def checkpoint(self) -> list[CheckpointRow]: ...
+
+
 class VaultAPI(Protocol):
-    """Secrets, versions, metadata, projects and environments."""
+    """Secrets, versions, metadata, projects and environments; accounts and the audit
+    trail as properties."""
 
     def create_project(self, project: str, *, environments: tuple[str, ...] = ...) -> None: ...
     def list_projects(self) -> list[str]: ...
@@ -91,29 +122,5 @@ class VaultAPI(Protocol):
     @property
     def accounts(self) -> AccountsAPI: ...
 
-    # the audit trail (admin on sys/audit)
-    def audit_log(
-        self,
-        *,
-        secret: SecretRef | None = None,
-        identity: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        operations: Sequence[str] | None = None,
-        denied: bool = False,
-        source: str | None = None,
-        limit: int | None = 100,
-    ) -> list[dict[str, Any]]: ...
-    def who_read(
-        self,
-        ref: SecretRef | None = None,
-        *,
-        version: int | None = None,
-        value_hmac: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[dict[str, Any]]: ...
-    def audit_hash(self, value: SecretValue) -> str: ...
-    def audit_verify(self, files: Sequence[str] = ()) -> Verification: ...
-    def audit_accept_rejected(self, file: str) -> str: ...
-    def audit_checkpoint(self) -> list[CheckpointRow]: ...
+    @property
+    def audit(self) -> AuditAPI: ...

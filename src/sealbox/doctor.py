@@ -12,11 +12,15 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealbox.config import find_binding, load_config
 from sealbox.errors import SealboxError
 from sealbox.factory import open_vault, resolve_home
 from sealbox.kms.master import PassphrasePrompt
+
+if TYPE_CHECKING:
+    from sealbox.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,6 @@ def check_key_files(env: Mapping[str, str]) -> list[Finding]:
 def check_vault(
     directory: Path, env: Mapping[str, str], prompt: PassphrasePrompt | None
 ) -> list[Finding]:
-    from sealbox.delivery.dotenv_io import parse_dotenv
-
     findings: list[Finding] = []
     try:
         vault = open_vault(env=env, prompt=prompt, source="doctor")
@@ -164,7 +166,7 @@ def check_vault(
         else:
             findings.append(Finding("ok", "binding", f"bound to {binding.project}/{binding.env}"))
         try:
-            problems = vault.verify()
+            problems = vault.inventory.verify()
         except SealboxError as exc:
             findings.append(Finding("warn", "integrity", f"integrity not checked: {exc.message}"))
             return findings
@@ -173,29 +175,35 @@ def check_vault(
         else:
             findings.append(Finding("ok", "integrity", "every version decrypts and authenticates"))
         # Events a stopped server spooled and did not store, or a spool kept as evidence.
-        findings.extend(Finding("warn", "audit", n) for n in vault.audit_spool_notices())
-        example = directory / ".env.example"
-        if example.is_file():
-            parsed = parse_dotenv(
-                example.read_text(encoding="utf-8", errors="replace"), source=example.name
-            )
-            keys = [k for k, v in parsed.values.items() if v]
-            matches = vault.find_values([parsed.values[k] for k in keys])
-            for m in matches:
-                findings.append(
-                    Finding(
-                        "fail",
-                        "example",
-                        f".env.example: {keys[m.candidate]} holds the real value of {m.path}"
-                        f" (version {m.version}); replace it with a placeholder",
-                    )
-                )
-            if not matches:
-                findings.append(
-                    Finding("ok", "example", ".env.example holds no value stored in the vault")
-                )
+        findings.extend(Finding("warn", "audit", n) for n in vault.audit.spool_notices())
+        findings.extend(_check_example(vault, directory / ".env.example"))
     finally:
         vault.close()
+    return findings
+
+
+def _check_example(vault: Vault, example: Path) -> list[Finding]:
+    """A ``.env.example`` must hold placeholders, never a value the vault stores."""
+    from sealbox.delivery.dotenv_io import parse_dotenv
+
+    if not example.is_file():
+        return []
+    parsed = parse_dotenv(
+        example.read_text(encoding="utf-8", errors="replace"), source=example.name
+    )
+    keys = [k for k, v in parsed.values.items() if v]
+    matches = vault.inventory.find_values([parsed.values[k] for k in keys])
+    findings = [
+        Finding(
+            "fail",
+            "example",
+            f".env.example: {keys[m.candidate]} holds the real value of {m.path}"
+            f" (version {m.version}); replace it with a placeholder",
+        )
+        for m in matches
+    ]
+    if not matches:
+        findings.append(Finding("ok", "example", ".env.example holds no value stored in the vault"))
     return findings
 
 

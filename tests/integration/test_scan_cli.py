@@ -266,9 +266,12 @@ def test_known_values_through_vault(
 ) -> None:
     value = "db-" + F.rand(F.rng(10), F.ALNUM, 6) + " pass"
 
-    class Vault:
+    class Inventory:
         def known_values(self) -> list[KV]:
             return [KV("payments/prod/DB_PASSWORD", 4, SecretValue(value))]
+
+    class Vault:
+        inventory = Inventory()
 
         def close(self) -> None:
             pass

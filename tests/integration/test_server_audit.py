@@ -47,7 +47,7 @@ def test_read_event_names_identity_address_agent_request_and_node(
 
     audit_stored(client.app)  # type: ignore[arg-type]
     vault = open_vault()
-    events = vault.audit_log(secret=SecretRef("payments", "prod", "DB"), operations=["read"])
+    events = vault.audit.log(secret=SecretRef("payments", "prod", "DB"), operations=["read"])
     assert events, "the read left no audit event"
     e = events[0]
     flat = repr(e)
@@ -138,7 +138,7 @@ def test_concurrent_reads_share_audit_flushes(group_commit: tuple[TestClient, st
     flushes = barrier.flushes - before
     assert 1 <= flushes < 40
     vault = open_vault()
-    reads = vault.audit_log(
+    reads = vault.audit.log(
         secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None
     )
     assert len(reads) == 40
@@ -168,7 +168,7 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(
             r = httpx2.post(f"{url}/v1/projects", json={"name": "payments"}, headers=h)
             assert r.status_code == 201
             audit_stored(app)
-        event = open_vault().audit_log(operations=["project.create"], limit=1)[0]
+        event = open_vault().audit.log(operations=["project.create"], limit=1)[0]
         assert event["remote_addr"] == expected
     finally:
         vault.close()
@@ -225,7 +225,7 @@ def test_a_lone_request_flushes_inline_and_company_shares_a_flush(tmp_path: Path
             # above drives concurrency deterministically.)
             assert new_woken - woken == 60
         assert not alone({})  # outside uvicorn (no task set): never assumed alone
-        reads = open_vault().audit_log(
+        reads = open_vault().audit.log(
             secret=SecretRef("payments", "prod", "DB"), operations=["read"], limit=None
         )
         assert len(reads) == 70

@@ -215,7 +215,7 @@ def test_the_user_agent_in_audit_events_is_bounded_and_printable(srv: Server) ->
     audit_stored(srv.client.app)  # type: ignore[arg-type]
     vault = open_vault()
     try:
-        agents = [e["user_agent"] for e in vault.audit_tail(5) if e["path"] == "payments/dev/X"]
+        agents = [e["user_agent"] for e in vault.audit.tail(5) if e["path"] == "payments/dev/X"]
     finally:
         vault.close()
     assert agents, "the denied read left no event"

@@ -523,7 +523,7 @@ def test_every_read_is_audited(payments: Server) -> None:
     try:
         events = [
             (e["operation"], e["actor"], e["source"])
-            for e in vault.audit_tail(20)
+            for e in vault.audit.tail(20)
             if e["path"] == "payments/dev/AUDITED"
         ]
     finally:

@@ -371,7 +371,11 @@ def snapshot(vault: Vault, ref: SecretRef) -> Snapshot:
     except NotFound:
         return None
     history = vault.history(ref)
-    values = {k.version: k.value.reveal_bytes() for k in vault.known_values() if k.path == ref.path}
+    values = {
+        k.version: k.value.reveal_bytes()
+        for k in vault.inventory.known_values()
+        if k.path == ref.path
+    }
     meta = {k: v for k, v in info.meta.to_dict().items() if k != "expires"}
     return (
         info.current_version,
@@ -387,10 +391,10 @@ def snapshot(vault: Vault, ref: SecretRef) -> Snapshot:
 def structural_problems(vault: Vault, project: str, env: str) -> list[str]:
     """Half-written state anywhere in the environment: a version without its value, a
     secret without a current version, a version without the audit event of its write."""
-    problems = list(vault.verify())  # opens every version
+    problems = list(vault.inventory.verify())  # opens every version
     written = {
         (e["path"], e["version"])
-        for e in vault.audit_log(operations=("write", "rollback"), limit=None)
+        for e in vault.audit.log(operations=("write", "rollback"), limit=None)
         if e["outcome"] == "allowed"
     }
     for info in vault.list_secrets(project, env, include_deleted=True):
@@ -412,14 +416,14 @@ def structural_problems(vault: Vault, project: str, env: str) -> list[str]:
 
 def audit_problems(vault: Vault) -> list[str]:
     """Findings of ``audit verify`` other than a torn tail (which it may name)."""
-    result = vault.audit_verify()
+    result = vault.audit.verify()
     return [f for f in result.findings if "spool" not in f and "tail" not in f]
 
 
 def reads_audited(vault: Vault, ref: SecretRef) -> int:
     return sum(
         1
-        for e in vault.audit_log(secret=ref, operations=("read",), limit=None)
+        for e in vault.audit.log(secret=ref, operations=("read",), limit=None)
         if e["outcome"] == "allowed" and e["path"] == ref.path
     )
 
@@ -475,7 +479,7 @@ def check_after_fault(
         problems = structural_problems(vault, ref.project, ref.env)
         assert problems == [], f"{where}: {problems}"
         if scenario.event and state == expected.after:
-            events = vault.audit_log(secret=ref, operations=(scenario.event,), limit=None)
+            events = vault.audit.log(secret=ref, operations=(scenario.event,), limit=None)
             assert any(e["path"] == ref.path and e["outcome"] == "allowed" for e in events), (
                 f"{where}: the change is stored without its {scenario.event} event"
             )

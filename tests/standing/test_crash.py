@@ -289,7 +289,11 @@ def test_sigkill_loop_over_the_embedded_cli(tmp_path: Path) -> None:
     vault = factory.open_vault(env=env)
     try:
         ref = SecretRef(PROJECT, ENV, "KILLED")
-        stored = {k.version: k.value.reveal() for k in vault.known_values() if k.path == ref.path}
+        stored = {
+            k.version: k.value.reveal()
+            for k in vault.inventory.known_values()
+            if k.path == ref.path
+        }
         assert sorted(stored) == list(range(1, len(stored) + 1))
         for version, value in acked.items():
             assert stored[version] == value, version
@@ -419,7 +423,7 @@ def test_sigkill_loop_over_a_server(tmp_path: Path) -> None:
         assert faults.structural_problems(vault, PROJECT, ENV) == []
         audited = sum(
             1
-            for e in vault.audit_log(operations=("read",), limit=None)
+            for e in vault.audit.log(operations=("read",), limit=None)
             if e["outcome"] == "allowed" and e["path"].startswith(f"{PROJECT}/{ENV}/K")
         )
     finally:
@@ -513,7 +517,7 @@ def test_exception_at_every_storage_call_of_a_server_request(
     assert injected == 2 * total, f"{name}: {injected} of {2 * total} faults fired"
     check = factory.open_vault(env=sqlite_env)
     try:
-        stored = {(k.path, k.version): k.value.reveal() for k in check.known_values()}
+        stored = {(k.path, k.version): k.value.reveal() for k in check.inventory.known_values()}
         for secret, (version, value) in acked.items():
             path = SecretRef(PROJECT, ENV, secret).path
             assert stored.get((path, version)) == value, (secret, version)

@@ -105,7 +105,7 @@ def test_init_is_the_first_event_of_the_chain_and_keyed(home: Path) -> None:
     vault = factory.open_vault(home=home, env=ENV)
     try:
         vault.open_keys()
-        assert vault.audit_verify().findings == []
+        assert vault.audit.verify().findings == []
     finally:
         vault.close()
 

@@ -222,7 +222,7 @@ def test_moved_ciphertext_fails_with_the_secret_named(home: Path, tmp_path: Path
         factory.open_vault(home=home).get(other)
     assert "payments/dev/OTHER" in str(info.value)
     assert CANARY not in info.value.diagnostics()
-    assert any("OTHER" in p for p in factory.open_vault(home=home).verify())
+    assert any("OTHER" in p for p in factory.open_vault(home=home).inventory.verify())
 
 
 def test_version_rollback_and_cas(home: Path, tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def test_no_plaintext_at_rest_or_in_audit(home: Path, tmp_path: Path) -> None:
     vault.close()
     for path in home.iterdir():
         assert CANARY.encode() not in path.read_bytes(), path
-    audit = factory.open_vault(home=home).audit_tail()
+    audit = factory.open_vault(home=home).audit.tail()
     ops = [e["operation"] for e in audit]
     assert {"write", "reveal", "run", "metadata.write"} <= set(ops)
     assert CANARY not in repr(audit)
@@ -257,7 +257,7 @@ def test_failed_read_is_audited(home: Path, tmp_path: Path) -> None:
     vault = keyfile(home, tmp_path)
     with pytest.raises(NotFound):
         vault.get(SecretRef("payments", "dev", "MISSING"))
-    last = vault.audit_tail(1)[0]
+    last = vault.audit.tail(1)[0]
     assert (last["operation"], last["outcome"], last["reason"]) == ("read", "error", "not_found")
 
 
@@ -291,7 +291,7 @@ def test_value_size_limit(home: Path, tmp_path: Path) -> None:
 def test_find_values(home: Path, tmp_path: Path) -> None:
     vault = keyfile(home, tmp_path)
     vault.set(REF, SecretValue(CANARY))
-    matches = vault.find_values(["nope", CANARY, ""])
+    matches = vault.inventory.find_values(["nope", CANARY, ""])
     assert [(m.candidate, m.path, m.version) for m in matches] == [(1, REF.path, 1)]
 
 
@@ -314,7 +314,7 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
         ).fetchone()
     assert version == (str(SCHEMA_VERSION),)
     # The old events stay, unchained; new ones are chained under a lazily created key.
-    result = reopened.audit_verify()
+    result = reopened.audit.verify()
     assert result.findings == []
     assert any("before the chain existed" in n for n in result.notices)
 

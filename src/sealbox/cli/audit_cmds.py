@@ -88,7 +88,7 @@ def log_cmd(
     ref = SecretRef.parse(secret) if secret else None
     vault = open_vault()
     try:
-        events = vault.audit_log(
+        events = vault.audit.log(
             secret=ref,
             identity=identity,
             since=_when(since, "--since"),
@@ -144,7 +144,7 @@ def hash_cmd(keep_newline: bool) -> None:
     value = SecretValue(_read_stdin_value(keep_newline))
     vault = open_vault()
     try:
-        digest = vault.audit_hash(value)
+        digest = vault.audit.value_hmac(value)
     finally:
         vault.close()
     click.echo(digest)
@@ -181,8 +181,8 @@ def who_read_cmd(
     vault = open_vault()
     try:
         if value_src is not None:
-            value_hmac = vault.audit_hash(SecretValue(_read_stdin_value(False)))
-        events = vault.who_read(
+            value_hmac = vault.audit.value_hmac(SecretValue(_read_stdin_value(False)))
+        events = vault.audit.who_read(
             ref,
             version=version,
             value_hmac=value_hmac,
@@ -236,8 +236,8 @@ def verify_cmd(files: tuple[str, ...], accept: tuple[str, ...], as_json: bool) -
     vault = open_vault()
     try:
         for name in accept:
-            info(f"accepted {vault.audit_accept_rejected(name)} (recorded as audit.accept)")
-        result = vault.audit_verify(files)
+            info(f"accepted {vault.audit.accept_rejected(name)} (recorded as audit.accept)")
+        result = vault.audit.verify(files)
     finally:
         vault.close()
     if as_json:
@@ -262,7 +262,7 @@ def checkpoint_cmd(as_json: bool) -> None:
     """Sign every chain head now (Ed25519, key wrapped by the key provider)."""
     vault = open_vault()
     try:
-        rows = vault.audit_checkpoint()
+        rows = vault.audit.checkpoint()
     finally:
         vault.close()
     if as_json:

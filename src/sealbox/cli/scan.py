@@ -32,7 +32,7 @@ def _known_values(notes: list[str]) -> list[KnownValue] | None:
         # No prompt: a pre-commit hook must never stop to ask for a passphrase.
         vault = open_vault(source="scan")
         try:
-            return list(vault.known_values())
+            return list(vault.inventory.known_values())
         finally:
             vault.close()
     except errors.Sealed:

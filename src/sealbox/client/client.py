@@ -49,6 +49,7 @@ from sealbox.wire import secrets as wire
 
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
+    from sealbox.client.audit import RemoteAudit
     from sealbox.client.watch import Watch
 
 
@@ -582,6 +583,13 @@ class Client:
 
             self._accounts = RemoteAccounts(self)
         return self._accounts
+
+    @property
+    def audit(self) -> RemoteAudit:
+        """The audit methods above, shaped as the embedded vault's ``vault.audit``."""
+        from sealbox.client.audit import RemoteAudit
+
+        return RemoteAudit(self)
 
 
 __all__ = ["Client", "SealboxError"]

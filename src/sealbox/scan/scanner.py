@@ -2,7 +2,7 @@
 :class:`Scanner` runs the scan and returns a :class:`ScanReport`::
 
     scanner = Scanner(ScanOptions(paths=("src",), min_confidence=Confidence.LOW))
-    report = scanner.run(known_values=vault.known_values())
+    report = scanner.run(known_values=vault.inventory.known_values())
     for finding in report:
         ...
 

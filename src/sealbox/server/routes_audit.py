@@ -48,7 +48,7 @@ async def audit_log(request: Request) -> Response:
     denied = body.get("denied", False)
     if not isinstance(denied, bool):
         raise InvalidInput("field 'denied' must be a boolean")
-    events = who.vault.audit_log(
+    events = who.vault.audit.log(
         secret=SecretRef.parse(secret) if secret else None,
         identity=opt_str(body, "identity"),
         since=_time(opt_str(body, "since"), "since"),
@@ -65,7 +65,7 @@ async def who_read(request: Request) -> Response:
     who = caller(request)
     body = await json_body(request, optional=("path", "version", "value_hmac", "since", "until"))
     path = opt_str(body, "path")
-    events = who.vault.who_read(
+    events = who.vault.audit.who_read(
         SecretRef.parse(path) if path else None,
         version=opt_int(body, "version"),
         value_hmac=opt_str(body, "value_hmac"),
@@ -79,21 +79,21 @@ async def audit_hash(request: Request) -> Response:
     who = caller(request)
     body = await json_body(request, required=("value",))
     return json_response(
-        wire.encode_hmac(who.vault.audit_hash(SecretValue(want_str(body, "value"))))
+        wire.encode_hmac(who.vault.audit.value_hmac(SecretValue(want_str(body, "value"))))
     )
 
 
 async def verify(request: Request) -> Response:
     who = caller(request)
     await json_body(request)
-    result = who.vault.audit_verify()
+    result = who.vault.audit.verify()
     return json_response(wire.encode_verification(result))
 
 
 async def checkpoint(request: Request) -> Response:
     who = caller(request)
     await json_body(request)
-    return json_response(wire.encode_checkpoints(who.vault.audit_checkpoint()))
+    return json_response(wire.encode_checkpoints(who.vault.audit.checkpoint()))
 
 
 ROUTES = [

@@ -47,7 +47,7 @@ def _rewrite(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
 
 
 def _findings(open_vault: OpenVault) -> list[str]:
-    return open_vault().audit_verify().findings
+    return open_vault().audit.verify().findings
 
 
 def _seq_index(conn: sqlite3.Connection) -> int:
@@ -57,7 +57,7 @@ def _seq_index(conn: sqlite3.Connection) -> int:
 
 def test_clean_chain_verifies(make_vault: OpenVault) -> None:
     _busy(make_vault)
-    result = make_vault().audit_verify()
+    result = make_vault().audit.verify()
     assert result.findings == []
     assert "db chain 'local'" in result.summary[0]
 
@@ -115,7 +115,7 @@ def test_swapped_events_are_found(make_vault: OpenVault, home: Path) -> None:
 
 def test_truncated_tail_is_found_by_the_head(make_vault: OpenVault, home: Path) -> None:
     _busy(make_vault)
-    make_vault().audit_checkpoint()  # the head row moves with checkpoints
+    make_vault().audit.checkpoint()  # the head row moves with checkpoints
     with _db(home) as conn:
         conn.execute("DELETE FROM sb_audit WHERE seq >= 8")
     findings = _findings(make_vault)
@@ -124,7 +124,7 @@ def test_truncated_tail_is_found_by_the_head(make_vault: OpenVault, home: Path) 
 
 def test_truncated_tail_is_found_by_a_checkpoint(make_vault: OpenVault, home: Path) -> None:
     _busy(make_vault)
-    make_vault().audit_checkpoint()
+    make_vault().audit.checkpoint()
     with _db(home) as conn:
         # A careful attacker also moves the head back.
         conn.execute("DELETE FROM sb_audit WHERE seq >= 8")
@@ -136,7 +136,7 @@ def test_truncated_tail_is_found_by_a_checkpoint(make_vault: OpenVault, home: Pa
 
 def test_edited_checkpoint_is_found(make_vault: OpenVault, home: Path) -> None:
     _busy(make_vault)
-    make_vault().audit_checkpoint()
+    make_vault().audit.checkpoint()
     with _db(home) as conn:
         conn.execute("UPDATE sb_audit_checkpoints SET seq = seq + 1")
     findings = _findings(make_vault)
@@ -196,10 +196,10 @@ def test_locked_process_events_are_unkeyed_then_anchored(make_vault: OpenVault) 
     vault = make_vault()
     vault.list_secrets("payments", "dev")  # never unlocks: a SHA-256 link
     vault.close()
-    result = make_vault().audit_verify()  # unlocks; records a keyed event afterwards
+    result = make_vault().audit.verify()  # unlocks; records a keyed event afterwards
     assert result.findings == []
     assert any("follow the last keyed event" in n for n in result.notices)
-    assert make_vault().audit_verify().findings == []
+    assert make_vault().audit.verify().findings == []
 
 
 def test_a_busy_database_keeps_deferred_events(make_vault: OpenVault, home: Path) -> None:
@@ -225,7 +225,7 @@ def test_a_busy_database_keeps_deferred_events(make_vault: OpenVault, home: Path
     assert vault.audit_pending == 0
     rows = _rows(conn)
     assert len(rows) == before + 4
-    assert vault.audit_verify().findings == []
+    assert vault.audit.verify().findings == []
 
 
 def test_a_chain_from_before_signed_heads_gets_one_at_its_next_keyed_event(
@@ -256,10 +256,10 @@ def test_a_chain_from_before_signed_heads_gets_one_at_its_next_keyed_event(
                 "UPDATE sb_audit SET event = ?, prev = ?, hash = ? WHERE id = ?",
                 (canonical(event).decode(), event["prev"], prev, row[0]),
             )
-    result = make_vault().audit_verify()
+    result = make_vault().audit.verify()
     assert result.findings == []
     assert any("no signed head yet" in n for n in result.notices)
-    again = make_vault().audit_verify()  # the first verify's own event signed the head
+    again = make_vault().audit.verify()  # the first verify's own event signed the head
     assert again.findings == []
     assert not any("no signed head yet" in n for n in again.notices)
 
@@ -287,4 +287,4 @@ def test_lone_events_sign_the_head_at_most_every_20_ms_and_close_covers_the_rest
         last = conn.execute("SELECT MAX(seq) FROM sb_audit").fetchone()[0]
         assert conn.execute("SELECT seq FROM sb_audit_heads").fetchall() == [(last,)]
     assert f'"seq":{last}'.encode() in message
-    assert make_vault().audit_verify().findings == []
+    assert make_vault().audit.verify().findings == []

@@ -50,23 +50,25 @@ def test_who_read_a_version_and_a_leaked_value(make_vault: OpenVault) -> None:
     vault.list_secrets("payments", "prod")  # metadata: not a read
     vault.history(REF)
 
-    v2 = vault.who_read(REF, version=2)
+    v2 = vault.audit.who_read(REF, version=2)
     assert [(e["identity"], e["operation"], e["source"]) for e in v2] == [("ci", "read", "api")]
     assert v2[0]["remote_addr"] == "10.0.0.7" and v2[0]["request_id"] == "req-1"
     assert v2[0]["auth_method"] == "token" and v2[0]["token_accessor"]
-    v3 = vault.who_read(REF, version=3)
+    v3 = vault.audit.who_read(REF, version=3)
     assert [(e["identity"], e["operation"]) for e in v3] == [
         ("ci", "run"),
         (vault.actor.identity, "reveal"),
     ]
-    digest = vault.audit_hash(SecretValue("leaked-2"))
-    by_value = vault.who_read(value_hmac=digest)
+    digest = vault.audit.value_hmac(SecretValue("leaked-2"))
+    by_value = vault.audit.who_read(value_hmac=digest)
     assert [(e["identity"], e["versions"][0]["version"]) for e in by_value] == [("ci", 2)]
-    assert vault.who_read(value_hmac=vault.audit_hash(SecretValue("never-stored"))) == []
+    assert (
+        vault.audit.who_read(value_hmac=vault.audit.value_hmac(SecretValue("never-stored"))) == []
+    )
 
-    readers = vault.readers(REF)
+    readers = vault.audit.readers(REF)
     assert {r.identity: r.versions for r in readers} == {"ci": (2, 3), vault.actor.identity: (3,)}
-    last = vault.last_access("payments", "prod")
+    last = vault.audit.last_access("payments", "prod")
     assert last[REF.path].operation == "history"
 
 
@@ -76,20 +78,20 @@ def test_log_filters(make_vault: OpenVault) -> None:
     ci = _reader(vault)
     with pytest.raises(AccessDenied):
         ci.set(REF, SecretValue("y"))
-    denied = vault.audit_log(denied=True)
+    denied = vault.audit.log(denied=True)
     assert [(e["identity"], e["operation"], e["outcome"]) for e in denied] == [
         ("ci", "write", "denied")
     ]
-    assert {e["operation"] for e in vault.audit_log(identity="ci")} >= {"write", "login"}
-    assert all(e["source"] == "api" for e in vault.audit_log(source="api"))
-    assert [e["operation"] for e in vault.audit_log(secret=REF, operations=["write"])] == [
+    assert {e["operation"] for e in vault.audit.log(identity="ci")} >= {"write", "login"}
+    assert all(e["source"] == "api" for e in vault.audit.log(source="api"))
+    assert [e["operation"] for e in vault.audit.log(secret=REF, operations=["write"])] == [
         "write",
         "write",
     ]
-    future = vault.audit_log(since=vault._clock() + timedelta(days=1))
+    future = vault.audit.log(since=vault._clock() + timedelta(days=1))
     assert future == []
     with pytest.raises(AccessDenied):
-        ci.audit_log()
+        ci.audit.log()
 
 
 def test_canary_appears_in_no_record_log_or_error(
@@ -126,8 +128,8 @@ def test_canary_appears_in_no_record_log_or_error(
     vault.delete(other)
     vault.undelete(other)
     vault.purge(other)
-    vault.audit_hash(SecretValue(CANARY))
-    vault.who_read(REF)
+    vault.audit.value_hmac(SecretValue(CANARY))
+    vault.audit.who_read(REF)
     # accounts, logins and tokens
     acc = vault.accounts
     acc.create_person("alice", PASSWORD, [])
@@ -146,7 +148,7 @@ def test_canary_appears_in_no_record_log_or_error(
     expect_error(lambda: ci.get(SecretRef("payments", "dev", "X")))
     expect_error(lambda: vault.get(SecretRef("payments", "prod", "MISSING")))
     expect_error(lambda: vault.set(REF, SecretValue(CANARY), if_version=1))
-    assert vault.audit_verify().findings == []
+    assert vault.audit.verify().findings == []
     vault.close()
 
     secrets = (CANARY.encode(), PASSWORD.encode(), token.value.encode(), new.value.encode())

@@ -43,7 +43,7 @@ def test_jsonl_sink_chains_and_verifies(
     assert records[1]["prev"] == records[0]["hash"]
     assert records[1]["versions"][0]["value_hmac"] == records[0]["versions"][0]["value_hmac"]
     assert oct(log.stat().st_mode & 0o777) == "0o600"
-    result = make_vault().audit_verify()
+    result = make_vault().audit.verify()
     assert result.findings == [], result
 
 
@@ -56,7 +56,7 @@ def test_jsonl_modified_line_is_found(
     for i in range(4):
         vault.set(REF, SecretValue(f"v{i}"))
     log.write_text(log.read_text().replace('"version":3', '"version":9', 1))
-    findings = make_vault().audit_verify().findings
+    findings = make_vault().audit.verify().findings
     assert findings and "audit.jsonl line 3: event seq 3 modified" in findings[0]
 
 
@@ -74,7 +74,7 @@ def test_jsonl_cut_line_is_reported_and_the_chain_continues(
     make_vault().get(REF)
     raw = log.read_text().splitlines()
     assert len(raw) == 3 and json.loads(raw[2])["prev"] == json.loads(raw[0])["hash"]
-    result = make_vault().audit_verify()
+    result = make_vault().audit.verify()
     assert result.findings == []
     assert any("audit.jsonl line 2: a line cut short" in n for n in result.notices)
 
@@ -93,10 +93,10 @@ def test_jsonl_rollover_keeps_the_chain(
     assert len(old) >= 2
     first_of_active = _lines(log)[0]
     assert first_of_active["prev"] == _lines(old[-1])[-1]["hash"]
-    assert make_vault().audit_verify().findings == []
+    assert make_vault().audit.verify().findings == []
     # Removing a middle file breaks the chain where it was.
     old[1].unlink()
-    findings = make_vault().audit_verify().findings
+    findings = make_vault().audit.verify().findings
     assert findings and "event deleted" in findings[0]
 
 
@@ -108,11 +108,11 @@ def test_jsonl_checkpoint_and_truncation(
     vault = make_vault()
     for i in range(3):
         vault.set(REF, SecretValue(f"v{i}"))
-    vault.audit_checkpoint()
+    vault.audit.checkpoint()
     assert _lines(log)[-1]["kind"] == "checkpoint"
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:2] + lines[-1:]) + "\n")  # drop seq 3, keep checkpoint
-    findings = make_vault(env={"SEALBOX_AUDIT_SINKS": "db"}).audit_verify([str(log)]).findings
+    findings = make_vault(env={"SEALBOX_AUDIT_SINKS": "db"}).audit.verify([str(log)]).findings
     assert any("tail truncated" in f and f"file {log}" in f for f in findings)
 
 
@@ -139,7 +139,7 @@ def test_a_write_whose_event_no_sink_accepts_is_not_committed(
     assert [v.version for v in vault.history(REF)] == [1]  # nothing was committed
     assert vault.get(REF).value.reveal() == "v1"
     assert vault.set(REF, SecretValue("v2")) == 2  # the chain goes on cleanly
-    assert not vault.audit_verify([]).findings
+    assert not vault.audit.verify([]).findings
 
 
 def test_a_delete_or_metadata_change_whose_event_no_sink_accepts_changes_nothing(
@@ -169,7 +169,7 @@ def test_a_delete_or_metadata_change_whose_event_no_sink_accepts_changes_nothing
     assert vault.info(other).deleted_at is not None  # neither undeleted nor purged
     assert [v.version for v in vault.history(other)] == [1]
     vault.delete(REF)  # and the chain goes on cleanly
-    assert not vault.audit_verify([]).findings
+    assert not vault.audit.verify([]).findings
 
 
 def test_one_sink_accepting_is_enough(

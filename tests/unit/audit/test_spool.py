@@ -71,7 +71,7 @@ def test_reads_are_spooled_then_stored_chained_in_one_drain(
     with sqlite3.connect(home / "vault.db") as conn:
         (mark,) = conn.execute("SELECT spool FROM sb_audit_heads WHERE node = 'srv'").fetchone()
     assert mark.startswith(spool.name) and mark.endswith(f" 3 {size}")
-    assert vault.audit_verify().findings == []
+    assert vault.audit.verify().findings == []
     vault.close()
 
 
@@ -80,7 +80,7 @@ def test_queries_writes_and_close_store_what_is_spooled(make_vault: OpenVault, h
     vault = _served(make_vault)
     vault.get(REF)
     # A query answers with this process's spooled events.
-    assert [e["operation"] for e in vault.who_read(REF)] == ["read"]
+    assert [e["operation"] for e in vault.audit.who_read(REF)] == ["read"]
     vault.get(REF)
     vault.set(REF, SecretValue("next"))  # its event lands after the spooled read
     vault.get(REF)
@@ -91,7 +91,7 @@ def test_queries_writes_and_close_store_what_is_spooled(make_vault: OpenVault, h
     assert [seq for seq, _ in srv] == list(range(1, len(srv) + 1))
     assert srv[-1][1] == "read"
     reopened = make_vault()
-    assert reopened.audit_verify().findings == []
+    assert reopened.audit.verify().findings == []
     reopened.close()
 
 
@@ -106,7 +106,7 @@ def test_two_serving_processes_take_two_chains(make_vault: OpenVault, home: Path
     nodes = [node for node, _, op in _stored(home, "read")]
     assert sorted(nodes) == ["srv", "srv#1", "srv#1"]
     check = make_vault()
-    assert check.audit_verify().findings == []
+    assert check.audit.verify().findings == []
     check.close()
 
 
@@ -134,9 +134,9 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
     _killed_server(4)
     assert _stored(home, "read") == []
     cli = make_vault()  # `sealbox audit verify` before the server starts again
-    (notice,) = [n for n in cli.audit_verify().notices if "spool" in n]
+    (notice,) = [n for n in cli.audit.verify().notices if "spool" in n]
     assert "did not store yet" in notice
-    assert cli.audit_spool_notices() == [notice]  # what `sealbox doctor` warns of
+    assert cli.audit.spool_notices() == [notice]  # what `sealbox doctor` warns of
     cli.close()
     (spool,) = _spool_files(home)
     with spool.open("ab") as f:
@@ -145,11 +145,11 @@ def test_a_killed_servers_spool_is_stored_by_the_next_start(
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4]
     assert spool.stat().st_size == 0
     vault.get(REF)  # the chain goes on after the recovered events
-    assert not [n for n in vault.audit_verify().notices if "spool" in n]  # owned, stored
+    assert not [n for n in vault.audit.verify().notices if "spool" in n]  # owned, stored
     vault.close()
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3, 4, 5]
     check = make_vault()
-    assert check.audit_verify().findings == []
+    assert check.audit.verify().findings == []
     check.close()
 
 
@@ -198,14 +198,14 @@ def test_a_tampered_spool_is_set_aside_and_reported(
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     vault.close()
     check = make_vault()
-    (event,) = check.audit_log(operations=["audit.recover"])
+    (event,) = check.audit.log(operations=["audit.recover"])
     assert event["outcome"] == "error" and f"record {first_bad} " in event["reason"]
     # Until an operator accepts the rejected spool, verify fails naming it and its record.
-    (finding,) = check.audit_verify().findings
+    (finding,) = check.audit.verify().findings
     assert kept.name in finding and f"record {first_bad} (byte " in finding
     assert "--accept-rejected" in finding
-    assert check.audit_accept_rejected(str(kept)) == kept.name
-    verification = check.audit_verify()
+    assert check.audit.accept_rejected(str(kept)) == kept.name
+    verification = check.audit.verify()
     assert verification.findings == []  # the chain itself is whole
     assert any(f"{kept.name}: accepted by" in n for n in verification.notices)
     check.close()
@@ -293,11 +293,11 @@ def test_value_hmacs_are_remembered_per_version_and_never_go_stale(
     vault.purge(REF)
     vault.set(REF, SecretValue("another value"))  # version 1 again, another value
     vault.get(REF)
-    reads = vault.audit_log(operations=["read"], limit=None)
+    reads = vault.audit.log(operations=["read"], limit=None)
     by_value = {e["versions"][0]["value_hmac"] for e in reads}
     assert by_value == {
-        vault.audit_hash(SecretValue(CANARY)),
-        vault.audit_hash(SecretValue("another value")),
+        vault.audit.value_hmac(SecretValue(CANARY)),
+        vault.audit.value_hmac(SecretValue("another value")),
     }
     vault.close()
 
@@ -317,7 +317,7 @@ def test_other_sinks_are_written_as_each_event_comes_and_the_spool_still_serves_
     assert _stored(home, "read") == []  # the database's copy is spooled
     assert vault.drain_audit() == 1
     assert [op for _, _, op in _stored(home, "read")] == ["read"]
-    assert vault.audit_verify().findings == []  # both chains, the file's and the db's
+    assert vault.audit.verify().findings == []  # both chains, the file's and the db's
     vault.close()
 
 
@@ -359,10 +359,10 @@ def test_a_server_under_another_name_stores_an_orphaned_spool_in_its_own_chain(
     reads = [(node, seq) for node, seq, _ in _stored(home, "read")]
     assert reads == [("server:host:8200", 1), ("server:host:8200", 2), ("server:host:8200", 3)]
     assert all(f.stat().st_size == 0 for f in _spool_files(home))
-    assert not vault.audit_spool_notices()
+    assert not vault.audit.spool_notices()
     vault.close()
     check = make_vault()
-    assert check.audit_verify().findings == []
+    assert check.audit.verify().findings == []
     check.close()
 
 
@@ -393,7 +393,7 @@ def test_a_drain_that_fails_after_its_commit_does_not_store_its_events_twice(
     vault.set(REF, SecretValue("next"))  # a write drains first: it must not fail
     assert vault.drain_audit() == 0
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3]
-    assert vault.audit_verify().findings == []
+    assert vault.audit.verify().findings == []
     vault.close()
 
 

@@ -48,7 +48,7 @@ def test_the_last_root_holder_keeps_root_without_force(vault: Vault) -> None:
     with pytest.raises(Conflict):
         acc.delete_identity("worker")
     acc.delete_identity("worker", force=True)
-    forced = vault.audit_log(operations=["identity.delete"], limit=None)
+    forced = vault.audit.log(operations=["identity.delete"], limit=None)
     assert forced[0]["reason"].startswith("forced: leaves no identity holding root and no admin")
 
 
@@ -93,7 +93,7 @@ def test_recover_admin_needs_the_master_key(vault: Vault, home: Path, tmp_path: 
     # An existing person gets root added, a new password, and is enabled.
     vault.accounts.create_person("alice", PW, [])
     assert vault.recover_admin("alice", PW + "!").policies == ("root",)
-    assert vault.audit_log(operations=["identity.recover"], limit=None)
+    assert vault.audit.log(operations=["identity.recover"], limit=None)
     # Through a token (the server), never: only the embedded owner with the keys.
     remote = vault.as_principal(principal, Actor("rescuer", "api"))
     with pytest.raises(AccessDenied):

@@ -33,7 +33,7 @@ def vault(home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _events(vault: Any) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = vault.audit_log(operations=["login"], limit=None)
+    events: list[dict[str, Any]] = vault.audit.log(operations=["login"], limit=None)
     return events
 
 

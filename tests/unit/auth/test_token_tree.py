@@ -211,7 +211,7 @@ def test_orphans_need_admin_and_outlive_their_maker(vault: Vault) -> None:
     assert auth.resolve(orphan.value).name == "ci"
     with pytest.raises(AuthenticationFailed):
         auth.resolve(child.value)
-    events = vault.audit_log(operations=["token.create"], limit=None)
+    events = vault.audit.log(operations=["token.create"], limit=None)
     assert any(e["reason"].endswith(" orphan") for e in events)
 
 

@@ -113,7 +113,7 @@ def test_approle_login_and_least_privilege(vault) -> None:  # type: ignore[no-un
         assert "exist" not in str(info.value)
     with pytest.raises(NotFound):  # it may read there, so it may learn what is missing
         ci.get(SecretRef("payments", "prod", "MISSING"))
-    denied = [e for e in vault.audit_tail(50) if e["outcome"] == "denied"]
+    denied = [e for e in vault.audit.tail(50) if e["outcome"] == "denied"]
     assert len(denied) >= 5
 
 
@@ -213,7 +213,7 @@ def test_a_password_typed_as_the_name_stays_out_of_the_audit(vault) -> None:  # 
     pasted = "hunter2-correct-horse"
     with pytest.raises(AuthenticationFailed):
         auth.login("password", {"name": pasted, "password": PW}, ACTOR)
-    events = vault.audit_log(operations=["login"], limit=None)
+    events = vault.audit.log(operations=["login"], limit=None)
     assert events and events[0]["path"] == "identity/<unknown>"
     assert events[0]["outcome"] == "denied"
     assert pasted not in repr(events)
