@@ -49,6 +49,7 @@ from sealbox.storage.rows import SealedRow, SecretRow, VersionRow
 if TYPE_CHECKING:
     from sealbox.audit.query import Access, Reader
     from sealbox.audit.verify import SpoolReport, Verification
+    from sealbox.audit_commit import AuditCommit
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
     from sealbox.keys import KeyOps
@@ -96,6 +97,9 @@ def _event_actor(actor: Actor, principal: Principal) -> Actor:
 
 class Vault:
     """Secrets, versions and metadata of one vault."""
+
+    #: The audit-commit strategy (:attr:`audit_commit`), made on first use or by serve().
+    _commit: AuditCommit | None = None
 
     def __init__(
         self,
@@ -277,9 +281,11 @@ class Vault:
         return self._storage.change_feed()
 
     def serve(self, *, spool: bool = True) -> None:
-        """A server process owns this vault: spool audit events where the backend can
-        (:meth:`drain_audit`), else group-commit them (:meth:`defer_audit`), and move
-        storage housekeeping off the request path."""
+        """A server process owns this vault: move storage housekeeping off the request
+        path, and choose how its audit events are made durable from now on
+        (:attr:`audit_commit`): spooled where the backend can, else group-committed."""
+        from sealbox.audit.commit import GroupCommit, SpoolCommit
+
         self._storage.serve()
         found = None
         with contextlib.suppress(Sealed):  # a sealed vault: group commit, no spool keys
@@ -287,45 +293,22 @@ class Vault:
                 self._key_provider()
                 found = self._audit.spool()
         if found is None:
-            self.defer_audit()
-        for problem in found or ():
+            self._commit = GroupCommit(self._audit)
+            return
+        self._commit = SpoolCommit(self._audit)
+        for problem in found:
             # Evidence in the chain itself: someone may have edited the spool file.
             self._record("audit.recover", "sys/audit", outcome="error", reason=problem)
 
-    def defer_audit(self) -> None:
-        """Server mode: hold audit events until :meth:`flush_audit` (group commit).
-
-        The caller must flush before it lets any result of an operation out: a value
-        must never leave before the event that records its reading is stored.
-        """
-        self._audit.deferred = True
-
-    def flush_audit(self, *, wait: bool = True) -> None:
-        """Store the held audit events (one transaction); AuditUnavailable if not.
-
-        ``wait=False``: StorageBusy at once (the events stay held) when another process
-        is writing, instead of blocking the caller until it is done.
-        """
-        self._audit.flush(wait=wait)
-
-    def drain_audit(self, *, wait: bool = True) -> int:
-        """Store the events this server process spooled (see ``audit/spool.py``).
-
-        ``wait=False``: StorageBusy at once when another process is writing.
-        """
-        return self._audit.drain(wait=wait)
-
-    def when_audit_spooled(self, callback: Callable[[], None]) -> None:
-        """Server mode: ``callback`` runs after each event is spooled."""
-        self._audit.when_spooled(callback)
-
     @property
-    def audit_spooled(self) -> int:
-        return self._audit.spooled
+    def audit_commit(self) -> AuditCommit:
+        """How this process's audit events become durable (``audit_commit.py``): each in
+        its own transaction until :meth:`serve` chose the spool or group commit."""
+        if self._commit is None:
+            from sealbox.audit.commit import DirectCommit
 
-    @property
-    def audit_pending(self) -> int:
-        return self._audit.pending
+            self._commit = DirectCommit()
+        return self._commit
 
     def open_keys(self) -> None:
         """Obtain the key provider now rather than on first use (a server must not start sealed)."""

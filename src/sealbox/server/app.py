@@ -32,9 +32,8 @@ from sealbox.server import (
     routes_native,
     routes_sys,
 )
-from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
-from sealbox.server.hotpath import HotPath
+from sealbox.server.fastpath import AuditBarrier, HotPath
 from sealbox.server.http import ServerState
 from sealbox.server.metrics import Metrics
 from sealbox.server.middleware import RequestMiddleware, request_id_of
@@ -102,9 +101,10 @@ class SealboxApp(Starlette):
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
-    # Audit events are spooled or group-committed before every response (audit_barrier.py).
+    # Audit events are spooled or group-committed before every response (fastpath/).
     vault.serve(spool=settings.audit_spool)
-    barrier = AuditBarrier(vault)
+    commit = vault.audit_commit
+    barrier = AuditBarrier(commit)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(
         scope_labels=settings.metrics_scope_labels,
@@ -119,7 +119,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         yield
         # A worker stopping: what it spooled goes to the database now, not at the next start.
         with contextlib.suppress(errors.SealboxError):
-            vault.drain_audit()
+            commit.store()
 
     app = SealboxApp(
         routes=routes,

@@ -14,7 +14,7 @@ What the document promises, and how it stays true:
   (:mod:`sealbox.server.errors`: the code enum is THE table of codes per status);
 * the router's methods per path are the documented ones; Starlette's ``HEAD`` goes with
   ``GET``, and Vault's ``LIST`` is the ``x-vault-list`` mark on a ``GET`` (a request line
-  ``LIST …`` is served as ``GET …?list=true``, see protocol.py);
+  ``LIST …`` is served as ``GET …?list=true``, see fastpath/protocol.py);
 * a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}``: OpenAPI has no
   multi-segment parameter, and a client must send the ``/`` between them unencoded (an
   encoded ``/`` is refused). ``key`` may itself hold more ``/``-separated segments.

@@ -25,14 +25,14 @@ from starlette.applications import Starlette
 from sealbox.server.settings import ServerSettings
 
 SETTINGS_VAR = "SEALBOX_SERVER_SETTINGS"
-#: "auto" is httptools (llhttp) with the LIST verb rewritten (server/protocol.py).
+#: "auto" is httptools (llhttp) with the LIST verb rewritten (server/fastpath/protocol.py).
 HTTP_IMPL = "auto"
 
 
 def http_protocol(name: str) -> Any:
     """uvicorn's ``http`` setting for a server ``http`` name."""
     if name == "auto":
-        from sealbox.server.protocol import SealboxHttpProtocol
+        from sealbox.server.fastpath.protocol import SealboxHttpProtocol
 
         return SealboxHttpProtocol
     return name
@@ -81,8 +81,8 @@ def _settle(app: Starlette) -> Starlette:
 
 
 def configure_protocol(settings: ServerSettings) -> None:
-    """This process's request-head bounds and client deadlines (server/protocol.py)."""
-    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    """This process's request-head bounds and client deadlines (server/fastpath/protocol.py)."""
+    from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
 
     SealboxHttpProtocol.limits = Limits(
         header_timeout=settings.header_timeout, body_timeout=settings.body_timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealbox.server.protocol import rewrite_list
+from sealbox.server.fastpath.protocol import rewrite_list
 
 
 def test_list_becomes_get_with_list_true() -> None:
@@ -48,7 +48,7 @@ class FakeTransport:
 def test_writes_of_one_turn_leave_together() -> None:
     import asyncio
 
-    from sealbox.server.protocol import CorkedTransport
+    from sealbox.server.fastpath.protocol import CorkedTransport
 
     raw = FakeTransport()
 
@@ -127,7 +127,7 @@ def feed(chunks: list[bytes], limits: Any = None) -> tuple[Seen, bytes, bool]:
     import uvicorn
     from uvicorn.server import ServerState
 
-    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
 
     seen: Seen = []
 
@@ -193,7 +193,7 @@ def test_list_split_across_reads_anywhere_is_rewritten() -> None:
 
 
 def test_too_many_or_too_large_headers_are_431() -> None:
-    from sealbox.server.protocol import Limits
+    from sealbox.server.fastpath.protocol import Limits
 
     many = b"GET /a HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n"
     seen, written, closed = feed([many])

@@ -1,6 +1,9 @@
-"""Group commit of audit events: many requests, one transaction, nothing sent early.
+"""The audit barrier: no response starts before its request's audit events are durable
+by the rule of the vault's :class:`~sealbox.audit_commit.AuditCommit` (the one thing of
+the audit trail it talks to).
 
-The server's vault holds audit events in memory (``Vault.defer_audit``). Before a
+Group commit: many requests, one transaction, nothing sent early. The strategy holds
+audit events in memory (``pending``). Before a
 response starts, its request awaits :meth:`AuditBarrier.wait`: the first waiter schedules
 one flush with ``call_soon``, so every request that reached its response by then shares
 that flush (one INSERT transaction instead of one per request). If the flush fails, every
@@ -22,11 +25,11 @@ server exists, not even one parsed and not yet started), nothing could join its 
 flushes at once, without the two loop turns a scheduled flush and its wake-up cost (that
 is most of a sequential client's audit overhead).
 
-On SQLite the events do not wait for a commit at all: each is appended to this process's
-spool file as it is recorded (``audit/spool.py``), so :meth:`AuditBarrier.wait`
-finds nothing pending and only makes sure a drain into the database is scheduled
-(:data:`~sealbox.audit.spool.DRAIN_EVERY` seconds later, one transaction for every
-event spooled by then; a busy database is tried again :data:`DRAIN_RETRY` seconds later).
+The spool (SQLite): the events do not wait for a commit at all: each is appended to this
+process's spool file as it is recorded, so :meth:`AuditBarrier.wait` finds nothing
+pending and only makes sure a drain of the backlog into the database is scheduled (the
+strategy's ``store_every`` seconds later, one transaction for every event spooled by
+then; a busy database is tried again :data:`DRAIN_RETRY` seconds later).
 
 Each waiter awaits a future of its own (not one shared future behind ``asyncio.shield``,
 which costs a second future and a second loop turn per request): a cancelled request
@@ -39,9 +42,11 @@ import asyncio
 import time
 from collections.abc import Sized
 
-from sealbox.audit.spool import DRAIN_EVERY
+from starlette.types import Scope
+
+from sealbox.audit_commit import AuditCommit
 from sealbox.errors import SealboxError, StorageBusy
-from sealbox.vault import Vault
+from sealbox.server.fastpath.protocol import IN_FLIGHT
 
 BUSY_RETRY = 0.0002
 BUSY_PATIENCE = 2.0
@@ -51,8 +56,8 @@ DRAIN_BACKOFF = 1.0
 
 
 class AuditBarrier:
-    def __init__(self, vault: Vault) -> None:
-        self._vault = vault
+    def __init__(self, commit: AuditCommit) -> None:
+        self._commit = commit
         self._waiters: list[asyncio.Future[None]] = []
         self._busy_since: float | None = None
         self.flushes = 0
@@ -67,7 +72,7 @@ class AuditBarrier:
         self.drains = 0
         self.drained = 0
         self.drain_errors = 0
-        vault.when_audit_spooled(self.schedule_drain)
+        commit.on_backlog(self.schedule_drain)
 
     def counts(self) -> tuple[int, int, int, int, int, int, int]:
         """(flushes, requests woken by them, busy retries, drains, events drained, drain
@@ -79,19 +84,19 @@ class AuditBarrier:
             self.drains,
             self.drained,
             self.drain_errors,
-            self._vault.audit_spooled,
+            self._commit.backlog,
         )
 
     async def wait(self, *, alone: bool = False, in_flight: Sized | None = None) -> None:
         waiters = self._waiters
         self._in_flight = in_flight
         if not waiters:
-            if not self._vault.audit_pending:
+            if not self._commit.pending:
                 return
             if alone:
                 self.inline_tries += 1
                 try:
-                    self._vault.flush_audit(wait=False)
+                    self._commit.commit(wait=False)
                 except StorageBusy:
                     pass  # another process writes: retry on the loop, as below
                 else:
@@ -107,7 +112,7 @@ class AuditBarrier:
         await future
 
     def schedule_drain(self) -> None:
-        """An event was spooled: store it (and whatever joins it) DRAIN_EVERY from now."""
+        """An event was spooled: store it (and whatever joins it) store_every from now."""
         if self._drain_scheduled:
             return
         try:
@@ -115,13 +120,13 @@ class AuditBarrier:
         except RuntimeError:
             return  # spooled outside a request (start-up): the next request's drain takes it
         self._drain_scheduled = True
-        loop.call_later(DRAIN_EVERY, self._drain)
+        loop.call_later(self._commit.store_every, self._drain)
 
     def _drain(self) -> None:
         """Store the spooled events (on the loop: the storage connection is the loop's)."""
         delay = 0.0
         try:
-            count = self._vault.drain_audit(wait=False)
+            count = self._commit.store(wait=False)
         except StorageBusy:
             self.busy += 1
             delay = DRAIN_RETRY
@@ -133,8 +138,8 @@ class AuditBarrier:
         else:
             self.drains += 1
             self.drained += count
-        if delay or self._vault.audit_spooled:
-            asyncio.get_running_loop().call_later(delay or DRAIN_EVERY, self._drain)
+        if delay or self._commit.backlog:
+            asyncio.get_running_loop().call_later(delay or self._commit.store_every, self._drain)
         else:
             self._drain_scheduled = False
 
@@ -149,7 +154,7 @@ class AuditBarrier:
         now = time.monotonic()
         patient = self._busy_since is None or now - self._busy_since < BUSY_PATIENCE
         try:
-            self._vault.flush_audit(wait=not patient)
+            self._commit.commit(wait=not patient)
         except StorageBusy:
             self.busy += 1
             if self._busy_since is None:
@@ -175,6 +180,13 @@ class AuditBarrier:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
+
+
+def alone(scope: Scope) -> bool:
+    """True when no other request of this server is in progress (uvicorn's set of request
+    tasks, which SealboxHttpProtocol puts in the scope; unknown means not alone)."""
+    in_flight = scope.get(IN_FLIGHT)
+    return in_flight is not None and len(in_flight) <= 1
 
 
 def _warn_drain(exc: Exception) -> None:

@@ -193,7 +193,7 @@ class SealboxHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # uvicorn's set of this server's request tasks (all connections): the audit
-        # barrier flushes at once when a request has no company (audit_barrier.py).
+        # barrier flushes at once when a request has no company (barrier.py).
         scope: Any = self.scope
         scope[IN_FLIGHT] = self.tasks
         self._in_message = self._in_head = self._began = True
