@@ -16,11 +16,9 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
 
 from sealbox import errors
 from sealbox.server import (
@@ -86,18 +84,6 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, headers=headers, media_type=JSON)
 
 
-class SealboxApp(Starlette):
-    """Starlette without its outermost ServerErrorMiddleware.
-
-    :class:`RequestMiddleware` already turns every exception into a detail-free 500 (and
-    logs it); the extra layer only wrapped every ``send`` of every request once more.
-    """
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
-
-
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
@@ -121,7 +107,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         with contextlib.suppress(errors.SealboxError):
             commit.store()
 
-    app = SealboxApp(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
         exception_handlers={HTTPException: _http_exception},

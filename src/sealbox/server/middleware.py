@@ -29,7 +29,7 @@ from sealbox.server.errors import (
     public_message,
     status_for,
 )
-from sealbox.server.fastpath import IN_FLIGHT, AuditBarrier, HotPath, alone
+from sealbox.server.fastpath import AuditBarrier, HotPath
 from sealbox.server.metrics import Metrics
 from sealbox.server.routes_kv import is_compat_path
 
@@ -125,7 +125,7 @@ class RequestMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Fail closed: nothing leaves before the audit events it caused are stored.
-                await barrier.wait(alone=alone(scope), in_flight=scope.get(IN_FLIGHT))
+                await barrier.wait()
                 outcome["started"] = True
                 outcome["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]

@@ -12,7 +12,6 @@ dies.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from collections.abc import Callable
@@ -69,17 +68,6 @@ def _settings_from_env() -> ServerSettings:
     return ServerSettings(**data).validated()
 
 
-def _settle(app: Starlette) -> Starlette:
-    """Move everything built at startup out of the garbage collector's way.
-
-    A read allocates enough containers to trigger collections often; without this, each
-    older-generation pass walks every module, route and rule loaded at startup.
-    """
-    gc.collect()
-    gc.freeze()
-    return app
-
-
 def configure_protocol(settings: ServerSettings) -> None:
     """This process's request-head bounds and client deadlines (server/fastpath/protocol.py)."""
     from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
@@ -99,7 +87,7 @@ def app_from_environment() -> Starlette:
     settings = _settings_from_env()
     logs.configure(settings.log_level)
     configure_protocol(settings)
-    return _settle(create_app(open_server_vault(settings), settings))
+    return create_app(open_server_vault(settings), settings)
 
 
 def proxy_options(settings: ServerSettings) -> dict[str, Any]:
@@ -155,7 +143,7 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
     with sock:
         if settings.processes == 1:
             try:
-                app = _settle(create_app(vault, settings))
+                app = create_app(vault, settings)
                 start_listening(sock)  # a client that connects now is served
                 announce(listening)
                 uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run([sock])

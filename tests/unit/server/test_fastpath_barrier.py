@@ -166,70 +166,6 @@ def test_a_cancelled_waiter_leaves_the_others_alone() -> None:
     assert barrier.flushes == 1
 
 
-def test_the_only_request_in_progress_flushes_at_once() -> None:
-    commit = FakeCommit()
-    barrier = _barrier(commit)
-    turns: list[str] = []
-
-    async def main() -> None:
-        commit.pending = 1
-        loop = asyncio.get_running_loop()
-        loop.call_soon(turns.append, "a loop turn passed")
-        await barrier.wait(alone=True)
-        assert turns == []  # no loop turn: flushed inline
-
-    asyncio.run(main())
-    assert commit.calls == [False]
-    assert barrier.counts()[:3] == (1, 1, 0)
-
-
-def test_the_only_request_falls_back_to_retries_when_busy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
-    commit = FakeCommit(busy_times=2)
-    barrier = _barrier(commit)
-
-    async def main() -> None:
-        commit.pending = 1
-        await barrier.wait(alone=True)
-
-    asyncio.run(main())
-    assert commit.calls == [False, False, False]
-    assert barrier.busy == 1
-
-
-def test_a_flush_waits_one_turn_for_requests_not_yet_at_the_barrier() -> None:
-    commit = FakeCommit()
-    barrier = _barrier(commit)
-    in_flight = {"a", "b"}  # two request tasks; only one has reached the barrier
-
-    async def late() -> None:
-        await asyncio.sleep(0)  # its task runs a turn later
-        commit.pending += 1
-        await barrier.wait(in_flight=in_flight)
-
-    async def main() -> None:
-        commit.pending = 1
-        await asyncio.gather(barrier.wait(in_flight=in_flight), late())
-
-    asyncio.run(main())
-    assert barrier.counts()[:2] == (1, 2)  # one flush for both
-
-
-def test_the_wait_for_company_is_one_turn_only() -> None:
-    commit = FakeCommit()
-    barrier = _barrier(commit)
-    in_flight = {"a", "b", "stream"}  # an open event stream never reaches the barrier
-
-    async def main() -> None:
-        commit.pending = 1
-        await barrier.wait(in_flight=in_flight)
-
-    asyncio.run(main())
-    assert barrier.counts()[:2] == (1, 1)
-
-
 def test_spooled_events_are_drained_once_after_the_delay() -> None:
     """Events spooled during requests are stored by one drain DRAIN_EVERY later, off the
     requests' path: no request waits for it."""
@@ -239,7 +175,7 @@ def test_spooled_events_are_drained_once_after_the_delay() -> None:
     async def main() -> None:
         for _ in range(5):
             commit.spool()
-            await barrier.wait(alone=True)  # returns at once: nothing is pending
+            await barrier.wait()  # returns at once: nothing is pending
         assert commit.drain_calls == []
         await asyncio.sleep(DRAIN_EVERY * 3)
 

@@ -45,31 +45,6 @@ class FakeTransport:
         return f"info:{name}"
 
 
-def test_writes_of_one_turn_leave_together() -> None:
-    import asyncio
-
-    from sealbox.server.fastpath.protocol import CorkedTransport
-
-    raw = FakeTransport()
-
-    async def main() -> None:
-        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
-        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        corked.write(b"body")
-        assert raw.writes == []
-        await asyncio.sleep(0)
-        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-        assert corked.get_extra_info("peername") == "info:peername"
-        corked.write(b"last")
-        corked.close()  # sends what is buffered, then closes
-        assert raw.writes[-1] == b"last" and raw.closed
-        corked.write(b"late")
-        await asyncio.sleep(0)
-        assert raw.writes[-1] == b"last"  # nothing written to a closing transport
-
-    asyncio.run(main())
-
-
 def test_kv_read_body_is_the_envelope_byte_for_byte() -> None:
     import json
     import re

@@ -35,8 +35,7 @@ measured again by turning each off; those whose gain stayed inside the runs' spr
 removed (simpler code wins).
 """
 
-from sealbox.server.fastpath.barrier import AuditBarrier, alone
+from sealbox.server.fastpath.barrier import AuditBarrier
 from sealbox.server.fastpath.hotpath import HotPath
-from sealbox.server.fastpath.protocol import IN_FLIGHT
 
-__all__ = ["IN_FLIGHT", "AuditBarrier", "HotPath", "alone"]
+__all__ = ["AuditBarrier", "HotPath"]

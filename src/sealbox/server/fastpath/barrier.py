@@ -3,10 +3,10 @@ by the rule of the vault's :class:`~sealbox.audit_commit.AuditCommit` (the one t
 the audit trail it talks to).
 
 Group commit: many requests, one transaction, nothing sent early. The strategy holds
-audit events in memory (``pending``). Before a
-response starts, its request awaits :meth:`AuditBarrier.wait`: the first waiter schedules
-one flush with ``call_soon``, so every request that reached its response by then shares
-that flush (one INSERT transaction instead of one per request). If the flush fails, every
+audit events in memory (``pending``). Before a response starts, its request awaits
+:meth:`AuditBarrier.wait`: the first waiter schedules one flush with ``call_soon``, so
+every request that reached its response by then shares that flush (one INSERT
+transaction instead of one per request). If the flush fails, every
 waiter gets the error and answers 503 — fail closed: no value leaves before the event
 that records its reading is stored.
 
@@ -15,15 +15,6 @@ loop: the flush tries without waiting (``StorageBusy``), and tries again
 :data:`BUSY_RETRY` seconds later, so requests arriving meanwhile join the batch. (SQLite's
 own busy handler sleeps 1, 2, 5 ms… with the whole loop stopped.) After
 :data:`BUSY_PATIENCE` seconds of that it waits for the lock like any other write.
-
-When the flush comes due while the server has more request tasks than waiters (requests
-parsed in the same turn whose tasks have not run yet), it waits one more turn for them:
-under load that raised the batch from about five requests per worker to seven.
-
-When the request is the only one in progress (``alone``: no other request task of this
-server exists, not even one parsed and not yet started), nothing could join its batch: it
-flushes at once, without the two loop turns a scheduled flush and its wake-up cost (that
-is most of a sequential client's audit overhead).
 
 The spool (SQLite): the events do not wait for a commit at all: each is appended to this
 process's spool file as it is recorded, so :meth:`AuditBarrier.wait` finds nothing
@@ -40,13 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sized
-
-from starlette.types import Scope
 
 from sealbox.audit_commit import AuditCommit
 from sealbox.errors import SealboxError, StorageBusy
-from sealbox.server.fastpath.protocol import IN_FLIGHT
 
 BUSY_RETRY = 0.0002
 BUSY_PATIENCE = 2.0
@@ -63,11 +50,6 @@ class AuditBarrier:
         self.flushes = 0
         self.flushed = 0
         self.busy = 0
-        #: Flushes made at once by a lone request (part of ``flushes``), and attempts at it.
-        self.inline = 0
-        self.inline_tries = 0
-        self._in_flight: Sized | None = None
-        self._deferred = False
         self._drain_scheduled = False
         self.drains = 0
         self.drained = 0
@@ -87,23 +69,10 @@ class AuditBarrier:
             self._commit.backlog,
         )
 
-    async def wait(self, *, alone: bool = False, in_flight: Sized | None = None) -> None:
+    async def wait(self) -> None:
         waiters = self._waiters
-        self._in_flight = in_flight
-        if not waiters:
-            if not self._commit.pending:
-                return
-            if alone:
-                self.inline_tries += 1
-                try:
-                    self._commit.commit(wait=False)
-                except StorageBusy:
-                    pass  # another process writes: retry on the loop, as below
-                else:
-                    self.flushes += 1
-                    self.flushed += 1
-                    self.inline += 1
-                    return
+        if not waiters and not self._commit.pending:
+            return
         loop = asyncio.get_running_loop()
         if not waiters:
             loop.call_soon(self._flush)
@@ -144,13 +113,6 @@ class AuditBarrier:
             self._drain_scheduled = False
 
     def _flush(self) -> None:
-        in_flight = self._in_flight
-        if not self._deferred and in_flight is not None and len(in_flight) > len(self._waiters):
-            # Requests parsed in the same turn whose tasks have not run yet would miss
-            # this batch and pay a commit of their own: give them one more turn.
-            self._deferred = True
-            asyncio.get_running_loop().call_soon(self._flush)
-            return
         now = time.monotonic()
         patient = self._busy_since is None or now - self._busy_since < BUSY_PATIENCE
         try:
@@ -169,7 +131,6 @@ class AuditBarrier:
     def _wake(self, exc: BaseException | None) -> None:
         waiters, self._waiters = self._waiters, []
         self._busy_since = None
-        self._deferred = False
         self.flushes += 1
         self.flushed += len(waiters)
         if exc is not None:
@@ -180,13 +141,6 @@ class AuditBarrier:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
-
-
-def alone(scope: Scope) -> bool:
-    """True when no other request of this server is in progress (uvicorn's set of request
-    tasks, which SealboxHttpProtocol puts in the scope; unknown means not alone)."""
-    in_flight = scope.get(IN_FLIGHT)
-    return in_flight is not None and len(in_flight) <= 1
 
 
 def _warn_drain(exc: Exception) -> None:
