@@ -28,11 +28,24 @@ What it guarantees:
   ``scope["route"]`` to the same route so logs and metrics name the same template; any
   other request, or any error, takes the ordinary path.
 
-What was kept, and why (``benchmarks/server_bench.py``, interleaved runs; docs/server.md,
-"The read hot path", has the table): worker processes, httptools, the audit spool and
-group commit are the big wins, measured in issue 4 and before. The smaller tricks were
-measured again by turning each off; those whose gain stayed inside the runs' spread were
-removed (simpler code wins).
+What was kept, and why: worker processes, httptools, the audit spool and group commit
+are the big wins (measured in issue 4 and before). Each smaller trick was turned off and
+measured with ``benchmarks/server_bench.py`` (interleaved runs on a shared 2-core machine;
+the sealbox/OpenBao ratio of each run, median [min-max]; docs/server.md has the setup):
+
+====================================  ===========================  ========================
+trick                                 native: with -> without      KV v2: with -> without
+====================================  ===========================  ========================
+hot path before the router (kept)     0.83 -> 0.58 [0.34-0.87]     0.82 -> 0.50 [0.33-0.76]
+corked transport (dropped)            0.83 -> 0.74 [0.61-1.05]     0.82 -> 0.76 [0.61-1.57]
+gc.freeze after start-up (dropped)    0.83 -> 0.79 [0.66-1.02]     0.82 -> 0.78 [0.74-1.06]
+no ServerErrorMiddleware (dropped)    0.83 -> 0.77 [0.58-0.83]     0.82 -> 0.71 [0.52-1.00]
+group commit's one-turn wait (drop.)  0.68 -> 0.70 [0.50-0.72]     0.64 -> 0.65 [0.53-0.74]
+lone request flushes inline (drop.)   not shown (16 connections are never alone)
+====================================  ===========================  ========================
+
+With every trick on the ratios spread over [0.62-3.24] (native) and [0.66-1.46] (KV): only
+the hot path's gain stands out of that, so the others went (simpler code wins).
 """
 
 from sealbox.server.fastpath.barrier import AuditBarrier
