@@ -39,8 +39,8 @@ trick                                 native: with -> without      KV v2: with -
 hot path before the router (kept)     0.83 -> 0.58 [0.34-0.87]     0.82 -> 0.50 [0.33-0.76]
 corked transport (dropped)            0.83 -> 0.74 [0.61-1.05]     0.82 -> 0.76 [0.61-1.57]
 gc.freeze after start-up (dropped)    0.83 -> 0.79 [0.66-1.02]     0.82 -> 0.78 [0.74-1.06]
-no ServerErrorMiddleware (dropped)    0.83 -> 0.77 [0.58-0.83]     0.82 -> 0.71 [0.52-1.00]
-group commit's one-turn wait (drop.)  0.68 -> 0.70 [0.50-0.72]     0.64 -> 0.65 [0.53-0.74]
+no ServerErrorMiddleware (dropped)    0.83 -> 0.79 [0.58-1.08]     0.82 -> 0.77 [0.52-1.09]
+group commit's one-turn wait (drop.)  0.63 -> 0.70 [0.50-0.72]     0.63 -> 0.65 [0.53-0.74]
 lone request flushes inline (drop.)   not shown (16 connections are never alone)
 ====================================  ===========================  ========================
 
