@@ -22,6 +22,7 @@ from sealbox.model import SecretValue
 
 if TYPE_CHECKING:
     from sealbox.audit.recorder import AuditRecorder, Touched
+    from sealbox.audit_commit import AuditCommit
     from sealbox.auth.policy import Capability
     from sealbox.auth.principal import Principal
     from sealbox.changes import ChangeEvent
@@ -46,7 +47,16 @@ class VaultState:
     and the first view that needs a value asks the loader (the unlocker) for all of them.
     """
 
-    __slots__ = ("_keys", "_load_keys", "audit", "on_change", "storage", "unlocker", "vault_id")
+    __slots__ = (
+        "_keys",
+        "_load_keys",
+        "audit",
+        "commit",
+        "on_change",
+        "storage",
+        "unlocker",
+        "vault_id",
+    )
 
     def __init__(
         self,
@@ -68,6 +78,9 @@ class VaultState:
         self.on_change = on_change
         self._load_keys = load_keys
         self._keys: KeyProvider | None = None
+        #: The audit-commit strategy ``Vault.audit_commit`` (chosen by ``Vault.serve``),
+        #: shared by every view: a request's view commits as the server does.
+        self.commit: AuditCommit | None = None
 
     def key_provider(self) -> KeyProvider:
         keys = self._keys

@@ -13,7 +13,6 @@ the view's :class:`~sealbox.context.CallerContext` (principal, actor, clock).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sealbox.audit.recorder import AuditRecorder
@@ -42,6 +41,7 @@ from sealbox.model import (
 from sealbox.secret_ops import SecretOps
 
 if TYPE_CHECKING:
+    from sealbox.audit_commit import AuditCommit
     from sealbox.audit_view import AuditView
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
@@ -181,9 +181,11 @@ class Vault(CoreService):
         return self._storage.change_feed()
 
     def serve(self, *, spool: bool = True) -> None:
-        """A server process owns this vault: spool audit events where the backend can
-        (:meth:`drain_audit`), else group-commit them (:meth:`defer_audit`), and move
-        storage housekeeping off the request path."""
+        """A server process owns this vault: move storage housekeeping off the request
+        path, and choose how its audit events are made durable from now on
+        (:attr:`audit_commit`): spooled where the backend can, else group-committed."""
+        from sealbox.audit.commit import GroupCommit, SpoolCommit
+
         self._storage.serve()
         found = None
         with contextlib.suppress(Sealed):  # a sealed vault: group commit, no spool keys
@@ -191,45 +193,22 @@ class Vault(CoreService):
                 self._key_provider()
                 found = self._audit.spool()
         if found is None:
-            self.defer_audit()
-        for problem in found or ():
+            self._state.commit = GroupCommit(self._audit)
+            return
+        self._state.commit = SpoolCommit(self._audit)
+        for problem in found:
             # Evidence in the chain itself: someone may have edited the spool file.
             self._record("audit.recover", "sys/audit", outcome="error", reason=problem)
 
-    def defer_audit(self) -> None:
-        """Server mode: hold audit events until :meth:`flush_audit` (group commit).
-
-        The caller must flush before it lets any result of an operation out: a value
-        must never leave before the event that records its reading is stored.
-        """
-        self._audit.deferred = True
-
-    def flush_audit(self, *, wait: bool = True) -> None:
-        """Store the held audit events (one transaction); AuditUnavailable if not.
-
-        ``wait=False``: StorageBusy at once (the events stay held) when another process
-        is writing, instead of blocking the caller until it is done.
-        """
-        self._audit.flush(wait=wait)
-
-    def drain_audit(self, *, wait: bool = True) -> int:
-        """Store the events this server process spooled (see ``audit/spool.py``).
-
-        ``wait=False``: StorageBusy at once when another process is writing.
-        """
-        return self._audit.drain(wait=wait)
-
-    def when_audit_spooled(self, callback: Callable[[], None]) -> None:
-        """Server mode: ``callback`` runs after each event is spooled."""
-        self._audit.when_spooled(callback)
-
     @property
-    def audit_spooled(self) -> int:
-        return self._audit.spooled
+    def audit_commit(self) -> AuditCommit:
+        """How this process's audit events become durable (``audit_commit.py``): each in
+        its own transaction until :meth:`serve` chose the spool or group commit."""
+        if self._state.commit is None:
+            from sealbox.audit.commit import DirectCommit
 
-    @property
-    def audit_pending(self) -> int:
-        return self._audit.pending
+            self._state.commit = DirectCommit()
+        return self._state.commit
 
     def open_keys(self) -> None:
         """Obtain the key provider now rather than on first use (a server must not start sealed)."""

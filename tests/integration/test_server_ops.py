@@ -139,7 +139,7 @@ def test_bad_settings_are_named(tmp_path: Path, text: str, needle: str) -> None:
 
 
 def test_timeouts_reach_the_protocol_and_uvicorn() -> None:
-    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
     from sealbox.server.run import configure_protocol, uvicorn_options
 
     env = {

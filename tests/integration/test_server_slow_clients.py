@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sealbox.server.protocol import Limits, SealboxHttpProtocol
+from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
 from sealbox.server.testing import running
 
 pytestmark = pytest.mark.slow

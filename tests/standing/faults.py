@@ -258,7 +258,7 @@ def _batch(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> Non
     # Group commit: no answer leaves before the flush stored the batch's events.
     for _ in range(3):
         assert vault.get(ref).value.reveal_bytes() == V1
-    vault.flush_audit()
+    vault.audit_commit.commit()
     for _ in range(3):
         acks.ack("read")
     acks.ack("done")
@@ -269,7 +269,7 @@ def _spooled(vault: Vault, ref: SecretRef, acks: Acks, env: dict[str, str]) -> N
     for _ in range(3):
         assert vault.get(ref).value.reveal_bytes() == V1
         acks.ack("read")
-    vault.drain_audit()
+    vault.audit_commit.store()
     acks.ack("done")
 
 
@@ -354,7 +354,7 @@ def run_scenario(
         follow = SecretRef(ref.project, ref.env, ref.name + "_FOLLOW")
         vault.set(follow, SecretValue(FOLLOW_UP))
         if scenario.mode == "defer":
-            vault.flush_audit()
+            vault.audit_commit.commit()
     finally:
         vault.close()
     return raised

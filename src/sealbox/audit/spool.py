@@ -7,7 +7,7 @@ HMAC) cost another 15. A record appended to a file costs one ``writev``, and giv
 that commit gave: with ``synchronous=NORMAL`` a WAL commit survives a killed process but not a
 crashed machine, and so does a write into the page cache. The server drains the spool
 into the database every :data:`DRAIN_EVERY` seconds, chaining the events there, off the
-request path (``server/audit_barrier.py``); before each audit query, checkpoint and secret
+request path (``server/fastpath/barrier.py``); before each audit query, checkpoint and secret
 write of its own; and when it stops.
 
 Each spool belongs to one chain that only its process appends to: the process holds an

@@ -16,11 +16,9 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
 
 from sealbox import errors
 from sealbox.server import (
@@ -32,9 +30,8 @@ from sealbox.server import (
     routes_native,
     routes_sys,
 )
-from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
-from sealbox.server.hotpath import HotPath
+from sealbox.server.fastpath import AuditBarrier, HotPath
 from sealbox.server.http import ServerState
 from sealbox.server.metrics import Metrics
 from sealbox.server.middleware import RequestMiddleware, request_id_of
@@ -87,24 +84,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, headers=headers, media_type=JSON)
 
 
-class SealboxApp(Starlette):
-    """Starlette without its outermost ServerErrorMiddleware.
-
-    :class:`RequestMiddleware` already turns every exception into a detail-free 500 (and
-    logs it); the extra layer only wrapped every ``send`` of every request once more.
-    """
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
-
-
 def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
     vault.open_keys()
-    # Audit events are spooled or group-committed before every response (audit_barrier.py).
+    # Audit events are spooled or group-committed before every response (fastpath/).
     vault.serve(spool=settings.audit_spool)
-    barrier = AuditBarrier(vault)
+    commit = vault.audit_commit
+    barrier = AuditBarrier(commit)
     server_state = ServerState(vault, settings, server_version())
     metrics = Metrics(
         scope_labels=settings.metrics_scope_labels,
@@ -119,9 +105,9 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         yield
         # A worker stopping: what it spooled goes to the database now, not at the next start.
         with contextlib.suppress(errors.SealboxError):
-            vault.drain_audit()
+            commit.store()
 
-    app = SealboxApp(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
         exception_handlers={HTTPException: _http_exception},

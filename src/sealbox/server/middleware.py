@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealbox import errors
 from sealbox.server import logs
-from sealbox.server.audit_barrier import AuditBarrier
 from sealbox.server.auth import Caller
 from sealbox.server.errors import (
     UNEXPECTED,
@@ -30,9 +29,8 @@ from sealbox.server.errors import (
     public_message,
     status_for,
 )
-from sealbox.server.hotpath import HotPath
+from sealbox.server.fastpath import AuditBarrier, HotPath
 from sealbox.server.metrics import Metrics
-from sealbox.server.protocol import IN_FLIGHT
 from sealbox.server.routes_kv import is_compat_path
 
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}\Z")
@@ -63,13 +61,6 @@ def check_path(scope: Scope) -> None:
         raise errors.InvalidInput("the path may not hold NUL characters")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise errors.InvalidInput("the path may not hold '.' or '..' segments")
-
-
-def alone(scope: Scope) -> bool:
-    """True when no other request of this server is in progress (uvicorn's set of request
-    tasks, which SealboxHttpProtocol puts in the scope; unknown means not alone)."""
-    in_flight = scope.get(IN_FLIGHT)
-    return in_flight is not None and len(in_flight) <= 1
 
 
 async def send_error(
@@ -134,7 +125,7 @@ class RequestMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Fail closed: nothing leaves before the audit events it caused are stored.
-                await barrier.wait(alone=alone(scope), in_flight=scope.get(IN_FLIGHT))
+                await barrier.wait()
                 outcome["started"] = True
                 outcome["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]

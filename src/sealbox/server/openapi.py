@@ -14,7 +14,7 @@ What the document promises, and how it stays true:
   (:mod:`sealbox.server.errors`: the code enum is THE table of codes per status);
 * the router's methods per path are the documented ones; Starlette's ``HEAD`` goes with
   ``GET``, and Vault's ``LIST`` is the ``x-vault-list`` mark on a ``GET`` (a request line
-  ``LIST …`` is served as ``GET …?list=true``, see protocol.py);
+  ``LIST …`` is served as ``GET …?list=true``, see fastpath/protocol.py);
 * the login route (``/v1/auth/{method}/login``) is also listed once per installed login
   method, as its own path with the body the method's fields make (a plug-in is documented
   by its declaration); the template's ``method`` parameter then leaves those names out;

@@ -143,7 +143,8 @@ def _version_meta(created: datetime | None, version: int, deleted: datetime | No
 
 # -- data ----------------------------------------------------------------------------------------
 async def read_data(request: Request) -> Response:
-    """KV v2 read (also served by :mod:`sealbox.server.hotpath`, through :func:`read_kv`)."""
+    """KV v2 read (also served by :mod:`sealbox.server.fastpath.hotpath`, through
+    :func:`read_kv`)."""
     who = caller(request)
     ref = _secret_ref(request)
     status, body = read_kv(who, ref, query_int(request, "version"))

@@ -85,7 +85,8 @@ async def list_secrets(request: Request) -> Response:
 
 
 async def get_secret(request: Request) -> Response:
-    """Read a value (also served by :mod:`sealbox.server.hotpath`, through :func:`read_secret`)."""
+    """Read a value (also served by :mod:`sealbox.server.fastpath.hotpath`, through
+    :func:`read_secret`)."""
     who = caller(request)
     ref = _ref(request)
     version, reveal = query_int(request, "version"), query_flag(request, "reveal")

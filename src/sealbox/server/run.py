@@ -12,7 +12,6 @@ dies.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from collections.abc import Callable
@@ -25,14 +24,14 @@ from starlette.applications import Starlette
 from sealbox.server.settings import ServerSettings
 
 SETTINGS_VAR = "SEALBOX_SERVER_SETTINGS"
-#: "auto" is httptools (llhttp) with the LIST verb rewritten (server/protocol.py).
+#: "auto" is httptools (llhttp) with the LIST verb rewritten (server/fastpath/protocol.py).
 HTTP_IMPL = "auto"
 
 
 def http_protocol(name: str) -> Any:
     """uvicorn's ``http`` setting for a server ``http`` name."""
     if name == "auto":
-        from sealbox.server.protocol import SealboxHttpProtocol
+        from sealbox.server.fastpath.protocol import SealboxHttpProtocol
 
         return SealboxHttpProtocol
     return name
@@ -78,20 +77,9 @@ def _settings_from_env() -> ServerSettings:
     return ServerSettings(**data).validated()
 
 
-def _settle(app: Starlette) -> Starlette:
-    """Move everything built at startup out of the garbage collector's way.
-
-    A read allocates enough containers to trigger collections often; without this, each
-    older-generation pass walks every module, route and rule loaded at startup.
-    """
-    gc.collect()
-    gc.freeze()
-    return app
-
-
 def configure_protocol(settings: ServerSettings) -> None:
-    """This process's request-head bounds and client deadlines (server/protocol.py)."""
-    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    """This process's request-head bounds and client deadlines (server/fastpath/protocol.py)."""
+    from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
 
     SealboxHttpProtocol.limits = Limits(
         header_timeout=settings.header_timeout, body_timeout=settings.body_timeout
@@ -108,7 +96,7 @@ def app_from_environment() -> Starlette:
     settings = _settings_from_env()
     logs.configure(settings.log_level)
     configure_protocol(settings)
-    return _settle(create_app(open_server_vault(settings), settings))
+    return create_app(open_server_vault(settings), settings)
 
 
 def proxy_options(settings: ServerSettings) -> dict[str, Any]:
@@ -165,7 +153,7 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
     with sock:
         if settings.processes == 1:
             try:
-                app = _settle(create_app(vault, settings))
+                app = create_app(vault, settings)
                 start_listening(sock)  # a client that connects now is served
                 announce(listening)
                 uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run([sock])

@@ -78,12 +78,12 @@ def running(app: Starlette, port: int | None = None, **config: Any) -> Iterator[
 def audit_stored(app: Starlette, timeout: float = 5.0) -> None:
     """Wait until the audit events the app's vault spooled are in the database.
 
-    The server's loop stores them :data:`~sealbox.audit.spool.DRAIN_EVERY` after they are
+    The server's loop stores them the strategy's ``store_every`` seconds after they are
     spooled; a test that reads the audit trail through another vault waits for that.
     """
-    vault = app.state.sealbox.vault
+    commit = app.state.sealbox.vault.audit_commit
     deadline = time.monotonic() + timeout
-    while vault.audit_spooled:
+    while commit.backlog:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{vault.audit_spooled} audit event(s) still spooled")
+            raise TimeoutError(f"{commit.backlog} audit event(s) still spooled")
         time.sleep(0.002)

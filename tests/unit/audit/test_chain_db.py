@@ -210,19 +210,20 @@ def test_a_busy_database_keeps_deferred_events(make_vault: OpenVault, home: Path
 
     vault = make_vault()
     vault.set(SecretRef("payments", "dev", "A"), SecretValue("x"))
-    vault.defer_audit()
+    vault.serve(spool=False)  # group commit
+    commit = vault.audit_commit
     for _ in range(3):
         vault.get(SecretRef("payments", "dev", "A"))
     conn = _db(home)
     before = len(_rows(conn))
     conn.execute("BEGIN IMMEDIATE")  # another process writes
     with pytest.raises(StorageBusy):
-        vault.flush_audit(wait=False)
-    assert vault.audit_pending == 3
+        commit.commit(wait=False)
+    assert commit.pending == 3
     vault.get(SecretRef("payments", "dev", "A"))
     conn.execute("COMMIT")
-    vault.flush_audit(wait=False)
-    assert vault.audit_pending == 0
+    commit.commit(wait=False)
+    assert commit.pending == 0
     rows = _rows(conn)
     assert len(rows) == before + 4
     assert vault.audit.verify().findings == []

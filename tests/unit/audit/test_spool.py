@@ -59,9 +59,9 @@ def test_reads_are_spooled_then_stored_chained_in_one_drain(
     assert spool.stat().st_size > 0  # ...but on disk before get() returned
     assert oct(spool.stat().st_mode & 0o777) == "0o600"
     assert CANARY.encode() not in spool.read_bytes()  # values only as HMACs
-    assert vault.audit_spooled == 3
+    assert vault.audit_commit.backlog == 3
 
-    assert vault.drain_audit() == 3
+    assert vault.audit_commit.store() == 3
     assert [seq for _, seq, _ in _stored(home, "reveal")] == [1, 2, 3]
     assert {node for node, _, _ in _stored(home, "reveal")} == {"srv"}
     # Stored: the drained records stay (up to KEEP_BYTES), vouched for by the database's
@@ -248,7 +248,7 @@ def test_a_checkpoint_falls_due_at_a_drain_not_on_a_read(
     with sqlite3.connect(home / "vault.db") as conn:
         before = conn.execute("SELECT COUNT(*) FROM sb_audit_checkpoints WHERE node = 'srv'")
         assert before.fetchone()[0] == 0
-    vault.drain_audit()
+    vault.audit_commit.store()
     with sqlite3.connect(home / "vault.db") as conn:
         seqs = conn.execute("SELECT seq FROM sb_audit_checkpoints WHERE node = 'srv'").fetchall()
     assert seqs == [(6,)]  # the head the drain stored, signed
@@ -267,7 +267,7 @@ def test_a_backlog_the_database_does_not_take_refuses_reads(
         vault.get(REF)
     with pytest.raises(AuditUnavailable):
         vault.get(REF)
-    vault.drain_audit()
+    vault.audit_commit.store()
     vault.get(REF)
     vault.close()
 
@@ -315,7 +315,7 @@ def test_other_sinks_are_written_as_each_event_comes_and_the_spool_still_serves_
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines[-1]["operation"] == "read"  # in the file before get() returned
     assert _stored(home, "read") == []  # the database's copy is spooled
-    assert vault.drain_audit() == 1
+    assert vault.audit_commit.store() == 1
     assert [op for _, _, op in _stored(home, "read")] == ["read"]
     assert vault.audit.verify().findings == []  # both chains, the file's and the db's
     vault.close()
@@ -328,9 +328,10 @@ def test_without_the_db_sink_a_server_does_not_spool(
     _seed(make_vault)
     vault = _served(make_vault)
     vault.get(REF)
-    assert vault.audit_spooled == 0 and vault.audit_pending == 1  # group commit instead
+    commit = vault.audit_commit
+    assert commit.backlog == 0 and commit.pending == 1  # group commit instead
     assert not (home / "vault.db.audit-spool").exists()
-    vault.flush_audit()
+    vault.audit_commit.commit()
     vault.close()
 
 
@@ -344,7 +345,7 @@ def test_a_spool_that_cannot_be_made_stops_the_server_with_a_clear_error(
     assert "vault.db.audit-spool" in exc.value.message
     assert "audit_spool = false" in (exc.value.hint or "")
     vault.serve(spool=False)  # the way out the hint names: group commit
-    assert vault.audit_spooled == 0
+    assert vault.audit_commit.backlog == 0
     vault.close()
 
 
@@ -387,11 +388,11 @@ def test_a_drain_that_fails_after_its_commit_does_not_store_its_events_twice(
             raise failures.pop()
 
     monkeypatch.setattr(SqliteStorage, "store_audit_rows", commit_then_fail)
-    assert vault.drain_audit() == 2  # stored, though the call failed after its commit
-    assert vault.audit_spooled == 0
+    assert vault.audit_commit.store() == 2  # stored, though the call failed after its commit
+    assert vault.audit_commit.backlog == 0
     vault.get(REF)
     vault.set(REF, SecretValue("next"))  # a write drains first: it must not fail
-    assert vault.drain_audit() == 0
+    assert vault.audit_commit.store() == 0
     assert [seq for _, seq, _ in _stored(home, "read")] == [1, 2, 3]
     assert vault.audit.verify().findings == []
     vault.close()
@@ -412,9 +413,9 @@ def test_a_drain_whose_commit_failed_keeps_its_events(
     with monkeypatch.context() as m:
         m.setattr(SqliteStorage, "store_audit_rows", fail)
         with pytest.raises(RuntimeError):
-            vault.drain_audit()
-    assert vault.audit_spooled == 1
-    assert vault.drain_audit() == 1
+            vault.audit_commit.store()
+    assert vault.audit_commit.backlog == 1
+    assert vault.audit_commit.store() == 1
     assert [seq for _, seq, _ in _stored(home, "read")] == [1]
 
 
@@ -433,7 +434,7 @@ def test_a_drain_signs_one_head_for_all_its_events(
     for _ in range(50):
         vault.get(REF)
     assert signed == []  # nothing signed on the request path
-    assert vault.drain_audit() == 50
+    assert vault.audit_commit.store() == 50
     (message,) = signed
     assert b'"seq":50' in message and b'"kind":"head"' in message
     vault.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealbox.server.protocol import rewrite_list
+from sealbox.server.fastpath.protocol import rewrite_list
 
 
 def test_list_becomes_get_with_list_true() -> None:
@@ -43,31 +43,6 @@ class FakeTransport:
 
     def get_extra_info(self, name: str) -> str:
         return f"info:{name}"
-
-
-def test_writes_of_one_turn_leave_together() -> None:
-    import asyncio
-
-    from sealbox.server.protocol import CorkedTransport
-
-    raw = FakeTransport()
-
-    async def main() -> None:
-        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
-        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        corked.write(b"body")
-        assert raw.writes == []
-        await asyncio.sleep(0)
-        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-        assert corked.get_extra_info("peername") == "info:peername"
-        corked.write(b"last")
-        corked.close()  # sends what is buffered, then closes
-        assert raw.writes[-1] == b"last" and raw.closed
-        corked.write(b"late")
-        await asyncio.sleep(0)
-        assert raw.writes[-1] == b"last"  # nothing written to a closing transport
-
-    asyncio.run(main())
 
 
 def test_kv_read_body_is_the_envelope_byte_for_byte() -> None:
@@ -127,7 +102,7 @@ def feed(chunks: list[bytes], limits: Any = None) -> tuple[Seen, bytes, bool]:
     import uvicorn
     from uvicorn.server import ServerState
 
-    from sealbox.server.protocol import Limits, SealboxHttpProtocol
+    from sealbox.server.fastpath.protocol import Limits, SealboxHttpProtocol
 
     seen: Seen = []
 
@@ -193,7 +168,7 @@ def test_list_split_across_reads_anywhere_is_rewritten() -> None:
 
 
 def test_too_many_or_too_large_headers_are_431() -> None:
-    from sealbox.server.protocol import Limits
+    from sealbox.server.fastpath.protocol import Limits
 
     many = b"GET /a HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n"
     seen, written, closed = feed([many])

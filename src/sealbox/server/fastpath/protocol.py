@@ -37,8 +37,6 @@ LIST = b"LIST "
 _LIST_PREFIXES = (b"L", b"LI", b"LIS", b"LIST")
 #: A LIST request line not yet ended by CRLF is held back up to this many bytes.
 MAX_HELD = 8192
-#: Scope key: the server's set of running request tasks (see SealboxHttpProtocol).
-IN_FLIGHT = "sealbox.in_flight"
 #: How often (seconds) a server looks for connections past their deadline.
 SWEEP_EVERY = 0.5
 
@@ -87,41 +85,6 @@ class HeadTooLarge(Exception):
     """Raised from ``on_headers_complete``: the request head is over its :class:`Limits`."""
 
 
-class CorkedTransport:
-    """A transport whose writes of one event-loop turn leave in one ``send()``.
-
-    uvicorn writes a response's status line and headers, then its body, as two writes:
-    two system calls per response (about 3.5 µs of a ~30 µs bare request here). Buffered
-    until the end of the turn they go out together, and so do the responses of several
-    pipelined requests. ``close()`` sends what is buffered first.
-    """
-
-    __slots__ = ("_loop", "_pending", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        pending = self._pending
-        pending.append(data)
-        if len(pending) == 1:
-            self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
-            self._transport.write(b"".join(pending))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
 class Sweeper:
     """One timer per server: every :data:`SWEEP_EVERY` seconds, close the connections past
     their deadline. (A timer per request would cost more on every request.)"""
@@ -155,7 +118,7 @@ def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
 
 class SealboxHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol that also accepts ``LIST``, bounds request heads, cuts
-    off slow clients (see the module doc) and writes through a :class:`CorkedTransport`."""
+    off slow clients (see the module doc)."""
 
     #: This process's limits; :func:`sealbox.server.run.serve` sets them from the settings.
     limits: ClassVar[Limits] = Limits()
@@ -180,8 +143,7 @@ class SealboxHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         loop = asyncio.get_running_loop()
-        corked: Any = CorkedTransport(transport, loop)
-        super().connection_made(corked)
+        super().connection_made(transport)
         self._since, self._timeout = monotonic(), self.limits.header_timeout
         state: Any = self.server_state
         sweeper: Sweeper | None = getattr(state, "sealbox_sweeper", None)
@@ -192,10 +154,6 @@ class SealboxHttpProtocol(HttpToolsProtocol):
     # -- parser callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        # uvicorn's set of this server's request tasks (all connections): the audit
-        # barrier flushes at once when a request has no company (audit_barrier.py).
-        scope: Any = self.scope
-        scope[IN_FLIGHT] = self.tasks
         self._in_message = self._in_head = self._began = True
 
     def on_headers_complete(self) -> None:

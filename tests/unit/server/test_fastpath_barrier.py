@@ -1,4 +1,4 @@
-"""The audit barrier: one flush per loop turn, every waiter woken with its outcome, and a
+"""The fast path's audit barrier: one flush per loop turn, every waiter woken with its outcome, and a
 database held by another writer retried without blocking the loop."""
 
 from __future__ import annotations
@@ -10,86 +10,92 @@ from typing import Any
 import pytest
 
 from sealbox.audit.spool import DRAIN_EVERY
+from sealbox.audit_commit import Kind
 from sealbox.errors import AuditUnavailable, BackendUnavailable, StorageBusy
-from sealbox.server import audit_barrier
-from sealbox.server.audit_barrier import DRAIN_RETRY, AuditBarrier
+from sealbox.server.fastpath import barrier as audit_barrier
+from sealbox.server.fastpath.barrier import DRAIN_RETRY, AuditBarrier
 
 
-class FakeVault:
+class FakeCommit:
+    """An AuditCommit whose outcomes the test sets."""
+
+    kind: Kind = "spool"
+    store_every = DRAIN_EVERY
+
     def __init__(self, busy_times: int = 0, fail: BaseException | None = None) -> None:
-        self.audit_pending = 0
-        self.audit_spooled = 0
+        self.pending = 0
+        self.backlog = 0
         self.busy_times = busy_times
         self.fail = fail
         self.calls: list[bool] = []
         self.drain_calls: list[bool] = []
         self.spooled: Callable[[], None] | None = None
 
-    def when_audit_spooled(self, callback: Callable[[], None]) -> None:
+    def on_backlog(self, callback: Callable[[], None]) -> None:
         self.spooled = callback
 
     def spool(self) -> None:
-        """An event reaches the spool (as Vault does through the recorder)."""
-        self.audit_spooled += 1
+        """An event reaches the spool (as the spool strategy's recorder does)."""
+        self.backlog += 1
         assert self.spooled is not None
         self.spooled()
 
-    def drain_audit(self, *, wait: bool = True) -> int:
+    def store(self, *, wait: bool = True) -> int:
         self.drain_calls.append(wait)
         if self.busy_times:
             self.busy_times -= 1
             raise StorageBusy("busy")
         if self.fail is not None:
             raise self.fail
-        count, self.audit_spooled = self.audit_spooled, 0
+        count, self.backlog = self.backlog, 0
         return count
 
-    def flush_audit(self, *, wait: bool = True) -> None:
+    def commit(self, *, wait: bool = True) -> None:
         self.calls.append(wait)
         if not wait and self.busy_times:
             self.busy_times -= 1
             raise StorageBusy("busy")
         if self.fail is not None:
             raise self.fail
-        self.audit_pending = 0
+        self.pending = 0
 
 
-def _barrier(vault: FakeVault) -> AuditBarrier:
-    return AuditBarrier(vault)  # type: ignore[arg-type]
+def _barrier(commit: FakeCommit) -> AuditBarrier:
+    return AuditBarrier(commit)
 
 
 def test_one_flush_wakes_every_waiter() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
+    commit = FakeCommit()
+    barrier = _barrier(commit)
 
     async def main() -> None:
-        vault.audit_pending = 3
+        commit.pending = 3
         await asyncio.gather(*(barrier.wait() for _ in range(3)))
 
     asyncio.run(main())
-    assert vault.calls == [False]
+    assert commit.calls == [False]
     assert barrier.flushes == 1
 
 
 def test_nothing_pending_never_waits() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
+    commit = FakeCommit()
+    barrier = _barrier(commit)
     asyncio.run(barrier.wait())
-    assert vault.calls == []
+    assert commit.calls == []
 
 
 def test_a_busy_database_is_retried_and_requests_join(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
-    vault = FakeVault(busy_times=3)
-    barrier = _barrier(vault)
+    commit = FakeCommit(busy_times=3)
+    barrier = _barrier(commit)
     order: list[str] = []
-    flush = vault.flush_audit
+    flush = commit.commit
 
     def logged_flush(*, wait: bool = True) -> None:
         order.append("flush")
         flush(wait=wait)
 
-    vault.flush_audit = logged_flush  # type: ignore[method-assign]
+    commit.commit = logged_flush  # type: ignore[method-assign]
 
     async def ticker() -> None:
         # The loop keeps running while the flush is retried: ticks fall between tries.
@@ -99,15 +105,15 @@ def test_a_busy_database_is_retried_and_requests_join(monkeypatch: pytest.Monkey
 
     async def late_waiter() -> None:
         await asyncio.sleep(0.0015)  # arrives during the retries: joins the same flush
-        vault.audit_pending += 1
+        commit.pending += 1
         await barrier.wait()
 
     async def main() -> None:
-        vault.audit_pending = 1
+        commit.pending = 1
         await asyncio.gather(barrier.wait(), ticker(), late_waiter())
 
     asyncio.run(main())
-    assert vault.calls == [False, False, False, False]
+    assert commit.calls == [False, False, False, False]
     assert barrier.busy == 3
     assert barrier.flushes == 1
     tries = [i for i, what in enumerate(order) if what == "flush"]
@@ -120,23 +126,23 @@ def test_a_busy_database_is_retried_and_requests_join(monkeypatch: pytest.Monkey
 def test_after_patience_the_flush_waits_for_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
     monkeypatch.setattr(audit_barrier, "BUSY_PATIENCE", 0.0)
-    vault = FakeVault(busy_times=100)
-    barrier = _barrier(vault)
+    commit = FakeCommit(busy_times=100)
+    barrier = _barrier(commit)
 
     async def main() -> None:
-        vault.audit_pending = 1
+        commit.pending = 1
         await barrier.wait()
 
     asyncio.run(main())
-    assert vault.calls == [False, True]
+    assert commit.calls == [False, True]
 
 
 def test_a_failed_flush_fails_every_waiter() -> None:
-    vault = FakeVault(fail=AuditUnavailable("no sink"))
-    barrier = _barrier(vault)
+    commit = FakeCommit(fail=AuditUnavailable("no sink"))
+    barrier = _barrier(commit)
 
     async def main() -> list[Any]:
-        vault.audit_pending = 2
+        commit.pending = 2
         return await asyncio.gather(barrier.wait(), barrier.wait(), return_exceptions=True)
 
     results = asyncio.run(main())
@@ -144,11 +150,11 @@ def test_a_failed_flush_fails_every_waiter() -> None:
 
 
 def test_a_cancelled_waiter_leaves_the_others_alone() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
+    commit = FakeCommit()
+    barrier = _barrier(commit)
 
     async def main() -> None:
-        vault.audit_pending = 2
+        commit.pending = 2
         first = asyncio.ensure_future(barrier.wait())
         second = asyncio.ensure_future(barrier.wait())
         await asyncio.sleep(0)
@@ -160,124 +166,60 @@ def test_a_cancelled_waiter_leaves_the_others_alone() -> None:
     assert barrier.flushes == 1
 
 
-def test_the_only_request_in_progress_flushes_at_once() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
-    turns: list[str] = []
-
-    async def main() -> None:
-        vault.audit_pending = 1
-        loop = asyncio.get_running_loop()
-        loop.call_soon(turns.append, "a loop turn passed")
-        await barrier.wait(alone=True)
-        assert turns == []  # no loop turn: flushed inline
-
-    asyncio.run(main())
-    assert vault.calls == [False]
-    assert barrier.counts()[:3] == (1, 1, 0)
-
-
-def test_the_only_request_falls_back_to_retries_when_busy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(audit_barrier, "BUSY_RETRY", 0.001)
-    vault = FakeVault(busy_times=2)
-    barrier = _barrier(vault)
-
-    async def main() -> None:
-        vault.audit_pending = 1
-        await barrier.wait(alone=True)
-
-    asyncio.run(main())
-    assert vault.calls == [False, False, False]
-    assert barrier.busy == 1
-
-
-def test_a_flush_waits_one_turn_for_requests_not_yet_at_the_barrier() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
-    in_flight = {"a", "b"}  # two request tasks; only one has reached the barrier
-
-    async def late() -> None:
-        await asyncio.sleep(0)  # its task runs a turn later
-        vault.audit_pending += 1
-        await barrier.wait(in_flight=in_flight)
-
-    async def main() -> None:
-        vault.audit_pending = 1
-        await asyncio.gather(barrier.wait(in_flight=in_flight), late())
-
-    asyncio.run(main())
-    assert barrier.counts()[:2] == (1, 2)  # one flush for both
-
-
-def test_the_wait_for_company_is_one_turn_only() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
-    in_flight = {"a", "b", "stream"}  # an open event stream never reaches the barrier
-
-    async def main() -> None:
-        vault.audit_pending = 1
-        await barrier.wait(in_flight=in_flight)
-
-    asyncio.run(main())
-    assert barrier.counts()[:2] == (1, 1)
-
-
 def test_spooled_events_are_drained_once_after_the_delay() -> None:
     """Events spooled during requests are stored by one drain DRAIN_EVERY later, off the
     requests' path: no request waits for it."""
-    vault = FakeVault()
-    barrier = _barrier(vault)
+    commit = FakeCommit()
+    barrier = _barrier(commit)
 
     async def main() -> None:
         for _ in range(5):
-            vault.spool()
-            await barrier.wait(alone=True)  # returns at once: nothing is pending
-        assert vault.drain_calls == []
+            commit.spool()
+            await barrier.wait()  # returns at once: nothing is pending
+        assert commit.drain_calls == []
         await asyncio.sleep(DRAIN_EVERY * 3)
 
     asyncio.run(main())
-    assert vault.drain_calls == [False]  # one drain, never blocking on the lock
-    assert vault.audit_spooled == 0
+    assert commit.drain_calls == [False]  # one drain, never blocking on the lock
+    assert commit.backlog == 0
     assert barrier.counts()[3:] == (1, 5, 0, 0)
 
 
 def test_a_busy_database_delays_the_drain_and_an_error_keeps_the_events() -> None:
-    vault = FakeVault(busy_times=2)
-    barrier = _barrier(vault)
+    commit = FakeCommit(busy_times=2)
+    barrier = _barrier(commit)
 
     async def main() -> None:
-        vault.spool()
+        commit.spool()
         await asyncio.sleep(DRAIN_EVERY + DRAIN_RETRY * 20)
 
     asyncio.run(main())
-    assert vault.drain_calls == [False, False, False]
+    assert commit.drain_calls == [False, False, False]
     assert barrier.busy == 2 and barrier.drained == 1
 
     for error in (BackendUnavailable("disk full"), OSError(28, "No space left on device")):
-        failing = FakeVault(fail=error)
+        failing = FakeCommit(fail=error)
         barrier = _barrier(failing)
 
-        async def broken(vault: FakeVault = failing) -> None:
-            vault.spool()
+        async def broken(commit: FakeCommit = failing) -> None:
+            commit.spool()
             await asyncio.sleep(DRAIN_EVERY * 3)
 
         asyncio.run(broken())
         assert barrier.drain_errors == 1 and barrier.drained == 0
-        assert failing.audit_spooled == 1  # still spooled, to be tried again
+        assert failing.backlog == 1  # still spooled, to be tried again
         assert barrier._drain_scheduled  # and a retry is on the loop's calendar
 
 
 def test_spooled_outside_a_running_loop_is_left_for_a_later_drain() -> None:
-    vault = FakeVault()
-    barrier = _barrier(vault)
-    vault.spool()  # e.g. at start-up, before the loop runs: no error, nothing scheduled
-    assert vault.drain_calls == []
+    commit = FakeCommit()
+    barrier = _barrier(commit)
+    commit.spool()  # e.g. at start-up, before the loop runs: no error, nothing scheduled
+    assert commit.drain_calls == []
 
     async def main() -> None:
-        vault.spool()
+        commit.spool()
         await asyncio.sleep(DRAIN_EVERY * 3)
 
     asyncio.run(main())
-    assert vault.drain_calls == [False] and barrier.drained == 2
+    assert commit.drain_calls == [False] and barrier.drained == 2

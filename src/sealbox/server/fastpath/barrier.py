@@ -1,9 +1,12 @@
-"""Group commit of audit events: many requests, one transaction, nothing sent early.
+"""The audit barrier: no response starts before its request's audit events are durable
+by the rule of the vault's :class:`~sealbox.audit_commit.AuditCommit` (the one thing of
+the audit trail it talks to).
 
-The server's vault holds audit events in memory (``Vault.defer_audit``). Before a
-response starts, its request awaits :meth:`AuditBarrier.wait`: the first waiter schedules
-one flush with ``call_soon``, so every request that reached its response by then shares
-that flush (one INSERT transaction instead of one per request). If the flush fails, every
+Group commit: many requests, one transaction, nothing sent early. The strategy holds
+audit events in memory (``pending``). Before a response starts, its request awaits
+:meth:`AuditBarrier.wait`: the first waiter schedules one flush with ``call_soon``, so
+every request that reached its response by then shares that flush (one INSERT
+transaction instead of one per request). If the flush fails, every
 waiter gets the error and answers 503 — fail closed: no value leaves before the event
 that records its reading is stored.
 
@@ -13,20 +16,11 @@ loop: the flush tries without waiting (``StorageBusy``), and tries again
 own busy handler sleeps 1, 2, 5 ms… with the whole loop stopped.) After
 :data:`BUSY_PATIENCE` seconds of that it waits for the lock like any other write.
 
-When the flush comes due while the server has more request tasks than waiters (requests
-parsed in the same turn whose tasks have not run yet), it waits one more turn for them:
-under load that raised the batch from about five requests per worker to seven.
-
-When the request is the only one in progress (``alone``: no other request task of this
-server exists, not even one parsed and not yet started), nothing could join its batch: it
-flushes at once, without the two loop turns a scheduled flush and its wake-up cost (that
-is most of a sequential client's audit overhead).
-
-On SQLite the events do not wait for a commit at all: each is appended to this process's
-spool file as it is recorded (``audit/spool.py``), so :meth:`AuditBarrier.wait`
-finds nothing pending and only makes sure a drain into the database is scheduled
-(:data:`~sealbox.audit.spool.DRAIN_EVERY` seconds later, one transaction for every
-event spooled by then; a busy database is tried again :data:`DRAIN_RETRY` seconds later).
+The spool (SQLite): the events do not wait for a commit at all: each is appended to this
+process's spool file as it is recorded, so :meth:`AuditBarrier.wait` finds nothing
+pending and only makes sure a drain of the backlog into the database is scheduled (the
+strategy's ``store_every`` seconds later, one transaction for every event spooled by
+then; a busy database is tried again :data:`DRAIN_RETRY` seconds later).
 
 Each waiter awaits a future of its own (not one shared future behind ``asyncio.shield``,
 which costs a second future and a second loop turn per request): a cancelled request
@@ -37,11 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sized
 
-from sealbox.audit.spool import DRAIN_EVERY
+from sealbox.audit_commit import AuditCommit
 from sealbox.errors import SealboxError, StorageBusy
-from sealbox.vault import Vault
 
 BUSY_RETRY = 0.0002
 BUSY_PATIENCE = 2.0
@@ -51,23 +43,18 @@ DRAIN_BACKOFF = 1.0
 
 
 class AuditBarrier:
-    def __init__(self, vault: Vault) -> None:
-        self._vault = vault
+    def __init__(self, commit: AuditCommit) -> None:
+        self._commit = commit
         self._waiters: list[asyncio.Future[None]] = []
         self._busy_since: float | None = None
         self.flushes = 0
         self.flushed = 0
         self.busy = 0
-        #: Flushes made at once by a lone request (part of ``flushes``), and attempts at it.
-        self.inline = 0
-        self.inline_tries = 0
-        self._in_flight: Sized | None = None
-        self._deferred = False
         self._drain_scheduled = False
         self.drains = 0
         self.drained = 0
         self.drain_errors = 0
-        vault.when_audit_spooled(self.schedule_drain)
+        commit.on_backlog(self.schedule_drain)
 
     def counts(self) -> tuple[int, int, int, int, int, int, int]:
         """(flushes, requests woken by them, busy retries, drains, events drained, drain
@@ -79,26 +66,13 @@ class AuditBarrier:
             self.drains,
             self.drained,
             self.drain_errors,
-            self._vault.audit_spooled,
+            self._commit.backlog,
         )
 
-    async def wait(self, *, alone: bool = False, in_flight: Sized | None = None) -> None:
+    async def wait(self) -> None:
         waiters = self._waiters
-        self._in_flight = in_flight
-        if not waiters:
-            if not self._vault.audit_pending:
-                return
-            if alone:
-                self.inline_tries += 1
-                try:
-                    self._vault.flush_audit(wait=False)
-                except StorageBusy:
-                    pass  # another process writes: retry on the loop, as below
-                else:
-                    self.flushes += 1
-                    self.flushed += 1
-                    self.inline += 1
-                    return
+        if not waiters and not self._commit.pending:
+            return
         loop = asyncio.get_running_loop()
         if not waiters:
             loop.call_soon(self._flush)
@@ -107,7 +81,7 @@ class AuditBarrier:
         await future
 
     def schedule_drain(self) -> None:
-        """An event was spooled: store it (and whatever joins it) DRAIN_EVERY from now."""
+        """An event was spooled: store it (and whatever joins it) store_every from now."""
         if self._drain_scheduled:
             return
         try:
@@ -115,13 +89,13 @@ class AuditBarrier:
         except RuntimeError:
             return  # spooled outside a request (start-up): the next request's drain takes it
         self._drain_scheduled = True
-        loop.call_later(DRAIN_EVERY, self._drain)
+        loop.call_later(self._commit.store_every, self._drain)
 
     def _drain(self) -> None:
         """Store the spooled events (on the loop: the storage connection is the loop's)."""
         delay = 0.0
         try:
-            count = self._vault.drain_audit(wait=False)
+            count = self._commit.store(wait=False)
         except StorageBusy:
             self.busy += 1
             delay = DRAIN_RETRY
@@ -133,23 +107,16 @@ class AuditBarrier:
         else:
             self.drains += 1
             self.drained += count
-        if delay or self._vault.audit_spooled:
-            asyncio.get_running_loop().call_later(delay or DRAIN_EVERY, self._drain)
+        if delay or self._commit.backlog:
+            asyncio.get_running_loop().call_later(delay or self._commit.store_every, self._drain)
         else:
             self._drain_scheduled = False
 
     def _flush(self) -> None:
-        in_flight = self._in_flight
-        if not self._deferred and in_flight is not None and len(in_flight) > len(self._waiters):
-            # Requests parsed in the same turn whose tasks have not run yet would miss
-            # this batch and pay a commit of their own: give them one more turn.
-            self._deferred = True
-            asyncio.get_running_loop().call_soon(self._flush)
-            return
         now = time.monotonic()
         patient = self._busy_since is None or now - self._busy_since < BUSY_PATIENCE
         try:
-            self._vault.flush_audit(wait=not patient)
+            self._commit.commit(wait=not patient)
         except StorageBusy:
             self.busy += 1
             if self._busy_since is None:
@@ -164,7 +131,6 @@ class AuditBarrier:
     def _wake(self, exc: BaseException | None) -> None:
         waiters, self._waiters = self._waiters, []
         self._busy_since = None
-        self._deferred = False
         self.flushes += 1
         self.flushed += len(waiters)
         if exc is not None:
