@@ -119,15 +119,25 @@ def init_vault(
     *,
     home: Path | None = None,
     storage: str | None = None,
-    method: UnlockMethod,
+    method: UnlockMethod | str,
     passphrase: str | None = None,
     key_file: Path | None = None,
     env: Mapping[str, str] = os.environ,
     clock: Clock = utcnow,
 ) -> InitResult:
-    """Create a vault: storage schema, a KEK under a new master key, the config file."""
+    """Create a vault: storage schema, a KEK under a new master key, the config file.
+
+    ``method`` names the local provider's unlock method (``passphrase``, ``keyfile``,
+    ``keyring``), so front ends need not import the provider to choose one.
+    """
     from sealbox.audit.keys import new_key_settings
     from sealbox.kms.local_unlock import NewLocalKeys
+
+    try:
+        method = UnlockMethod(method)
+    except ValueError:
+        names = ", ".join(m.value for m in UnlockMethod)
+        raise InvalidInput(f"unknown unlock method {str(method)[:40]!r}: use {names}") from None
 
     _refuse_remote(
         env,

@@ -127,3 +127,11 @@ def test_a_server_loading_its_keys_at_start_leaves_an_event(home: Path) -> None:
         "server start on 127.0.0.1:8200, 2 worker processes (pid "
     )
     assert events[1:] == [("denied", "bad credentials")]
+
+
+def test_init_names_its_unlock_method_by_string_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="unknown unlock method 'hsm'"):
+        factory.init_vault(home=tmp_path / "a", method="hsm", env={})
+    assert not (tmp_path / "a").exists()
+    result = factory.init_vault(home=tmp_path / "b", method="keyfile", env={})
+    assert result.method is UnlockMethod.KEYFILE and result.key_file is not None

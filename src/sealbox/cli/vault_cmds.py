@@ -30,17 +30,16 @@ from sealbox.errors import InvalidInput, NotFound
 def init(storage: str | None, key_file: Path | None, use_keyring: bool) -> None:
     """Create a new vault (passphrase-protected unless --key-file or --keyring)."""
     from sealbox.factory import init_vault
-    from sealbox.kms.master import UnlockMethod
 
     if key_file and use_keyring:
         raise InvalidInput("choose one of --key-file and --keyring")
     passphrase = None
     if key_file:
-        method = UnlockMethod.KEYFILE
+        method = "keyfile"
     elif use_keyring:
-        method = UnlockMethod.KEYRING
+        method = "keyring"
     else:
-        method = UnlockMethod.PASSPHRASE
+        method = "passphrase"
         passphrase = os.environ.get("SEALBOX_PASSPHRASE")
         if not passphrase:
             prompt = tty_prompt()
