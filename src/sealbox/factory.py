@@ -163,6 +163,9 @@ def init_vault(
     try:
         if store.is_initialised():
             raise AlreadyExists(f"a vault already exists in {store.description}")
+        cfg = VaultConfig(home, storage_url, key_file)
+        # Built first: a misconfigured audit sink fails before anything is written.
+        recorder = audit_recorder(cfg, store, env)
         kek_record, provider = new_keys.kek(vault_id, clock().isoformat())
         # The audit key and checkpoint key, wrapped by the new KEK like data keys.
         settings = {**new_keys.settings, **new_key_settings(provider, vault_id)}
@@ -170,8 +173,7 @@ def init_vault(
         # whose key is lost.
         new_keys.keep_master(vault_id)
         store.initialise(vault_id, settings, kek_record, clock().isoformat())
-        cfg = VaultConfig(home, storage_url, key_file)
-        _record_init(cfg, store, env, provider, vault_id, clock, method)
+        _record_init(recorder, store, provider, vault_id, clock, method)
     finally:
         store.close()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -180,9 +182,8 @@ def init_vault(
 
 
 def _record_init(
-    cfg: VaultConfig,
+    recorder: AuditRecorder,
     store: Storage,
-    env: Mapping[str, str],
     provider: KeyProvider,
     vault_id: str,
     clock: Clock,
@@ -190,7 +191,6 @@ def _record_init(
 ) -> None:
     """The chain's first event: who created the vault, where, protected how (DESIGN.md
     invariant 2: every change of keys is audited, the first one too)."""
-    recorder = audit_recorder(cfg, store, env)
     try:
         recorder.use_keys(provider, vault_id)
         recorder.record(

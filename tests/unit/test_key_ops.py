@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PASSPHRASE
 
 from sealbox import factory
-from sealbox.errors import AuditUnavailable, InvalidInput, KeyProviderError
+from sealbox.errors import AuditUnavailable, InvalidInput, KeyProviderError, SealboxError
 from sealbox.kms.local_unlock import LocalUnlocker
 from sealbox.kms.master import UnlockMethod
 from sealbox.kms.registry import GROUP, unlocker_factory
@@ -135,3 +135,17 @@ def test_init_names_its_unlock_method_by_string_and_refuses_an_unknown_one(tmp_p
     assert not (tmp_path / "a").exists()
     result = factory.init_vault(home=tmp_path / "b", method="keyfile", env={})
     assert result.method is UnlockMethod.KEYFILE and result.key_file is not None
+
+
+def test_init_with_a_bad_audit_sink_writes_nothing_and_can_be_retried(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(SealboxError):
+        factory.init_vault(
+            home=home,
+            method=UnlockMethod.PASSPHRASE,
+            passphrase=PASSPHRASE,
+            env={"SEALBOX_AUDIT_SINKS": "no-such-sink:x"},
+        )
+    assert factory.load_config(home) is None
+    factory.init_vault(home=home, method=UnlockMethod.PASSPHRASE, passphrase=PASSPHRASE, env={})
+    assert _events(home, "init")[0][0] == "allowed"
