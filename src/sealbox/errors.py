@@ -124,6 +124,20 @@ class AuditUnavailable(BackendUnavailable):
     code = "audit_unavailable"
 
 
+class UpstreamError(SealboxError):
+    """The system a secret belongs to (a database, a webhook receiver, a third-party API)
+    could not be reached, or refused what a rotation or a lease asked of it."""
+
+    code = "upstream_error"
+
+
+class RotationFailed(SealboxError):
+    """A rotation step failed (its test found the new credential not working, a rotator
+    raised): nothing was promoted, and the rotation waits to be resumed or cancelled."""
+
+    code = "rotation_failed"
+
+
 class NotInitialised(SealboxError):
     """No vault exists at the configured location."""
 
@@ -151,5 +165,7 @@ ALL_ERRORS: tuple[type[SealboxError], ...] = (
     StorageBusy,
     AuditUnavailable,
     NotInitialised,
+    UpstreamError,
+    RotationFailed,
 )
 """The core's errors that can cross HTTP (the SDK raises each again by its code)."""

@@ -28,6 +28,8 @@ EXIT_STATUS: dict[str, int] = {
     errors.NotInitialised.code: 8,
     errors.KeyProviderError.code: 9,
     errors.AddressInUse.code: 10,
+    errors.UpstreamError.code: 11,
+    errors.RotationFailed.code: 12,
 }
 
 #: Codes only the HTTP server raises: the SDK turns each into one of the classes above

@@ -45,6 +45,8 @@ ERROR_CLASSES: dict[str, type[errors.SealboxError]] = {
     errors.StorageBusy.code: errors.StorageBusy,
     errors.AuditUnavailable.code: errors.AuditUnavailable,
     errors.NotInitialised.code: errors.NotInitialised,
+    errors.UpstreamError.code: errors.UpstreamError,
+    errors.RotationFailed.code: errors.RotationFailed,
     # Codes only the HTTP layer produces.
     RateLimited.code: RateLimited,
     "payload_too_large": errors.InvalidInput,

@@ -63,6 +63,8 @@ HTTP_STATUS: dict[str, int] = {
     TooManyRequests.code: 429,
     errors.SealboxError.code: 500,
     errors.IntegrityError.code: 500,
+    errors.UpstreamError.code: 502,
+    errors.RotationFailed.code: 502,
     UNEXPECTED: 500,
     errors.Sealed.code: 503,
     errors.BackendUnavailable.code: 503,

@@ -1,0 +1,1 @@
+"""Rotation: the rotators (one module each) and what a rotator is (``interface.py``)."""
