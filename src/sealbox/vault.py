@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
+    from sealbox.locks import Locks
     from sealbox.storage.interface import Storage
 
 __all__ = ["Clock", "Vault", "utcnow"]
@@ -134,6 +135,13 @@ class Vault(CoreService):
         from sealbox.auth.service import Accounts
 
         return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
+
+    @property
+    def locks(self) -> Locks:
+        """Scheduler locks: which node runs a periodic job (admin on sys/scheduler)."""
+        from sealbox.locks import Locks
+
+        return Locks(self._state, self._caller)
 
     @property
     def keys(self) -> KeyOps:

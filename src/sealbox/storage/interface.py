@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         HeadRow,
         IdentityRow,
         KekRecord,
+        LockRow,
         SealFor,
         SecretIdRow,
         SecretRow,
@@ -312,6 +313,22 @@ class AuditStore(AuditWriter, AuditReader, SettingsStore, Protocol):
     """The audit trail, written and read, and the settings its keys are kept in."""
 
 
+class LockStore(Protocol):
+    """Scheduler locks: which node runs a job, for how long (a lease on a row)."""
+
+    def claim_lock(self, name: str, owner: str, *, now: str, until: str) -> LockRow:
+        """Hold ``name`` for ``owner`` until ``until`` if it is free, expired (``until``
+        before ``now``) or already ``owner``'s (then extended); the row as it stands
+        after: its ``owner`` says whether the claim was won. Atomic between processes."""
+        ...
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Free ``name`` if ``owner`` holds it; whether it did."""
+        ...
+
+    def list_locks(self) -> list[LockRow]: ...
+
+
 class Storage(
     Lifecycle,
     KeyStore,
@@ -322,6 +339,7 @@ class Storage(
     AccountStore,
     AuditStore,
     SettingsStore,
+    LockStore,
     Protocol,
 ):
     """What :class:`sealbox.vault.Vault` needs from a backend: every role."""

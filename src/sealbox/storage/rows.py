@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 11
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -189,3 +189,12 @@ class StagePlan(NamedTuple):
     current: bool
     #: A soft-deleted secret is undeleted by the write.
     revive: bool
+
+
+class LockRow(NamedTuple):
+    """A scheduler lock: ``owner`` holds job ``name`` until ``until`` (ISO 8601, UTC)."""
+
+    name: str
+    owner: str
+    acquired_at: str
+    until: str

@@ -145,6 +145,16 @@ def schema_v8(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v11(d: Dialect) -> list[str]:
+    """Schema version 11: scheduler locks (issue 12). A job (rotating what is due, reaping
+    expired leases) runs on one node at a time: the node that holds its row until
+    ``until``; another node takes the row over only after it expired (its holder died)."""
+    return [
+        "CREATE TABLE sb_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " acquired_at TEXT NOT NULL, until TEXT NOT NULL)",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -155,4 +165,5 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     6: schema_v6,
     7: schema_v7,
     8: schema_v8,
+    11: schema_v11,
 }

@@ -26,6 +26,7 @@ from sealbox.storage.rows import (
     HeadRow,
     IdentityRow,
     KekRecord,
+    LockRow,
     SealFor,
     SecretIdRow,
     SecretRow,
@@ -959,6 +960,42 @@ class SqlStorage:
                 return str(row[0])
             self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
             return value
+
+    # -- scheduler locks ----------------------------------------------------------------------
+    def claim_lock(self, name: str, owner: str, *, now: str, until: str) -> LockRow:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            # NOTE: one upsert: the row is taken only when free, expired or ours, so two
+            # nodes claiming at once cannot both win (the row lock / SQLite's write lock
+            # orders them); the second sees the first's row below.
+            self._exec(
+                tx,
+                "INSERT INTO sb_locks (name, owner, acquired_at, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " acquired_at = CASE WHEN sb_locks.owner = excluded.owner"
+                " THEN sb_locks.acquired_at ELSE excluded.acquired_at END,"
+                " until = excluded.until"
+                " WHERE sb_locks.owner = excluded.owner OR sb_locks.until < excluded.acquired_at",
+                (name, owner, now, until),
+            )
+            row = self._one(
+                tx, "SELECT name, owner, acquired_at, until FROM sb_locks WHERE name = ?", (name,)
+            )
+            return LockRow(*row)
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            cur = self._exec(tx, "DELETE FROM sb_locks WHERE name = ? AND owner = ?", (name, owner))
+            return bool(cur.rowcount)
+
+    def list_locks(self) -> list[LockRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx, "SELECT name, owner, acquired_at, until FROM sb_locks ORDER BY name"
+            )
+            return [LockRow(*r) for r in rows]
 
     def _audit_tx(self, *, wait: bool = True) -> AbstractContextManager[Tx]:
         """The transaction an audit event is written in (a backend may relax its sync)."""
