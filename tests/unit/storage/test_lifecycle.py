@@ -37,8 +37,21 @@ def test_check_finds_a_missing_current_version(store: Storage) -> None:
     assert store.check() == ["1 secret(s) point at a missing current version"]
 
 
+#: What each migration after 8 creates, undone (newest first) to make an older vault.
+UNDO_AFTER_8: dict[int, list[str]] = {
+    11: ["DROP TABLE sb_locks"],
+}
+
+
+def _undo_after_8(tx: object) -> None:
+    for version in sorted(UNDO_AFTER_8, reverse=True):
+        for statement in UNDO_AFTER_8[version]:
+            tx.execute(statement)  # type: ignore[attr-defined]
+
+
 def _downgrade_to_7(raw: Storage) -> None:
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
+        _undo_after_8(tx)
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
         tx.execute("UPDATE sb_settings SET value = '7' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
@@ -75,6 +88,7 @@ def test_schema_6_migrates_from_5(raw: Storage) -> None:
         for column in ("at", "checkpoint_seq", "signature", "since", "spool"):
             tx.execute(f"ALTER TABLE sb_audit_heads DROP COLUMN {column}")
         tx.execute("ALTER TABLE sb_audit_checkpoints DROP COLUMN prev_seq")
+        _undo_after_8(tx)
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
         tx.execute("UPDATE sb_settings SET value = '5' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
