@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sealbox.audit_view import AuditView
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
+    from sealbox.incident import Incident
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
@@ -135,6 +136,13 @@ class Vault(CoreService):
         from sealbox.auth.service import Accounts
 
         return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
+
+    @property
+    def incident(self) -> Incident:
+        """The incident view of a secret: who received it, whom to redeploy."""
+        from sealbox.incident import Incident
+
+        return Incident(self._state, self._caller)
 
     @property
     def locks(self) -> Locks:

@@ -55,6 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
     "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),
     "token": ("sealbox.cli.admin_cmds:token", "Create, list and revoke tokens."),
+    "incident": (
+        "sealbox.cli.incident_cmd:incident",
+        "A suspected leak: who received a secret, whom to tell, what to redeploy.",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

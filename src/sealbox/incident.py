@@ -1,0 +1,160 @@
+"""The incident view of a secret (``sealbox incident``): if a leak is suspected, exactly
+what to disable, replace and redeploy.
+
+:meth:`Incident.assess` answers from the vault alone, changing nothing: which versions
+are affected (all, or those equal to a leaked value given by the caller), who received
+them and from where (the audit trail; for an exact value, by the HMAC every read event
+carries), which other secrets hold the same value, and the secret's owner, contact,
+upstream system and dependents from its metadata. The redeploy list is every dependent
+named in the metadata and every identity that received an affected version: each holds
+the old value until it fetches the new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sealbox.auth.policy import Capability
+from sealbox.context import CoreService
+from sealbox.model import SecretMeta, SecretRef, SecretValue
+
+
+class Reader(NamedTuple):
+    """One identity that received affected versions, from one place."""
+
+    identity: str
+    source: str
+    hostname: str | None
+    remote_addr: str | None
+    reads: int
+    first_at: str
+    last_at: str
+    versions: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self._asdict(), "versions": list(self.versions)}
+
+
+class IncidentReport(NamedTuple):
+    """What :meth:`Incident.assess` found (never a value)."""
+
+    ref: SecretRef
+    reason: str
+    at: datetime
+    current_version: int
+    #: (version, stage) of every version of the secret.
+    versions: tuple[tuple[int, str | None], ...]
+    #: The versions the incident is about.
+    affected: tuple[int, ...]
+    #: None: no value given; True/False: the leaked value is / is not a version of ``ref``.
+    value_matched: bool | None
+    #: Other secrets (path, version) holding the leaked value.
+    also_holding: tuple[tuple[str, int], ...]
+    readers: tuple[Reader, ...]
+    meta: SecretMeta
+    #: Whom to redeploy: the metadata's dependents, then each identity that read.
+    redeploy: tuple[str, ...]
+    #: What a response did (rotation, revoked versions, leases), one line each.
+    actions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "secret": self.ref.path,
+            "reason": self.reason,
+            "at": self.at.isoformat(),
+            "current_version": self.current_version,
+            "versions": [{"version": v, "stage": s} for v, s in self.versions],
+            "affected_versions": list(self.affected),
+            "value_matched": self.value_matched,
+            "also_holding": [{"secret": p, "version": v} for p, v in self.also_holding],
+            "readers": [r.to_json() for r in self.readers],
+            "owner": self.meta.owner,
+            "contact": self.meta.contact,
+            "upstream": self.meta.upstream,
+            "depends_on": list(self.meta.depends_on),
+            "redeploy": list(self.redeploy),
+            "actions": list(self.actions),
+        }
+
+
+def _readers(events: list[dict[str, Any]], path: str | None) -> tuple[Reader, ...]:
+    """Reads grouped by identity and place, oldest first."""
+    groups: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
+    for event in events:
+        key = (event["identity"], event["source"], event["hostname"], event["remote_addr"])
+        group = groups.setdefault(key, {"reads": 0, "first": event["at"], "versions": set()})
+        group["reads"] += 1
+        group["last"] = event["at"]
+        for v in event["versions"]:
+            if path is None or v.get("path") == path:
+                group["versions"].add(int(v.get("version") or 0))
+    return tuple(
+        Reader(
+            identity,
+            source,
+            host,
+            addr,
+            g["reads"],
+            g["first"],
+            g["last"],
+            tuple(sorted(g["versions"])),
+        )
+        for (identity, source, host, addr), g in groups.items()
+    )
+
+
+class Incident(CoreService):
+    """The incident view and response for one caller (admin on the secret and sys/audit)."""
+
+    __slots__ = ()
+
+    def assess(
+        self, ref: SecretRef, *, reason: str, value: SecretValue | None = None
+    ) -> IncidentReport:
+        """Who received the affected versions, who else holds the value, whom to tell and
+        redeploy. Changes nothing; recorded as ``incident.assess`` with ``reason``."""
+        from sealbox.audit_view import AuditView
+        from sealbox.inventory import Inventory
+        from sealbox.secret_ops import SecretOps
+
+        self._authorize(Capability.ADMIN, ref.path, "incident.assess")
+        secrets = SecretOps(self._state, self._caller)
+        audit = AuditView(self._state, self._caller)
+        info = secrets.info(ref)
+        versions = tuple(
+            (v.version, v.stage.value if v.stage else None) for v in secrets.history(ref)
+        )
+        value_matched: bool | None = None
+        also: tuple[tuple[str, int], ...] = ()
+        if value is None:
+            affected = tuple(v for v, _ in versions)
+            events = audit.who_read(ref)
+            readers = _readers(events, ref.path)
+        else:
+            matches = Inventory(self._state, self._caller).find_values([value.reveal()])
+            mine = tuple(sorted(m.version for m in matches if m.path == ref.path))
+            also = tuple(sorted((m.path, m.version) for m in matches if m.path != ref.path))
+            value_matched = bool(mine)
+            affected = mine
+            # Every event that handed out this exact value, whichever secret held it.
+            events = audit.who_read(value_hmac=audit.value_hmac(value))
+            readers = _readers(events, None)
+        redeploy = list(dict.fromkeys(info.meta.depends_on))
+        for reader in readers:
+            if reader.identity not in redeploy:
+                redeploy.append(reader.identity)
+        self._record("incident.assess", ref.path, reason=reason[:500])
+        return IncidentReport(
+            ref=ref,
+            reason=reason,
+            at=self._clock(),
+            current_version=info.current_version,
+            versions=versions,
+            affected=affected,
+            value_matched=value_matched,
+            also_holding=also,
+            readers=readers,
+            meta=info.meta,
+            redeploy=tuple(redeploy),
+        )
