@@ -1,0 +1,193 @@
+"""MySQL and MariaDB accounts for the mysql rotator: change an account's password, and
+keep an alternating-users clone whose grants are the original's.
+
+Names and passwords go to the server as escaped string literals (PyMySQL's escaping,
+which follows the server's ``NO_BACKSLASH_ESCAPES`` mode); an error is reported with the
+password replaced by ``***`` should the server echo the statement.
+
+MariaDB cannot grant a user to a user (only roles), so the clone gets **copies** of the
+original's grants (``SHOW GRANTS``, the grantee replaced, the password hash removed):
+when the clone takes the new password it is dropped and recreated with exactly the
+original's grants; when the original takes it, grants the clone lacks are added (it is
+the current login then: nothing is revoked from under it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from sealbox.errors import UpstreamError
+from sealbox.model import SecretValue
+from sealbox.upstream.endpoint import Endpoint
+from sealbox.upstream.mysql import _driver, connect, quote_ident
+from sealbox.upstream.postgres import reason
+
+if TYPE_CHECKING:
+    from pymysql.connections import Connection
+
+#: SHOW GRANTS shows the account's authentication (a password hash, a plugin): never
+#: copied, never shown.
+_AUTH = re.compile(
+    r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?)(?=\s+(?:REQUIRE|WITH)\b|$)",
+    re.IGNORECASE,
+)
+GRANTEE = "{grantee}"
+
+
+def printed(user: str, host: str) -> str:
+    """An account as SHOW GRANTS prints it: ``\\`user\\`@\\`host\\```."""
+    return f"{quote_ident(user)}@{quote_ident(host)}"
+
+
+def _fail(
+    admin: Endpoint, what: str, exc: BaseException, pw: SecretValue | None = None
+) -> UpstreamError:
+    return UpstreamError(f"MySQL {admin.where()} refused to {what}: {reason(exc, pw)}")
+
+
+def _exists(conn: Connection[Any], user: str, host: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", (user, host))
+        return cur.fetchone() is not None
+
+
+def account_exists(admin: Endpoint, user: str, host: str, *, timeout: float = 5.0) -> bool:
+    """Whether the account ``user@host`` exists."""
+    pymysql = _driver()
+    conn = connect(admin, timeout=timeout)
+    try:
+        return _exists(conn, user, host)
+    except pymysql.err.Error as exc:
+        raise _fail(admin, "list its accounts", exc) from None
+    finally:
+        conn.close()
+
+
+def set_password(
+    admin: Endpoint, user: str, host: str, password: SecretValue, *, timeout: float = 5.0
+) -> None:
+    """``ALTER USER 'user'@'host' IDENTIFIED BY …`` as ``admin``. Idempotent."""
+    pymysql = _driver()
+    conn = connect(admin, timeout=timeout)
+    try:
+        if not _exists(conn, user, host):
+            raise UpstreamError(
+                f"MySQL {admin.host}:{admin.port} has no account {printed(user, host)}"
+            )
+        with conn.cursor() as cur:
+            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password.reveal()))
+    except pymysql.err.Error as exc:
+        raise _fail(admin, f"change the password of {printed(user, host)}", exc, password) from None
+    finally:
+        conn.close()
+
+
+def _grants(conn: Connection[Any], admin: Endpoint, user: str, host: str) -> list[str]:
+    """The account's grants with the grantee as ``{grantee}`` and no authentication."""
+    pymysql = _driver()
+    who = printed(user, host)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GRANTS FOR %s@%s", (user, host))
+            lines = [str(row[0]) for row in cur.fetchall()]
+    except pymysql.err.Error as exc:
+        raise _fail(admin, f"show the grants of {who}", exc) from None
+    out = []
+    for line in lines:
+        text = _AUTH.sub("", line)
+        # NOTE: the grantee ends a GRANT (before REQUIRE/WITH) and a SET DEFAULT ROLE; a
+        # name printed elsewhere in the line (a database named like it) is left alone.
+        pattern = re.compile(r"( TO | FOR )" + re.escape(who) + r"(?=\s|$)")
+        found = list(pattern.finditer(text))
+        if len(found) != 1 or re.search(r"\bIDENTIFIED\b", text, re.IGNORECASE):
+            raise UpstreamError(
+                f"MySQL {admin.host}:{admin.port}: cannot copy a grant of {who}"
+                f" ({text.split(' ON ')[0][:80]}…)"
+            )
+        m = found[0]
+        out.append(text[: m.start()] + m.group(1) + GRANTEE + text[m.end() :])
+    return out
+
+
+def grants(admin: Endpoint, user: str, host: str, *, timeout: float = 5.0) -> list[str]:
+    """``user@host``'s grants as templates (grantee ``{grantee}``, no password hash)."""
+    conn = connect(admin, timeout=timeout)
+    try:
+        return _grants(conn, admin, user, host)
+    finally:
+        conn.close()
+
+
+def _apply(conn: Connection[Any], templates: list[str], user: str, host: str) -> None:
+    with conn.cursor() as cur:
+        for template in templates:
+            # NOTE: no parameters: PyMySQL interpolates only when given some, so a % in
+            # the grant text stays as it is.
+            cur.execute(template.replace(GRANTEE, printed(user, host)))
+
+
+def recreate_clone(
+    admin: Endpoint,
+    original: str,
+    clone: str,
+    host: str,
+    password: SecretValue,
+    *,
+    timeout: float = 5.0,
+) -> None:
+    """Drop ``clone@host`` if it exists and create it with ``password`` and exactly the
+    original's grants. Idempotent: a crash in between leaves no clone or a partial one,
+    and running it again starts over."""
+    pymysql = _driver()
+    conn = connect(admin, timeout=timeout)
+    try:
+        if not _exists(conn, original, host):
+            raise UpstreamError(
+                f"MySQL {admin.host}:{admin.port} has no account {printed(original, host)}"
+            )
+        templates = _grants(conn, admin, original, host)
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@%s", (clone, host))
+            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (clone, host, password.reveal()))
+        _apply(conn, templates, clone, host)
+    except pymysql.err.Error as exc:
+        raise _fail(
+            admin, f"create {printed(clone, host)} as a clone of {original!r}", exc, password
+        ) from None
+    finally:
+        conn.close()
+
+
+def add_missing_grants(
+    admin: Endpoint, original: str, clone: str, host: str, *, timeout: float = 5.0
+) -> int:
+    """Give ``clone@host`` the original's grants it lacks (revoking nothing); how many."""
+    pymysql = _driver()
+    conn = connect(admin, timeout=timeout)
+    try:
+        if not _exists(conn, clone, host):
+            return 0
+        have = set(_grants(conn, admin, clone, host))
+        missing = [t for t in _grants(conn, admin, original, host) if t not in have]
+        _apply(conn, missing, clone, host)
+        return len(missing)
+    except pymysql.err.Error as exc:
+        raise _fail(admin, f"copy grants to {printed(clone, host)}", exc) from None
+    finally:
+        conn.close()
+
+
+def current_user(ep: Endpoint, *, timeout: float = 5.0) -> str:
+    """Log in as ``ep`` and return ``CURRENT_USER()``; UpstreamError saying why not."""
+    pymysql = _driver()
+    conn = connect(ep, timeout=timeout)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            row = cur.fetchone()
+    except pymysql.err.Error as exc:
+        raise UpstreamError(f"MySQL login {ep.where()} cannot run a query: {reason(exc)}") from None
+    finally:
+        conn.close()
+    return str(row[0]) if row else ""
