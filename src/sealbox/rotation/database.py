@@ -94,18 +94,20 @@ class Credential:
     password: SecretValue
 
 
-def check_name(option: str, value: str, max_bytes: int) -> str:
+def check_name(option: str, value: str, most: int, *, in_bytes: bool = True) -> str:
     """A role, account or database name: any text a quoted identifier can hold, but no
     control characters, no space at either end (MySQL ignores trailing spaces in names)
-    and within the server's length (PostgreSQL would silently truncate a longer one)."""
+    and within the server's length (PostgreSQL counts bytes, and silently truncates a
+    longer name, which could then be another role's; MySQL counts characters)."""
     if not value:
         raise InvalidInput(f"option {option} must not be empty")
     if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
         raise InvalidInput(
             f"option {option} must have no control characters and no space at either end"
         )
-    if len(value.encode()) > max_bytes:
-        raise InvalidInput(f"option {option} must be at most {max_bytes} bytes")
+    if (len(value.encode()) if in_bytes else len(value)) > most:
+        unit = "bytes" if in_bytes else "characters"
+        raise InvalidInput(f"option {option} must be at most {most} {unit}")
     return value
 
 
@@ -128,8 +130,9 @@ class DatabaseRotator:
     name: ClassVar[str]
     #: ``engine`` in a json value (AWS's key).
     engine: ClassVar[str]
-    #: The longest role name the server keeps, in bytes.
+    #: The longest role name the server keeps, in bytes (else characters).
     max_name: ClassVar[int]
+    name_in_bytes: ClassVar[bool] = True
     #: Options of this database only (MySQL's ``account_host``).
     own_options: ClassVar[frozenset[str]] = frozenset()
 
@@ -196,14 +199,15 @@ class DatabaseRotator:
             ) from None
         if "username" not in options:
             raise InvalidInput("option username is required: the role whose password rotates")
-        username = check_name("username", options["username"], self.max_name)
+        username = self._name("username", options["username"])
         strategy = options.get("strategy", "single")
         if strategy not in STRATEGIES:
             raise InvalidInput(f"option strategy must be {' or '.join(STRATEGIES)}")
         if "clone" in options and strategy != "alternating":
             raise InvalidInput("option clone needs strategy=alternating")
         clone = options.get("clone", f"{username}_clone")
-        check_name("clone", clone, self.max_name)
+        if strategy == "alternating":
+            self._name("clone", clone)
         if clone == username:
             raise InvalidInput("option clone must differ from username")
         fmt = options.get("format", "url" if strategy == "alternating" else "password")
@@ -224,7 +228,7 @@ class DatabaseRotator:
             raise InvalidInput("option host must be a host name or an IP address")
         database = options.get("database")
         if database is not None:
-            check_name("database", database, self.max_name)
+            self._name("database", database)
         return Options(
             admin=admin,
             username=username,
@@ -239,6 +243,9 @@ class DatabaseRotator:
             timeout=float(_int(options, "timeout", 1, 60, 5)),
             extra=self.check_own(options),
         )
+
+    def _name(self, option: str, value: str) -> str:
+        return check_name(option, value, self.max_name, in_bytes=self.name_in_bytes)
 
     # -- values ------------------------------------------------------------------------
 

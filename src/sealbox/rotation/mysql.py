@@ -25,6 +25,7 @@ class MysqlRotator(DatabaseRotator):
     name = "mysql"
     engine = "mysql"
     max_name = mysql.MAX_NAME
+    name_in_bytes = False
     own_options = frozenset({"account_host"})
 
     def endpoint(self, value: SecretValue, *, what: str) -> Endpoint:
