@@ -3,7 +3,10 @@ keep an alternating-users clone whose grants are the original's.
 
 Names and passwords go to the server as escaped string literals (PyMySQL's escaping,
 which follows the server's ``NO_BACKSLASH_ESCAPES`` mode); an error is reported with the
-password replaced by ``***`` should the server echo the statement.
+password replaced by ``***`` should the server echo the statement. MariaDB is sent the
+password's ``mysql_native_password`` hash (``IDENTIFIED BY PASSWORD '*…'``, what
+``IDENTIFIED BY`` would store), so no statement it logs, replicates or lists in its
+process list holds the plaintext; MySQL rewrites passwords out of its logs itself.
 
 MariaDB cannot grant a user to a user (only roles), so the clone gets **copies** of the
 original's grants (``SHOW GRANTS``, the grantee replaced, the password hash removed):
@@ -46,6 +49,17 @@ def _fail(
     return UpstreamError(f"MySQL {admin.where()} refused to {what}: {reason(exc, pw)}")
 
 
+def _identified(conn: Connection[Any], password: SecretValue) -> tuple[str, str]:
+    """The ``IDENTIFIED BY`` clause (a ``%s`` for its literal) and that literal."""
+    # NOTE: the handshake's version (PyMySQL's stubs do not declare the attribute).
+    if "mariadb" in str(getattr(conn, "server_version", "")).lower():
+        import hashlib
+
+        inner = hashlib.sha1(password.reveal_bytes()).digest()  # noqa: S324 (the server's own hash)
+        return "IDENTIFIED BY PASSWORD %s", "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+    return "IDENTIFIED BY %s", password.reveal()
+
+
 def _exists(conn: Connection[Any], user: str, host: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", (user, host))
@@ -75,8 +89,9 @@ def set_password(
             raise UpstreamError(
                 f"MySQL {admin.host}:{admin.port} has no account {printed(user, host)}"
             )
+        clause, literal = _identified(conn, password)
         with conn.cursor() as cur:
-            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password.reveal()))
+            cur.execute("ALTER USER %s@%s " + clause, (user, host, literal))
     except pymysql.err.Error as exc:
         raise _fail(admin, f"change the password of {printed(user, host)}", exc, password) from None
     finally:
@@ -149,7 +164,8 @@ def recreate_clone(
         templates = _grants(conn, admin, original, host)
         with conn.cursor() as cur:
             cur.execute("DROP USER IF EXISTS %s@%s", (clone, host))
-            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (clone, host, password.reveal()))
+            clause, literal = _identified(conn, password)
+            cur.execute("CREATE USER %s@%s " + clause, (clone, host, literal))
         _apply(conn, templates, clone, host)
     except pymysql.err.Error as exc:
         raise _fail(
