@@ -62,6 +62,9 @@ COMMON_OPTIONS = frozenset(
 )
 #: ``ctx.state`` key: the login that takes the pending password (alternating).
 PENDING_USER = "pending_user"
+#: ``ctx.state`` key: ``set`` got as far as asking the server for a change (so ``undo``
+#: of a set refused before it, a failed rehearsal's, knows there is nothing to take back).
+SET_BEGUN = "set_begun"
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,7 @@ class DatabaseRotator:
                 hint="store the role's password as the secret's value first",
             )
         admin = self._admin(ctx, opts)
+        ctx.state[SET_BEGUN] = "yes"
         if opts.alternating and cred.user == opts.clone:
             ctx.note(self.prepare_clone(admin, cred.password, opts))
             return
@@ -437,6 +441,9 @@ class DatabaseRotator:
         opts = self.options(ctx.options)
         pending = _pending_or_none(ctx)
         if not opts.alternating:
+            if ctx.current is None and not ctx.state.get(SET_BEGUN):
+                ctx.note("nothing to put back: set changed nothing")
+                return
             if ctx.current is None:
                 raise RotationFailed(
                     f"cannot put back the password of {opts.username!r} for {ctx.ref}: the"
