@@ -29,6 +29,9 @@ def endpoint(value: SecretValue, *, what: str) -> Endpoint:
 def reason(exc: BaseException, password: SecretValue | None = None) -> str:
     """The last line of a driver error, without the password should the driver echo it."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    # NOTE: libpq ends "connection refused" with a hint line; the reason is the line before.
+    while len(lines) > 1 and lines[-1].startswith("Is the server running"):
+        lines.pop()
     text = lines[-1] if lines else type(exc).__name__
     if password is not None and len(password) and password.reveal() in text:
         text = text.replace(password.reveal(), "***")
