@@ -98,30 +98,38 @@ def set_password(
         conn.close()
 
 
-def _grants(conn: Connection[Any], admin: Endpoint, user: str, host: str) -> list[str]:
-    """The account's grants with the grantee as ``{grantee}`` and no authentication."""
-    pymysql = _driver()
+def template(line: str, user: str, host: str) -> str | None:
+    """A SHOW GRANTS line of ``user@host`` as a template: the grantee replaced by
+    ``{grantee}``, the authentication removed; None if it cannot be copied safely."""
     who = printed(user, host)
+    text = _AUTH.sub("", line)
+    # NOTE: the grantee ends a GRANT (before REQUIRE/WITH) and a SET DEFAULT ROLE; a
+    # name printed elsewhere in the line (a database named like it) is left alone.
+    found = list(re.finditer(r"( TO | FOR )" + re.escape(who) + r"(?=\s|$)", text))
+    if len(found) != 1 or re.search(r"\bIDENTIFIED\b", text, re.IGNORECASE):
+        return None
+    m = found[0]
+    return text[: m.start()] + m.group(1) + GRANTEE + text[m.end() :]
+
+
+def _grants(conn: Connection[Any], admin: Endpoint, user: str, host: str) -> list[str]:
+    """The account's grants as templates (:func:`template`)."""
+    pymysql = _driver()
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW GRANTS FOR %s@%s", (user, host))
             lines = [str(row[0]) for row in cur.fetchall()]
     except pymysql.err.Error as exc:
-        raise _fail(admin, f"show the grants of {who}", exc) from None
+        raise _fail(admin, f"show the grants of {printed(user, host)}", exc) from None
     out = []
     for line in lines:
-        text = _AUTH.sub("", line)
-        # NOTE: the grantee ends a GRANT (before REQUIRE/WITH) and a SET DEFAULT ROLE; a
-        # name printed elsewhere in the line (a database named like it) is left alone.
-        pattern = re.compile(r"( TO | FOR )" + re.escape(who) + r"(?=\s|$)")
-        found = list(pattern.finditer(text))
-        if len(found) != 1 or re.search(r"\bIDENTIFIED\b", text, re.IGNORECASE):
+        t = template(line, user, host)
+        if t is None:
             raise UpstreamError(
-                f"MySQL {admin.host}:{admin.port}: cannot copy a grant of {who}"
-                f" ({text.split(' ON ')[0][:80]}…)"
+                f"MySQL {admin.host}:{admin.port}: cannot copy a grant of {printed(user, host)}"
+                f" ({_AUTH.sub('', line).split(' ON ')[0][:80]}…)"
             )
-        m = found[0]
-        out.append(text[: m.start()] + m.group(1) + GRANTEE + text[m.end() :])
+        out.append(t)
     return out
 
 
