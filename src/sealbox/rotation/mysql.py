@@ -74,9 +74,9 @@ class MysqlRotator(DatabaseRotator):
 
     def clone_problems(self, admin: Endpoint, opts: Options) -> list[str]:
         host = self._host(opts)
-        original = mysql_accounts.grants(admin, opts.username, host, timeout=opts.timeout)
-        if not mysql_accounts.account_exists(admin, opts.clone, host, timeout=opts.timeout):
+        missing = mysql_accounts.missing_grants(
+            admin, opts.username, opts.clone, host, timeout=opts.timeout
+        )
+        if missing is None:
             return [f"account {mysql_accounts.printed(opts.clone, host)} does not exist"]
-        clone = mysql_accounts.grants(admin, opts.clone, host, timeout=opts.timeout)
-        missing = [g for g in original if g not in clone]
         return [f"{len(missing)} grant(s) of {opts.username!r} missing"] if missing else []

@@ -202,6 +202,22 @@ def add_missing_grants(
         conn.close()
 
 
+def missing_grants(
+    admin: Endpoint, original: str, clone: str, host: str, *, timeout: float = 5.0
+) -> list[str] | None:
+    """The original's grants (templates) the clone lacks; None if there is no clone."""
+    conn = connect(admin, timeout=timeout)
+    try:
+        if not _exists(conn, clone, host):
+            return None
+        have = set(_grants(conn, admin, clone, host))
+        return [t for t in _grants(conn, admin, original, host) if t not in have]
+    except _driver().err.Error as exc:
+        raise _fail(admin, f"compare the grants of {printed(clone, host)}", exc) from None
+    finally:
+        conn.close()
+
+
 def current_user(ep: Endpoint, *, timeout: float = 5.0) -> str:
     """Log in as ``ep`` and return ``CURRENT_USER()``; UpstreamError saying why not."""
     pymysql = _driver()
