@@ -226,9 +226,9 @@ class DatabaseRotator:
             raise InvalidInput(f"option alphabet must be one of {', '.join(ALPHABETS)}")
         host = options.get("host")
         if host is not None and (
-            not host or len(host) > 253 or not all(c.isalnum() or c in "-._:[]" for c in host)
+            not host or len(host) > 253 or not all(c.isalnum() or c in "-._" for c in host)
         ):
-            raise InvalidInput("option host must be a host name or an IP address")
+            raise InvalidInput("option host must be a host name or an IPv4 address")
         database = options.get("database")
         if database is not None:
             self._name("database", database)

@@ -43,20 +43,31 @@ def printed(user: str, host: str) -> str:
     return f"{quote_ident(user)}@{quote_ident(host)}"
 
 
+def native_hash(password: SecretValue) -> str:
+    """The ``mysql_native_password`` hash (``*`` and SHA1(SHA1(password)) in hex): what the
+    server stores, and as good as the password to an offline guesser."""
+    import hashlib
+
+    inner = hashlib.sha1(password.reveal_bytes()).digest()  # noqa: S324 (the server's hash)
+    return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+
+
 def _fail(
     admin: Endpoint, what: str, exc: BaseException, pw: SecretValue | None = None
 ) -> UpstreamError:
-    return UpstreamError(f"MySQL {admin.where()} refused to {what}: {reason(exc, pw)}")
+    """The driver's reason, without the password or its hash should the server echo the
+    statement (a syntax error quotes it)."""
+    text = reason(exc, pw)
+    if pw is not None:
+        text = text.replace(native_hash(pw), "***")
+    return UpstreamError(f"MySQL {admin.where()} refused to {what}: {text}")
 
 
 def _identified(conn: Connection[Any], password: SecretValue) -> tuple[str, str]:
     """The ``IDENTIFIED BY`` clause (a ``%s`` for its literal) and that literal."""
     # NOTE: the handshake's version (PyMySQL's stubs do not declare the attribute).
     if "mariadb" in str(getattr(conn, "server_version", "")).lower():
-        import hashlib
-
-        inner = hashlib.sha1(password.reveal_bytes()).digest()  # noqa: S324 (the server's own hash)
-        return "IDENTIFIED BY PASSWORD %s", "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+        return "IDENTIFIED BY PASSWORD %s", native_hash(password)
     return "IDENTIFIED BY %s", password.reveal()
 
 

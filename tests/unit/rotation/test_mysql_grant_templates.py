@@ -53,3 +53,17 @@ def test_names_with_backticks_are_matched_as_printed() -> None:
 def test_an_authentication_it_cannot_remove_is_refused() -> None:
     line = "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY 'plain'"
     assert template(line, U, H) is None
+
+
+def test_an_echoed_password_or_hash_is_hidden_in_errors() -> None:
+    from sealbox.model import SecretValue
+    from sealbox.upstream.endpoint import Endpoint
+    from sealbox.upstream.mysql_accounts import _fail, native_hash
+
+    pw = SecretValue("s3cret-Passw0rd")
+    admin = Endpoint("mysql", "db", 3306, "app", "root", SecretValue("admin-pw-1"))
+    assert native_hash(SecretValue("pw1")) == "*2B602296A79E0A8784ACC5C88D92E46588CCA3C3"
+    echo = Exception(f"(1064, \"near '{native_hash(pw)}' and 's3cret-Passw0rd' at line 1\")")
+    err = _fail(admin, "change the password of `app`@`%`", echo, pw)
+    assert native_hash(pw) not in err.message and "s3cret-Passw0rd" not in err.message
+    assert "root@db:3306/app" in err.message and "admin-pw-1" not in err.message
