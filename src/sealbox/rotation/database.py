@@ -306,6 +306,14 @@ class DatabaseRotator:
     def _credential(self, value: SecretValue, opts: Options, what: str) -> Credential:
         """The login a value holds; RotationFailed (never echoing it) if it is not one."""
         if opts.format == "password":
+            # NOTE: a URL or JSON stored while format says password would become the
+            # role's password at undo: refuse it rather than lock the application out.
+            text = value.reveal().lstrip()
+            if "://" in text.split("@", 1)[0] or text.startswith("{"):
+                raise RotationFailed(
+                    f"{what} looks like a URL or JSON, not a bare password"
+                    " (option format=password; set format=url or json)"
+                )
             return Credential(None, value)
         if opts.format == "url":
             try:

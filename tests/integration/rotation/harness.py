@@ -110,7 +110,7 @@ class Rotation:
         self.rotator.set(ctx)
         self.rotator.test(ctx)
         self.finish()
-        self.assert_clean(*ctx.notes)
+        self.assert_clean(*ctx.notes, *ctx.state.keys(), *ctx.state.values())
         return ctx
 
     def assert_clean(self, *texts: str) -> None:

@@ -133,3 +133,22 @@ def test_a_current_value_that_is_not_a_credential_is_refused_unechoed(
     with pytest.raises(RotationFailed, match=match) as info:
         r.create(ctx)
     assert "just-a-password-123" not in info.value.diagnostics()
+
+
+@pytest.mark.parametrize("r", ROTATORS, ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{scheme}://app:just-a-password-123@h/db",
+        '{"username": "app", "password": "just-a-password-123"}',
+    ],
+)
+def test_a_url_or_json_where_a_bare_password_is_expected_is_refused_at_undo(
+    r: DatabaseRotator, value: str
+) -> None:
+    """Undo would make the whole text the role's password, locking the application out."""
+    scheme = "postgresql" if r.name == "postgres" else "mysql"
+    ctx = Ctx(dict(GOOD), SecretValue(value.replace("{scheme}", scheme)))
+    with pytest.raises(RotationFailed, match="looks like a URL or JSON") as info:
+        r.undo(ctx)
+    assert "just-a-password-123" not in info.value.diagnostics()
