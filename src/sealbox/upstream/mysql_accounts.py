@@ -36,6 +36,10 @@ _AUTH = re.compile(
     re.IGNORECASE,
 )
 GRANTEE = "{grantee}"
+_NO_ACCOUNT_HINT = (
+    "an account is 'user'@'host': check the host part (the mysql rotator's option"
+    " account_host, '%' by default) against SELECT user, host FROM mysql.user"
+)
 
 
 def printed(user: str, host: str) -> str:
@@ -98,7 +102,8 @@ def set_password(
     try:
         if not _exists(conn, user, host):
             raise UpstreamError(
-                f"MySQL {admin.host}:{admin.port} has no account {printed(user, host)}"
+                f"MySQL {admin.host}:{admin.port} has no account {printed(user, host)}",
+                hint=_NO_ACCOUNT_HINT,
             )
         clause, literal = _identified(conn, password)
         with conn.cursor() as cur:
@@ -178,7 +183,8 @@ def recreate_clone(
     try:
         if not _exists(conn, original, host):
             raise UpstreamError(
-                f"MySQL {admin.host}:{admin.port} has no account {printed(original, host)}"
+                f"MySQL {admin.host}:{admin.port} has no account {printed(original, host)}",
+                hint=_NO_ACCOUNT_HINT,
             )
         templates = _grants(conn, admin, original, host)
         with conn.cursor() as cur:

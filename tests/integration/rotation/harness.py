@@ -121,10 +121,12 @@ class Rotation:
                     assert part not in text, f"a secret leaked into {text!r}"
 
     @contextmanager
-    def raises(self, kind: type[SealboxError], match: str | None = None) -> Iterator[None]:
+    def raises(
+        self, kind: type[SealboxError], match: str | None = None
+    ) -> Iterator[pytest.ExceptionInfo[SealboxError]]:
         """Like pytest.raises, and the error (message and hint) holds no value."""
         with pytest.raises(kind, match=match) as info:
-            yield
+            yield info
         self.assert_clean(str(info.value), info.value.diagnostics())
 
 

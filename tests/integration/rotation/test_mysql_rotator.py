@@ -265,8 +265,9 @@ def test_a_missing_account_is_an_upstream_error(server: Server) -> None:
         server.secrets(),
         current=SecretValue("whatever-pw"),
     )
-    with r.raises(UpstreamError, match="has no account `sbt_nobody`@`%`"):
+    with r.raises(UpstreamError, match="has no account `sbt_nobody`@`%`") as info:
         r.rotator.set(r.start())
+    assert "account_host" in (info.value.hint or "")
 
 
 def test_an_unreachable_server_at_set_is_an_upstream_error(server: Server) -> None:
