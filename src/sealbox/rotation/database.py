@@ -29,7 +29,7 @@ Options (checked when a secret is configured; InvalidInput names the option):
     ``test``, when that is not the admin URL's (a pooler, a replica's name, another
     database); default: the admin URL's.
 ``timeout``
-    Seconds to wait for a connection (1 to 60, default 5).
+    Seconds to wait for a connection or a lock (1 to 60, default 5).
 
 ``single`` cannot restore a password it never knew: ``undo`` needs the current value,
 and a rehearsal of a secret without one is refused at ``set``. ``alternating``'s

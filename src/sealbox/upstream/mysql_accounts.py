@@ -67,6 +67,20 @@ def _fail(
     return UpstreamError(f"MySQL {admin.where()} refused to {what}: {text}")
 
 
+def _admin(admin: Endpoint, timeout: float) -> Connection[Any]:
+    """An admin connection whose statements give up waiting for a lock after ``timeout``
+    (an ``ALTER USER`` behind someone's lock would otherwise hold the rotation forever)."""
+    pymysql = _driver()
+    conn = connect(admin, timeout=timeout)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = %s", (max(1, int(timeout)),))
+    except pymysql.err.Error as exc:
+        conn.close()
+        raise _fail(admin, "set a timeout", exc) from None
+    return conn
+
+
 def _identified(conn: Connection[Any], password: SecretValue) -> tuple[str, str]:
     """The ``IDENTIFIED BY`` clause (a ``%s`` for its literal) and that literal."""
     # NOTE: the handshake's version (PyMySQL's stubs do not declare the attribute).
@@ -84,7 +98,7 @@ def _exists(conn: Connection[Any], user: str, host: str) -> bool:
 def account_exists(admin: Endpoint, user: str, host: str, *, timeout: float = 5.0) -> bool:
     """Whether the account ``user@host`` exists."""
     pymysql = _driver()
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         return _exists(conn, user, host)
     except pymysql.err.Error as exc:
@@ -98,7 +112,7 @@ def set_password(
 ) -> None:
     """``ALTER USER 'user'@'host' IDENTIFIED BY …`` as ``admin``. Idempotent."""
     pymysql = _driver()
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         if not _exists(conn, user, host):
             raise UpstreamError(
@@ -151,7 +165,7 @@ def _grants(conn: Connection[Any], admin: Endpoint, user: str, host: str) -> lis
 
 def grants(admin: Endpoint, user: str, host: str, *, timeout: float = 5.0) -> list[str]:
     """``user@host``'s grants as templates (grantee ``{grantee}``, no password hash)."""
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         return _grants(conn, admin, user, host)
     finally:
@@ -179,7 +193,7 @@ def recreate_clone(
     original's grants. Idempotent: a crash in between leaves no clone or a partial one,
     and running it again starts over."""
     pymysql = _driver()
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         if not _exists(conn, original, host):
             raise UpstreamError(
@@ -205,7 +219,7 @@ def add_missing_grants(
 ) -> int:
     """Give ``clone@host`` the original's grants it lacks (revoking nothing); how many."""
     pymysql = _driver()
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         if not _exists(conn, clone, host):
             return 0
@@ -223,7 +237,7 @@ def missing_grants(
     admin: Endpoint, original: str, clone: str, host: str, *, timeout: float = 5.0
 ) -> list[str] | None:
     """The original's grants (templates) the clone lacks; None if there is no clone."""
-    conn = connect(admin, timeout=timeout)
+    conn = _admin(admin, timeout)
     try:
         if not _exists(conn, clone, host):
             return None

@@ -26,6 +26,25 @@ if TYPE_CHECKING:
     import psycopg
 
 
+def _admin(admin: Endpoint, timeout: float) -> psycopg.Connection[tuple[object, ...]]:
+    """An admin connection whose statements give up after ``timeout`` (a role row locked
+    by someone's open transaction would otherwise hold the rotation forever)."""
+    import psycopg
+
+    conn = connect(admin, timeout=timeout)
+    ms = int(timeout * 1000)
+    try:
+        # NOTE: the statement's limit is longer, so a wait for a lock says so.
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(ms),))
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(2 * ms),))
+    except psycopg.Error as exc:
+        conn.close()
+        raise UpstreamError(
+            f"PostgreSQL {admin.where()} cannot set a timeout: {reason(exc)}"
+        ) from None
+    return conn
+
+
 def _verifier(conn: psycopg.Connection[tuple[object, ...]], role: str, pw: SecretValue) -> str:
     # NOTE: algorithm None: the server's password_encryption (scram-sha-256, or md5 on
     # an old server, whose verifier depends on the role name: hence one per role).
@@ -40,7 +59,7 @@ def role_exists(admin: Endpoint, role: str, *, timeout: float = 5.0) -> bool:
     """Whether ``role`` exists on ``admin``'s server."""
     import psycopg
 
-    with connect(admin, timeout=timeout) as conn:
+    with _admin(admin, timeout) as conn:
         try:
             return _exists(conn, role)
         except psycopg.Error as exc:
@@ -57,7 +76,7 @@ def set_password(
     import psycopg
     from psycopg import sql
 
-    with connect(admin, timeout=timeout) as conn:
+    with _admin(admin, timeout) as conn:
         try:
             if not _exists(conn, role):
                 raise UpstreamError(f"PostgreSQL {admin.host}:{admin.port} has no role {role!r}")
@@ -83,7 +102,7 @@ def ensure_clone(
     from psycopg import sql
 
     role, orig = sql.Identifier(clone), sql.Identifier(original)
-    with connect(admin, timeout=timeout) as conn:
+    with _admin(admin, timeout) as conn:
         try:
             with conn.transaction():
                 row = conn.execute(
@@ -134,7 +153,7 @@ def clone_problems(
     """Why ``clone`` would not act exactly as ``original`` (empty: it does)."""
     import psycopg
 
-    with connect(admin, timeout=timeout) as conn:
+    with _admin(admin, timeout) as conn:
         try:
             row = conn.execute(
                 "SELECT rolcanlogin, rolinherit, coalesce(rolconfig, '{}') FROM pg_roles"

@@ -309,3 +309,29 @@ def test_a_missing_or_wrong_admin_secret(
     with r.raises(kind, match=match):  # type: ignore[arg-type]
         r.rotator.set(r.start())
     assert server.works(user, "old-password-10")
+
+
+def test_an_account_locked_by_another_session_times_out_instead_of_hanging(
+    server: Server,
+) -> None:
+    user = server.account(fresh(), "old-password-11")
+    r = Rotation(
+        MysqlRotator(),
+        {"admin": ADMIN, "username": user, "timeout": "1"},
+        server.secrets(),
+        current=SecretValue("old-password-11"),
+    )
+    ctx = r.start()
+    holder = pymysql.connect(**MARIADB, autocommit=True)  # type: ignore[arg-type]
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLES mysql.global_priv WRITE")
+        with r.raises(UpstreamError, match="Lock wait timeout exceeded"):
+            r.rotator.set(ctx)
+        with holder.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+    finally:
+        holder.close()
+    assert server.works(user, "old-password-11")
+    r.rotator.set(ctx)
+    r.rotator.test(ctx)

@@ -422,3 +422,25 @@ def test_a_pending_value_naming_another_role_is_refused(cluster: Cluster) -> Non
     with r.raises(RotationFailed, match="logs in as 'postgres'"):
         r.rotator.set(ctx)
     assert works(cluster, "postgres", cluster.password)
+
+
+def test_a_role_locked_by_another_transaction_times_out_instead_of_hanging(
+    cluster: Cluster,
+) -> None:
+    role = fresh()
+    make_role(cluster, role, "old-password-14")
+    r = Rotation(
+        PostgresRotator(),
+        {"admin": ADMIN, "username": role, "timeout": "1"},
+        secrets(cluster),
+        current=SecretValue("old-password-14"),
+    )
+    ctx = r.start()
+    with psycopg.connect(cluster.dsn()) as holder:  # a transaction left open
+        holder.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 5").format(sql.Identifier(role)))
+        with r.raises(UpstreamError, match="canceling statement due to (lock|statement) timeout"):
+            r.rotator.set(ctx)
+        holder.rollback()
+    assert works(cluster, role, "old-password-14")
+    r.rotator.set(ctx)  # the lock gone, the retried step goes through
+    r.rotator.test(ctx)
