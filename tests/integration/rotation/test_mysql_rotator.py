@@ -335,3 +335,26 @@ def test_an_account_locked_by_another_session_times_out_instead_of_hanging(
     assert server.works(user, "old-password-11")
     r.rotator.set(ctx)
     r.rotator.test(ctx)
+
+
+def test_a_rotating_admin_is_its_own_admin(server: Server) -> None:
+    admin = server.account(fresh(), "old-admin-pw")
+    server.run("GRANT CREATE USER ON *.* TO %s@'%%'", (admin,))
+    server.run("GRANT SELECT ON mysql.* TO %s@'%%'", (admin,))
+    path = "app/prod/MYSQL_ADMIN_URL"
+    r = Rotation(
+        MysqlRotator(),
+        {"admin": path, "username": admin, "format": "url"},
+        {},
+        ref=path,
+        current=server.ep(admin, "old-admin-pw").url(),
+    )
+    ctx = r.start(dry_run=True)
+    r.rotator.set(ctx)
+    r.rotator.set(ctx)  # a retry logs in with the pending password
+    r.rotator.test(ctx)
+    r.rotator.undo(ctx)
+    assert server.works(admin, "old-admin-pw")
+    r.rotate()
+    assert not server.works(admin, "old-admin-pw")
+    assert server.works(admin, url_of(r.current).password)

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealbox.errors import InvalidInput, RotationFailed
 from sealbox.model import SecretRef, SecretValue
-from sealbox.rotation.database import DatabaseRotator
+from sealbox.rotation.database import MAX_LENGTH, MIN_LENGTH, DatabaseRotator
 from sealbox.rotation.mysql import MysqlRotator
 from sealbox.rotation.postgres import PostgresRotator
 
@@ -152,3 +154,39 @@ def test_a_url_or_json_where_a_bare_password_is_expected_is_refused_at_undo(
     with pytest.raises(RotationFailed, match="looks like a URL or JSON") as info:
         r.undo(ctx)
     assert "just-a-password-123" not in info.value.diagnostics()
+
+
+KEYS = st.sampled_from(
+    [
+        *("strategy", "clone", "format", "length", "alphabet", "host", "port"),
+        *("database", "timeout", "account_host", "other"),
+    ]
+)
+VALUES = st.one_of(
+    st.text(max_size=90),
+    st.sampled_from(["alternating", "single", "url", "json", "password", "16", "0", "%"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    base=st.fixed_dictionaries(
+        {
+            "admin": st.sampled_from(["app/prod/DB_ADMIN", "x", "postgresql://a:b@h/d"]),
+            "username": st.text(min_size=0, max_size=90),
+        }
+    ),
+    more=st.dictionaries(KEYS, VALUES, max_size=6),
+)
+def test_any_options_are_accepted_or_refused_as_invalid_input(
+    base: dict[str, str], more: dict[str, str]
+) -> None:
+    options = {**base, **more}
+    for r in ROTATORS:
+        try:
+            opts = r.options(options)
+        except InvalidInput:
+            continue
+        assert opts.username == options["username"] and opts.clone != opts.username
+        assert opts.format != "password" or opts.strategy == "single"
+        assert MIN_LENGTH <= opts.length <= MAX_LENGTH
