@@ -21,6 +21,8 @@ GROUP = "sealbox.rotators"
 #: name -> "module:factory" of the rotators sealbox ships.
 BUILTIN: dict[str, str] = {
     "random": "sealbox.rotation.random:RandomRotator",
+    "postgres": "sealbox.rotation.postgres:PostgresRotator",
+    "mysql": "sealbox.rotation.mysql:MysqlRotator",
 }
 
 RotatorFactory = Callable[[], "Rotator"]

@@ -28,8 +28,13 @@ def endpoint(value: SecretValue, *, what: str) -> Endpoint:
 
 def reason(exc: BaseException, password: SecretValue | None = None) -> str:
     """The last line of a driver error, without the password should the driver echo it."""
+    # A server error's own sentence (the text after it is CONTEXT/DETAIL/HINT lines).
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else type(exc).__name__
+    # NOTE: libpq ends "connection refused" with a hint line; the reason is the line before.
+    while len(lines) > 1 and lines[-1].startswith("Is the server running"):
+        lines.pop()
+    text = str(primary) if primary else lines[-1] if lines else type(exc).__name__
     if password is not None and len(password) and password.reveal() in text:
         text = text.replace(password.reveal(), "***")
     return text[:300]
