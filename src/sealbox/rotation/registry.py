@@ -21,6 +21,8 @@ GROUP = "sealbox.rotators"
 #: name -> "module:factory" of the rotators sealbox ships.
 BUILTIN: dict[str, str] = {
     "random": "sealbox.rotation.random:RandomRotator",
+    "webhook": "sealbox.rotation.webhook:WebhookRotator",
+    "command": "sealbox.rotation.command:CommandRotator",
 }
 
 RotatorFactory = Callable[[], "Rotator"]
