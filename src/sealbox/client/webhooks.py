@@ -60,6 +60,7 @@ Secret = SecretValue | str | bytes
 # dots, so a dot would let one split of id/timestamp/body pass for another.
 _ID = re.compile(r"[^\s.,]{1,256}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_VERSION = re.compile(r"v[0-9]{1,3}[a-z]{0,3}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 # NOTE: bounds on what an unauthenticated sender makes the receiver compute.
 MAX_SIGNATURE_HEADER = 4096
@@ -190,7 +191,7 @@ def _parse_signatures(signature: str) -> list[bytes]:
     found: list[bytes] = []
     for entry in entries:
         version, comma, value = entry.partition(",")
-        if not comma or not version or not value:
+        if not comma or not _VERSION.fullmatch(version) or not value:
             raise _refused(
                 f"the {SIGNATURE_HEADER} header has an entry that is not version,signature"
                 " (Standard Webhooks: v1,<base64>, space-separated)",

@@ -4,7 +4,7 @@ The value is ``whsec_`` followed by the base64 of ``length`` random bytes (24 to
 default 32), as the spec and every Standard Webhooks library read it. Options:
 
 - ``length`` — key bytes, 24 to 64 (the spec's bounds);
-- ``prefix`` — another prefix than ``whsec_``: letters, digits and ``-``, ending in ``_``
+- ``prefix`` — another prefix than ``whsec_``: letters, digits, ``-`` and ``_``, ending in ``_``
   (sealbox's helpers find the key after the last ``_``; other libraries expect ``whsec_``);
 - ``set``, ``test``, ``undo``, ``timeout`` — optional programs, as for the ``command``
   rotator, for a receiver that must be told the new secret (a third party's webhook
@@ -40,7 +40,7 @@ DEFAULT_LENGTH = 32
 MIN_LENGTH = 24
 MAX_LENGTH = 64
 PROGRAM_STEPS = ("set", "test", "undo")
-_PREFIX = re.compile(r"[A-Za-z0-9-]{0,31}_")
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,31}_")
 
 
 class WebhookRotator:
@@ -71,7 +71,7 @@ class WebhookRotator:
         prefix = options.get("prefix", DEFAULT_PREFIX)
         if not _PREFIX.fullmatch(prefix):
             raise InvalidInput(
-                "option prefix must be at most 32 letters, digits or - ending in _"
+                "option prefix must be at most 32 letters, digits, - or _, ending in _"
                 " (whsec_ by default: other Standard Webhooks libraries expect it)"
             )
         return length, prefix, parse_programs(options, PROGRAM_STEPS, "webhook")
