@@ -340,7 +340,7 @@ class WebhookVerifier:
         client's ``get`` takes a ``stage`` (a client without reads by stage gives the
         current value only: pass a ``secrets`` callable to :class:`WebhookVerifier` then).
         A previous value that is not readable (none, or its grace window is over) is left
-        out.
+        out. The client's own read cache is bypassed: the verifier caches.
         """
         get: Callable[..., Any] = client.get
         try:
@@ -348,7 +348,14 @@ class WebhookVerifier:
         except (TypeError, ValueError):
             by_stage = False
 
+        invalidate: Callable[..., Any] | None = getattr(client, "invalidate", None)
+
         def read() -> list[Secret]:
+            # NOTE: the verifier keeps its own cache and calls this only when that expires
+            # or a signature did not match: the client's read cache must not answer with
+            # the value from before the rollover.
+            if invalidate is not None:
+                invalidate(ref.project, ref.env, ref.name)
             found: list[Secret] = [get(ref).value]
             if by_stage:
                 with contextlib.suppress(NotFound):
