@@ -11,7 +11,12 @@ and run **without** a shell):
   it, the value is random by ``length``, ``alphabet`` and ``prefix`` as for the ``random``
   rotator;
 - ``timeout`` — seconds (or ``30s``, ``2m``) each program may run, 1 to 3600, default 60;
-  past it the program and everything it started are killed.
+  past it the program and everything it started are killed;
+- ``input`` — ``value`` (the default: stdin is the value alone) or ``json`` (stdin is one
+  JSON object ``{"step", "pending", "current", "admin"}``, values as text or null);
+- ``admin`` — another secret's path (``payments/prod/VENDOR_ADMIN_TOKEN``): the credential
+  the program uses on the vendor's API, read as the rotation's caller (authorised and
+  audited) and given in the JSON input only (so it needs ``input=json``).
 
 A program gets the value on **stdin only** (the pending value for set and test, the
 current one for undo — empty when the secret had none), never in its arguments or
@@ -26,6 +31,7 @@ create's, which is the value) and nothing it prints is logged.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import selectors
@@ -37,12 +43,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sealbox.errors import InvalidInput, RotationFailed, SealboxError, UpstreamError
-from sealbox.model import MAX_VALUE_BYTES, SecretValue, parse_duration
+from sealbox.model import MAX_VALUE_BYTES, SecretRef, SecretValue, parse_duration
 from sealbox.rotation.interface import RotationContext
 from sealbox.rotation.random import RandomRotator, random_value
 
 PROGRAM_STEPS = ("create", "set", "test", "undo")
 POLICY_OPTIONS = frozenset({"length", "alphabet", "prefix"})
+#: Options about running programs, shared with other rotators that run them (webhook).
+RUN_OPTIONS = frozenset({"timeout", "input", "admin"})
+INPUTS = ("value", "json")
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 3600.0
 #: Characters of a failed program's stderr shown in the error (its end: where errors are).
@@ -56,10 +65,13 @@ KILL_GRACE = 5.0
 
 @dataclass(frozen=True)
 class Programs:
-    """The command lines of a rotation's steps, and how long each may run."""
+    """The command lines of a rotation's steps, how long each may run and what its stdin
+    holds (``value`` or ``json``, with the ``admin`` secret's path)."""
 
     commands: Mapping[str, tuple[str, ...]]
     timeout: float
+    input: str = "value"
+    admin: str | None = None
 
 
 def parse_programs(options: Mapping[str, str], steps: Iterable[str], rotator: str) -> Programs:
@@ -78,7 +90,39 @@ def parse_programs(options: Mapping[str, str], steps: Iterable[str], rotator: st
         if not argv:
             raise InvalidInput(f"option {step} of the {rotator} rotator names no program")
         commands[step] = argv
-    return Programs(commands, _timeout(options.get("timeout"), rotator))
+    mode = options.get("input", "value")
+    if mode not in INPUTS:
+        raise InvalidInput(f"option input of the {rotator} rotator must be value or json")
+    admin = options.get("admin")
+    if admin is not None:
+        SecretRef.parse(admin)
+        if mode != "json":
+            raise InvalidInput(
+                f"option admin of the {rotator} rotator needs input=json: the program gets"
+                " the admin secret beside the value on stdin, never in argv or environment"
+            )
+    return Programs(commands, _timeout(options.get("timeout"), rotator), mode, admin)
+
+
+def program_input(
+    ctx: RotationContext, programs: Programs, step: str, value: SecretValue | None
+) -> tuple[SecretValue | None, list[SecretValue]]:
+    """What the program of ``step`` reads on stdin, and every value its stderr must not
+    show. ``value`` is the step's own (pending for set and test, current for undo)."""
+    hide = _known(ctx)
+    if programs.input == "value":
+        return value, hide
+    admin = ctx.secret(programs.admin) if programs.admin else None
+    pending: SecretValue | None = None
+    with contextlib.suppress(SealboxError):  # no pending value before set
+        pending = ctx.pending
+    fields = {"pending": pending, "current": ctx.current, "admin": admin}
+    document = {"step": step, **{k: v.reveal() if v else None for k, v in fields.items()}}
+    if admin is not None:
+        hide.append(admin)
+    # A program that echoes its JSON input shows the values escaped: scrub those forms too.
+    hide += [SecretValue(json.dumps(v.reveal())[1:-1]) for v in hide]
+    return SecretValue(json.dumps(document)), hide
 
 
 def _timeout(text: str | None, rotator: str) -> float:
@@ -308,7 +352,7 @@ class CommandRotator:
 
     @staticmethod
     def _programs(options: Mapping[str, str]) -> Programs:
-        known = {*PROGRAM_STEPS, "timeout", *POLICY_OPTIONS}
+        known = {*PROGRAM_STEPS, *RUN_OPTIONS, *POLICY_OPTIONS}
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidInput(
@@ -334,7 +378,8 @@ class CommandRotator:
         programs = self._programs(ctx.options)
         if "create" not in programs.commands:
             return random_value({k: v for k, v in ctx.options.items() if k in POLICY_OPTIONS})
-        printed = run_program(ctx, programs, "create", None, hide=_known(ctx))
+        stdin, hide = program_input(ctx, programs, "create", None)
+        printed = run_program(ctx, programs, "create", stdin, hide=hide)
         value = printed[:-2] if printed.endswith(b"\r\n") else printed.removesuffix(b"\n")
         if not value.strip():
             raise UpstreamError(
@@ -360,7 +405,8 @@ class CommandRotator:
         if step not in programs.commands:
             ctx.note(f"{step}: no program configured")
             return
-        run_program(ctx, programs, step, value, hide=_known(ctx))
+        stdin, hide = program_input(ctx, programs, step, value)
+        run_program(ctx, programs, step, stdin, hide=hide)
 
 
 def _known(ctx: RotationContext) -> list[SecretValue]:

@@ -6,9 +6,10 @@ default 32), as the spec and every Standard Webhooks library read it. Options:
 - ``length`` — key bytes, 24 to 64 (the spec's bounds);
 - ``prefix`` — another prefix than ``whsec_``: letters, digits, ``-`` and ``_``, ending in ``_``
   (sealbox's helpers find the key after the last ``_``; other libraries expect ``whsec_``);
-- ``set``, ``test``, ``undo``, ``timeout`` — optional programs, as for the ``command``
-  rotator, for a receiver that must be told the new secret (a third party's webhook
-  settings API): set gets the pending value, undo the current one, on stdin only.
+- ``set``, ``test``, ``undo``, ``timeout``, ``input``, ``admin`` — optional programs, as
+  for the ``command`` rotator, for a receiver that must be told the new secret (a third
+  party's webhook settings API): set gets the pending value, undo the current one, on
+  stdin only.
 
 Without programs there is no upstream system to tell, on purpose: when sender and receiver
 both read the secret from sealbox, the rollover is theirs to follow. The sender signs with
@@ -32,7 +33,13 @@ from collections.abc import Mapping
 
 from sealbox.errors import InvalidInput, RotationFailed, WebhookVerificationFailed
 from sealbox.model import SecretValue
-from sealbox.rotation.command import Programs, parse_programs, run_program
+from sealbox.rotation.command import (
+    RUN_OPTIONS,
+    Programs,
+    parse_programs,
+    program_input,
+    run_program,
+)
 from sealbox.rotation.interface import RotationContext
 
 DEFAULT_PREFIX = "whsec_"
@@ -53,7 +60,7 @@ class WebhookRotator:
 
     @staticmethod
     def _policy(options: Mapping[str, str]) -> tuple[int, str, Programs]:
-        known = {"length", "prefix", "timeout", *PROGRAM_STEPS}
+        known = {"length", "prefix", *RUN_OPTIONS, *PROGRAM_STEPS}
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidInput(
@@ -136,5 +143,5 @@ class WebhookRotator:
             if step == "set":
                 ctx.note("set: no receiver to tell (sender and receiver read sealbox)")
             return
-        hide = [v for v in (ctx.current, value) if v is not None]
-        run_program(ctx, programs, step, value, hide=hide)
+        stdin, hide = program_input(ctx, programs, step, value)
+        run_program(ctx, programs, step, stdin, hide=hide)

@@ -22,6 +22,7 @@ from sealbox.rotation.registry import rotator
 
 PENDING = SecretValue("pending-Value-4f1c2b9e7d")
 CURRENT = SecretValue("current-Value-8a3e5d1f0c")
+ADMIN = SecretValue('vendor-admin-"token"-77c1e0a2b4')
 
 PROGRAM = r"""
 import json, os, signal, subprocess, sys, time
@@ -42,6 +43,12 @@ with open(report, "w") as f:
 if mode == "fail":
     sys.stderr.write("vendor refused key " + value.decode() + " (HTTP 403)\n")
     sys.exit(3)
+if mode == "reformat-fail":
+    sys.stderr.write("bad input: " + json.dumps(json.loads(value), indent=1) + "\n")
+    sys.exit(1)
+if mode == "echo-fail":
+    sys.stderr.write("cannot parse input: " + value.decode() + "\n")
+    sys.exit(1)
 if mode == "fail-stdout":
     sys.stdout.write("debug: " + value.decode() + "\n")
     sys.exit(1)
@@ -82,6 +89,7 @@ class Ctx:
         self._pending = pending
         self.state: MutableMapping[str, str] = {}
         self.notes: list[str] = []
+        self.read: list[str] = []
 
     @property
     def pending(self) -> SecretValue:
@@ -90,7 +98,8 @@ class Ctx:
         return self._pending
 
     def secret(self, path: str) -> SecretValue:
-        raise AssertionError("not used")
+        self.read.append(path)
+        return ADMIN
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -116,7 +125,7 @@ def read(report: Path) -> dict[str, Any]:
 
 
 def no_value_in(text: str, *values: SecretValue) -> bool:
-    return all(v.reveal() not in text for v in (values or (PENDING, CURRENT)))
+    return all(v.reveal() not in text for v in (values or (PENDING, CURRENT, ADMIN)))
 
 
 def test_registry_finds_the_command_rotator() -> None:
@@ -333,3 +342,81 @@ def test_create_without_a_program_follows_the_random_policy(program: Any) -> Non
 def test_bad_options_are_refused_at_configure_time(options: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         CommandRotator().check(options)
+
+
+def test_json_input_carries_the_values_and_the_admin_secret(program: Any) -> None:
+    line, report = program("ok")
+    ctx = Ctx({"set": line, "input": "json", "admin": "payments/prod/VENDOR_ADMIN"})
+    CommandRotator().check(ctx.options)
+    CommandRotator().set(ctx)
+    seen = read(report)
+    assert json.loads(seen["stdin"]) == {
+        "step": "set",
+        "pending": PENDING.reveal(),
+        "current": CURRENT.reveal(),
+        "admin": ADMIN.reveal(),
+    }
+    assert ctx.read == ["payments/prod/VENDOR_ADMIN"]  # read through the context: audited
+    assert seen["value_in_cmdline"] is False and seen["value_in_environ"] is False
+    assert "vendor-admin" not in json.dumps(seen["env"])
+
+
+def test_json_input_of_a_create_program_has_no_pending(program: Any) -> None:
+    line, report = program("print", "minted-by-vendor-0042")
+    set_line, _ = program("ok")
+    ctx = Ctx({"create": line, "set": set_line, "input": "json"}, pending=None)
+    assert CommandRotator().create(ctx).reveal() == "minted-by-vendor-0042"
+    assert json.loads(read(report)["stdin"]) == {
+        "step": "create",
+        "pending": None,
+        "current": CURRENT.reveal(),
+        "admin": None,
+    }
+
+
+def test_a_program_echoing_its_json_input_shows_no_value(program: Any) -> None:
+    line, _ = program("echo-fail")
+    ctx = Ctx({"set": line, "input": "json", "admin": "payments/prod/VENDOR_ADMIN"})
+    with pytest.raises(UpstreamError) as failed:
+        CommandRotator().set(ctx)
+    assert str(failed.value).endswith("cannot parse input: ***")
+    # Echoed in another layout: each value (the admin token JSON-escaped) is scrubbed.
+    line, _ = program("reformat-fail")
+    ctx = Ctx({"set": line, "input": "json", "admin": "payments/prod/VENDOR_ADMIN"})
+    with pytest.raises(UpstreamError) as failed:
+        CommandRotator().set(ctx)
+    message = str(failed.value)
+    assert '"step": "set"' in message and '"pending": "***"' in message
+    assert '"admin": "***"' in message
+    assert no_value_in(message)
+    assert "77c1e0a2b4" not in message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"set": "/bin/true", "input": "xml"}, "must be value or json"),
+        ({"set": "/bin/true", "admin": "payments/prod/ADMIN"}, "needs input=json"),
+        ({"set": "/bin/true", "input": "json", "admin": "ADMIN"}, "invalid secret path"),
+    ],
+)
+def test_bad_input_options_are_refused(options: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        CommandRotator().check(options)
+
+
+def test_the_webhook_rotator_runs_a_set_program_to_tell_a_receiver(program: Any) -> None:
+    from sealbox.rotation.webhook import WebhookRotator
+
+    line, report = program("ok")
+    webhook = WebhookRotator()
+    new = webhook.create(Ctx({}))
+    ctx = Ctx({"set": line, "undo": line}, pending=new)
+    webhook.check(ctx.options)
+    webhook.set(ctx)
+    assert read(report)["stdin"] == new.reveal()
+    assert read(report)["value_in_environ"] is False
+    failing, _ = program("fail")
+    with pytest.raises(UpstreamError) as failed:
+        webhook.set(Ctx({"set": failing}, pending=new))
+    assert new.reveal() not in str(failed.value)
