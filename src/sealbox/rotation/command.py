@@ -338,7 +338,8 @@ def run_program(
             f"the {step} program of {ctx.ref} ({shown}) printed more than"
             f" {MAX_VALUE_BYTES} bytes on stdout",
         )
-    ctx.note(f"{step}: {argv[0]} exited 0")
+    # NOTE: the engine files each note under its step; the program by name, never output.
+    ctx.note(f"{os.path.basename(argv[0])} exited 0")
     return output.stdout
 
 
@@ -403,7 +404,7 @@ class CommandRotator:
     def _run(self, ctx: RotationContext, step: str, value: SecretValue | None) -> None:
         programs = self._programs(ctx.options)
         if step not in programs.commands:
-            ctx.note(f"{step}: no program configured")
+            ctx.note("no program configured")
             return
         stdin, hide = program_input(ctx, programs, step, value)
         run_program(ctx, programs, step, stdin, hide=hide)

@@ -141,7 +141,7 @@ class WebhookRotator:
         _, _, programs = self._policy(ctx.options)
         if step not in programs.commands:
             if step == "set":
-                ctx.note("set: no receiver to tell (sender and receiver read sealbox)")
+                ctx.note("no receiver to tell (sender and receiver read sealbox)")
             return
         stdin, hide = program_input(ctx, programs, step, value)
         run_program(ctx, programs, step, stdin, hide=hide)

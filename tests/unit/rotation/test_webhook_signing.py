@@ -398,7 +398,7 @@ def test_rotator_without_programs_tells_no_upstream() -> None:
     r.set(ctx)
     r.finish(ctx)
     r.undo(ctx)
-    assert ctx.notes == ["set: no receiver to tell (sender and receiver read sealbox)"]
+    assert ctx.notes == ["no receiver to tell (sender and receiver read sealbox)"]
 
 
 @pytest.mark.parametrize(
