@@ -247,6 +247,8 @@ def verify_webhook(
     if not keys:
         # NOTE: an empty list is a configuration mistake, never "accept everything".
         raise InvalidInput("verify_webhook needs at least one secret to check against")
+    if not tolerance >= 0:
+        raise InvalidInput("the webhook timestamp tolerance is a number of seconds, 0 or more")
     clock = time.time() if now is None else now
     if abs(clock - ts) > tolerance:
         when = "old" if ts < clock else "far in the future"
@@ -308,7 +310,10 @@ class WebhookVerifier:
     signature matches none of them makes the verifier fetch once more and try again, so a
     sender that moved to the new secret is accepted without restarting the receiver. That
     extra fetch happens at most once every ``refresh_after`` seconds: forged requests must
-    not turn into a flood of reads on sealbox. Thread-safe.
+    not turn into a flood of reads on sealbox. An error of ``secrets`` (sealbox
+    unreachable) propagates from :meth:`verify`: answer it with a 5xx, and the sender
+    retries later (a Client with ``offline=True`` serves its last copy meanwhile).
+    Thread-safe.
     """
 
     def __init__(

@@ -231,6 +231,33 @@ def test_a_bad_secret_is_refused_without_showing_it(bad: str) -> None:
         assert bad.removeprefix("whsec_") not in str(refused.value)
 
 
+def test_a_negative_tolerance_is_a_mistake() -> None:
+    secret = new_secret()
+    headers = sign_webhook(BODY, secret, timestamp=NOW).as_dict()
+    with pytest.raises(InvalidInput, match="tolerance"):
+        verify_webhook_headers(BODY, headers, secrets=[secret], now=NOW, tolerance=-1)
+
+
+def test_a_source_error_propagates_and_the_next_call_fetches_again() -> None:
+    from sealbox.errors import BackendUnavailable
+
+    secret = new_secret()
+    calls = {"n": 0}
+
+    def flaky() -> list[SecretValue]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise BackendUnavailable("the sealbox server at http://x is unavailable")
+        return [secret]
+
+    verifier = WebhookVerifier(flaky, clock=Clock())
+    headers = sign_webhook(BODY, secret, timestamp=NOW).as_dict()
+    with pytest.raises(BackendUnavailable):
+        verifier.verify(BODY, headers, now=NOW)
+    verifier.verify(BODY, headers, now=NOW)
+    assert calls["n"] == 2
+
+
 def test_sign_refuses_an_id_with_a_dot() -> None:
     with pytest.raises(InvalidInput, match="without spaces, commas or dots"):
         sign_webhook(BODY, new_secret(), msg_id="msg.1")
