@@ -186,7 +186,8 @@ class _Output:
     stdout_overflow: bool
     stderr: bytes
     stderr_cut: bool
-    returncode: int | None  # None: killed at the timeout
+    returncode: int | None  # None: still running at the timeout
+    timed_out: bool = False  # the timeout passed with the output still open
 
 
 def _exchange(
@@ -209,7 +210,9 @@ def _exchange(
         while sel.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return _Output(bytes(out), overflow, bytes(err), cut, None)
+                # NOTE: the program may have exited while a process it started still
+                # holds its output open: its status then, the leftover is killed.
+                return _Output(bytes(out), overflow, bytes(err), cut, proc.poll(), True)
             for key, _ in sel.select(remaining):
                 stream = key.fileobj
                 if stream is proc.stdin:
@@ -293,6 +296,7 @@ def run_program(
             f"the {step} program of {ctx.ref} cannot be started ({shown}):"
             f" {exc.strerror or type(exc).__name__}",
         ) from None
+    output: _Output | None = None
     try:
         output = _exchange(
             proc,
@@ -305,7 +309,7 @@ def run_program(
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-        if proc.returncode is None:
+        if proc.returncode is None or output is None or output.timed_out:
             _kill(proc)
     if step == "create" and output.stdout.strip():
         # A create program that echoes its new value on stderr too: scrub that as well.
@@ -314,6 +318,13 @@ def run_program(
     if len(tail) > STDERR_SHOWN:
         tail = "…" + tail[-STDERR_SHOWN:]
     said = f": {tail}" if tail else " (it printed nothing on stderr)"
+    if output.timed_out and output.returncode is not None:
+        raise _failure(
+            step,
+            f"the {step} program of {ctx.ref} ({shown}) exited with status"
+            f" {output.returncode}, but a process it started kept its output open past the"
+            f" {programs.timeout:g} s timeout and was killed{said}",
+        )
     if output.returncode is None:
         raise _failure(
             step,

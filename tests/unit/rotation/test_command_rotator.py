@@ -62,6 +62,15 @@ if mode == "sleep":
     with open(report + ".child", "w") as f:
         f.write(str(child.pid))
     time.sleep(120)
+if mode == "close-and-sleep":
+    os.close(1)
+    os.close(2)
+    time.sleep(120)
+if mode == "leave-child":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(report + ".child", "w") as f:
+        f.write(str(child.pid))
+    sys.exit(0)
 if mode == "signal":
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(5)
@@ -250,19 +259,42 @@ def test_a_program_that_outlives_the_timeout_is_killed_with_its_children(
     line, report = program("sleep")
     with pytest.raises(UpstreamError, match=r"did not finish within 1 s and was killed"):
         CommandRotator().set(Ctx({"set": line, "timeout": "1"}))
-    child = int(Path(str(report) + ".child").read_text())
     # Killed with its process group: gone, or a zombie waiting for init to reap it.
+    assert gone(int(Path(str(report) + ".child").read_text()))
+
+
+def gone(pid: int) -> bool:
+    """The process ended (or is a zombie waiting for init), polled for up to 5 s."""
     for _ in range(100):
         try:
-            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except FileNotFoundError:
-            break
+            return True
         if state in ("Z", "X"):
-            break
+            return True
         time.sleep(0.05)
-    else:
-        os.kill(child, 9)
-        pytest.fail("the program's child outlived the timeout")
+    os.kill(pid, 9)
+    return False
+
+
+def test_a_program_that_closes_its_output_and_hangs_is_killed(program: Any) -> None:
+    line, _ = program("close-and-sleep")
+    with pytest.raises(UpstreamError, match="did not finish within 1 s"):
+        CommandRotator().set(Ctx({"set": line, "timeout": "1"}))
+
+
+def test_a_child_left_holding_the_output_is_killed_and_reported(program: Any) -> None:
+    line, report = program("leave-child")
+    with pytest.raises(UpstreamError, match="exited with status 0, but a process it started"):
+        CommandRotator().set(Ctx({"set": line, "timeout": "1"}))
+    assert gone(int(Path(str(report) + ".child").read_text()))
+
+
+def test_a_large_value_is_read_whole_from_stdin(program: Any) -> None:
+    line, report = program("ok")
+    big = SecretValue("v" * 300_000 + "-end")
+    CommandRotator().set(Ctx({"set": line}, pending=big))
+    assert read(report)["stdin"] == big.reveal()
 
 
 def test_a_test_that_times_out_is_a_rotation_failure(program: Any) -> None:
