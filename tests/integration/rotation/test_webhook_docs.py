@@ -60,6 +60,7 @@ def test_the_documented_sender_and_receiver_run(live: Live, tmp_path: Path) -> N
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(tmp_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
         "SEALBOX_ADDR": live.url,
         "SEALBOX_TOKEN": live.token,
         "PORT": str(port),
