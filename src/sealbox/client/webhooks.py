@@ -152,9 +152,7 @@ def sign_webhook(
     if msg_id is None:
         msg_id = "msg_" + _random.token_urlsafe(18)
     elif not _ID.fullmatch(msg_id):
-        raise InvalidInput(
-            "a webhook id must be 1 to 256 characters without spaces or dots"
-        )
+        raise InvalidInput("a webhook id must be 1 to 256 characters without spaces or dots")
     ts = int(time.time()) if timestamp is None else int(timestamp)
     if not 0 <= ts < 10**12:
         raise InvalidInput("a webhook timestamp is whole Unix seconds")
@@ -236,9 +234,7 @@ def verify_webhook(
     ``"malformed"``, ``"timestamp"`` or ``"signature"``.
     """
     if not isinstance(msg_id, str) or not _ID.fullmatch(msg_id):
-        raise _refused(
-            f"the {ID_HEADER} header is missing, or holds spaces or dots", "malformed"
-        )
+        raise _refused(f"the {ID_HEADER} header is missing, or holds spaces or dots", "malformed")
     if not isinstance(signature, str):
         raise _refused(f"the {SIGNATURE_HEADER} header is missing", "malformed")
     ts = _parse_timestamp(timestamp)
