@@ -138,6 +138,29 @@ class RotationFailed(SealboxError):
     code = "rotation_failed"
 
 
+class WebhookVerificationFailed(SealboxError):
+    """A webhook's signature headers did not verify (Standard Webhooks): malformed, signed
+    with no secret the receiver holds, or timestamped outside the tolerance (a replay).
+
+    ``reason`` is ``"malformed"``, ``"signature"`` or ``"timestamp"``; a receiver answers
+    the sender with a 4xx either way and processes nothing.
+    """
+
+    code = "webhook_verification_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "signature",
+        hint: str | None = None,
+        hint_key: str | None = None,
+        hint_args: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, hint_key=hint_key, hint_args=hint_args)
+        self.reason = reason
+
+
 class NotInitialised(SealboxError):
     """No vault exists at the configured location."""
 
@@ -167,5 +190,6 @@ ALL_ERRORS: tuple[type[SealboxError], ...] = (
     NotInitialised,
     UpstreamError,
     RotationFailed,
+    WebhookVerificationFailed,
 )
 """The core's errors that can cross HTTP (the SDK raises each again by its code)."""

@@ -18,6 +18,7 @@ EXIT_STATUS: dict[str, int] = {
     errors.NotFound.code: 3,
     errors.AccessDenied.code: 4,
     errors.AuthenticationFailed.code: 4,
+    errors.WebhookVerificationFailed.code: 4,
     errors.AlreadyExists.code: 5,
     errors.Conflict.code: 5,
     errors.Sealed.code: 6,

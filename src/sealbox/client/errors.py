@@ -47,6 +47,7 @@ ERROR_CLASSES: dict[str, type[errors.SealboxError]] = {
     errors.NotInitialised.code: errors.NotInitialised,
     errors.UpstreamError.code: errors.UpstreamError,
     errors.RotationFailed.code: errors.RotationFailed,
+    errors.WebhookVerificationFailed.code: errors.WebhookVerificationFailed,
     # Codes only the HTTP layer produces.
     RateLimited.code: RateLimited,
     "payload_too_large": errors.InvalidInput,

@@ -64,8 +64,7 @@ class RandomRotator:
         return length, ALPHABETS[alphabet], prefix
 
     def create(self, ctx: RotationContext) -> SecretValue:
-        length, alphabet, prefix = self._policy(ctx.options)
-        return SecretValue(prefix + "".join(secrets.choice(alphabet) for _ in range(length)))
+        return random_value(ctx.options)
 
     def set(self, ctx: RotationContext) -> None:
         """Nothing upstream to tell."""
@@ -87,3 +86,10 @@ class RandomRotator:
 
     def undo(self, ctx: RotationContext) -> None:
         """Nothing upstream to restore."""
+
+
+def random_value(options: Mapping[str, str]) -> SecretValue:
+    """A value by the policy in ``options`` (``length``, ``alphabet``, ``prefix`` only):
+    what the random rotator creates, for other rotators that generate their value."""
+    length, alphabet, prefix = RandomRotator._policy(options)
+    return SecretValue(prefix + "".join(secrets.choice(alphabet) for _ in range(length)))

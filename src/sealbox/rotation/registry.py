@@ -23,6 +23,8 @@ BUILTIN: dict[str, str] = {
     "random": "sealbox.rotation.random:RandomRotator",
     "postgres": "sealbox.rotation.postgres:PostgresRotator",
     "mysql": "sealbox.rotation.mysql:MysqlRotator",
+    "webhook": "sealbox.rotation.webhook:WebhookRotator",
+    "command": "sealbox.rotation.command:CommandRotator",
 }
 
 RotatorFactory = Callable[[], "Rotator"]

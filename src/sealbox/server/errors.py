@@ -53,6 +53,7 @@ NEVER_SENT: dict[str, str] = {
 HTTP_STATUS: dict[str, int] = {
     errors.InvalidInput.code: 400,
     errors.AuthenticationFailed.code: 401,
+    errors.WebhookVerificationFailed.code: 401,
     errors.AccessDenied.code: 403,
     errors.NotFound.code: 404,
     MethodNotAllowed.code: 405,
