@@ -10,6 +10,8 @@ import keyring
 import keyring.backend
 import pytest
 
+from tests.unit.storage.contract import DROP_V9
+
 from sealbox import factory
 from sealbox.errors import (
     AuthenticationFailed,
@@ -304,6 +306,8 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
             conn.execute(f"DROP TABLE {table}")
         _downgrade_audit_to_v1(conn)
         conn.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")  # schema 8's
+        for stmt in DROP_V9:  # schema 9's
+            conn.execute(stmt)
         conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")
     reopened = factory.open_vault(home=home)
     assert reopened.get(REF).value.reveal() == "kept"

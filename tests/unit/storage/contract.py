@@ -15,6 +15,16 @@ NOW = "2026-01-01T00:00:00+00:00"
 KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
 
 
+#: Undoes schema 9 (rotations), for the tests of migrations from before it.
+DROP_V9 = (
+    "DROP TABLE sb_rotation_configs",
+    "DROP TABLE sb_rotations",
+    "DROP INDEX sb_versions_rotation",
+    "ALTER TABLE sb_versions DROP COLUMN rotation_id",
+    "ALTER TABLE sb_versions DROP COLUMN staged_at",
+)
+
+
 def sealed(version: int) -> SealedRow:
     return SealedRow(f"ct-{version}".encode(), f"wk-{version}".encode(), "kek1")
 

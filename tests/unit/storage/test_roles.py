@@ -24,6 +24,7 @@ ROLES = [
     interface.PolicyStore,
     interface.AuditWriter,
     interface.AuditReader,
+    interface.RotationStore,
 ]
 
 
