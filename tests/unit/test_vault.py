@@ -9,7 +9,6 @@ from pathlib import Path
 import keyring
 import keyring.backend
 import pytest
-
 from tests.unit.storage.contract import DROP_V9
 
 from sealbox import factory
