@@ -247,3 +247,5 @@ class RotationRow(NamedTuple):
     actor: str
     owner: str
     lease_until: str
+    #: What the test step found: "" (not run yet), "passed" or "failed".
+    tested: str = ""

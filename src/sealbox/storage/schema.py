@@ -169,7 +169,7 @@ def schema_v9(d: Dialect) -> list[str]:
         " from_version INTEGER, pending_version INTEGER, started_at TEXT NOT NULL,"
         " updated_at TEXT NOT NULL, finished_at TEXT, error TEXT NOT NULL,"
         " rotator_state TEXT NOT NULL, notes TEXT NOT NULL, actor TEXT NOT NULL,"
-        " owner TEXT NOT NULL, lease_until TEXT NOT NULL)",
+        " owner TEXT NOT NULL, lease_until TEXT NOT NULL, tested TEXT NOT NULL)",
         "CREATE UNIQUE INDEX sb_rotations_one_open ON sb_rotations (project, env, name)"
         " WHERE finished_at IS NULL",
         "CREATE INDEX sb_rotations_secret ON sb_rotations (project, env, name, started_at)",

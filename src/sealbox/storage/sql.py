@@ -743,7 +743,7 @@ class SqlStorage:
     _ROTATION_COLS = (
         "id, project, env, name, method, state, step, phase, dry_run, from_version,"
         " pending_version, started_at, updated_at, finished_at, error, rotator_state, notes,"
-        " actor, owner, lease_until"
+        " actor, owner, lease_until, tested"
     )
     _CONFIG_COLS = (
         "project, env, name, method, options, grace_seconds, time_window, start_offset,"
@@ -752,17 +752,19 @@ class SqlStorage:
 
     @staticmethod
     def _rotation_row(r: Sequence[Any]) -> RotationRow:
-        return RotationRow(
-            *r[:8],
-            bool(r[8]),
-            None if r[9] is None else int(r[9]),
-            None if r[10] is None else int(r[10]),
-            *r[11:],
+        return RotationRow._make(
+            (
+                *r[:8],
+                bool(r[8]),
+                None if r[9] is None else int(r[9]),
+                None if r[10] is None else int(r[10]),
+                *r[11:],
+            )
         )
 
     @staticmethod
     def _config_row(r: Sequence[Any]) -> RotationConfigRow:
-        return RotationConfigRow(*r[:5], int(r[5]), r[6], int(r[7]), *r[8:])
+        return RotationConfigRow._make((*r[:5], int(r[5]), r[6], int(r[7]), *r[8:]))
 
     def put_rotation_config(
         self,
@@ -871,7 +873,7 @@ class SqlStorage:
                 tx,
                 "UPDATE sb_rotations SET state = ?, step = ?, phase = ?, from_version = ?,"
                 " pending_version = ?, updated_at = ?, finished_at = ?, error = ?,"
-                " rotator_state = ?, notes = ?, owner = ?, lease_until = ?"
+                " rotator_state = ?, notes = ?, owner = ?, lease_until = ?, tested = ?"
                 " WHERE id = ? AND owner = ? AND finished_at IS NULL",
                 (
                     row.state,
@@ -886,6 +888,7 @@ class SqlStorage:
                     row.notes,
                     row.owner,
                     row.lease_until,
+                    row.tested,
                     row.id,
                     expect_owner,
                 ),
