@@ -13,7 +13,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
 from sealbox.storage.rows import (
@@ -819,13 +819,13 @@ class SqlStorage:
             (project, env, name),
         )
 
-    def _refuse_second(self, project: str, env: str, name: str, found: Any) -> Conflict:
-        return Conflict(
+    def _refuse_second(self, project: str, env: str, name: str, found: Any) -> NoReturn:
+        raise Conflict(
             f"{project}/{env}/{name} has an unfinished rotation {found[0]} ({found[1]})",
             hint=f"resume or cancel rotation {found[0]} first",
             hint_key="rotation_open",
             hint_args={"rotation": str(found[0])},
-        )
+        ) from None
 
     def start_rotation(
         self,
@@ -840,7 +840,7 @@ class SqlStorage:
                 self._secret_or_missing(tx, row.project, row.env, row.name)
                 found = self._open_rotation_of(tx, row.project, row.env, row.name)
                 if found is not None:
-                    raise self._refuse_second(row.project, row.env, row.name, found)
+                    self._refuse_second(row.project, row.env, row.name, found)
                 if self._one(tx, "SELECT 1 FROM sb_rotations WHERE id = ?", (row.id,)):
                     raise Conflict(f"a rotation with id {row.id} exists already")
                 marks = ", ".join("?" for _ in row)
@@ -856,7 +856,7 @@ class SqlStorage:
             with self._tx(write=False) as tx:
                 found = self._open_rotation_of(tx, row.project, row.env, row.name)
             if found is not None and found[0] != row.id:
-                raise self._refuse_second(row.project, row.env, row.name, found) from None
+                self._refuse_second(row.project, row.env, row.name, found)
             raise
 
     def save_rotation(
