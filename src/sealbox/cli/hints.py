@@ -15,7 +15,9 @@ CLI_HINTS: dict[str, str] = {
     "rotation_configure": (
         "configure it with `sealbox rotation configure {path} --method random` (or another rotator)"
     ),
-    "rotation_open": "run `sealbox rotation resume {rotation}` or `sealbox rotation cancel {rotation}`",
+    "rotation_open": (
+        "run `sealbox rotation resume {rotation}` or `sealbox rotation cancel {rotation}`"
+    ),
     "rotation_resume": "run `sealbox rotation resume {rotation}`",
     "rotation_rotate_first": "rotate it first with `sealbox rotate {path}`",
     "init_vault": "create one with `sealbox init`",
