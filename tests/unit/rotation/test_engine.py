@@ -319,7 +319,7 @@ def test_configure_refuses_bad_settings(env: Env) -> None:
 class _Hook(http.server.BaseHTTPRequestHandler):
     received: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
@@ -351,3 +351,37 @@ def test_the_notify_url_hears_success_and_failure(env: Env) -> None:
     env.configure(notify_url=f"http://127.0.0.1:{server.server_port}/gone")
     env.vault.rotations.cancel(bad.id)
     assert any(op == "rotation.notify" and out == "error" for op, out, _ in env.events())
+
+
+def test_due_rotations_start_in_their_window_and_late_ones_are_overdue(env: Env) -> None:
+    env.configure(window="02:00-04:00", start_offset=timedelta(minutes=10))
+    rotations = env.vault.rotations
+    assert rotations.due() == []  # no interval: never due
+    env.vault.update_meta(REF, rotate_every_days=30)
+    env.clock.now += timedelta(days=30)  # 2026-03-31 12:00: past today's window
+    assert rotations.due() == []
+    env.clock.now = datetime(2026, 4, 1, 2, 20, tzinfo=UTC)
+    due = rotations.due()
+    assert [(d.ref, d.overdue) for d in due] == [(REF, False)]
+    assert datetime(2026, 4, 1, 2, 10, tzinfo=UTC) <= due[0].due_at <= env.clock.now
+    [outcome] = rotations.rotate_due()
+    assert outcome.rotation is not None and outcome.rotation.state == RotationState.SUCCEEDED
+    assert rotations.due() == []
+    env.clock.now = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)  # its next window passed
+    [late] = rotations.due()
+    assert late.overdue
+    [skipped] = rotations.rotate_due()
+    assert skipped.rotation is None and "outside its window 02:00-04:00" in skipped.skipped
+    env.clock.now = datetime(2026, 5, 4, 3, 0, tzinfo=UTC)
+    assert rotations.rotate_due(limit=0) == []
+    [again] = rotations.rotate_due(limit=1)
+    assert again.rotation is not None and again.rotation.state == RotationState.SUCCEEDED
+
+
+def test_rotate_due_skips_a_secret_with_an_unfinished_rotation(env: Env) -> None:
+    env.vault.update_meta(REF, rotate_every_days=1)
+    env.steer(unreachable="set")
+    stuck = env.vault.rotations.start(REF)
+    env.clock.now += timedelta(days=3)
+    [outcome] = env.vault.rotations.rotate_due()
+    assert outcome.rotation is None and stuck.id in outcome.skipped
