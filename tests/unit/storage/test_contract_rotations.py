@@ -98,7 +98,7 @@ def test_a_rotation_writes_one_version_whatever_the_retries(store: Storage) -> N
                 actor="t",
                 plan=stages.new_pending(),
                 rotation_id="rot_000001",
-            )  # fmt: skip
+            )
             == 2
         )
     assert calls == [2]
