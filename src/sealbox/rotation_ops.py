@@ -508,6 +508,7 @@ class RotationOps(CoreService):
                 actor=self.actor.identity,
                 plan=stages.new_pending(),
                 audit_node=self._audit.node,
+                audit_head=self._audit.head_for(self._now()),
                 rotation_id=rotation_id,
             )
 
@@ -801,6 +802,9 @@ class RotationOps(CoreService):
         """Around a change whose event is recorded in its own transaction (as in
         :meth:`sealbox.secret_ops.SecretOps._audited`)."""
         self._audit.settle()
+        # NOTE: the head signer reads the newest checkpoints once, lazily: before the
+        # change's transaction, not inside it (a second transaction there fails).
+        self._audit.head_for(self._now())
         yield
         self._audit.after_write()
         self._audit.after_commit(self._now())

@@ -55,6 +55,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
     "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),
     "token": ("sealbox.cli.admin_cmds:token", "Create, list and revoke tokens."),
+    "rotate": (
+        "sealbox.cli.rotation_cmds:rotate",
+        "Rotate a secret now (--dry-run rehearses), or the due ones (--due).",
+    ),
+    "rotation": (
+        "sealbox.cli.rotation_cmds:rotation",
+        "Configure rotations; status, resume, cancel, history, revoke.",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",
