@@ -385,3 +385,49 @@ def test_rotate_due_skips_a_secret_with_an_unfinished_rotation(env: Env) -> None
     env.clock.now += timedelta(days=3)
     [outcome] = env.vault.rotations.rotate_due()
     assert outcome.rotation is None and stuck.id in outcome.skipped
+
+
+def test_killed_after_the_pending_write_before_its_record_resume_writes_no_second(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one instant the rotator cannot block at (the crash test's hooks are in the
+    rotator): the pending version is committed, the row does not know it yet."""
+    storage = env.vault._storage
+    save = storage.save_rotation
+
+    def dies_after_create(row: Any, **kw: Any) -> None:
+        if row.step == "create" and row.phase == "done":
+            raise KeyboardInterrupt  # as good as a SIGKILL for the rows: nothing more is saved
+        save(row, **kw)
+
+    monkeypatch.setattr(storage, "save_rotation", dies_after_create)
+    with pytest.raises(KeyboardInterrupt):
+        env.vault.rotations.start(REF)
+    monkeypatch.setattr(storage, "save_rotation", save)
+    [stuck] = env.vault.rotations.status()
+    assert (stuck.step, stuck.phase, stuck.pending_version) == ("create", "started", None)
+    assert env.stages() == {1: "current", 2: "pending"}
+    done = env.vault.rotations.resume(REF)
+    assert (done.state, done.pending_version) == (RotationState.SUCCEEDED, 2)
+    assert env.stages() == {1: "previous", 2: "current"}
+    assert env.current() == upstream_password(env.upstream)
+
+
+def test_cancel_after_the_pending_write_drops_that_version(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = env.vault._storage
+    save = storage.save_rotation
+
+    def dies_after_create(row: Any, **kw: Any) -> None:
+        if row.step == "create" and row.phase == "done":
+            raise KeyboardInterrupt
+        save(row, **kw)
+
+    monkeypatch.setattr(storage, "save_rotation", dies_after_create)
+    with pytest.raises(KeyboardInterrupt):
+        env.vault.rotations.start(REF)
+    monkeypatch.setattr(storage, "save_rotation", save)
+    assert env.vault.rotations.cancel(REF).state == RotationState.CANCELLED
+    assert env.stages() == {1: "current", 2: None}
+    assert upstream_password(env.upstream) == INITIAL == env.current()
