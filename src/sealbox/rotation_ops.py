@@ -345,6 +345,10 @@ class RotationOps(CoreService):
         if row.state not in _OPEN:
             return _info(row)
         row = self._take(row)
+        if Step(row.step) == Step.UNDO and not row.dry_run:
+            # A cancel whose undo failed: resuming it goes on cancelling (the last thing
+            # asked of it), never back to promoting what was being taken back.
+            return self._cancel(row)
         cfg = self._load_config(_ref(row))
         return self._run(row, self._rotator(row.method), cfg)
 
@@ -356,7 +360,9 @@ class RotationOps(CoreService):
         row = self._find(target, "rotation.cancel")
         if row.state not in _OPEN:
             raise Conflict(f"rotation {row.id} is {row.state} already: nothing to cancel")
-        row = self._take(row)
+        return self._cancel(self._take(row))
+
+    def _cancel(self, row: RotationRow) -> RotationInfo:
         ref = _ref(row)
         pending = row.pending_version or self._storage.version_for_rotation(
             ref.project, ref.env, ref.name, row.id

@@ -431,3 +431,17 @@ def test_cancel_after_the_pending_write_drops_that_version(
     assert env.vault.rotations.cancel(REF).state == RotationState.CANCELLED
     assert env.stages() == {1: "current", 2: None}
     assert upstream_password(env.upstream) == INITIAL == env.current()
+
+
+def test_a_cancel_whose_undo_fails_waits_and_resumes_as_a_cancel(env: Env) -> None:
+    env.steer(refuse_test="1")
+    failed = env.vault.rotations.start(REF)
+    env.steer(unreachable="undo")
+    stuck = env.vault.rotations.cancel(failed.id)
+    assert (stuck.state, stuck.step) == (RotationState.PENDING, "undo")
+    assert env.current() == INITIAL != upstream_password(env.upstream)  # upstream not back yet
+    env.steer()
+    done = env.vault.rotations.resume(failed.id)
+    assert done.state == RotationState.CANCELLED
+    assert upstream_password(env.upstream) == INITIAL == env.current()
+    assert env.stages() == {1: "current", 2: None}
