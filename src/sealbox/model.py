@@ -459,3 +459,18 @@ class DueRotation(NamedTuple):
             "due_at": self.due_at.isoformat(),
             "overdue": self.overdue,
         }
+
+
+class DueOutcome(NamedTuple):
+    """What ``rotate --due`` did for one due secret."""
+
+    ref: SecretRef
+    rotation: RotationInfo | None
+    skipped: str  # why it was not started ("" when it was)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.ref.path,
+            "rotation": self.rotation.to_json() if self.rotation else None,
+            "skipped": self.skipped or None,
+        }

@@ -35,7 +35,6 @@ import secrets
 import socket
 from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from sealbox import rotation_schedule, stages
 from sealbox.auth.policy import Capability
@@ -51,6 +50,7 @@ from sealbox.errors import (
 )
 from sealbox.model import (
     MAX_VALUE_BYTES,
+    DueOutcome,
     DueRotation,
     RotationConfig,
     RotationInfo,
@@ -115,14 +115,6 @@ def new_rotation_id() -> str:
 
 def is_rotation_id(text: str) -> bool:
     return bool(ROTATION_ID_RE.match(text))
-
-
-class DueOutcome(NamedTuple):
-    """What ``rotate --due`` did for one due secret."""
-
-    ref: SecretRef
-    rotation: RotationInfo | None
-    skipped: str  # why it was not started ("" when it was)
 
 
 class _StepContext:

@@ -125,16 +125,7 @@ def rotate(
         vault.close()
     status = max((exit_for(o.rotation) for o in outcomes if o.rotation), default=0)
     if as_json:
-        emit_json(
-            [
-                {
-                    "path": o.ref.path,
-                    "rotation": o.rotation.to_json() if o.rotation else None,
-                    "skipped": o.skipped or None,
-                }
-                for o in outcomes
-            ]
-        )
+        emit_json([o.to_json() for o in outcomes])
         return status
     if not outcomes:
         info("no rotation is due")

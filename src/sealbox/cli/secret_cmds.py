@@ -130,12 +130,14 @@ def get_cmd(
     try:
         if stage is None:
             found = vault.get(ref, version=version, reveal=True)
-        elif not hasattr(vault, "rotations"):
-            raise InvalidInput(
-                "reading by stage works on the embedded vault for now, not through a server"
-            )
         else:
-            found = vault.get(ref, version=version, reveal=True, stage=stage)  # type: ignore[call-arg]
+            from sealbox.vault import Vault
+
+            if not isinstance(vault, Vault):
+                raise InvalidInput(
+                    "reading by stage works on the embedded vault for now, not through a server"
+                )
+            found = vault.get(ref, version=version, reveal=True, stage=stage)
     finally:
         vault.close()
     if as_json:

@@ -50,6 +50,7 @@ from sealbox.wire import secrets as wire
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.audit import RemoteAudit
+    from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
 
 
@@ -583,6 +584,13 @@ class Client:
 
             self._accounts = RemoteAccounts(self)
         return self._accounts
+
+    @property
+    def rotations(self) -> RemoteRotations:
+        """The server's rotations, shaped as the embedded vault's ``vault.rotations``."""
+        from sealbox.client.rotations import RemoteRotations
+
+        return RemoteRotations(self)
 
     @property
     def audit(self) -> RemoteAudit:
