@@ -709,6 +709,20 @@ class RotationOps(CoreService):
             )
         self._changed(ref, version, "revoke")
 
+    def counts(self, now: datetime | None = None) -> tuple[int, float]:
+        """(rotations waiting on a failure, seconds the oldest due rotation has waited;
+        0 when none is due) for metrics: counts, never names. Authorised as a listing
+        of ``sys/rotations``; not audited (a metrics scrape polls it)."""
+        self._authorize(Capability.LIST, "sys/rotations", "rotation.status")
+        now = now or self._clock()
+        waiting = [
+            r for r in self._storage.list_rotations(open_only=True, limit=10_000)
+            if r.state in ("failed", "pending")
+        ]  # fmt: skip
+        due = self.due(now)
+        oldest = max(((now - d.due_at).total_seconds() for d in due), default=0.0)
+        return len(waiting), oldest
+
     # -- schedule -----------------------------------------------------------------------------
     def due(self, now: datetime | None = None) -> list[DueRotation]:
         """The secrets whose scheduled rotation is due at ``now`` (those whose window

@@ -127,3 +127,18 @@ def test_the_cli_rotates_through_a_server(
     assert [x["state"] for x in json.loads(r.out)] == ["succeeded"]
     r = cli("secret", "get", path, "--stage", "previous")
     assert r.status == 2 and "embedded vault" in r.err
+
+
+def test_metrics_show_failed_rotations(live: Live, tmp_path: Path) -> None:
+    import urllib.request
+
+    client = Client(live.url, live.token)
+    _, control = _file_setup(client, tmp_path)
+    control.write_text(json.dumps({"refuse_test": "1"}))
+    assert client.rotations.start(REF).state == RotationState.FAILED
+    with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert "sealbox_rotations_failed 1.0" in text
+    assert "sealbox_rotation_oldest_due_seconds 0.0" in text
+    assert REF.name not in text  # counts, never names
+    client.close()
