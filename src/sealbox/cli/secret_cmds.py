@@ -128,7 +128,7 @@ def get_cmd(
     ref = secret_ref(name, project, env)
     vault = open_vault()
     try:
-        if stage is None:
+        if stage is None or (stage == "current" and version is None):
             found = vault.get(ref, version=version, reveal=True)
         else:
             from sealbox.vault import Vault
