@@ -189,3 +189,43 @@ def test_doctor_warns_about_failed_and_overdue_rotations(vault: Path, cli: Cli) 
     r = cli("doctor", "--json")
     messages = [f["message"] for f in json.loads(r.out) if f["check"] == "rotation"]
     assert any("payments/dev/TOKEN is overdue" in m for m in messages), messages
+
+
+@pytest.mark.integration
+def test_rotations_on_a_postgres_vault(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pg import throwaway_database
+
+    monkeypatch.setitem(registry.BUILTIN, "file", "tests.file_rotator:FileRotator")
+    monkeypatch.setenv("SEALBOX_PROJECT", "payments")
+    monkeypatch.setenv("SEALBOX_ENV", "prod")
+    with throwaway_database() as dsn:
+        assert cli("init", "--storage", dsn, "--key-file", str(tmp_path / "k.key")).status == 0
+        assert cli("project", "create", "payments").status == 0
+        assert cli("secret", "set", "DB", stdin="initial-db-password").status == 0
+        (tmp_path / "upstream.json").write_text(json.dumps({"password": "initial-db-password"}))
+        steer(tmp_path, unreachable="test")
+        r = cli(
+            "rotation", "configure", "DB", "--method", "file", "--grace", "0",
+            "--option", f"upstream={tmp_path / 'upstream.json'}",
+            "--option", f"control={tmp_path / 'control.json'}",
+        )  # fmt: skip
+        assert r.status == 0, r.err
+        r = cli("rotate", "DB", "--json")
+        assert r.status == EXIT_UPSTREAM, r.err
+        rid = json.loads(r.out)["id"]
+        assert rid in cli("rotate", "DB").err
+        steer(tmp_path)
+        assert cli("rotation", "resume", rid).status == 0
+        assert cli("secret", "get", "DB").out.strip() == upstream_password(
+            tmp_path / "upstream.json"
+        )
+        assert cli("secret", "get", "DB", "--stage", "previous").status == EXIT_NOT_FOUND
+        steer(tmp_path, refuse_test="1")
+        assert cli("rotate", "DB").status == EXIT_ROTATION_FAILED
+        assert cli("rotation", "cancel", "DB").status == 0
+        assert cli("rotation", "revoke", "DB", "1").status == 0
+        assert cli("secret", "get", "DB", "--version", "1").status == EXIT_NOT_FOUND
+        states = [x["state"] for x in json.loads(cli("rotation", "history", "DB", "--json").out)]
+        assert states == ["cancelled", "succeeded"]
