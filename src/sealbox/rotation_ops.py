@@ -387,8 +387,12 @@ class RotationOps(CoreService):
         at = steps.index(Step(row.step)) if row.step in steps else 0
         if row.phase == "done":
             at += 1
+        done: Step | None = None
         for step in steps[at:]:
-            row = self._save(row, step, "started", RotationState.RUNNING)
+            # NOTE: a step's end and the next one's start are one transaction (two
+            # events): nothing runs between them, and a rotation costs a third fewer
+            # commits (each one the write lock that every audited read also waits for).
+            row = self._save(row, step, "started", RotationState.RUNNING, after=done)
             row, error = self._attempt(row, step, rotator, cfg)
             if error is not None:
                 if row.dry_run and step in (Step.SET, Step.TEST):
@@ -402,9 +406,9 @@ class RotationOps(CoreService):
                     row = self._save(row, Step.UNDO, "done", RotationState.RUNNING)
                     return self._end(row, RotationState.REHEARSED, cfg, "rotation.rehearsed")
                 return self._stop(row, step, error, cfg)
-            row = self._save(row, step, "done", RotationState.RUNNING)
+            done = step
         final = RotationState.REHEARSED if row.dry_run else RotationState.SUCCEEDED
-        return self._end(row, final, cfg, f"rotation.{final.value}")
+        return self._end(row, final, cfg, f"rotation.{final.value}", after=done)
 
     def _attempt(
         self, row: RotationRow, step: Step, rotator: Rotator, cfg: RotationConfigRow
@@ -553,9 +557,11 @@ class RotationOps(CoreService):
         reason: str = "",
         finished: bool = False,
         operation: str = "",
+        after: Step | None = None,
     ) -> RotationRow:
         """Store the rotation's progress with the audit event that records it (one
-        transaction), renewing this process's lease."""
+        transaction), renewing this process's lease; ``after``: the step that ended
+        before it, whose "done" event goes first."""
         now = self._now()
         new = row._replace(
             step=step.value,
@@ -569,14 +575,23 @@ class RotationOps(CoreService):
         ref = _ref(row)
         op = operation or f"rotation.{step.value}"
         why = reason or f"{row.id} {phase}"
+
+        def audit() -> None:
+            if after is not None:
+                self._record(
+                    f"rotation.{after.value}",
+                    ref.path,
+                    new.pending_version,
+                    immediate=True,
+                    reason=f"{row.id} done",
+                )
+            self._record(
+                op, ref.path, new.pending_version, immediate=True, outcome=outcome, reason=why
+            )
+
         with self._audited():
             self._storage.save_rotation(
-                new,
-                expect_owner=row.owner,
-                audit=lambda: self._record(
-                    op, ref.path, new.pending_version, immediate=True, outcome=outcome, reason=why
-                ),
-                audit_node=self._audit.node,
+                new, expect_owner=row.owner, audit=audit, audit_node=self._audit.node
             )
         return new
 
@@ -595,16 +610,23 @@ class RotationOps(CoreService):
         return info
 
     def _end(
-        self, row: RotationRow, state: RotationState, cfg: RotationConfigRow, operation: str
+        self,
+        row: RotationRow,
+        state: RotationState,
+        cfg: RotationConfigRow,
+        operation: str,
+        *,
+        after: Step | None = None,
     ) -> RotationInfo:
         row = self._save(
             row,
             Step(row.step),
-            row.phase,
+            "done" if after is not None else row.phase,
             state,
             finished=True,
             operation=operation,
             reason=f"{row.id} {state.value}",
+            after=after,
         )
         info = _info(row)
         self._notify(cfg, info)

@@ -396,7 +396,7 @@ def test_killed_after_the_pending_write_before_its_record_resume_writes_no_secon
     save = storage.save_rotation
 
     def dies_after_create(row: Any, **kw: Any) -> None:
-        if row.step == "create" and row.phase == "done":
+        if row.step == "set" and row.phase == "started":  # the save right after create
             raise KeyboardInterrupt  # as good as a SIGKILL for the rows: nothing more is saved
         save(row, **kw)
 
@@ -420,7 +420,7 @@ def test_cancel_after_the_pending_write_drops_that_version(
     save = storage.save_rotation
 
     def dies_after_create(row: Any, **kw: Any) -> None:
-        if row.step == "create" and row.phase == "done":
+        if row.step == "set" and row.phase == "started":  # the save right after create
             raise KeyboardInterrupt
         save(row, **kw)
 
