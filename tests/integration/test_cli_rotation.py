@@ -114,6 +114,9 @@ def test_cancel_restores_the_old_state(vault: Path, cli: Cli) -> None:
     r = cli("rotate", "DB", "--json")
     assert r.status == EXIT_ROTATION_FAILED
     rid = json.loads(r.out)["id"]
+    listing = cli("rotation", "status").out.splitlines()
+    assert listing[0].split()[:2] == ["ID", "SECRET"]
+    assert listing[1].split()[:4] == [rid, "payments/dev/DB", "file", "failed"]  # whole id
     r = cli("rotation", "cancel", rid)
     assert r.status == 0, r.err
     assert "cancelled" in r.err

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sealbox.cli.common import emit_json, info, json_option, open_vault, scope_options, table
+from sealbox.cli.common import emit_json, info, json_option, open_vault, scope_options
 from sealbox.cli.exit_codes import EXIT_STATUS
 from sealbox.cli.scope import secret_ref
 from sealbox.errors import InvalidInput, RotationFailed, UpstreamError
@@ -199,23 +199,28 @@ def configure_cmd(
     info(f"{ref.path}: rotated by {cfg.method}, previous readable for {cfg.grace}{where}")
 
 
-def _rows(rotations: list[RotationInfo]) -> list[list[Any]]:
-    return [
-        [
-            r.id,
-            r.ref.path,
-            r.method + (" (dry run)" if r.dry_run else ""),
-            r.state.value,
-            r.step,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{r.from_version or 0}->{r.pending_version or '?'}",
-            r.error[:60],
-        ]
-        for r in rotations
+def _listing(rotations: list[RotationInfo]) -> None:
+    """One rotation a line, in aligned columns, never truncated (an id is copied from it)."""
+    rows = [
+        ["ID", "SECRET", "METHOD", "STATE", "STEP", "VERSIONS", "STARTED (UTC)", "ERROR"],
+        *(
+            [
+                r.id,
+                r.ref.path,
+                r.method + (" (dry run)" if r.dry_run else ""),
+                r.state.value,
+                r.step,
+                f"{r.from_version or 0}->{r.pending_version or '?'}",
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.error,
+            ]
+            for r in rotations
+        ),
     ]
-
-
-_COLUMNS = ["id", "secret", "method", "state", "step", "started", "versions", "error"]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 @rotation.command("status")
@@ -233,7 +238,7 @@ def status_cmd(failed: bool, as_json: bool) -> int:
     elif not found:
         info("no rotations" + (" waiting on a failure" if failed else ""))
     else:
-        table(_COLUMNS, _rows(found), title="rotations")
+        _listing(found)
     waiting = [r for r in found if r.state in (RotationState.FAILED, RotationState.PENDING)]
     return EXIT_STATUS[RotationFailed.code] if failed and waiting else 0
 
@@ -283,7 +288,7 @@ def history_cmd(name: str, project: str | None, env: str | None, as_json: bool) 
     elif not found:
         info(f"{ref.path} was never rotated")
     else:
-        table(_COLUMNS, _rows(found), title=ref.path)
+        _listing(found)
 
 
 @rotation.command("revoke")
