@@ -131,12 +131,6 @@ def get_cmd(
         if stage is None or (stage == "current" and version is None):
             found = vault.get(ref, version=version, reveal=True)
         else:
-            from sealbox.vault import Vault
-
-            if not isinstance(vault, Vault):
-                raise InvalidInput(
-                    "reading by stage works on the embedded vault for now, not through a server"
-                )
             found = vault.get(ref, version=version, reveal=True, stage=stage)
     finally:
         vault.close()

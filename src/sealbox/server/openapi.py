@@ -648,6 +648,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(
             _query("version", VERSION, "a version number"),
             _query("reveal", B, "audit as shown to a person, not a program"),
+            _query(
+                "stage",
+                {"enum": ["current", "pending", "previous"]},
+                "by stage: pending (being rotated in), previous (during its grace window)",
+            ),
         ),
         response=resp({"path": S, "version": I, "value": S, "created_at": S}),
     ),
