@@ -50,6 +50,7 @@ from sealbox.errors import (
 )
 from sealbox.model import (
     MAX_VALUE_BYTES,
+    OPEN_ROTATION_STATES,
     DueOutcome,
     DueRotation,
     RotationConfig,
@@ -76,7 +77,6 @@ OPTION_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
 ROTATION_ID_RE = re.compile(r"rot_[A-Za-z0-9_-]{6,60}\Z")
 STEPS = (Step.CREATE, Step.SET, Step.TEST, Step.FINISH)
 REHEARSAL = (Step.CREATE, Step.SET, Step.TEST, Step.UNDO)
-_OPEN = ("running", "pending", "failed")
 
 #: pid -> this process as a rotation owner (a forked child is another owner).
 _OWNERS: dict[int, str] = {}
@@ -329,12 +329,12 @@ class RotationOps(CoreService):
         """Run an unfinished rotation on from its interrupted or failed step (a finished
         one is returned as it is)."""
         row = self._find(target, "rotation.resume")
-        if row.state not in _OPEN:
+        if row.state not in OPEN_ROTATION_STATES:
             return _info(row)
         return self._continue(row)
 
     def _continue(self, row: RotationRow) -> RotationInfo:
-        if row.state not in _OPEN:
+        if row.state not in OPEN_ROTATION_STATES:
             return _info(row)
         row = self._take(row)
         if Step(row.step) == Step.UNDO and not row.dry_run:
@@ -350,7 +350,7 @@ class RotationOps(CoreService):
         version loses its stage, the current one is untouched. Refused once the pending
         version was promoted (resume finishes it)."""
         row = self._find(target, "rotation.cancel")
-        if row.state not in _OPEN:
+        if row.state not in OPEN_ROTATION_STATES:
             raise Conflict(f"rotation {row.id} is {row.state} already: nothing to cancel")
         return self._cancel(self._take(row))
 
