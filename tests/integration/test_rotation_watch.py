@@ -53,3 +53,48 @@ def test_a_promotion_reaches_a_servers_watchers(tmp_path: Path) -> None:
     finally:
         app.state.sealbox_events.close()
         vault.close()
+
+
+def test_run_watch_restarts_the_command_with_the_rotated_value(
+    tmp_path: Path, keyfile_vault: Path
+) -> None:
+    """``sealbox run --watch`` embedded: the supervisor polls the vault and restarts its
+    child with the value a rotation (another process's, as far as the file knows) promoted."""
+    import threading
+    import time
+
+    from sealbox.delivery.supervise import Supervision, Supervisor
+
+    ref = SecretRef("payments", "dev", "TOKEN")
+    setup = open_vault(source="cli")
+    setup.set(ref, SecretValue("first-token-value-0001"))
+    setup.rotations.configure(ref, "random", options={"prefix": "rot_"})
+    setup.close()
+    out = tmp_path / "out"
+    script = f'echo "$TOKEN" >> {out}; case "$TOKEN" in rot_*) exit 0;; esac; sleep 30'
+
+    def rotate_once_started() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.05)
+        other = open_vault(source="cli")
+        assert other.rotations.start(ref).state == "succeeded"
+        other.close()
+
+    rotator = threading.Thread(target=rotate_once_started)
+    rotator.start()
+    vault = open_vault(source="cli")
+    said: list[str] = []
+    try:
+        status = Supervisor(
+            vault, "payments", "dev", ["TOKEN"], ["sh", "-c", script],
+            Supervision(watch=True, grace=5), parent_env={"PATH": "/usr/bin:/bin"},
+            report=said.append,
+        ).run()  # fmt: skip
+    finally:
+        rotator.join()
+        vault.close()
+    assert status == 0
+    first, second = out.read_text().splitlines()
+    assert first == "first-token-value-0001" and second.startswith("rot_")
+    assert said == ["secrets changed; restarting the command"]
