@@ -13,7 +13,10 @@ reads keep their throughput meanwhile.
 
 Nothing here asserts a timing; it prints figures.
 
-    python benchmarks/rotation_bench.py [--secrets 1000] [--seconds 5]
+    python benchmarks/rotation_bench.py [--secrets 1000] [--seconds 5] [--storage DSN]
+
+``--storage postgresql://…`` puts the vault in that (empty) PostgreSQL database instead.
+Rotations that did not succeed are counted apart, with the first reason.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--storage", default=None, help="an empty PostgreSQL database's DSN")
     args = parser.parse_args()
     sys.dont_write_bytecode = True
 
@@ -76,7 +80,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         os.environ["SEALBOX_HOME"] = str(home)
-        factory.init_vault(home=home, method=UnlockMethod.KEYFILE, key_file=Path(tmp) / "k.key")
+        factory.init_vault(
+            home=home,
+            storage=args.storage,
+            method=UnlockMethod.KEYFILE,
+            key_file=Path(tmp) / "k.key",
+        )
         clock = Clock()
         vault = factory.open_vault(home=home, clock=clock)
         vault.create_project("bench")
@@ -100,6 +109,11 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         during_rate = float(during.communicate()[0])
         done = sum(1 for o in outcomes if o.rotation and o.rotation.state == "succeeded")
+        failed = [o for o in outcomes if not (o.rotation and o.rotation.state == "succeeded")]
+        if failed:
+            first = failed[0]
+            why = first.skipped or (first.rotation.error if first.rotation else "")
+            print(f"not done: {len(failed)} (first: {why})")
         print(
             f"rotate --due: {done}/{len(outcomes)} rotations in {elapsed:.1f} s"
             f" = {done / elapsed:,.1f} rotations/s"
