@@ -369,6 +369,13 @@ OPEN_ROTATION_STATES = frozenset(
 )
 
 
+def _url_origin(url: str) -> str:
+    """``scheme://host[:port]/…`` of a URL: where it goes, without its path or query."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}/…" if sep else "…"
+
+
 class RotationConfig(NamedTuple):
     """How a secret is rotated (not secret)."""
 
@@ -390,7 +397,8 @@ class RotationConfig(NamedTuple):
             "grace_seconds": int(self.grace.total_seconds()),
             "window": self.window or None,
             "start_offset_seconds": int(self.start_offset.total_seconds()),
-            "notify_url": self.notify_url or None,
+            # NOTE: only where it goes: a webhook URL often carries its token in the path.
+            "notify_url": _url_origin(self.notify_url) if self.notify_url else None,
             "updated_at": self.updated_at.isoformat(),
             "updated_by": self.updated_by,
         }

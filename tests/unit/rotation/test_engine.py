@@ -445,3 +445,11 @@ def test_a_cancel_whose_undo_fails_waits_and_resumes_as_a_cancel(env: Env) -> No
     assert done.state == RotationState.CANCELLED
     assert upstream_password(env.upstream) == INITIAL == env.current()
     assert env.stages() == {1: "current", 2: None}
+
+
+def test_the_notify_url_is_shown_without_its_path(env: Env) -> None:
+    env.configure(notify_url="https://user:pw@hooks.example.com/services/T000/B000/XXXX?x=1")
+    cfg = env.vault.rotations.config(REF)
+    assert cfg is not None
+    assert cfg.to_json()["notify_url"] == "https://hooks.example.com/…"
+    assert "XXXX" not in json.dumps(cfg.to_json()) and "pw" not in json.dumps(cfg.to_json())
