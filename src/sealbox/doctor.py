@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sealbox.config import find_binding, load_config
 from sealbox.errors import SealboxError
@@ -183,8 +183,9 @@ def check_vault(
     return findings
 
 
-def check_rotations(vault: Vault) -> list[Finding]:
-    """Rotations that wait on a failure, and scheduled ones that are overdue."""
+def check_rotations(vault: Any) -> list[Finding]:
+    """Rotations that wait on a failure, and scheduled ones that are overdue (``vault``:
+    the embedded vault or a server's client, both with ``rotations``)."""
     findings: list[Finding] = []
     try:
         waiting = vault.rotations.status(failed_only=True)
@@ -294,6 +295,8 @@ def check_remote(directory: Path, env: Mapping[str, str]) -> list[Finding]:
                 " (on the server's host, unset SEALBOX_ADDR)",
             )
         )
+        if getattr(client, "rotations", None) is not None:
+            findings.extend(check_rotations(client))
     finally:
         client.close()
     return findings

@@ -149,3 +149,19 @@ def test_metrics_show_failed_rotations(live: Live, tmp_path: Path) -> None:
     assert "sealbox_rotation_oldest_due_seconds 0.0" in text
     assert REF.name not in text  # counts, never names
     client.close()
+
+
+def test_due_list_and_doctor_through_a_server(
+    live: Live, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client(live.url, live.token)
+    _, control = _file_setup(client, tmp_path)
+    assert client.rotations.due() == []
+    control.write_text(json.dumps({"refuse_test": "1"}))
+    failed = client.rotations.start(REF)
+    client.close()
+    monkeypatch.setenv("SEALBOX_ADDR", live.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", live.token)
+    r = cli("doctor", "--json")
+    warnings = [f["message"] for f in json.loads(r.out) if f["check"] == "rotation"]
+    assert len(warnings) == 1 and failed.id in warnings[0]

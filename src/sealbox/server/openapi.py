@@ -889,6 +889,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(_query("failed", B, "only rotations that failed or wait on the upstream"),),
         response=ROTATIONS,
     ),
+    ("/v1/rotation/due", "GET"): Op(
+        "The secrets whose scheduled rotation is due (overdue: its window passed unrotated)",
+        tag="rotation",
+        response=resp({"due": {"type": "array", "items": ANY}}, ["due"]),
+    ),
     ("/v1/rotation/due", "POST"): Op(
         "Start every due rotation whose window is open now (for cron); skipped ones say why",
         tag="rotation",

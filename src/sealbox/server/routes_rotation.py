@@ -140,6 +140,10 @@ async def due(request: Request) -> Response:
     return json_response(wire.encode_outcomes(who.vault.rotations.rotate_due(limit=limit)))
 
 
+async def list_due(request: Request) -> Response:
+    return json_response(wire.encode_due(caller(request).vault.rotations.due()))
+
+
 async def get_run(request: Request) -> Response:
     info = caller(request).vault.rotations.get(request.path_params["rotation_id"])
     return json_response(wire.encode_rotation(info))
@@ -161,6 +165,7 @@ async def cancel_run(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/rotation/status", status, methods=["GET"]),
+    Route("/v1/rotation/due", list_due, methods=["GET"]),
     Route("/v1/rotation/due", due, methods=["POST"]),
     Route(ONE, get_config, methods=["GET"]),
     Route(ONE, configure, methods=["PUT"]),

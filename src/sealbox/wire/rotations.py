@@ -8,6 +8,7 @@ from typing import Any
 
 from sealbox.model import (
     DueOutcome,
+    DueRotation,
     RotationConfig,
     RotationInfo,
     RotationState,
@@ -117,3 +118,19 @@ def decode_outcomes(data: Any) -> list[DueOutcome]:
             )
         )
     return out
+
+
+def encode_due(found: list[DueRotation]) -> dict[str, Any]:
+    return {"due": [d.to_json() for d in found]}
+
+
+def decode_due(data: Any) -> list[DueRotation]:
+    return [
+        DueRotation(
+            SecretRef.parse(text(d, "path")),
+            text(d, "method"),
+            time(d, "due_at"),
+            flag(d, "overdue"),
+        )
+        for d in items(obj(data), "due")
+    ]
