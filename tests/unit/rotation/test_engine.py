@@ -104,6 +104,13 @@ def test_a_rotation_runs_four_steps_promotes_and_agrees_with_upstream(env: Env) 
     assert ("rotation.succeeded", f"{info.id} succeeded") in ops
     text = json.dumps([list(r) for r in env.vault._storage.list_audit(1000)])
     assert env.current() not in text and INITIAL not in text
+    # Nor in the rotation's record or settings, nor its report.
+    stored = json.dumps(
+        [list(r) for r in env.vault._storage.list_rotations()]
+        + [list(c) for c in env.vault._storage.list_rotation_configs()]
+    )
+    assert env.current() not in stored and INITIAL not in stored
+    assert env.current() not in json.dumps(info.to_json()) + repr(info)
     # Watchers hear the promotion.
     assert ChangeEvent("payments", "dev", "DB_PASSWORD", 2, "rotate") in env.changes
     assert env.vault.versions("payments", "dev")["DB_PASSWORD"] == 2
