@@ -102,7 +102,12 @@ class VaultAPI(Protocol):
     def list_envs(self, project: str) -> list[str]: ...
     def set(self, ref: SecretRef, value: SecretValue, *, if_version: int | None = None) -> int: ...
     def get(
-        self, ref: SecretRef, *, version: int | None = None, reveal: bool = False
+        self,
+        ref: SecretRef,
+        *,
+        version: int | None = None,
+        reveal: bool = False,
+        stage: str | None = None,
     ) -> Secret: ...
     def resolve(
         self, project: str, env: str, *, only: list[str] | None = None, purpose: str = "run"

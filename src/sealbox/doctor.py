@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sealbox.config import find_binding, load_config
 from sealbox.errors import SealboxError
@@ -177,8 +177,39 @@ def check_vault(
         # Events a stopped server spooled and did not store, or a spool kept as evidence.
         findings.extend(Finding("warn", "audit", n) for n in vault.audit.spool_notices())
         findings.extend(_check_example(vault, directory / ".env.example"))
+        findings.extend(check_rotations(vault))
     finally:
         vault.close()
+    return findings
+
+
+def check_rotations(vault: Any) -> list[Finding]:
+    """Rotations that wait on a failure, and scheduled ones that are overdue (``vault``:
+    the embedded vault or a server's client, both with ``rotations``)."""
+    findings: list[Finding] = []
+    try:
+        waiting = vault.rotations.status(failed_only=True)
+        overdue = [d for d in vault.rotations.due() if d.overdue]
+    except SealboxError as exc:
+        return [Finding("warn", "rotation", f"rotations not checked: {exc.message}")]
+    for r in waiting:
+        findings.append(
+            Finding(
+                "warn",
+                "rotation",
+                f"rotation {r.id} of {r.ref.path} {r.state.value} at {r.step}: {r.error};"
+                f" run `sealbox rotation resume {r.id}` or `sealbox rotation cancel {r.id}`",
+            )
+        )
+    for d in overdue:
+        findings.append(
+            Finding(
+                "warn",
+                "rotation",
+                f"{d.ref.path} is overdue for rotation (due {d.due_at:%Y-%m-%d %H:%M} UTC);"
+                f" run `sealbox rotate {d.ref.path}`",
+            )
+        )
     return findings
 
 
@@ -264,6 +295,8 @@ def check_remote(directory: Path, env: Mapping[str, str]) -> list[Finding]:
                 " (on the server's host, unset SEALBOX_ADDR)",
             )
         )
+        if getattr(client, "rotations", None) is not None:
+            findings.extend(check_rotations(client))
     finally:
         client.close()
     return findings

@@ -349,3 +349,136 @@ class CheckpointRow(NamedTuple):
     #: seq of the node's checkpoint before this one (0: the first); -1: a checkpoint from
     #: before schema 7, which did not sign it.
     prev_seq: int = -1
+
+
+# -- rotation (issue 12): what the rotation service and its front ends show ---------------------
+class RotationState(enum.StrEnum):
+    """Where a rotation stands. ``running``, ``pending`` and ``failed`` are unfinished
+    (the secret's one open rotation: resume or cancel it); the others are final."""
+
+    RUNNING = "running"  # a process is running its steps (or crashed while it did)
+    PENDING = "pending"  # the upstream system was unreachable: resume retries the step
+    FAILED = "failed"  # a step failed (test refused the new value, a rotator raised)
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    REHEARSED = "rehearsed"  # a dry run, undone
+
+
+OPEN_ROTATION_STATES = frozenset(
+    {RotationState.RUNNING, RotationState.PENDING, RotationState.FAILED}
+)
+
+
+def _url_origin(url: str) -> str:
+    """``scheme://host[:port]/…`` of a URL: where it goes, without its path or query."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}/…" if sep else "…"
+
+
+class RotationConfig(NamedTuple):
+    """How a secret is rotated (not secret)."""
+
+    ref: SecretRef
+    method: str
+    options: dict[str, str]
+    grace: timedelta  # how long the previous version stays readable after a promotion
+    window: str  # "HH:MM-HH:MM" UTC in which scheduled rotations start; "" for any time
+    start_offset: timedelta  # after the window opens
+    notify_url: str  # "" for none
+    updated_at: datetime
+    updated_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.ref.path,
+            "method": self.method,
+            "options": dict(self.options),
+            "grace_seconds": int(self.grace.total_seconds()),
+            "window": self.window or None,
+            "start_offset_seconds": int(self.start_offset.total_seconds()),
+            # NOTE: only where it goes: a webhook URL often carries its token in the path.
+            "notify_url": _url_origin(self.notify_url) if self.notify_url else None,
+            "updated_at": self.updated_at.isoformat(),
+            "updated_by": self.updated_by,
+        }
+
+
+class RotationInfo(NamedTuple):
+    """One rotation as recorded (names, versions and steps; never a value)."""
+
+    id: str
+    ref: SecretRef
+    method: str
+    state: RotationState
+    step: str
+    phase: str
+    dry_run: bool
+    from_version: int | None
+    pending_version: int | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error: str
+    tested: str  # "", "passed" or "failed"
+    notes: tuple[str, ...]
+    rotator_state: dict[str, str]
+    actor: str
+    owner: str
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN_ROTATION_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.ref.path,
+            "method": self.method,
+            "state": self.state.value,
+            "step": self.step,
+            "phase": self.phase,
+            "dry_run": self.dry_run,
+            "from_version": self.from_version,
+            "pending_version": self.pending_version,
+            "started_at": self.started_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "error": self.error or None,
+            "test": self.tested or None,
+            "notes": list(self.notes),
+            "rotator_state": dict(self.rotator_state),
+            "actor": self.actor,
+        }
+
+
+class DueRotation(NamedTuple):
+    """A secret whose scheduled rotation is due (or overdue: its window passed unrotated)."""
+
+    ref: SecretRef
+    method: str
+    due_at: datetime
+    overdue: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.ref.path,
+            "method": self.method,
+            "due_at": self.due_at.isoformat(),
+            "overdue": self.overdue,
+        }
+
+
+class DueOutcome(NamedTuple):
+    """What ``rotate --due`` did for one due secret."""
+
+    ref: SecretRef
+    rotation: RotationInfo | None
+    skipped: str  # why it was not started ("" when it was)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.ref.path,
+            "rotation": self.rotation.to_json() if self.rotation else None,
+            "skipped": self.skipped or None,
+        }

@@ -37,6 +37,22 @@ from sealbox.stages import new_current
 from sealbox.storage.rows import SealedRow, SecretRow, VersionRow
 
 
+def _read_stage(stage: Stage | str | None) -> Stage | None:
+    if stage is None:
+        return None
+    readable = (Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS)
+    try:
+        wanted = Stage(stage)
+    except ValueError:
+        wanted = None
+    if wanted not in readable:
+        raise InvalidInput(
+            f"a version is read by stage {', '.join(s.value for s in readable)}"
+            f" (not {str(stage)[:20]!r})"
+        )
+    return wanted
+
+
 class SecretOps(CoreService):
     """Secrets, versions and metadata of one vault, for one caller."""
 
@@ -154,24 +170,71 @@ class SecretOps(CoreService):
         )
 
     # -- reading ------------------------------------------------------------------------------
-    def _read_row(self, ref: SecretRef, version: int | None, *, operation: str) -> VersionRow:
+    def _read_row(
+        self,
+        ref: SecretRef,
+        version: int | None,
+        *,
+        operation: str,
+        stage: Stage | None = None,
+    ) -> VersionRow:
         if version is not None and version < 1:
             raise InvalidInput("versions are numbered from 1")
         try:
-            return self._storage.read_version(ref.project, ref.env, ref.name, version)
+            if stage is None or stage == Stage.CURRENT:
+                row = self._storage.read_version(ref.project, ref.env, ref.name, version)
+            else:
+                row = self._storage.read_stage(ref.project, ref.env, ref.name, stage.value)
+                if stage == Stage.PREVIOUS:
+                    self._within_grace(ref, row)
+            if row.stage == Stage.REVOKED:
+                # NOTE: a revoked version (a leaked value) is read by no one, not even by
+                # its number: rollback cannot bring it back either.
+                raise NotFound(
+                    f"version {row.version} of {ref} is revoked: it can no longer be read",
+                    hint="read the current version",
+                )
         except SealboxError as exc:
             self._record_failure(operation, ref.path, exc)
             raise
+        return row
 
-    def get(self, ref: SecretRef, *, version: int | None = None, reveal: bool = False) -> Secret:
-        """A version's value (current by default).
+    def _within_grace(self, ref: SecretRef, row: VersionRow) -> None:
+        """The previous version is read by its stage only during the secret's grace window."""
+        from datetime import timedelta
+
+        from sealbox.stages import DEFAULT_GRACE_SECONDS
+
+        cfg = self._storage.get_rotation_config(ref.project, ref.env, ref.name)
+        grace = timedelta(seconds=cfg.grace_seconds if cfg else DEFAULT_GRACE_SECONDS)
+        since = datetime.fromisoformat(row.staged_at or row.created_at)
+        if grace <= timedelta(0) or self._clock() >= since + grace:
+            raise NotFound(
+                f"the previous version of {ref} (version {row.version}) is past its grace"
+                f" window ({int(grace.total_seconds())} s after it was replaced)",
+                hint="read the current version",
+            )
+
+    def get(
+        self,
+        ref: SecretRef,
+        *,
+        version: int | None = None,
+        reveal: bool = False,
+        stage: Stage | str | None = None,
+    ) -> Secret:
+        """A version's value (current by default; or by ``stage``: ``pending`` — being
+        rotated in — or ``previous``, during the secret's grace window).
 
         ``reveal`` records that a person was shown the value, as opposed to a program
         receiving it.
         """
+        wanted = _read_stage(stage)
+        if wanted is not None and version is not None:
+            raise InvalidInput("ask for a version or a stage, not both")
         operation = "reveal" if reveal else "read"
         self._authorize(Capability.READ, ref.path, operation)
-        row = self._read_row(ref, version, operation=operation)
+        row = self._read_row(ref, version, operation=operation, stage=wanted)
         try:
             value = self._open(row)
         except SealboxError as exc:

@@ -36,6 +36,7 @@ from sealbox.model import (
     SecretMeta,
     SecretRef,
     SecretValue,
+    Stage,
     VersionInfo,
 )
 from sealbox.secret_ops import SecretOps
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
     from sealbox.locks import Locks
+    from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
 
 __all__ = ["Clock", "Vault", "utcnow"]
@@ -115,6 +117,13 @@ class Vault(CoreService):
     def secrets(self) -> SecretOps:
         """Projects, environments, secrets, versions and metadata (the verbs below)."""
         return self._secrets
+
+    @property
+    def rotations(self) -> RotationOps:
+        """Rotations: settings, start, resume, cancel, status, history, the schedule."""
+        from sealbox.rotation_ops import RotationOps
+
+        return RotationOps(self._state, self._caller)
 
     @property
     def audit(self) -> AuditView:
@@ -264,8 +273,15 @@ class Vault(CoreService):
     def rollback(self, ref: SecretRef, version: int, *, if_version: int | None = None) -> int:
         return self._secrets.rollback(ref, version, if_version=if_version)
 
-    def get(self, ref: SecretRef, *, version: int | None = None, reveal: bool = False) -> Secret:
-        return self._secrets.get(ref, version=version, reveal=reveal)
+    def get(
+        self,
+        ref: SecretRef,
+        *,
+        version: int | None = None,
+        reveal: bool = False,
+        stage: Stage | str | None = None,
+    ) -> Secret:
+        return self._secrets.get(ref, version=version, reveal=reveal, stage=stage)
 
     def resolve(
         self, project: str, env: str, *, only: list[str] | None = None, purpose: str = "run"

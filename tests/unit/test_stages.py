@@ -98,3 +98,51 @@ def test_valid_plans_keep_at_most_one_current_version(
     for version, stage in before.items():
         if stage is None or stage.value not in moved:
             assert after[version] == stage
+
+
+# -- rotation's plans (issue 12) ------------------------------------------------------------------
+def test_promotion_makes_pending_current_and_shifts_the_others() -> None:
+    before = {1: S.ARCHIVED, 2: S.PREVIOUS, 3: S.CURRENT, 4: S.PENDING, 5: None, 6: S.REVOKED}
+    assert stages.apply_restage(stages.promote(4), before) == {
+        1: S.ARCHIVED,
+        2: S.ARCHIVED,
+        3: S.PREVIOUS,
+        4: S.CURRENT,
+        5: None,
+        6: S.REVOKED,
+    }
+    with pytest.raises(ValueError, match="not pending"):
+        stages.apply_restage(stages.promote(3), before)
+    with pytest.raises(ValueError, match="no version 9"):
+        stages.apply_restage(stages.promote(9), before)
+
+
+def test_drop_and_revoke_touch_one_version() -> None:
+    before = {1: S.PREVIOUS, 2: S.CURRENT, 3: S.PENDING}
+    assert stages.apply_restage(stages.drop_pending(3), before) == {
+        1: S.PREVIOUS,
+        2: S.CURRENT,
+        3: None,
+    }
+    with pytest.raises(ValueError):
+        stages.apply_restage(stages.drop_pending(2), before)  # only a pending one is dropped
+    assert stages.apply_restage(stages.revoke(1), before)[1] == S.REVOKED
+
+
+@given(st.lists(st.sampled_from([*Stage, None]), min_size=1, max_size=8))
+def test_a_promotion_leaves_exactly_one_current_version(
+    found: list[Stage | None],
+) -> None:
+    before = dict(enumerate(found, 1))
+    # As the core keeps them: at most one current and one pending version.
+    for stage in (S.CURRENT, S.PENDING):
+        for v in [v for v, s in before.items() if s == stage][1:]:
+            before[v] = None
+    pending = [v for v, s in before.items() if s == S.PENDING]
+    if not pending:
+        return
+    after = stages.apply_restage(stages.promote(pending[0]), before)
+    assert [v for v, s in after.items() if s == S.CURRENT] == pending
+    assert S.PENDING not in after.values()
+    had_current = S.CURRENT in before.values()
+    assert (S.PREVIOUS in after.values()) == had_current

@@ -9,6 +9,7 @@ from pathlib import Path
 import keyring
 import keyring.backend
 import pytest
+from tests.unit.storage.contract import undo_after
 
 from sealbox import factory
 from sealbox.errors import (
@@ -300,9 +301,9 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
     vault.set(REF, SecretValue("kept"))
     vault.close()
     with sqlite3.connect(home / "vault.db") as conn:
+        undo_after(conn, 8)  # schema 9 and later
         for table in ("sb_tokens", "sb_secret_ids", "sb_policies", "sb_identities", "sb_changes"):
             conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TABLE sb_locks")  # schema 11's
         _downgrade_audit_to_v1(conn)
         conn.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")  # schema 8's
         conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")

@@ -12,6 +12,14 @@ CLI_HINTS: dict[str, str] = {
     "create_project": "create it with `sealbox project create {project}`",
     "create_env": "create it with `sealbox env create {env} --project {project}`",
     "undelete_secret": "restore it with `sealbox secret undelete`",
+    "rotation_configure": (
+        "configure it with `sealbox rotation configure {path} --method random` (or another rotator)"
+    ),
+    "rotation_open": (
+        "run `sealbox rotation resume {rotation}` or `sealbox rotation cancel {rotation}`"
+    ),
+    "rotation_resume": "run `sealbox rotation resume {rotation}`",
+    "rotation_rotate_first": "rotate it first with `sealbox rotate {path}`",
     "init_vault": "create one with `sealbox init`",
     "init_vault_or_home": "create one with `sealbox init` (or set SEALBOX_HOME)",
     "if_version": "--if-version takes 0 (not yet created) or a version number",

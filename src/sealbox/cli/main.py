@@ -59,6 +59,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.incident_cmd:incident",
         "A suspected leak: who received a secret, whom to tell, what to redeploy.",
     ),
+    "rotate": (
+        "sealbox.cli.rotation_cmds:rotate",
+        "Rotate a secret now (--dry-run rehearses), or the due ones (--due).",
+    ),
+    "rotation": (
+        "sealbox.cli.rotation_cmds:rotation",
+        "Configure rotations; status, resume, cancel, history, revoke.",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

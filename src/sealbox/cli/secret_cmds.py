@@ -108,16 +108,30 @@ def set_cmd(
 @click.option(
     "--version", "version", type=int, default=None, help="A specific version (default: current)."
 )
+@click.option(
+    "--stage",
+    type=click.Choice(["current", "pending", "previous"]),
+    default=None,
+    help="By stage: pending (being rotated in), previous (during its grace window).",
+)
 @scope_options
 @json_option
 def get_cmd(
-    name: str, version: int | None, project: str | None, env: str | None, as_json: bool
+    name: str,
+    version: int | None,
+    stage: str | None,
+    project: str | None,
+    env: str | None,
+    as_json: bool,
 ) -> None:
     """Print the value of NAME (recorded in the audit trail as a reveal)."""
     ref = secret_ref(name, project, env)
     vault = open_vault()
     try:
-        found = vault.get(ref, version=version, reveal=True)
+        if stage is None or (stage == "current" and version is None):
+            found = vault.get(ref, version=version, reveal=True)
+        else:
+            found = vault.get(ref, version=version, reveal=True, stage=stage)
     finally:
         vault.close()
     if as_json:

@@ -50,6 +50,7 @@ from sealbox.wire import secrets as wire
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.audit import RemoteAudit
+    from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
 
 
@@ -349,7 +350,16 @@ class Client:
         with reading(self.address, "write"):
             return wire.decode_version(data)
 
-    def get(self, ref: SecretRef, *, version: int | None = None, reveal: bool = False) -> Secret:
+    def get(
+        self,
+        ref: SecretRef,
+        *,
+        version: int | None = None,
+        reveal: bool = False,
+        stage: str | None = None,
+    ) -> Secret:
+        """A version's value (current by default; ``stage``: ``pending``, or ``previous``
+        during the secret's grace window)."""
         if version is not None and version < 1:
             raise InvalidInput("versions are numbered from 1")
         query: dict[str, Any] = {}
@@ -357,7 +367,11 @@ class Client:
             query["version"] = version
         if reveal:
             query["reveal"] = "true"
-        key = None if reveal else f"get|{ref.path}|{version or ''}"
+        if stage is not None:
+            query["stage"] = str(stage)
+        # NOTE: a read by stage is never cached: a previous version's grace window ends,
+        # and a copy must not outlive it.
+        key = None if reveal or stage is not None else f"get|{ref.path}|{version or ''}"
 
         def fetch() -> Any:
             return self._call("GET", self._secret_path(ref), query=query)
@@ -583,6 +597,13 @@ class Client:
 
             self._accounts = RemoteAccounts(self)
         return self._accounts
+
+    @property
+    def rotations(self) -> RemoteRotations:
+        """The server's rotations, shaped as the embedded vault's ``vault.rotations``."""
+        from sealbox.client.rotations import RemoteRotations
+
+        return RemoteRotations(self)
 
     @property
     def audit(self) -> RemoteAudit:

@@ -28,6 +28,7 @@ from sealbox.server import (
     routes_auth,
     routes_kv,
     routes_native,
+    routes_rotation,
     routes_sys,
 )
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
@@ -58,6 +59,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_native.ROUTES,
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,
+        *routes_rotation.ROUTES,
         *routes_kv.ROUTES,
     ]
 
@@ -96,6 +98,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         scope_labels=settings.metrics_scope_labels,
         cache_counts=server_state.tokens.counts,
         audit_counts=barrier.counts,
+        rotation_counts=vault.rotations.counts,
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)

@@ -109,6 +109,43 @@ class _AuditCollector(Collector):
         )
 
 
+class _RotationCollector(Collector):
+    """Rotations waiting on a failure and the age of the oldest due one, read from the
+    vault at most every :attr:`EVERY` seconds (a scrape must not walk every secret)."""
+
+    EVERY = 30.0
+
+    def __init__(self, read: Callable[[], tuple[int, float]]) -> None:
+        self._read = read
+        self._last: tuple[float, tuple[int, float]] | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        # NOTE: the registry describes a collector when it is registered; without this
+        # it would collect then, and the first scrape would show that cached reading.
+        yield GaugeMetricFamily("sealbox_rotations_failed", "")
+        yield GaugeMetricFamily("sealbox_rotation_oldest_due_seconds", "")
+
+    def collect(self) -> Iterator[Metric]:
+        import time
+
+        now = time.monotonic()
+        if self._last is None or now - self._last[0] >= self.EVERY:
+            try:
+                self._last = (now, self._read())
+            except Exception:  # NOTE: a scrape never fails for a rotation's sake
+                if self._last is None:
+                    return
+        failed, oldest = self._last[1]
+        yield GaugeMetricFamily(
+            "sealbox_rotations_failed", "Rotations that failed or wait on the upstream", failed
+        )
+        yield GaugeMetricFamily(
+            "sealbox_rotation_oldest_due_seconds",
+            "How long the oldest due rotation has waited (0: none is due)",
+            oldest,
+        )
+
+
 class Metrics:
     """Request counts, latency histograms, storage errors and token-cache hits."""
 
@@ -118,6 +155,7 @@ class Metrics:
         scope_labels: bool,
         cache_counts: Callable[[], tuple[int, int]],
         audit_counts: Callable[[], tuple[int, ...]] | None = None,
+        rotation_counts: Callable[[], tuple[int, float]] | None = None,
     ) -> None:
         self.scope_labels = scope_labels
         self.registry = CollectorRegistry(auto_describe=True)
@@ -135,6 +173,8 @@ class Metrics:
         self.registry.register(_CacheCollector(cache_counts))
         if audit_counts is not None:
             self.registry.register(_AuditCollector(audit_counts))
+        if rotation_counts is not None:
+            self.registry.register(_RotationCollector(rotation_counts))
 
     def observe(self, key: tuple[str, ...], seconds: float) -> None:
         series = self.series.get(key)

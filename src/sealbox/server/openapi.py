@@ -156,6 +156,7 @@ PATH_PARAMS: dict[str, Schema] = {
     # The KV mount (and the mount lookup's path): set from the server's kv_mounts.
     "mount": S,
     "path": S,
+    "rotation_id": {"type": "string", "pattern": "^rot_[A-Za-z0-9_-]{6,60}$"},
 }
 
 
@@ -470,6 +471,27 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
 
 # -- the operations, by route template and method -------------------------------------------------
 TOKEN = _ref("Token")
+ROTATION = "/v1/rotation/secrets/{project}/{env}/{name}"
+ROTATION_RUN = "/v1/rotation/runs/{rotation_id}"
+ROTATION_ID = "^rot_[A-Za-z0-9_-]{6,60}$"
+ROTATION_RECORD = resp(
+    {
+        "id": S,
+        "path": S,
+        "method": S,
+        "state": {"enum": ["running", "pending", "failed", "succeeded", "cancelled", "rehearsed"]},
+        "step": S,
+        "error": NS,
+        "test": NS,
+        "pending_version": {"type": ["integer", "null"]},
+    },
+    ["id", "path", "state"],
+)
+ROTATIONS = resp({"rotations": {"type": "array", "items": ROTATION_RECORD}}, ["rotations"])
+ROTATION_CONFIG = resp(
+    {"path": S, "method": S, "options": ANY, "grace_seconds": I, "window": NS},
+    ["path", "method"],
+)
 SECRET = "/v1/secrets/{project}/{env}/{name}"  # noqa: S105 - a path template
 KV = "vault-kv-v2"
 KV_PATH = "/{path:path}"
@@ -626,6 +648,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(
             _query("version", VERSION, "a version number"),
             _query("reveal", B, "audit as shown to a person, not a program"),
+            _query(
+                "stage",
+                {"enum": ["current", "pending", "previous"]},
+                "by stage: pending (being rotated in), previous (during its grace window)",
+            ),
         ),
         response=resp({"path": S, "version": I, "value": S, "created_at": S}),
     ),
@@ -854,6 +881,84 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="audit",
         body=EMPTY,
         response=resp({"checkpoints": {"type": "array", "items": ANY}}),
+    ),
+    # -- rotation -----------------------------------------------------------------------------
+    ("/v1/rotation/status", "GET"): Op(
+        "Rotations: unfinished first, then recent ones (`failed`: those waiting on a failure)",
+        tag="rotation",
+        query=(_query("failed", B, "only rotations that failed or wait on the upstream"),),
+        response=ROTATIONS,
+    ),
+    ("/v1/rotation/due", "GET"): Op(
+        "The secrets whose scheduled rotation is due (overdue: its window passed unrotated)",
+        tag="rotation",
+        response=resp({"due": {"type": "array", "items": ANY}}, ["due"]),
+    ),
+    ("/v1/rotation/due", "POST"): Op(
+        "Start every due rotation whose window is open now (for cron); skipped ones say why",
+        tag="rotation",
+        body=body({"limit": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}),
+        response=resp({"outcomes": {"type": "array", "items": ANY}}),
+    ),
+    (ROTATION, "GET"): Op(
+        "How a secret is rotated (list on the secret)", tag="rotation", response=ROTATION_CONFIG
+    ),
+    (ROTATION, "PUT"): Op(
+        "Configure how a secret is rotated; the rotator checks its options (rotate)",
+        tag="rotation",
+        body=body(
+            {
+                "method": S,
+                "options": {"type": "object", "additionalProperties": S},
+                "grace_seconds": {"type": "integer", "minimum": 0},
+                "window": S,
+                "start_offset_seconds": {"type": "integer", "minimum": 0},
+                "notify_url": S,
+            },
+            ["method"],
+        ),
+        response=ROTATION_CONFIG,
+    ),
+    (ROTATION + "/rotate", "POST"): Op(
+        "Rotate now: create, set, test, finish (a dry run undoes after test); the record,"
+        " whatever state it ended in",
+        tag="rotation",
+        body=body({"dry_run": B, "rotation_id": {"type": "string", "pattern": ROTATION_ID}}),
+        response=ROTATION_RECORD,
+    ),
+    (ROTATION + "/resume", "POST"): Op(
+        "Resume the secret's unfinished rotation",
+        tag="rotation",
+        body=EMPTY,
+        response=ROTATION_RECORD,
+    ),
+    (ROTATION + "/cancel", "POST"): Op(
+        "Cancel the secret's unfinished rotation, restoring the old state",
+        tag="rotation",
+        body=EMPTY,
+        response=ROTATION_RECORD,
+    ),
+    (ROTATION + "/history", "GET"): Op(
+        "The rotations of a secret, newest first", tag="rotation", response=ROTATIONS
+    ),
+    (ROTATION + "/revoke", "POST"): Op(
+        "Make a version unreadable by anyone (not the current or pending one)",
+        tag="rotation",
+        ok=204,
+        body=body({"version": VERSION}, ["version"]),
+    ),
+    (ROTATION_RUN, "GET"): Op("One rotation", tag="rotation", response=ROTATION_RECORD),
+    (ROTATION_RUN + "/resume", "POST"): Op(
+        "Resume a rotation from its interrupted or failed step",
+        tag="rotation",
+        body=EMPTY,
+        response=ROTATION_RECORD,
+    ),
+    (ROTATION_RUN + "/cancel", "POST"): Op(
+        "Cancel a rotation, restoring the old state",
+        tag="rotation",
+        body=EMPTY,
+        response=ROTATION_RECORD,
     ),
     # -- operations ---------------------------------------------------------------------------
     ("/v1/sys/health", "GET"): Op(

@@ -62,6 +62,7 @@ RESERVED_MOUNTS = frozenset(
         "policies",
         "events",
         "audit",
+        "rotation",
         "openapi.json",
     }
 )

@@ -90,11 +90,16 @@ async def get_secret(request: Request) -> Response:
     who = caller(request)
     ref = _ref(request)
     version, reveal = query_int(request, "version"), query_flag(request, "reveal")
-    return json_response(read_secret(who, ref, version, reveal))
+    return json_response(read_secret(who, ref, version, reveal, request.query_params.get("stage")))
 
 
-def read_secret(who: Caller, ref: SecretRef, version: int | None, reveal: bool) -> dict[str, Any]:
-    """The body of a native read: one authorised, audited read; the value revealed in it."""
+def read_secret(
+    who: Caller, ref: SecretRef, version: int | None, reveal: bool, stage: str | None = None
+) -> dict[str, Any]:
+    """The body of a native read: one authorised, audited read; the value revealed in it
+    (``stage``: pending, or previous during its grace window)."""
+    if stage:
+        return wire.encode_read(who.vault.get(ref, version=version, reveal=reveal, stage=stage))
     return wire.encode_read(who.vault.get(ref, version=version, reveal=reveal))
 
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
         IdentityRow,
         KekRecord,
         LockRow,
+        RestagePlan,
+        RotationConfigRow,
+        RotationRow,
         SealFor,
         SecretIdRow,
         SecretRow,
@@ -144,10 +147,13 @@ class SecretStore(Protocol):
         rollback_of: int | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
+        rotation_id: str | None = None,
     ) -> int:
         """Write the next version, numbered after the last one written; its stage, the
         existing versions' stages, the current version and revival as ``plan`` says.
-        ``expected_version`` is compared with the current version (compare-and-set)."""
+        ``expected_version`` is compared with the current version (compare-and-set).
+        With ``rotation_id``, the version is that rotation's: when the rotation wrote one
+        already, its number is returned and nothing is written (``seal_for`` not called)."""
         ...
 
     def read_version(
@@ -206,6 +212,92 @@ class SecretStore(Protocol):
     def iter_versions(self) -> Iterator[VersionRow]: ...
     def version_refs(self) -> list[tuple[str, int]]:
         """(``project/env/name``, version) of every stored version."""
+        ...
+
+
+class RotationStore(Protocol):
+    """Rotations: each secret's rotation settings, the record of each rotation step by
+    step (one unfinished rotation per secret), and the stage moves rotations make."""
+
+    def put_rotation_config(
+        self,
+        row: RotationConfigRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        """Store (or replace) a secret's rotation settings; NotFound without the secret."""
+        ...
+
+    def get_rotation_config(
+        self, project: str, env: str, name: str
+    ) -> RotationConfigRow | None: ...
+    def list_rotation_configs(self) -> list[RotationConfigRow]: ...
+    def start_rotation(
+        self,
+        row: RotationRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        """Record a new rotation; Conflict naming the secret's unfinished one, if any."""
+        ...
+
+    def save_rotation(
+        self,
+        row: RotationRow,
+        *,
+        expect_owner: str,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        """Store a rotation's progress; Conflict unless it is unfinished and still held by
+        ``expect_owner`` (a node that lost its lease must stop)."""
+        ...
+
+    def claim_rotation(
+        self, rotation_id: str, owner: str, lease_until: str, *, expect_owner: str
+    ) -> bool:
+        """Take an unfinished rotation over from ``expect_owner``; False if it is finished
+        or held by someone else by now."""
+        ...
+
+    def get_rotation(self, rotation_id: str) -> RotationRow | None: ...
+    def list_rotations(
+        self,
+        *,
+        project: str | None = None,
+        env: str | None = None,
+        name: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[RotationRow]:
+        """Newest first."""
+        ...
+
+    def version_for_rotation(
+        self, project: str, env: str, name: str, rotation_id: str
+    ) -> int | None:
+        """The version the rotation wrote, if any."""
+        ...
+
+    def restage(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        plan: RestagePlan,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        """Move stages as ``plan`` says, under the secret's row lock; Conflict if its
+        version is not at the stage it expects (nothing is changed then)."""
+        ...
+
+    def read_stage(self, project: str, env: str, name: str, stage: str) -> VersionRow:
+        """The version at ``stage`` (the newest, if several); NotFound if none."""
         ...
 
 
@@ -340,6 +432,7 @@ class Storage(
     AuditStore,
     SettingsStore,
     LockStore,
+    RotationStore,
     Protocol,
 ):
     """What :class:`sealbox.vault.Vault` needs from a backend: every role."""

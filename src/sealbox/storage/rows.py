@@ -40,6 +40,10 @@ class VersionRow(NamedTuple):
     rollback_of: int | None
     ciphertext: bytes = b""
     wrapped_key: bytes = b""
+    #: When the version took its stage (the grace window of a previous one counts from it).
+    staged_at: str | None = None
+    #: The rotation that wrote it (None: an ordinary write).
+    rotation_id: str | None = None
 
 
 class SecretRow(NamedTuple):
@@ -198,3 +202,59 @@ class LockRow(NamedTuple):
     owner: str
     acquired_at: str
     until: str
+
+
+class RestagePlan(NamedTuple):
+    """What a rotation does to the stages of existing versions (:mod:`sealbox.stages`):
+    version ``version``, which must be at stage ``expect`` (None: any), takes stage
+    ``stage`` (None: no stage); every other version at a stage named by ``moves`` is moved
+    as for :class:`StagePlan`; with ``current``, ``version`` becomes the current one."""
+
+    version: int
+    expect: str | None
+    stage: str | None
+    moves: tuple[tuple[str, str], ...]
+    current: bool
+
+
+class RotationConfigRow(NamedTuple):
+    """How one secret is rotated (not secret)."""
+
+    project: str
+    env: str
+    name: str
+    method: str
+    options: str  # JSON object of str -> str
+    grace_seconds: int
+    time_window: str  # "HH:MM-HH:MM" (UTC) or ""
+    start_offset: int  # seconds after the window opens
+    notify_url: str  # "" for none
+    updated_at: str
+    updated_by: str
+
+
+class RotationRow(NamedTuple):
+    """One rotation as recorded, step by step."""
+
+    id: str
+    project: str
+    env: str
+    name: str
+    method: str
+    state: str
+    step: str
+    phase: str  # started | done
+    dry_run: bool
+    from_version: int | None
+    pending_version: int | None
+    started_at: str
+    updated_at: str
+    finished_at: str | None
+    error: str
+    rotator_state: str  # JSON object of str -> str
+    notes: str  # JSON list of str
+    actor: str
+    owner: str
+    lease_until: str
+    #: What the test step found: "" (not run yet), "passed" or "failed".
+    tested: str = ""

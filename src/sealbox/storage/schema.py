@@ -145,6 +145,47 @@ def schema_v8(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v9(d: Dialect) -> list[str]:
+    """Schema version 9: rotations (issue 12).
+
+    ``sb_rotation_configs`` holds how a secret is rotated (not secret: the method, its
+    options, the grace window of its previous version, the time window and start offset
+    of scheduled rotations, a URL told of each outcome). ``sb_rotations`` is the record of
+    each rotation, step by step, with the node that runs it and until when (a crashed
+    node's rotation is taken over when that lease ends). A secret has at most one
+    unfinished rotation (the partial unique index). A version written by a rotation names
+    it, so a retried create finds its version and never writes a second one; each
+    version's ``staged_at`` is when it took its stage (the grace window counts from it).
+    """
+    return [
+        "CREATE TABLE sb_rotation_configs (project TEXT NOT NULL, env TEXT NOT NULL,"
+        " name TEXT NOT NULL, method TEXT NOT NULL, options TEXT NOT NULL,"
+        " grace_seconds INTEGER NOT NULL, time_window TEXT NOT NULL,"
+        " start_offset INTEGER NOT NULL, notify_url TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (project, env, name))",
+        "CREATE TABLE sb_rotations (id TEXT PRIMARY KEY, project TEXT NOT NULL,"
+        " env TEXT NOT NULL, name TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL,"
+        " step TEXT NOT NULL, phase TEXT NOT NULL, dry_run INTEGER NOT NULL,"
+        " from_version INTEGER, pending_version INTEGER, started_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, finished_at TEXT, error TEXT NOT NULL,"
+        " rotator_state TEXT NOT NULL, notes TEXT NOT NULL, actor TEXT NOT NULL,"
+        " owner TEXT NOT NULL, lease_until TEXT NOT NULL, tested TEXT NOT NULL)",
+        "CREATE UNIQUE INDEX sb_rotations_one_open ON sb_rotations (project, env, name)"
+        " WHERE finished_at IS NULL",
+        "CREATE INDEX sb_rotations_secret ON sb_rotations (project, env, name, started_at)",
+        "ALTER TABLE sb_versions ADD COLUMN rotation_id TEXT",
+        "ALTER TABLE sb_versions ADD COLUMN staged_at TEXT",
+        "CREATE UNIQUE INDEX sb_versions_rotation ON sb_versions (rotation_id)"
+        " WHERE rotation_id IS NOT NULL",
+        # A version from before took its stage when it was written, and a previous one
+        # when the current one was (the best the old rows tell).
+        "UPDATE sb_versions SET staged_at = created_at",
+        "UPDATE sb_versions SET staged_at = COALESCE((SELECT c.created_at FROM sb_versions c"
+        " JOIN sb_secrets s ON s.id = c.secret_id WHERE c.secret_id = sb_versions.secret_id"
+        " AND c.version = s.current_version), created_at) WHERE stage = 'previous'",
+    ]
+
+
 def schema_v11(d: Dialect) -> list[str]:
     """Schema version 11: scheduler locks (issue 12). A job (rotating what is due, reaping
     expired leases) runs on one node at a time: the node that holds its row until
@@ -165,5 +206,6 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     6: schema_v6,
     7: schema_v7,
     8: schema_v8,
+    9: schema_v9,
     11: schema_v11,
 }

@@ -13,7 +13,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from sealbox.errors import AlreadyExists, Conflict, NotFound, NotInitialised
 from sealbox.storage.rows import (
@@ -27,6 +27,9 @@ from sealbox.storage.rows import (
     IdentityRow,
     KekRecord,
     LockRow,
+    RestagePlan,
+    RotationConfigRow,
+    RotationRow,
     SealFor,
     SecretIdRow,
     SecretRow,
@@ -53,7 +56,7 @@ _TOKEN_TREE = (
 
 _VERSION_COLS = (
     "s.project, s.env, s.name, v.version, v.stage, v.created_at, v.created_by, v.kek_id,"
-    " v.rollback_of"
+    " v.rollback_of, v.staged_at, v.rotation_id"
 )
 
 
@@ -373,6 +376,7 @@ class SqlStorage:
         rollback_of: int | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
+        rotation_id: str | None = None,
     ) -> int:
         """Write the next version, its stage and the existing versions' stages as
         ``plan`` says. With ``audit_node``, audit events appended while ``seal_for`` runs
@@ -383,6 +387,16 @@ class SqlStorage:
             self._require_schema(tx)
             self._require_env(tx, project, env)
             secret_id, current, last = self._lock_secret(tx, project, env, name, now)
+            if rotation_id is not None:
+                # NOTE: under the secret's row lock: a retried create of one rotation
+                # finds the version it wrote and writes no second one.
+                found = self._one(
+                    tx,
+                    "SELECT version FROM sb_versions WHERE secret_id = ? AND rotation_id = ?",
+                    (secret_id, rotation_id),
+                )
+                if found is not None:
+                    return int(found[0])
             if expected_version is not None and expected_version != current:
                 raise Conflict(
                     f"{project}/{env}/{name} is at version {current}, not {expected_version}",
@@ -396,7 +410,8 @@ class SqlStorage:
             self._exec(
                 tx,
                 "INSERT INTO sb_versions (secret_id, version, stage, created_at, created_by,"
-                " kek_id, rollback_of, ciphertext, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " kek_id, rollback_of, ciphertext, wrapped_key, staged_at, rotation_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     secret_id,
                     version,
@@ -407,6 +422,8 @@ class SqlStorage:
                     rollback_of,
                     sealed.ciphertext,
                     sealed.wrapped_key,
+                    now,
+                    rotation_id,
                 ),
             )
             return version
@@ -438,20 +455,7 @@ class SqlStorage:
     ) -> None:
         """The existing versions' stages and the secret row, as ``plan`` says (the new
         version's row is the caller's): two statements at most."""
-        if plan.moves:
-            # One statement for all moves: applied at once, so none feeds another.
-            cases = " ".join("WHEN ? THEN ?" for _ in plan.moves)
-            marks = ", ".join("?" for _ in plan.moves)
-            self._exec(
-                tx,
-                f"UPDATE sb_versions SET stage = CASE stage {cases} END"
-                f" WHERE secret_id = ? AND stage IN ({marks})",
-                (
-                    *(s for move in plan.moves for s in move),
-                    secret_id,
-                    *(before for before, _ in plan.moves),
-                ),
-            )
+        self._move_stages(tx, secret_id, plan.moves, now)
         sets = "last_version = ?, updated_at = ?"
         params: list[Any] = [version, now]
         if plan.current:
@@ -460,6 +464,35 @@ class SqlStorage:
         if plan.revive:
             sets += ", deleted_at = NULL"
         self._exec(tx, f"UPDATE sb_secrets SET {sets} WHERE id = ?", (*params, secret_id))
+
+    def _move_stages(
+        self,
+        tx: Tx,
+        secret_id: int,
+        moves: tuple[tuple[str, str], ...],
+        now: str,
+        *,
+        but: int | None = None,
+    ) -> None:
+        """Apply ``moves`` to the secret's versions (but version ``but``), stamping when
+        each moved version took its new stage."""
+        if not moves:
+            return
+        # One statement for all moves: applied at once, so none feeds another.
+        cases = " ".join("WHEN ? THEN ?" for _ in moves)
+        marks = ", ".join("?" for _ in moves)
+        self._exec(
+            tx,
+            f"UPDATE sb_versions SET stage = CASE stage {cases} END, staged_at = ?"
+            f" WHERE secret_id = ? AND stage IN ({marks}) AND version <> ?",
+            (
+                *(s for move in moves for s in move),
+                now,
+                secret_id,
+                *(before for before, _ in moves),
+                -1 if but is None else but,
+            ),
+        )
 
     @staticmethod
     def _version_row(r: Sequence[Any], with_data: bool) -> VersionRow:
@@ -473,8 +506,10 @@ class SqlStorage:
             created_by=r[6],
             kek_id=r[7],
             rollback_of=r[8],
-            ciphertext=bytes(r[9]) if with_data else b"",
-            wrapped_key=bytes(r[10]) if with_data else b"",
+            staged_at=r[9],
+            rotation_id=r[10],
+            ciphertext=bytes(r[11]) if with_data else b"",
+            wrapped_key=bytes(r[12]) if with_data else b"",
         )
 
     def _secret_or_missing(self, tx: Tx, project: str, env: str, name: str) -> Any:
@@ -497,9 +532,9 @@ class SqlStorage:
             r = self._one(
                 tx,
                 "SELECT s.deleted_at, s.current_version, v.version, v.stage, v.created_at,"
-                " v.created_by, v.kek_id, v.rollback_of, v.ciphertext, v.wrapped_key"
-                " FROM sb_secrets s LEFT JOIN sb_versions v ON v.secret_id = s.id"
-                " AND v.version = COALESCE(?, s.current_version)"
+                " v.created_by, v.kek_id, v.rollback_of, v.staged_at, v.rotation_id,"
+                " v.ciphertext, v.wrapped_key FROM sb_secrets s LEFT JOIN sb_versions v"
+                " ON v.secret_id = s.id AND v.version = COALESCE(?, s.current_version)"
                 " WHERE s.project = ? AND s.env = ? AND s.name = ?",
                 (version, project, env, name),
             )
@@ -680,7 +715,14 @@ class SqlStorage:
             self._require_schema(tx)
             sec = self._secret_or_missing(tx, project, env, name)
             cur = self._exec(tx, "DELETE FROM sb_versions WHERE secret_id = ?", (sec[0],))
-            count = int(cur.rowcount or 0)
+            count = int(cur.rowcount or 0)  # NOTE: before the next statement reuses cur
+            # Its rotation settings and records go with it (nothing left to rotate).
+            for table in ("sb_rotation_configs", "sb_rotations"):
+                self._exec(
+                    tx,
+                    f"DELETE FROM {table} WHERE project = ? AND env = ? AND name = ?",
+                    (project, env, name),
+                )
             self._exec(tx, "DELETE FROM sb_secrets WHERE id = ?", (sec[0],))
             if audit is not None:
                 audit(count)
@@ -697,6 +739,292 @@ class SqlStorage:
             )
         for r in rows:
             yield self._version_row(r, True)
+
+    # -- rotations ----------------------------------------------------------------------------
+    _ROTATION_COLS = (
+        "id, project, env, name, method, state, step, phase, dry_run, from_version,"
+        " pending_version, started_at, updated_at, finished_at, error, rotator_state, notes,"
+        " actor, owner, lease_until, tested"
+    )
+    _CONFIG_COLS = (
+        "project, env, name, method, options, grace_seconds, time_window, start_offset,"
+        " notify_url, updated_at, updated_by"
+    )
+
+    @staticmethod
+    def _rotation_row(r: Sequence[Any]) -> RotationRow:
+        return RotationRow._make(
+            (
+                *r[:8],
+                bool(r[8]),
+                None if r[9] is None else int(r[9]),
+                None if r[10] is None else int(r[10]),
+                *r[11:],
+            )
+        )
+
+    @staticmethod
+    def _config_row(r: Sequence[Any]) -> RotationConfigRow:
+        return RotationConfigRow._make((*r[:5], int(r[5]), r[6], int(r[7]), *r[8:]))
+
+    def put_rotation_config(
+        self,
+        row: RotationConfigRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        json.loads(row.options)  # storage refuses to keep something it cannot read back
+        with self._audited_tx(audit_node) as tx:
+            self._require_schema(tx)
+            self._secret_or_missing(tx, row.project, row.env, row.name)
+            self._exec(
+                tx,
+                "DELETE FROM sb_rotation_configs WHERE project = ? AND env = ? AND name = ?",
+                (row.project, row.env, row.name),
+            )
+            self._exec(
+                tx,
+                f"INSERT INTO sb_rotation_configs ({self._CONFIG_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                tuple(row),
+            )
+            if audit is not None:
+                audit()
+
+    def get_rotation_config(self, project: str, env: str, name: str) -> RotationConfigRow | None:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx,
+                f"SELECT {self._CONFIG_COLS} FROM sb_rotation_configs"
+                " WHERE project = ? AND env = ? AND name = ?",
+                (project, env, name),
+            )
+        return self._config_row(r) if r else None
+
+    def list_rotation_configs(self) -> list[RotationConfigRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                f"SELECT {self._CONFIG_COLS} FROM sb_rotation_configs ORDER BY project, env, name",
+            )
+        return [self._config_row(r) for r in rows]
+
+    def _open_rotation_of(self, tx: Tx, project: str, env: str, name: str) -> Any:
+        return self._one(
+            tx,
+            "SELECT id, state FROM sb_rotations WHERE project = ? AND env = ? AND name = ?"
+            " AND finished_at IS NULL",
+            (project, env, name),
+        )
+
+    def _refuse_second(self, project: str, env: str, name: str, found: Any) -> NoReturn:
+        raise Conflict(
+            f"{project}/{env}/{name} has an unfinished rotation {found[0]} ({found[1]})",
+            hint=f"resume or cancel rotation {found[0]} first",
+            hint_key="rotation_open",
+            hint_args={"rotation": str(found[0])},
+        ) from None
+
+    def start_rotation(
+        self,
+        row: RotationRow,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        try:
+            with self._audited_tx(audit_node) as tx:
+                self._require_schema(tx)
+                self._secret_or_missing(tx, row.project, row.env, row.name)
+                found = self._open_rotation_of(tx, row.project, row.env, row.name)
+                if found is not None:
+                    self._refuse_second(row.project, row.env, row.name, found)
+                if self._one(tx, "SELECT 1 FROM sb_rotations WHERE id = ?", (row.id,)):
+                    raise Conflict(f"a rotation with id {row.id} exists already")
+                marks = ", ".join("?" for _ in row)
+                self._exec(
+                    tx,
+                    f"INSERT INTO sb_rotations ({self._ROTATION_COLS}) VALUES ({marks})",
+                    (*row[:8], int(row.dry_run), *row[9:]),
+                )
+                if audit is not None:
+                    audit()
+        except Conflict:
+            # Two at once: the partial unique index refused the second; name the first.
+            with self._tx(write=False) as tx:
+                found = self._open_rotation_of(tx, row.project, row.env, row.name)
+            if found is not None and found[0] != row.id:
+                self._refuse_second(row.project, row.env, row.name, found)
+            raise
+
+    def save_rotation(
+        self,
+        row: RotationRow,
+        *,
+        expect_owner: str,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node) as tx:
+            self._require_schema(tx)
+            cur = self._exec(
+                tx,
+                "UPDATE sb_rotations SET state = ?, step = ?, phase = ?, from_version = ?,"
+                " pending_version = ?, updated_at = ?, finished_at = ?, error = ?,"
+                " rotator_state = ?, notes = ?, owner = ?, lease_until = ?, tested = ?"
+                " WHERE id = ? AND owner = ? AND finished_at IS NULL",
+                (
+                    row.state,
+                    row.step,
+                    row.phase,
+                    row.from_version,
+                    row.pending_version,
+                    row.updated_at,
+                    row.finished_at,
+                    row.error,
+                    row.rotator_state,
+                    row.notes,
+                    row.owner,
+                    row.lease_until,
+                    row.tested,
+                    row.id,
+                    expect_owner,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise Conflict(
+                    f"rotation {row.id} is finished or was taken over by another process"
+                )
+            if audit is not None:
+                audit()
+
+    def claim_rotation(
+        self, rotation_id: str, owner: str, lease_until: str, *, expect_owner: str
+    ) -> bool:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            cur = self._exec(
+                tx,
+                "UPDATE sb_rotations SET owner = ?, lease_until = ?"
+                " WHERE id = ? AND owner = ? AND finished_at IS NULL",
+                (owner, lease_until, rotation_id, expect_owner),
+            )
+            return bool(cur.rowcount == 1)
+
+    def get_rotation(self, rotation_id: str) -> RotationRow | None:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx, f"SELECT {self._ROTATION_COLS} FROM sb_rotations WHERE id = ?", (rotation_id,)
+            )
+        return self._rotation_row(r) if r else None
+
+    def list_rotations(
+        self,
+        *,
+        project: str | None = None,
+        env: str | None = None,
+        name: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[RotationRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("project", project), ("env", env), ("name", name)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if open_only:
+            where.append("finished_at IS NULL")
+        sql = f"SELECT {self._ROTATION_COLS} FROM sb_rotations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(tx, sql, params)
+        return [self._rotation_row(r) for r in rows]
+
+    def version_for_rotation(
+        self, project: str, env: str, name: str, rotation_id: str
+    ) -> int | None:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx,
+                "SELECT v.version FROM sb_versions v JOIN sb_secrets s ON s.id = v.secret_id"
+                " WHERE s.project = ? AND s.env = ? AND s.name = ? AND v.rotation_id = ?",
+                (project, env, name, rotation_id),
+            )
+        return int(r[0]) if r else None
+
+    def restage(
+        self,
+        project: str,
+        env: str,
+        name: str,
+        plan: RestagePlan,
+        now: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+    ) -> None:
+        with self._audited_tx(audit_node) as tx:
+            self._require_schema(tx)
+            self._secret_or_missing(tx, project, env, name)
+            secret_id, _, _ = self._lock_secret(tx, project, env, name, now)
+            r = self._one(
+                tx,
+                "SELECT stage FROM sb_versions WHERE secret_id = ? AND version = ?",
+                (secret_id, plan.version),
+            )
+            if r is None:
+                raise NotFound(f"secret {project}/{env}/{name} has no version {plan.version}")
+            if plan.expect is not None and r[0] != plan.expect:
+                raise Conflict(
+                    f"version {plan.version} of {project}/{env}/{name} is"
+                    f" {r[0] or 'without a stage'}, not {plan.expect}"
+                )
+            self._move_stages(tx, secret_id, plan.moves, now, but=plan.version)
+            self._exec(
+                tx,
+                "UPDATE sb_versions SET stage = ?, staged_at = ?"
+                " WHERE secret_id = ? AND version = ?",
+                (plan.stage, now, secret_id, plan.version),
+            )
+            sets = "updated_at = ?"
+            params: list[Any] = [now]
+            if plan.current:
+                sets += ", current_version = ?"
+                params.append(plan.version)
+            self._exec(tx, f"UPDATE sb_secrets SET {sets} WHERE id = ?", (*params, secret_id))
+            if audit is not None:
+                audit()
+
+    def read_stage(self, project: str, env: str, name: str, stage: str) -> VersionRow:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            sec = self._secret_or_missing(tx, project, env, name)
+            if sec[2] is not None:
+                raise NotFound(
+                    f"secret {project}/{env}/{name} is deleted",
+                    hint="undelete it to restore it",
+                    hint_key="undelete_secret",
+                )
+            r = self._one(
+                tx,
+                f"SELECT {_VERSION_COLS}, v.ciphertext, v.wrapped_key FROM sb_versions v"
+                " JOIN sb_secrets s ON s.id = v.secret_id WHERE v.secret_id = ? AND v.stage = ?"
+                " ORDER BY v.version DESC LIMIT 1",
+                (sec[0], stage),
+            )
+        if r is None:
+            raise NotFound(f"secret {project}/{env}/{name} has no {stage} version")
+        return self._version_row(r, True)
 
     # -- identities, secret ids, tokens, policies ---------------------------------------------
     _IDENTITY_COLS = "id, name, kind, password_hash, role_id, policies, created_at, disabled"

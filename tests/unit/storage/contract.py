@@ -4,6 +4,7 @@ of :mod:`sealbox.storage.interface`; the backends are the fixtures in conftest.p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,27 @@ from sealbox.storage.rows import AuditRow, KekRecord, SealedRow, StagePlan
 
 NOW = "2026-01-01T00:00:00+00:00"
 KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
+
+
+#: What each migration after 8 creates, undone (newest first, :func:`undo_after`) for the
+#: tests of migrations from before it. A new migration adds its entry.
+UNDO: dict[int, tuple[str, ...]] = {
+    9: (
+        "DROP TABLE sb_rotation_configs",
+        "DROP TABLE sb_rotations",
+        "DROP INDEX sb_versions_rotation",
+        "ALTER TABLE sb_versions DROP COLUMN rotation_id",
+        "ALTER TABLE sb_versions DROP COLUMN staged_at",
+    ),
+    11: ("DROP TABLE sb_locks",),
+}
+
+
+def undo_after(tx: Any, version: int) -> None:
+    """Undo every migration after ``version`` (8 or later), newest first."""
+    for v in sorted((v for v in UNDO if v > version), reverse=True):
+        for statement in UNDO[v]:
+            tx.execute(statement)
 
 
 def sealed(version: int) -> SealedRow:

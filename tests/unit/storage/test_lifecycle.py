@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.storage.contract import KEK, NOW, stage_map, write
+from tests.unit.storage.contract import KEK, NOW, stage_map, undo_after, write
 from tests.unit.storage.test_accounts import identity, token
 
 from sealbox import stages
@@ -37,21 +37,16 @@ def test_check_finds_a_missing_current_version(store: Storage) -> None:
     assert store.check() == ["1 secret(s) point at a missing current version"]
 
 
-#: What each migration after 8 creates, undone (newest first) to make an older vault.
-UNDO_AFTER_8: dict[int, list[str]] = {
-    11: ["DROP TABLE sb_locks"],
-}
-
-
-def _undo_after_8(tx: object) -> None:
-    for version in sorted(UNDO_AFTER_8, reverse=True):
-        for statement in UNDO_AFTER_8[version]:
-            tx.execute(statement)  # type: ignore[attr-defined]
+def _downgrade_to_8(raw: Storage) -> None:
+    with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
+        undo_after(tx, 8)
+        tx.execute("UPDATE sb_settings SET value = '8' WHERE key = 'schema_version'")
+    raw._schema_ok = False  # type: ignore[attr-defined]
 
 
 def _downgrade_to_7(raw: Storage) -> None:
+    _downgrade_to_8(raw)
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
-        _undo_after_8(tx)
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
         tx.execute("UPDATE sb_settings SET value = '7' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
@@ -76,6 +71,25 @@ def test_schema_8_migrates_from_7(store: Storage) -> None:
     assert store.check() == []
 
 
+def test_schema_9_migrates_from_8(store: Storage) -> None:
+    """A version 8 vault gets the rotation tables; its versions' stage times are taken
+    from what the rows tell (a previous version: when the current one was written)."""
+    from tests.unit.storage.contract import sealed
+
+    store.write_version("payments", "dev", "DB", sealed, now="2026-01-01T00:00:00+00:00",
+                        actor="t", plan=stages.new_current())  # fmt: skip
+    store.write_version("payments", "dev", "DB", sealed, now="2026-02-01T00:00:00+00:00",
+                        actor="t", plan=stages.new_current())  # fmt: skip
+    _downgrade_to_8(store)
+    assert store.migrate() == SCHEMA_VERSION - 8
+    rows = {v.version: v for v in store.history("payments", "dev", "DB")}
+    assert (rows[1].stage, rows[1].staged_at) == ("previous", "2026-02-01T00:00:00+00:00")
+    assert (rows[2].stage, rows[2].staged_at) == ("current", "2026-02-01T00:00:00+00:00")
+    assert rows[2].rotation_id is None
+    assert store.list_rotations() == []
+    assert store.get_rotation_config("payments", "dev", "DB") is None
+
+
 def test_schema_6_migrates_from_5(raw: Storage) -> None:
     """A version 5 vault (no token parents) gets the column; its tokens are roots."""
     raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
@@ -88,7 +102,7 @@ def test_schema_6_migrates_from_5(raw: Storage) -> None:
         for column in ("at", "checkpoint_seq", "signature", "since", "spool"):
             tx.execute(f"ALTER TABLE sb_audit_heads DROP COLUMN {column}")
         tx.execute("ALTER TABLE sb_audit_checkpoints DROP COLUMN prev_seq")
-        _undo_after_8(tx)
+        undo_after(tx, 8)
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
         tx.execute("UPDATE sb_settings SET value = '5' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]

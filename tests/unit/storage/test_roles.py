@@ -25,6 +25,7 @@ ROLES = [
     interface.AuditWriter,
     interface.AuditReader,
     interface.LockStore,
+    interface.RotationStore,
 ]
 
 

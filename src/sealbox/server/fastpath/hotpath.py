@@ -57,7 +57,13 @@ class HotPath:
             params = self._params(scope)
             who = self._caller(scope)
             ref = SecretRef(project, env, name)
-            body = read_secret(who, ref, int_param(params, "version"), flag_param(params, "reveal"))
+            body = read_secret(
+                who,
+                ref,
+                int_param(params, "version"),
+                flag_param(params, "reveal"),
+                params.get("stage"),
+            )
             await self._send(
                 send, 200, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             )

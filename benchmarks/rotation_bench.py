@@ -1,0 +1,129 @@
+"""Benchmark: ``rotate --due`` over many ``random`` secrets (embedded, SQLite), and whether
+reads keep their throughput meanwhile.
+
+1. A key-file vault gets ``--secrets`` secrets (default 1,000), each configured with the
+   ``random`` rotator and ``rotate_every_days = 1``; the clock is then moved two days on,
+   so every one is due.
+2. **reads alone**: a reader process (another process on the same vault file, as a
+   ``sealbox run`` or an app would be) reads one secret in a loop for ``--seconds``.
+3. **rotate --due**: ``vault.rotations.rotate_due()`` runs every due rotation (each one
+   a rotation record, a pending version, four recorded steps, a promotion, audit events);
+   rotations per second is what it reports.
+4. **reads during rotation**: the same reader, started with the rotations.
+
+Nothing here asserts a timing; it prints figures.
+
+    python benchmarks/rotation_bench.py [--secrets 1000] [--seconds 5] [--storage DSN]
+
+``--storage postgresql://…`` puts the vault in that (empty) PostgreSQL database instead.
+Rotations that did not succeed are counted apart, with the first reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+READER = """
+import sys, time
+from sealbox import factory
+from sealbox.model import SecretRef
+from pathlib import Path
+vault = factory.open_vault(home=Path(sys.argv[1]))
+ref = SecretRef("bench", "dev", "KEY_0")
+vault.get(ref)
+end = time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < end:
+    vault.get(ref)
+    n += 1
+vault.close()
+print(n / float(sys.argv[2]))
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def reader(home: Path, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", READER, str(home), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SEALBOX_HOME": str(home)},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--storage", default=None, help="an empty PostgreSQL database's DSN")
+    args = parser.parse_args()
+    sys.dont_write_bytecode = True
+
+    from sealbox import factory
+    from sealbox.kms.master import UnlockMethod
+    from sealbox.model import SecretRef, SecretValue
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        os.environ["SEALBOX_HOME"] = str(home)
+        factory.init_vault(
+            home=home,
+            storage=args.storage,
+            method=UnlockMethod.KEYFILE,
+            key_file=Path(tmp) / "k.key",
+        )
+        clock = Clock()
+        vault = factory.open_vault(home=home, clock=clock)
+        vault.create_project("bench")
+        start = time.perf_counter()
+        for i in range(args.secrets):
+            ref = SecretRef("bench", "dev", f"KEY_{i}")
+            vault.set(ref, SecretValue(f"initial-value-{i:06d}-padding"))
+            vault.update_meta(ref, rotate_every_days=1)
+            vault.rotations.configure(ref, "random", options={"length": "40"})
+        print(f"set-up: {args.secrets} secrets configured in {time.perf_counter() - start:.1f} s")
+
+        alone = reader(home, args.seconds)
+        alone_rate = float(alone.communicate()[0])
+        print(f"reads alone: {alone_rate:,.0f} reads/s (another process, same vault)")
+
+        clock.now += timedelta(days=2)
+        during = reader(home, args.seconds)
+        time.sleep(0.3)  # the reader is reading when the rotations start
+        start = time.perf_counter()
+        outcomes = vault.rotations.rotate_due()
+        elapsed = time.perf_counter() - start
+        during_rate = float(during.communicate()[0])
+        done = sum(1 for o in outcomes if o.rotation and o.rotation.state == "succeeded")
+        failed = [o for o in outcomes if not (o.rotation and o.rotation.state == "succeeded")]
+        if failed:
+            first = failed[0]
+            why = first.skipped or (first.rotation.error if first.rotation else "")
+            print(f"not done: {len(failed)} (first: {why})")
+        print(
+            f"rotate --due: {done}/{len(outcomes)} rotations in {elapsed:.1f} s"
+            f" = {done / elapsed:,.1f} rotations/s"
+        )
+        print(
+            f"reads during the rotations (first {args.seconds:.0f} s): {during_rate:,.0f}"
+            f" reads/s ({during_rate / alone_rate:.0%} of alone)"
+        )
+        vault.close()
+
+
+if __name__ == "__main__":
+    main()

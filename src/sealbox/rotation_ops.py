@@ -1,0 +1,992 @@
+"""The rotation engine: the core service every rotator runs in (``vault.rotations``).
+
+A rotation runs the four steps AWS Secrets Manager made standard — **create** (the new
+value, stored as the secret's pending version), **set** (the upstream system accepts it),
+**test** (the pending value works there), **finish** (pending becomes current, current
+becomes previous, then the rotator retires what it must) — under a rotation id (AWS's
+ClientRequestToken). Each step is recorded before and after it runs, on the rotation's
+row and as an audit event naming the rotation (never a value), so a process killed at
+any instant leaves a record from which :meth:`RotationOps.resume` runs the interrupted
+step again (every step is idempotent; a retried create finds its version by the rotation
+id) and :meth:`RotationOps.cancel` undoes it (the upstream system takes the current value
+back, the pending version loses its stage, the current one is untouched).
+
+A rotation is held by one process at a time: its row names the owner and a lease, which
+every step renews. Another process takes an unfinished rotation over when the lease ran
+out, or at once when the owner is a process of this host that no longer exists (a
+``sealbox rotate`` killed mid-way). A secret has at most one unfinished rotation: a second
+is refused, naming the first.
+
+A step that fails leaves the rotation ``pending`` (the upstream system was unreachable:
+resume retries) or ``failed`` (its test refused the value, the rotator raised), with the
+reason, and nothing promoted. A dry run (the rehearsal) runs create, set and test, then
+undo, and reports whether test passed. Every verb is authorised with ``rotate`` on the
+secret; admin secrets a rotator reads (``ctx.secret``) are ordinary audited reads by the
+caller. Front ends (CLI, a future HTTP route) are thin calls to this service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Iterator, Mapping, MutableMapping
+from datetime import datetime, timedelta
+
+from sealbox import rotation_schedule, stages
+from sealbox.auth.policy import Capability
+from sealbox.context import CoreService
+from sealbox.crypto import envelope
+from sealbox.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RotationFailed,
+    SealboxError,
+    UpstreamError,
+)
+from sealbox.model import (
+    MAX_VALUE_BYTES,
+    OPEN_ROTATION_STATES,
+    DueOutcome,
+    DueRotation,
+    RotationConfig,
+    RotationInfo,
+    RotationState,
+    SecretMeta,
+    SecretRef,
+    SecretValue,
+    Stage,
+)
+from sealbox.rotation.interface import Rotator, Step
+from sealbox.storage.rows import RotationConfigRow, RotationRow, SealedRow
+
+#: How long a step's owner holds a rotation without renewing it (every step renews it).
+LEASE = timedelta(minutes=5)
+NOTIFY_TIMEOUT = 5.0
+MAX_GRACE = timedelta(days=365)
+MAX_OPTIONS = 50
+MAX_OPTION_VALUE = 1000
+MAX_NOTES = 50
+MAX_NOTE = 300
+MAX_STATE_BYTES = 16 * 1024
+OPTION_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
+ROTATION_ID_RE = re.compile(r"rot_[A-Za-z0-9_-]{6,60}\Z")
+STEPS = (Step.CREATE, Step.SET, Step.TEST, Step.FINISH)
+REHEARSAL = (Step.CREATE, Step.SET, Step.TEST, Step.UNDO)
+
+#: pid -> this process as a rotation owner (a forked child is another owner).
+_OWNERS: dict[int, str] = {}
+
+
+def process_owner() -> str:
+    """This process as a rotation's owner: ``host:pid:random``."""
+    pid = os.getpid()
+    owner = _OWNERS.get(pid)
+    if owner is None:
+        owner = _OWNERS[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}"
+    return owner
+
+
+def owner_gone(owner: str) -> bool:
+    """True when ``owner`` is a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner != process_owner()  # this pid's earlier life (a reused number)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def new_rotation_id() -> str:
+    return "rot_" + secrets.token_hex(8)
+
+
+def is_rotation_id(text: str) -> bool:
+    return bool(ROTATION_ID_RE.match(text))
+
+
+class _StepContext:
+    """What one step of one rotation may see and keep (:class:`RotationContext`)."""
+
+    def __init__(
+        self, ops: RotationOps, row: RotationRow, options: Mapping[str, str], state: dict[str, str]
+    ) -> None:
+        self._ops = ops
+        self._row = row
+        self._options = dict(options)
+        self._state = state
+        self.notes: list[str] = []
+        self._current: SecretValue | None = None
+        self._pending: SecretValue | None = None
+
+    @property
+    def ref(self) -> SecretRef:
+        return SecretRef(self._row.project, self._row.env, self._row.name)
+
+    @property
+    def rotation_id(self) -> str:
+        return self._row.id
+
+    @property
+    def options(self) -> Mapping[str, str]:
+        return self._options
+
+    @property
+    def dry_run(self) -> bool:
+        return self._row.dry_run
+
+    @property
+    def current(self) -> SecretValue | None:
+        if self._current is None and self._row.from_version:
+            self._current = self._ops._value_of(self.ref, self._row.from_version)
+        return self._current
+
+    @property
+    def pending(self) -> SecretValue:
+        if self._pending is None:
+            if not self._row.pending_version:
+                raise InvalidInput(f"rotation {self._row.id} has no pending value yet")
+            self._pending = self._ops._value_of(self.ref, self._row.pending_version)
+        return self._pending
+
+    @property
+    def state(self) -> MutableMapping[str, str]:
+        return self._state
+
+    def secret(self, path: str) -> SecretValue:
+        from sealbox.secret_ops import SecretOps
+
+        ops = SecretOps(self._ops._state, self._ops._caller)
+        return ops.get(SecretRef.parse(path)).value
+
+    def note(self, message: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(" ".join(str(message).split())[:MAX_NOTE])
+
+    def use(self, row: RotationRow) -> None:
+        self._row = row
+
+
+class RotationOps(CoreService):
+    """Rotations of one vault's secrets, for one caller."""
+
+    __slots__ = ()
+
+    # -- settings -----------------------------------------------------------------------------
+    def configure(
+        self,
+        ref: SecretRef,
+        method: str,
+        *,
+        options: Mapping[str, str] | None = None,
+        grace: timedelta = timedelta(seconds=stages.DEFAULT_GRACE_SECONDS),
+        window: str = "",
+        start_offset: timedelta = timedelta(0),
+        notify_url: str = "",
+    ) -> RotationConfig:
+        """How ``ref`` is rotated. The rotator checks its options now (a mistake is
+        found when configured, not on the due date); the secret's metadata names the
+        method (``rotation_method``)."""
+        from sealbox.rotation.registry import rotator
+
+        opts = _check_options(options or {})
+        if not timedelta(0) <= grace <= MAX_GRACE:
+            raise InvalidInput(f"the grace window must be 0 to {MAX_GRACE.days} days")
+        parsed = rotation_schedule.parse_window(window)
+        rotation_schedule.check_offset(parsed, start_offset)
+        notify_url = _check_url(notify_url)
+        self._authorize(Capability.ROTATE, ref.path, "rotation.configure")
+        rotator(method).check(opts)
+        secret = self._storage.get_secret(ref.project, ref.env, ref.name)
+        now = self._now()
+        row = RotationConfigRow(
+            ref.project,
+            ref.env,
+            ref.name,
+            method,
+            json.dumps(opts, sort_keys=True),
+            int(grace.total_seconds()),
+            str(parsed) if parsed is not None else "",
+            int(start_offset.total_seconds()),
+            notify_url,
+            now,
+            self.actor.identity,
+        )
+        with self._audited():
+            self._storage.put_rotation_config(
+                row,
+                audit=lambda: self._record(
+                    "rotation.configure", ref.path, immediate=True, reason=f"method {method}"
+                ),
+                audit_node=self._audit.node,
+            )
+        try:
+            meta = SecretMeta.from_dict(json.loads(secret.meta_json))
+        except (ValueError, TypeError):
+            meta = SecretMeta()
+        if meta.rotation_method != method:
+            updated = meta._replace(rotation_method=method)
+            with self._audited():
+                self._storage.set_secret_meta(
+                    ref.project,
+                    ref.env,
+                    ref.name,
+                    json.dumps(updated.to_dict()),
+                    now,
+                    audit=lambda: self._record(
+                        "metadata.write", ref.path, immediate=True, reason="rotation_method"
+                    ),
+                    audit_node=self._audit.node,
+                )
+        return _config(row)
+
+    def config(self, ref: SecretRef) -> RotationConfig | None:
+        """How ``ref`` is rotated (None: it is not)."""
+        self._authorize(Capability.LIST, ref.path, "rotation.config")
+        row = self._storage.get_rotation_config(ref.project, ref.env, ref.name)
+        return _config(row) if row is not None else None
+
+    def _load_config(self, ref: SecretRef) -> RotationConfigRow:
+        row = self._storage.get_rotation_config(ref.project, ref.env, ref.name)
+        if row is None:
+            self._storage.get_secret(ref.project, ref.env, ref.name)  # NotFound first
+            raise InvalidInput(
+                f"{ref} has no rotation method",
+                hint="configure how it is rotated first (a method such as random)",
+                hint_key="rotation_configure",
+                hint_args={"path": ref.path},
+            )
+        return row
+
+    # -- running ------------------------------------------------------------------------------
+    def start(
+        self, ref: SecretRef, *, dry_run: bool = False, rotation_id: str | None = None
+    ) -> RotationInfo:
+        """Rotate ``ref`` now (``dry_run``: rehearse, then undo). With the ``rotation_id``
+        of a rotation of ``ref`` that exists, that one is resumed (a retried request
+        starts no second rotation)."""
+        if rotation_id is not None and not is_rotation_id(rotation_id):
+            raise InvalidInput("a rotation id is rot_ and 6 to 60 letters, digits, - or _")
+        self._authorize(Capability.ROTATE, ref.path, "rotation.start")
+        if rotation_id is not None:
+            existing = self._storage.get_rotation(rotation_id)
+            if existing is not None:
+                if _ref(existing) != ref:
+                    raise Conflict(f"rotation {rotation_id} is a rotation of another secret")
+                return self._continue(existing)
+        cfg = self._load_config(ref)
+        rotator = self._rotator(cfg.method)
+        secret = self._storage.get_secret(ref.project, ref.env, ref.name)
+        if secret.deleted_at is not None:
+            raise NotFound(f"secret {ref} is deleted", hint_key="undelete_secret")
+        now = self._now()
+        row = RotationRow(
+            id=rotation_id or new_rotation_id(),
+            project=ref.project,
+            env=ref.env,
+            name=ref.name,
+            method=cfg.method,
+            state=RotationState.RUNNING.value,
+            step=Step.CREATE.value,
+            phase="",
+            dry_run=dry_run,
+            from_version=secret.current_version or None,
+            pending_version=None,
+            started_at=now,
+            updated_at=now,
+            finished_at=None,
+            error="",
+            rotator_state="{}",
+            notes="[]",
+            actor=self.actor.identity,
+            owner=process_owner(),
+            lease_until=self._lease_end(),
+        )
+        reason = f"{row.id} {'dry run ' if dry_run else ''}started"
+        with self._audited():
+            self._storage.start_rotation(
+                row,
+                audit=lambda: self._record(
+                    "rotation.start", ref.path, row.from_version, immediate=True, reason=reason
+                ),
+                audit_node=self._audit.node,
+            )
+        return self._run(row, rotator, cfg)
+
+    def resume(self, target: str | SecretRef) -> RotationInfo:
+        """Run an unfinished rotation on from its interrupted or failed step (a finished
+        one is returned as it is)."""
+        row = self._find(target, "rotation.resume")
+        if row.state not in OPEN_ROTATION_STATES:
+            return _info(row)
+        return self._continue(row)
+
+    def _continue(self, row: RotationRow) -> RotationInfo:
+        if row.state not in OPEN_ROTATION_STATES:
+            return _info(row)
+        row = self._take(row)
+        if Step(row.step) == Step.UNDO and not row.dry_run:
+            # A cancel whose undo failed: resuming it goes on cancelling (the last thing
+            # asked of it), never back to promoting what was being taken back.
+            return self._cancel(row)
+        cfg = self._load_config(_ref(row))
+        return self._run(row, self._rotator(row.method), cfg)
+
+    def cancel(self, target: str | SecretRef) -> RotationInfo:
+        """Stop an unfinished rotation and restore what was there before it: the upstream
+        system takes the current value back (when ``set`` may have run), the pending
+        version loses its stage, the current one is untouched. Refused once the pending
+        version was promoted (resume finishes it)."""
+        row = self._find(target, "rotation.cancel")
+        if row.state not in OPEN_ROTATION_STATES:
+            raise Conflict(f"rotation {row.id} is {row.state} already: nothing to cancel")
+        return self._cancel(self._take(row))
+
+    def _cancel(self, row: RotationRow) -> RotationInfo:
+        ref = _ref(row)
+        pending = row.pending_version or self._storage.version_for_rotation(
+            ref.project, ref.env, ref.name, row.id
+        )
+        row = row._replace(pending_version=pending)
+        if pending and self._stage_of(ref, pending) == Stage.CURRENT:
+            raise Conflict(
+                f"rotation {row.id} promoted version {pending} already: it cannot be cancelled",
+                hint="resume it to finish",
+                hint_key="rotation_resume",
+                hint_args={"rotation": row.id},
+            )
+        cfg = self._load_config(ref)
+        rotator = self._rotator(row.method)
+        if Step(row.step) != Step.CREATE:
+            # NOTE: set may have run (its start is recorded before it runs): the upstream
+            # system must take the current value back before anything else.
+            row = self._save(row, Step.UNDO, "started", RotationState.RUNNING)
+            row, error = self._attempt(row, Step.UNDO, rotator, cfg)
+            if error is not None:
+                return self._stop(row, Step.UNDO, error, cfg)
+            row = self._save(row, Step.UNDO, "done", RotationState.RUNNING)
+        elif pending:
+            self._drop_pending(ref, pending, row.id)
+        return self._end(row, RotationState.CANCELLED, cfg, "rotation.cancel")
+
+    # -- the steps ----------------------------------------------------------------------------
+    def _run(self, row: RotationRow, rotator: Rotator, cfg: RotationConfigRow) -> RotationInfo:
+        steps = REHEARSAL if row.dry_run else STEPS
+        at = steps.index(Step(row.step)) if row.step in steps else 0
+        if row.phase == "done":
+            at += 1
+        done: Step | None = None
+        for step in steps[at:]:
+            # NOTE: a step's end and the next one's start are one transaction (two
+            # events): nothing runs between them, and a rotation costs a third fewer
+            # commits (each one the write lock that every audited read also waits for).
+            row = self._save(row, step, "started", RotationState.RUNNING, after=done)
+            row, error = self._attempt(row, step, rotator, cfg)
+            if error is not None:
+                if row.dry_run and step in (Step.SET, Step.TEST):
+                    # A rehearsal that failed still ends undone (what it would have done
+                    # upstream is taken back); the report says why it failed.
+                    row = row._replace(error=error.message)
+                    row = self._save(row, Step.UNDO, "started", RotationState.RUNNING)
+                    row, undo_error = self._attempt(row, Step.UNDO, rotator, cfg)
+                    if undo_error is not None:
+                        return self._stop(row, Step.UNDO, undo_error, cfg)
+                    row = self._save(row, Step.UNDO, "done", RotationState.RUNNING)
+                    return self._end(row, RotationState.REHEARSED, cfg, "rotation.rehearsed")
+                return self._stop(row, step, error, cfg)
+            done = step
+        final = RotationState.REHEARSED if row.dry_run else RotationState.SUCCEEDED
+        return self._end(row, final, cfg, f"rotation.{final.value}", after=done)
+
+    def _attempt(
+        self, row: RotationRow, step: Step, rotator: Rotator, cfg: RotationConfigRow
+    ) -> tuple[RotationRow, SealboxError | None]:
+        """Run one step; a failure of any kind comes back as an error (never a crash
+        with a half state: the row says which step failed, and why)."""
+        ctx = _StepContext(self, row, json.loads(cfg.options), _load_state(row.rotator_state))
+        error: SealboxError | None = None
+        try:
+            row = self._step(row, step, rotator, ctx)
+        except (UpstreamError, RotationFailed) as exc:
+            error = exc
+        except SealboxError as exc:
+            error = RotationFailed(f"{step.value} failed: {exc.message}")
+        except Exception as exc:
+            # NOTE: the type only: a third party's message may hold anything, a value too.
+            error = RotationFailed(
+                f"the {row.method} rotator raised {type(exc).__name__} in {step.value}"
+            )
+        if step == Step.TEST:
+            tested = "passed" if error is None else "failed"
+            if not isinstance(error, UpstreamError):
+                row = row._replace(tested=tested)
+        notes = [*json.loads(row.notes), *(f"{step.value}: {n}" for n in ctx.notes)]
+        return row._replace(
+            rotator_state=_dump_state(ctx.state), notes=json.dumps(notes[-MAX_NOTES:])
+        ), error
+
+    def _step(
+        self, row: RotationRow, step: Step, rotator: Rotator, ctx: _StepContext
+    ) -> RotationRow:
+        ref = _ref(row)
+        if step == Step.CREATE:
+            version = self._storage.version_for_rotation(ref.project, ref.env, ref.name, row.id)
+            if version is None:
+                value = rotator.create(ctx)
+                if not isinstance(value, SecretValue):
+                    raise RotationFailed(f"the {row.method} rotator's create returned no value")
+                version = self._write_pending(ref, value, row.id)
+            row = row._replace(pending_version=version)
+        elif step == Step.SET:
+            rotator.set(ctx)
+        elif step == Step.TEST:
+            rotator.test(ctx)
+        elif step == Step.FINISH:
+            assert row.pending_version is not None
+            stage = self._stage_of(ref, row.pending_version)
+            if stage == Stage.PENDING:
+                self._promote(ref, row.pending_version, row.id)
+            elif stage != Stage.CURRENT:
+                raise RotationFailed(
+                    f"version {row.pending_version} of {ref} is no longer pending"
+                    f" ({stage.value if stage else 'no stage'}): it cannot be promoted"
+                )
+            rotator.finish(ctx)
+        elif step == Step.UNDO:
+            rotator.undo(ctx)
+            pending = row.pending_version or self._storage.version_for_rotation(
+                ref.project, ref.env, ref.name, row.id
+            )
+            if pending:
+                self._drop_pending(ref, pending, row.id)
+            row = row._replace(pending_version=pending)
+        ctx.use(row)
+        return row
+
+    def _write_pending(self, ref: SecretRef, value: SecretValue, rotation_id: str) -> int:
+        """The rotation's pending version, written once (its id found on a retry)."""
+        if len(value) > MAX_VALUE_BYTES:
+            raise RotationFailed(f"the new value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
+        keys = self._key_provider()
+        self._audit.audit_keys()
+        plaintext = value.reveal_bytes()
+
+        def seal_for(version: int) -> SealedRow:
+            sealed = envelope.seal(
+                plaintext,
+                keys,
+                keys.current_key_id(),
+                self._context(ref.project, ref.env, ref.name, version),
+            )
+            self._record(
+                "rotation.pending",
+                ref.path,
+                version,
+                touched=((ref.path, version, plaintext),),
+                immediate=True,
+                reason=rotation_id,
+            )
+            return SealedRow(sealed.ciphertext, sealed.wrapped_key, sealed.kek_id)
+
+        with self._audited():
+            return self._storage.write_version(
+                ref.project,
+                ref.env,
+                ref.name,
+                seal_for,
+                now=self._now(),
+                actor=self.actor.identity,
+                plan=stages.new_pending(),
+                audit_node=self._audit.node,
+                audit_head=self._audit.head_for(self._now()),
+                rotation_id=rotation_id,
+            )
+
+    def _promote(self, ref: SecretRef, version: int, rotation_id: str) -> None:
+        with self._audited():
+            self._storage.restage(
+                ref.project,
+                ref.env,
+                ref.name,
+                stages.promote(version),
+                self._now(),
+                audit=lambda: self._record(
+                    "rotation.promote", ref.path, version, immediate=True, reason=rotation_id
+                ),
+                audit_node=self._audit.node,
+            )
+        self._changed(ref, version, "rotate")
+
+    def _drop_pending(self, ref: SecretRef, version: int, rotation_id: str) -> None:
+        if self._stage_of(ref, version) != Stage.PENDING:
+            return  # dropped already (a retried undo)
+        with self._audited():
+            self._storage.restage(
+                ref.project,
+                ref.env,
+                ref.name,
+                stages.drop_pending(version),
+                self._now(),
+                audit=lambda: self._record(
+                    "rotation.drop", ref.path, version, immediate=True, reason=rotation_id
+                ),
+                audit_node=self._audit.node,
+            )
+
+    # -- the record ---------------------------------------------------------------------------
+    def _save(
+        self,
+        row: RotationRow,
+        step: Step,
+        phase: str,
+        state: RotationState,
+        *,
+        outcome: str = "allowed",
+        reason: str = "",
+        finished: bool = False,
+        operation: str = "",
+        after: Step | None = None,
+    ) -> RotationRow:
+        """Store the rotation's progress with the audit event that records it (one
+        transaction), renewing this process's lease; ``after``: the step that ended
+        before it, whose "done" event goes first."""
+        now = self._now()
+        new = row._replace(
+            step=step.value,
+            phase=phase,
+            state=state.value,
+            updated_at=now,
+            finished_at=now if finished else None,
+            owner=process_owner(),
+            lease_until=self._lease_end(),
+        )
+        ref = _ref(row)
+        op = operation or f"rotation.{step.value}"
+        why = reason or f"{row.id} {phase}"
+
+        def audit() -> None:
+            if after is not None:
+                self._record(
+                    f"rotation.{after.value}",
+                    ref.path,
+                    new.pending_version,
+                    immediate=True,
+                    reason=f"{row.id} done",
+                )
+            self._record(
+                op, ref.path, new.pending_version, immediate=True, outcome=outcome, reason=why
+            )
+
+        with self._audited():
+            self._storage.save_rotation(
+                new, expect_owner=row.owner, audit=audit, audit_node=self._audit.node
+            )
+        return new
+
+    def _stop(
+        self, row: RotationRow, step: Step, error: SealboxError, cfg: RotationConfigRow
+    ) -> RotationInfo:
+        """A failed step: the rotation waits (pending: the upstream system was not
+        reachable; failed: otherwise) with the reason, its step to be run again."""
+        state = RotationState.PENDING if isinstance(error, UpstreamError) else RotationState.FAILED
+        row = row._replace(error=error.message[:1000])
+        row = self._save(
+            row, step, "started", state, outcome="error", reason=f"{row.id} {error.code}"
+        )
+        info = _info(row)
+        self._notify(cfg, info)
+        return info
+
+    def _end(
+        self,
+        row: RotationRow,
+        state: RotationState,
+        cfg: RotationConfigRow,
+        operation: str,
+        *,
+        after: Step | None = None,
+    ) -> RotationInfo:
+        row = self._save(
+            row,
+            Step(row.step),
+            "done" if after is not None else row.phase,
+            state,
+            finished=True,
+            operation=operation,
+            reason=f"{row.id} {state.value}",
+            after=after,
+        )
+        info = _info(row)
+        self._notify(cfg, info)
+        return info
+
+    def _take(self, row: RotationRow) -> RotationRow:
+        """Hold ``row`` for this process: it is ours, its lease ran out, or its owner is a
+        process of this host that died; else Conflict naming who holds it."""
+        me = process_owner()
+        if row.owner == me:
+            return row
+        lease_over = datetime.fromisoformat(row.lease_until) <= self._clock()
+        if not (lease_over or owner_gone(row.owner)):
+            raise Conflict(
+                f"rotation {row.id} is being run by {row.owner} (its lease ends {row.lease_until})",
+                hint="wait for it, or retry after the lease ends",
+            )
+        if not self._storage.claim_rotation(row.id, me, self._lease_end(), expect_owner=row.owner):
+            raise Conflict(f"rotation {row.id} was taken over or finished by another process")
+        return row._replace(owner=me)
+
+    def _find(self, target: str | SecretRef, operation: str) -> RotationRow:
+        if isinstance(target, SecretRef):
+            self._authorize(Capability.ROTATE, target.path, operation)
+            rows = self._storage.list_rotations(
+                project=target.project, env=target.env, name=target.name, open_only=True, limit=1
+            )
+            if not rows:
+                self._storage.get_secret(target.project, target.env, target.name)
+                raise NotFound(f"{target} has no unfinished rotation")
+            return rows[0]
+        if not is_rotation_id(target):
+            raise InvalidInput(f"{target[:80]!r} is not a rotation id (rot_…)")
+        row = self._storage.get_rotation(target)
+        if row is None:
+            raise NotFound(f"no rotation {target}")
+        self._authorize(Capability.ROTATE, _ref(row).path, operation)
+        return row
+
+    # -- what is there ------------------------------------------------------------------------
+    def get(self, rotation_id: str) -> RotationInfo:
+        """One rotation by its id."""
+        if not is_rotation_id(rotation_id):
+            raise InvalidInput(f"{rotation_id[:80]!r} is not a rotation id (rot_…)")
+        row = self._storage.get_rotation(rotation_id)
+        if row is None:
+            raise NotFound(f"no rotation {rotation_id}")
+        self._authorize(Capability.LIST, _ref(row).path, "rotation.status")
+        return _info(row)
+
+    def status(self, *, failed_only: bool = False, limit: int = 100) -> list[RotationInfo]:
+        """Unfinished rotations first, then the newest finished ones, of the secrets this
+        caller may see; ``failed_only``: those waiting on a failure (failed or pending)."""
+        rows = [
+            r
+            for r in self._storage.list_rotations(limit=max(1, min(limit, 1000)) * 4)
+            if self.principal.can(_ref(r).path, Capability.LIST)
+        ]
+        if failed_only:
+            rows = [r for r in rows if r.state in ("failed", "pending")]
+        rows.sort(key=lambda r: (r.finished_at is not None, *_desc(r.started_at)))
+        self._record("rotation.status", "sys/rotations", reason=f"{len(rows[:limit])} rotations")
+        return [_info(r) for r in rows[:limit]]
+
+    def history(self, ref: SecretRef, *, limit: int = 100) -> list[RotationInfo]:
+        """The rotations of ``ref``, newest first."""
+        self._authorize(Capability.LIST, ref.path, "rotation.history")
+        self._storage.get_secret(ref.project, ref.env, ref.name)
+        rows = self._storage.list_rotations(
+            project=ref.project, env=ref.env, name=ref.name, limit=max(1, min(limit, 1000))
+        )
+        self._record("rotation.history", ref.path)
+        return [_info(r) for r in rows]
+
+    def revoke(self, ref: SecretRef, version: int) -> None:
+        """No one may read ``version`` of ``ref`` any more, by any stage or its number (a
+        leaked value). The current and the pending version cannot be revoked: rotate
+        first, or cancel the rotation."""
+        if version < 1:
+            raise InvalidInput("versions are numbered from 1")
+        self._authorize(Capability.ROTATE, ref.path, "version.revoke")
+        stage = self._stage_of(ref, version)
+        if stage == Stage.CURRENT:
+            raise Conflict(
+                f"version {version} of {ref} is its current version: rotate it first",
+                hint_key="rotation_rotate_first",
+                hint_args={"path": ref.path},
+            )
+        if stage == Stage.PENDING:
+            raise Conflict(f"version {version} of {ref} is being rotated in: cancel that first")
+        if stage == Stage.REVOKED:
+            return
+        with self._audited():
+            self._storage.restage(
+                ref.project,
+                ref.env,
+                ref.name,
+                stages.revoke(version),
+                self._now(),
+                audit=lambda: self._record("version.revoke", ref.path, version, immediate=True),
+                audit_node=self._audit.node,
+            )
+        self._changed(ref, version, "revoke")
+
+    def counts(self, now: datetime | None = None) -> tuple[int, float]:
+        """(rotations waiting on a failure, seconds the oldest due rotation has waited;
+        0 when none is due) for metrics: counts, never names. Authorised as a listing
+        of ``sys/rotations``; not audited (a metrics scrape polls it)."""
+        self._authorize(Capability.LIST, "sys/rotations", "rotation.status")
+        now = now or self._clock()
+        waiting = [
+            r for r in self._storage.list_rotations(open_only=True, limit=10_000)
+            if r.state in ("failed", "pending")
+        ]  # fmt: skip
+        due = self.due(now)
+        oldest = max(((now - d.due_at).total_seconds() for d in due), default=0.0)
+        return len(waiting), oldest
+
+    # -- schedule -----------------------------------------------------------------------------
+    def due(self, now: datetime | None = None) -> list[DueRotation]:
+        """The secrets whose scheduled rotation is due at ``now`` (those whose window
+        passed unrotated marked overdue), soonest first, that this caller may rotate."""
+        now = now or self._clock()
+        found: list[DueRotation] = []
+        for cfg in self._storage.list_rotation_configs():
+            ref = SecretRef(cfg.project, cfg.env, cfg.name)
+            if not self.principal.can(ref.path, Capability.ROTATE):
+                continue
+            slot = self._slot(cfg)
+            if slot is not None and slot.due_at <= now:
+                found.append(DueRotation(ref, cfg.method, slot.due_at, now >= slot.closes_at))
+        found.sort(key=lambda d: d.due_at)
+        return found
+
+    def _slot(self, cfg: RotationConfigRow) -> rotation_schedule.Slot | None:
+        try:
+            secret = self._storage.get_secret(cfg.project, cfg.env, cfg.name)
+            meta = SecretMeta.from_dict(json.loads(secret.meta_json))
+        except (NotFound, ValueError, TypeError):
+            return None
+        if secret.deleted_at is not None or not meta.rotate_every_days:
+            return None
+        base = datetime.fromisoformat(secret.updated_at)
+        if secret.current_version:
+            with contextlib.suppress(NotFound):
+                current = self._storage.read_version(cfg.project, cfg.env, cfg.name, None)
+                base = datetime.fromisoformat(current.created_at)
+        last = self._storage.list_rotations(
+            project=cfg.project, env=cfg.env, name=cfg.name, limit=20
+        )
+        for r in last:
+            if r.state == "succeeded" and r.finished_at:
+                base = max(base, datetime.fromisoformat(r.finished_at))
+                break
+        nominal = base + timedelta(days=int(meta.rotate_every_days))
+        window = rotation_schedule.parse_window(cfg.time_window)
+        return rotation_schedule.due_slot(
+            nominal, window, timedelta(seconds=cfg.start_offset), self.vault_id, _path(cfg)
+        )
+
+    def rotate_due(
+        self, *, limit: int | None = None, now: datetime | None = None
+    ) -> list[DueOutcome]:
+        """Start the due rotations whose window is open now, one secret after another
+        (``sealbox rotate --due``, for cron); a secret with an unfinished rotation, or
+        whose rotation cannot start, is skipped with the reason."""
+        now = now or self._clock()
+        outcomes: list[DueOutcome] = []
+        started = 0
+        for due in self.due(now):
+            if limit is not None and started >= limit:
+                break
+            cfg = self._storage.get_rotation_config(due.ref.project, due.ref.env, due.ref.name)
+            window = rotation_schedule.parse_window(cfg.time_window) if cfg else None
+            if window is not None and not window.contains(now):
+                outcomes.append(DueOutcome(due.ref, None, f"outside its window {window}"))
+                continue
+            try:
+                info = self.start(due.ref)
+            except SealboxError as exc:
+                outcomes.append(DueOutcome(due.ref, None, exc.message))
+                continue
+            started += 1
+            outcomes.append(DueOutcome(due.ref, info, ""))
+        return outcomes
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _rotator(self, method: str) -> Rotator:
+        from sealbox.rotation.registry import rotator
+
+        return rotator(method)
+
+    def _lease_end(self) -> str:
+        return (self._clock() + LEASE).isoformat()
+
+    def _stage_of(self, ref: SecretRef, version: int) -> Stage | None:
+        for v in self._storage.history(ref.project, ref.env, ref.name):
+            if v.version == version:
+                return Stage(v.stage) if v.stage else None
+        raise NotFound(f"secret {ref} has no version {version}")
+
+    def _value_of(self, ref: SecretRef, version: int) -> SecretValue:
+        return self._open(self._storage.read_version(ref.project, ref.env, ref.name, version))
+
+    @contextlib.contextmanager
+    def _audited(self) -> Iterator[None]:
+        """Around a change whose event is recorded in its own transaction (as in
+        :meth:`sealbox.secret_ops.SecretOps._audited`)."""
+        self._audit.settle()
+        # NOTE: the head signer reads the newest checkpoints once, lazily: before the
+        # change's transaction, not inside it (a second transaction there fails).
+        self._audit.head_for(self._now())
+        yield
+        self._audit.after_write()
+        self._audit.after_commit(self._now())
+
+    def _changed(self, ref: SecretRef, version: int | None, op: str) -> None:
+        from sealbox.secret_ops import SecretOps
+
+        SecretOps(self._state, self._caller)._changed(ref, version, op)
+
+    def _notify(self, cfg: RotationConfigRow, info: RotationInfo) -> None:
+        """POST the outcome to the secret's notify URL; a failure is audited, not fatal."""
+        if not cfg.notify_url:
+            return
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps(
+            {
+                "secret": info.ref.path,
+                "rotation_id": info.id,
+                "state": info.state.value,
+                "error": info.error or None,
+                "dry_run": info.dry_run,
+                "version": info.pending_version,
+            }
+        ).encode()
+        # NOTE: the scheme was checked (http or https) when the URL was configured.
+        request = urllib.request.Request(  # noqa: S310
+            cfg.notify_url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "sealbox-rotation"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=NOTIFY_TIMEOUT) as response:  # noqa: S310
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+        except (OSError, ValueError) as exc:
+            with contextlib.suppress(SealboxError):
+                self._record(
+                    "rotation.notify",
+                    info.ref.path,
+                    outcome="error",
+                    reason=f"{info.id} {type(exc).__name__}",
+                )
+            return
+        outcome = "allowed" if 200 <= status < 300 else "error"
+        with contextlib.suppress(SealboxError):
+            self._record(
+                "rotation.notify", info.ref.path, outcome=outcome, reason=f"{info.id} {status}"
+            )
+
+
+def _ref(row: RotationRow) -> SecretRef:
+    return SecretRef(row.project, row.env, row.name)
+
+
+def _path(cfg: RotationConfigRow) -> str:
+    return f"{cfg.project}/{cfg.env}/{cfg.name}"
+
+
+def _desc(at: str) -> tuple[float]:
+    return (-datetime.fromisoformat(at).timestamp(),)
+
+
+def _load_state(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _dump_state(state: Mapping[str, str]) -> str:
+    clean = {str(k)[:100]: str(v)[:MAX_OPTION_VALUE] for k, v in state.items()}
+    text = json.dumps(clean, sort_keys=True)
+    if len(text) > MAX_STATE_BYTES:
+        raise RotationFailed("the rotator's notes for this rotation are too large")
+    return text
+
+
+def _check_options(options: Mapping[str, str]) -> dict[str, str]:
+    if len(options) > MAX_OPTIONS:
+        raise InvalidInput(f"at most {MAX_OPTIONS} rotation options")
+    out: dict[str, str] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or not OPTION_KEY_RE.match(key):
+            raise InvalidInput(
+                f"invalid rotation option name {str(key)[:40]!r}: lowercase letters, digits, _ . -"
+            )
+        if not isinstance(value, str) or len(value) > MAX_OPTION_VALUE:
+            raise InvalidInput(f"rotation option {key} must be text of at most 1000 characters")
+        out[key] = value
+    return out
+
+
+def _check_url(url: str) -> str:
+    url = url.strip()
+    if not url:
+        return ""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise InvalidInput("the notify URL must be an http or https URL (at most 2000 characters)")
+    return url
+
+
+def _config(row: RotationConfigRow) -> RotationConfig:
+    return RotationConfig(
+        ref=SecretRef(row.project, row.env, row.name),
+        method=row.method,
+        options=json.loads(row.options),
+        grace=timedelta(seconds=row.grace_seconds),
+        window=row.time_window,
+        start_offset=timedelta(seconds=row.start_offset),
+        notify_url=row.notify_url,
+        updated_at=datetime.fromisoformat(row.updated_at),
+        updated_by=row.updated_by,
+    )
+
+
+def _info(row: RotationRow) -> RotationInfo:
+    try:
+        notes = tuple(str(n) for n in json.loads(row.notes))
+    except (ValueError, TypeError):
+        notes = ()
+    return RotationInfo(
+        id=row.id,
+        ref=_ref(row),
+        method=row.method,
+        state=RotationState(row.state),
+        step=row.step,
+        phase=row.phase,
+        dry_run=row.dry_run,
+        from_version=row.from_version,
+        pending_version=row.pending_version,
+        started_at=datetime.fromisoformat(row.started_at),
+        updated_at=datetime.fromisoformat(row.updated_at),
+        finished_at=datetime.fromisoformat(row.finished_at) if row.finished_at else None,
+        error=row.error,
+        tested=row.tested,
+        notes=notes,
+        rotator_state=_load_state(row.rotator_state),
+        actor=row.actor,
+        owner=row.owner,
+    )
+
+
+__all__ = ["DueOutcome", "RotationOps"]
