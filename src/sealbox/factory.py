@@ -335,7 +335,7 @@ def open_vault(
     if source in CLI_SOURCES:
         _refuse_remote(
             env,
-            f"this check ({source}) of the local vault",
+            f"`sealbox {source}` on the local vault" if source != "cli" else "this command",
             "it runs on an embedded vault: on the server's host, unset SEALBOX_ADDR",
         )
     storage, vault_id, cfg, unlocker = _open(home, env, prompt, clock)

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.rotation_cmds:rotate",
         "Rotate a secret now (--dry-run rehearses), or the due ones (--due).",
     ),
+    "scheduler": (
+        "sealbox.cli.scheduler_cmd:scheduler",
+        "Run due rotations until stopped (one node at a time).",
+    ),
     "rotation": (
         "sealbox.cli.rotation_cmds:rotation",
         "Configure rotations; status, resume, cancel, history, revoke.",
