@@ -8,6 +8,11 @@ carries), which other secrets hold the same value, and the secret's owner, conta
 upstream system and dependents from its metadata. The redeploy list is every dependent
 named in the metadata and every identity that received an affected version: each holds
 the old value until it fetches the new one.
+
+:meth:`Incident.respond` then acts: it rotates the secret now (its configured rotator),
+revokes every older version (unreadable by any stage or number from then on), and reports
+what it did. A step that
+cannot be done stops the response there and says so; what was done stays done and listed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any, NamedTuple
 
 from sealbox.auth.policy import Capability
 from sealbox.context import CoreService
-from sealbox.model import SecretMeta, SecretRef, SecretValue
+from sealbox.errors import InvalidInput, RotationFailed
+from sealbox.model import RotationState, SecretMeta, SecretRef, SecretValue, Stage
 
 
 class Reader(NamedTuple):
@@ -158,3 +164,49 @@ class Incident(CoreService):
             meta=info.meta,
             redeploy=tuple(redeploy),
         )
+
+    def respond(
+        self, ref: SecretRef, *, reason: str, value: SecretValue | None = None
+    ) -> IncidentReport:
+        """Assess, then rotate ``ref`` now, revoke its older versions and the leases its
+        credentials issued; the report lists each action. Refused before anything changes
+        when ``ref`` has no rotation configured (the hint names the command)."""
+        from sealbox.rotation_ops import RotationOps
+
+        rotations = RotationOps(self._state, self._caller)
+        if rotations.config(ref) is None:
+            raise InvalidInput(
+                f"{ref} has no rotation configured, so it cannot be rotated now",
+                hint=f"sealbox rotation configure {ref.path} --method random (or its rotator),"
+                " or set a new value with `sealbox secret set`, then run the incident again",
+            )
+        report = self.assess(ref, reason=reason, value=value)
+        actions: list[str] = []
+        rotation = rotations.start(ref)
+        if rotation.state is not RotationState.SUCCEEDED:
+            self._record("incident.respond", ref.path, outcome="error", reason=rotation.id)
+            raise RotationFailed(
+                f"the rotation of {ref} ({rotation.id}) is {rotation.state}: {rotation.error}"
+                " — nothing was revoked",
+                hint=f"sealbox rotation status; resume or cancel {rotation.id}, then run the"
+                " incident again",
+            )
+        actions.append(f"rotated: version {rotation.pending_version} is current ({rotation.id})")
+        revoked = []
+        for number, stage in self._versions(ref):
+            if stage in (Stage.CURRENT, Stage.REVOKED, Stage.PENDING):
+                continue
+            rotations.revoke(ref, number)
+            revoked.append(number)
+        if revoked:
+            actions.append(f"revoked versions {', '.join(map(str, sorted(revoked)))}")
+        self._record("incident.respond", ref.path, reason="; ".join(actions)[:500])
+        return report._replace(actions=tuple(actions))
+
+    def _versions(self, ref: SecretRef) -> list[tuple[int, Stage | None]]:
+        """(version, stage) of every version of ``ref`` (no event of its own: the
+        assessment before it recorded the history read)."""
+        return [
+            (int(r.version), Stage(r.stage) if r.stage else None)
+            for r in self._storage.history(ref.project, ref.env, ref.name)
+        ]
