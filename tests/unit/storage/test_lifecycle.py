@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.unit.storage.contract import KEK, NOW, stage_map, write
@@ -37,9 +38,31 @@ def test_check_finds_a_missing_current_version(store: Storage) -> None:
     assert store.check() == ["1 secret(s) point at a missing current version"]
 
 
+def _drop_v10(tx: Any) -> None:
+    """Undo schema 10 (the credentials roles and leases), which a migration adds again."""
+    tx.execute("DROP TABLE sb_leases")
+    tx.execute("DROP TABLE sb_cred_roles")
+
+
+def test_schema_10_migrates_from_8(store: Storage) -> None:
+    """A version 8 vault (no rotation engine's v9 on this branch: the runner takes gaps)
+    gets the credentials tables and keeps its secrets."""
+    write(store)
+    with store._tx(write=True) as tx:  # type: ignore[attr-defined]
+        _drop_v10(tx)
+        tx.execute("UPDATE sb_settings SET value = '8' WHERE key = 'schema_version'")
+    store._schema_ok = False  # type: ignore[attr-defined]
+    with pytest.raises(NotInitialised, match="was not migrated"):
+        store.list_cred_roles()
+    assert store.migrate() == SCHEMA_VERSION - 8
+    assert store.list_cred_roles() == [] and store.list_leases() == []
+    assert store.read_version("payments", "dev", "DB", None).version == 1
+
+
 def _downgrade_to_7(raw: Storage) -> None:
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
+        _drop_v10(tx)
         tx.execute("UPDATE sb_settings SET value = '7' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
 
@@ -76,6 +99,7 @@ def test_schema_6_migrates_from_5(raw: Storage) -> None:
             tx.execute(f"ALTER TABLE sb_audit_heads DROP COLUMN {column}")
         tx.execute("ALTER TABLE sb_audit_checkpoints DROP COLUMN prev_seq")
         tx.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")
+        _drop_v10(tx)
         tx.execute("UPDATE sb_settings SET value = '5' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
     assert raw.migrate() == SCHEMA_VERSION - 5

@@ -24,6 +24,8 @@ ROLES = [
     interface.PolicyStore,
     interface.AuditWriter,
     interface.AuditReader,
+    interface.CredRoleStore,
+    interface.LeaseStore,
 ]
 
 
