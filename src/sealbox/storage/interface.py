@@ -358,8 +358,9 @@ class LeaseStore(Protocol):
         """Leases, oldest first; filters that are None match all."""
         ...
 
-    def extend_lease(self, lease_id: str, expires_at: str) -> None:
-        """A live lease's new expiry (NotFound if not live)."""
+    def set_lease_expiry(self, lease_id: str, expires_at: str) -> None:
+        """A live lease's new expiry: later (renewed) or now (asked to go, for the reaper
+        to retry); NotFound if not live."""
         ...
 
     def lease_revoked(self, lease_id: str, now: str, *, note: str = "") -> bool:

@@ -212,7 +212,7 @@ class LeaseSql:
             rows = self._all(tx, sql + " ORDER BY issued_at, id", params)
         return [_lease(r) for r in rows]
 
-    def extend_lease(self, lease_id: str, expires_at: str) -> None:
+    def set_lease_expiry(self, lease_id: str, expires_at: str) -> None:
         with self._tx(write=True) as tx:
             self._require_schema(tx)
             cur = self._exec(

@@ -109,7 +109,7 @@ def test_leases_are_listed_by_role_prefix_token_and_liveness(store: Storage) -> 
 def test_renewal_and_revocation_of_a_lease(store: Storage) -> None:
     store.put_cred_role(role())
     store.add_lease(lease(1), max_leases=None)
-    store.extend_lease(lease(1).id, MUCH_LATER)
+    store.set_lease_expiry(lease(1).id, MUCH_LATER)
     got = store.get_lease(lease(1).id)
     assert got is not None and got.expires_at == MUCH_LATER
     assert store.lease_revoked(lease(1).id, LATER, note="forced")
@@ -117,7 +117,7 @@ def test_renewal_and_revocation_of_a_lease(store: Storage) -> None:
     done = store.get_lease(lease(1).id)
     assert done is not None and done.revoked_at == LATER and done.last_error == "forced"
     with pytest.raises(NotFound):
-        store.extend_lease(lease(1).id, MUCH_LATER)
+        store.set_lease_expiry(lease(1).id, MUCH_LATER)
 
 
 def test_failed_revocations_wait_and_are_kept_across_connections(
