@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from sealbox.api import VaultAPI
+from sealbox.api import LeasesAPI, VaultAPI
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.caller import Actor
 from sealbox.config import VaultConfig, default_home, load_config, save_config
@@ -454,3 +454,8 @@ def change_passphrase(
 def _conforms(vault: Vault) -> VaultAPI:
     """Static check (mypy): the embedded Vault satisfies the shared Protocol."""
     return vault
+
+
+def _leases_conform(vault: Vault) -> LeasesAPI:
+    """Static check (mypy): the embedded lease service satisfies its Protocol."""
+    return vault.leases

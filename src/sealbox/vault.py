@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from sealbox.changes import ChangeFeed
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
-    from sealbox.lease_ops import LeaseOps
     from sealbox.kms.interface import Unlocker
+    from sealbox.lease_ops import LeaseOps
     from sealbox.storage.interface import Storage
 
 __all__ = ["Clock", "Vault", "utcnow"]

@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("sealbox.cli.admin_cmds:policy", "Apply, list and explain access policies."),
     "identity": ("sealbox.cli.admin_cmds:identity", "Manage people and machine identities."),
     "token": ("sealbox.cli.admin_cmds:token", "Create, list and revoke tokens."),
+    "creds": (
+        "sealbox.cli.creds_cmds:creds",
+        "Dynamic database credentials under a lease; `creds role` defines roles.",
+    ),
+    "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

@@ -170,8 +170,11 @@ class Supervisor:
         *,
         parent_env: Mapping[str, str],
         report: Report,
+        credentials: Mapping[str, SecretValue] | None = None,
     ) -> None:
         self.vault, self.project, self.env, self.names = vault, project, env, names
+        #: Variables of dynamic credentials (``run --creds``), set whatever the mount.
+        self.credentials: Mapping[str, SecretValue] = dict(credentials or {})
         self.options = options
         self.parent = dict(parent_env)
         self.report = report
@@ -196,7 +199,7 @@ class Supervisor:
 
         opts = self.options
         inject = opts.mount is None or opts.env_too
-        values = self.secrets if inject else {}
+        values = {**(self.secrets if inject else {}), **self.credentials}
         return child_environment(self.parent, values, preserve_env=opts.preserve_env)
 
     def run(self) -> int:

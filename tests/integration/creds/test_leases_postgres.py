@@ -38,7 +38,10 @@ def can_login(cluster: Cluster, user: str, password: str) -> bool:
 
 def role_exists(cluster: Cluster, user: str) -> bool:
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            is not None
+        )
 
 
 def login(cluster: Cluster, cred: Credential) -> bool:
@@ -208,7 +211,7 @@ def test_unreachable_at_revoke_is_retried_by_the_reaper_across_restarts(
 ) -> None:
     cred = vault.leases.issue(pg_role, ttl=timedelta(minutes=5))
     good = vault.get(ADMIN).value
-    vault.set(ADMIN, SecretValue(f"postgresql://postgres:x@127.0.0.1:1/postgres"))
+    vault.set(ADMIN, SecretValue("postgresql://postgres:x@127.0.0.1:1/postgres"))
     clock.advance(timedelta(minutes=6))
     first = vault.leases.reap()
     assert first.revoked == () and [lid for lid, _ in first.failed] == [cred.lease_id]
@@ -250,7 +253,9 @@ def test_a_creation_failure_leaves_no_user_and_no_live_lease(
     assert "nowhere" in info.value.message
     assert vault.leases.list_leases("payments/prod/db-broken") == []
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname LIKE 'broken-%'").fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_roles WHERE rolname LIKE 'broken-%'").fetchone() is None
+        )
 
 
 def _person(vault: Vault, name: str, paths: list[tuple[str, list[str]]]) -> Vault:
