@@ -128,6 +128,10 @@ class LeaseOps(CoreService):
 
     __slots__ = ()
 
+    def now(self) -> datetime:
+        """This service's clock (the server answers TTLs left against it)."""
+        return self._clock()
+
     # -- roles ------------------------------------------------------------------------------
     def define_role(
         self,
@@ -445,13 +449,14 @@ class LeaseOps(CoreService):
     def revoke_prefix(self, prefix: str, *, force: bool = False) -> list[LeaseInfo]:
         """Revoke every live lease of a role (``project/env/role``) or whose id starts with
         ``prefix``; needs admin on each role. Returns the leases still not revoked."""
-        if prefix.startswith(CREDS_PREFIX) and prefix.count("/") >= 4:
-            project, env, name = parse_role_path("/".join(prefix.split("/")[:4]))
+        by_id = prefix.startswith(CREDS_PREFIX) and prefix.count("/") >= 4
+        role_path = "/".join(prefix.split("/")[:4]) if by_id else prefix.rstrip("/")
+        project, env, name = parse_role_path(role_path)
+        self._authorize(Capability.ADMIN, creds_path(project, env, name), "lease.revoke")
+        if by_id:
             rows = self._storage.list_leases(prefix=prefix)
         else:
-            project, env, name = parse_role_path(prefix.rstrip("/"))
             rows = self._storage.list_leases(project=project, env=env, role=name)
-        self._authorize(Capability.ADMIN, creds_path(project, env, name), "lease.revoke")
         left: list[LeaseInfo] = []
         for row in rows:
             if self._attempt(row, "revoked by prefix", force=force) is not None:

@@ -33,6 +33,7 @@ SAMPLES = {
     "path": "secret",
     "key": "stripe",
     "method": "jwt",  # a login method's name; none is installed under it here
+    "role": "db-readonly",
 }
 
 

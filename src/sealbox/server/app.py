@@ -26,6 +26,7 @@ from sealbox.server import (
     routes_admin,
     routes_audit,
     routes_auth,
+    routes_creds,
     routes_kv,
     routes_native,
     routes_sys,
@@ -58,6 +59,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_native.ROUTES,
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,
+        *routes_creds.ROUTES,
         *routes_kv.ROUTES,
     ]
 

@@ -156,6 +156,8 @@ PATH_PARAMS: dict[str, Schema] = {
     # The KV mount (and the mount lookup's path): set from the server's kv_mounts.
     "mount": S,
     "path": S,
+    # A credentials role's name (lowercase, ``-`` and ``_``: ``SCOPE_RE``).
+    "role": {**SCOPE, "examples": ["db-readonly"]},
 }
 
 
@@ -385,6 +387,8 @@ class Op:
     not_found: Schema | None = None
     description: str | None = None
     lookup: bool = False
+    #: Further statuses it may answer (an upstream database's 502, a quota's 409 on a GET).
+    extra: tuple[int, ...] = ()
 
 
 def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
@@ -408,6 +412,10 @@ BAD_INPUT = (
 MEDIA = {
     JSON: "the body's Content-Type is not application/json (or application/*+json)",
     MERGE_PATCH: f"the body's Content-Type is not {MERGE_PATCH}",
+}
+EXTRA_STATUS = {
+    409: "conflict: a quota reached, or a lease past its max TTL or expired",
+    502: "the upstream system (a database) could not be reached, or refused",
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
@@ -437,8 +445,9 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
         (429, op.login, "too many login attempts: retry after Retry-After seconds"),
         (503, op.unavailable, "storage, audit or key provider briefly unavailable"),
     ]
+    wanted += [(status, True, EXTRA_STATUS[status]) for status in op.extra]
     for status, applies, text in wanted:
-        if not applies:
+        if not applies or str(status) in responses:
             continue
         responses[str(status)] = _error(compat, status, text)
         if status == 404 and op.not_found is not None:
@@ -485,6 +494,7 @@ EVENTS = (
     "permission goes. Never a value."
 )
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
+LEASE_CREDS: Schema = resp({"username": S, "password": S})
 #: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
 #: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
 SEGMENT: Schema = {
@@ -884,6 +894,49 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         ok_media="text/plain",
         response=S,
     ),
+    # -- dynamic database credentials (Vault's database engine and sys/leases) ------------------
+    ("/v1/database/creds/{project}/{env}/{role}", "GET"): Op(
+        "New database credentials under a lease (read on creds/<project>/<env>/<role>)",
+        tag="leases",
+        response=resp(
+            {"lease_id": S, "renewable": B, "lease_duration": I, "data": LEASE_CREDS},
+            required=["lease_id", "renewable", "lease_duration", "data"],
+        ),
+        extra=(409, 502),
+    ),
+    ("/v1/sys/leases/renew", "PUT"): Op(
+        "Renew a lease by `increment` (seconds or a duration), up to its max TTL",
+        tag="leases",
+        body=body({"lease_id": S, "increment": {"type": ["integer", "string"]}}, ["lease_id"]),
+        response=resp({"lease_id": S, "renewable": B, "lease_duration": I}),
+        extra=(502,),
+    ),
+    ("/v1/sys/leases/revoke", "PUT"): Op(
+        "Revoke a lease now: its database user is dropped",
+        tag="leases",
+        ok=204,
+        body=body({"lease_id": S}, ["lease_id"]),
+        extra=(502,),
+    ),
+    ("/v1/sys/leases/lookup", "PUT"): Op(
+        "A lease's times and TTL left",
+        tag="leases",
+        body=body({"lease_id": S}, ["lease_id"]),
+        response=resp({"data": ANY}),
+    ),
+    **{
+        (f"/v1/sys/leases/{action}/{{project}}/{{env}}/{{role}}", "PUT"): Op(
+            f"Revoke every lease of a role ({what}; admin on the role)",
+            tag="leases",
+            ok=204,
+            body=body({"prefix": S, "sync": B}),
+            extra=(502,),
+        )
+        for action, what in (
+            ("revoke-prefix", "failures stay due for the reaper"),
+            ("revoke-force", "forgetting those the database refuses"),
+        )
+    },
     # -- Vault KV v2 ----------------------------------------------------------------------------
     ("/v1/sys/internal/ui/mounts/{path:path}", "GET"): Op(
         "Mount lookup that every `bao kv` command makes first (`path`: the mount, "
