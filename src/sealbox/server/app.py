@@ -98,6 +98,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         scope_labels=settings.metrics_scope_labels,
         cache_counts=server_state.tokens.counts,
         audit_counts=barrier.counts,
+        lease_counts=vault.leases.counts,
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)

@@ -83,7 +83,7 @@ def test_creds_lease_renew_revoke(cli: Cli, role: str, cluster: Cluster) -> None
     assert text.status == 0 and "password" in text.out and "lease_id" in text.out
 
     listed = cli("lease", "list", "--role", ROLE, "--json")
-    assert [x["id"] for x in json.loads(listed.out)][0] == lease_id
+    assert next(x["id"] for x in json.loads(listed.out)) == lease_id
     assert cred["password"] not in listed.out
     renewed = cli("lease", "renew", lease_id, "--increment", "2h", "--json")
     assert renewed.status == 0 and json.loads(renewed.out)["id"] == lease_id

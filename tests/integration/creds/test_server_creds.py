@@ -128,3 +128,14 @@ def test_revoking_the_token_over_http_revokes_its_leases(live: Live, cluster: Cl
     client.auth.token.revoke_self()
     assert not can_login(cluster, answer["data"]["username"], answer["data"]["password"])
     assert live.vault.leases.get_lease(answer["lease_id"]).state == "revoked"
+
+
+def test_metrics_show_live_leases_per_role(live: Live) -> None:
+    import urllib.request
+
+    live.client().secrets.database.generate_credentials(name=ROLE)
+    live.client().secrets.database.generate_credentials(name=ROLE)
+    with urllib.request.urlopen(live.url + "/metrics", timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    assert f'sealbox_leases{{role="{ROLE}"}} 2.0' in text
+    assert f'sealbox_lease_oldest_age_seconds{{role="{ROLE}"}}' in text
