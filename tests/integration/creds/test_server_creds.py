@@ -135,7 +135,7 @@ def test_metrics_show_live_leases_per_role(live: Live) -> None:
 
     live.client().secrets.database.generate_credentials(name=ROLE)
     live.client().secrets.database.generate_credentials(name=ROLE)
-    with urllib.request.urlopen(live.url + "/metrics", timeout=10) as answer:  # noqa: S310
+    with urllib.request.urlopen(live.url + "/metrics", timeout=10) as answer:
         text = answer.read().decode()
     assert f'sealbox_leases{{role="{ROLE}"}} 2.0' in text
     assert f'sealbox_lease_oldest_age_seconds{{role="{ROLE}"}}' in text
