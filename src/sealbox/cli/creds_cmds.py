@@ -2,8 +2,9 @@
 
 ``sealbox creds ROLE`` makes a new database user and prints it with its lease;
 ``sealbox creds role …`` defines the roles; ``sealbox lease …`` lists, renews and revokes
-leases and runs the reaper. Embedded vaults only for now (the server does not serve them
-yet): in remote mode each command says so.
+leases and runs the reaper. Issuing, renewing, showing and revoking work in remote mode
+too (the SDK's ``client.leases``); roles, listings and the reaper are administered on the
+vault's host (the server does not serve them yet), and in remote mode those say so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sealbox.errors import InvalidInput, UpstreamError
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from sealbox.api import LeasesAPI
+    from sealbox.api import LeaseAdminAPI, LeasesAPI
     from sealbox.wire.leases import Credential, CredRole, LeaseInfo
 
 
@@ -39,16 +40,28 @@ def _duration(text: str | None, what: str) -> timedelta | None:
 
 @contextlib.contextmanager
 def leases() -> Iterator[LeasesAPI]:
-    """The vault's lease service, closed afterwards; refused in remote mode."""
+    """The vault's (or the server's) lease service, closed afterwards."""
     vault = open_vault()
     try:
-        service: LeasesAPI | None = getattr(vault, "leases", None)
-        if service is None:
-            raise InvalidInput(
-                "dynamic credentials are not served over HTTP yet: run this on the vault's"
-                " host (unset SEALBOX_ADDR)"
-            )
+        service: LeasesAPI = getattr(vault, "leases")  # noqa: B009 - not in VaultAPI
         yield service
+    finally:
+        vault.close()
+
+
+@contextlib.contextmanager
+def lease_admin() -> Iterator[LeaseAdminAPI]:
+    """The embedded vault's lease service with roles, listings and the reaper."""
+    vault = open_vault()
+    try:
+        service = getattr(vault, "leases")  # noqa: B009 - not in VaultAPI
+        if not hasattr(service, "define_role"):
+            raise InvalidInput(
+                "credentials roles, lease listings and the reaper are not served over HTTP"
+                " yet: run this on the vault's host (unset SEALBOX_ADDR)"
+            )
+        admin: LeaseAdminAPI = service
+        yield admin
     finally:
         vault.close()
 
@@ -209,7 +222,7 @@ def role_create(
     ttl_span = _duration(ttl, "--ttl")
     max_span = _duration(max_ttl, "--max-ttl")
     assert ttl_span is not None and max_span is not None
-    with leases() as service:
+    with lease_admin() as service:
         role = service.define_role(
             path,
             backend_name=backend_name,
@@ -234,7 +247,7 @@ def role_list(project: str | None, env: str | None, as_json: bool) -> None:
     """List the credentials roles you may see."""
     from sealbox.wire.leases import encode_role
 
-    with leases() as service:
+    with lease_admin() as service:
         items = service.list_roles(project, env)
     if as_json:
         emit_json([encode_role(r) for r in items])
@@ -255,7 +268,7 @@ def role_show(path: str, as_json: bool) -> None:
     """Show a credentials role."""
     from sealbox.wire.leases import encode_role
 
-    with leases() as service:
+    with lease_admin() as service:
         role = service.get_role(path)
     if as_json:
         emit_json(encode_role(role))
@@ -267,7 +280,7 @@ def role_show(path: str, as_json: bool) -> None:
 @click.argument("path")
 def role_delete(path: str) -> None:
     """Delete a credentials role (refused while it has unrevoked leases)."""
-    with leases() as service:
+    with lease_admin() as service:
         service.delete_role(path)
     info(f"Deleted credentials role {path}")
 
@@ -286,7 +299,7 @@ def lease_list(role: str | None, include_revoked: bool, as_json: bool) -> None:
     """List leases: yours, and those of roles you may list."""
     from sealbox.wire.leases import encode_lease
 
-    with leases() as service:
+    with lease_admin() as service:
         items = service.list_leases(role, include_revoked=include_revoked)
     if as_json:
         emit_json([encode_lease(x) for x in items])
@@ -360,7 +373,7 @@ def lease_revoke(lease_id: str | None, prefix: str | None, force: bool) -> None:
 @json_option
 def lease_reap(as_json: bool) -> None:
     """Revoke expired leases now (what the scheduler will do), retrying failed ones."""
-    with leases() as service:
+    with lease_admin() as service:
         report = service.reap()
     if as_json:
         data: dict[str, Any] = {

@@ -103,10 +103,7 @@ def _supervised(
         credentials: dict[str, SecretValue] = {}
         if creds:
             if service is None:
-                raise InvalidInput(
-                    "--creds needs the embedded vault: dynamic credentials are not served"
-                    " over HTTP yet"
-                )
+                raise InvalidInput("this vault does not serve dynamic credentials")
             for var, role in creds:
                 cred = service.issue(role)
                 issued.append(cred)

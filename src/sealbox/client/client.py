@@ -50,6 +50,7 @@ from sealbox.wire import secrets as wire
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.audit import RemoteAudit
+    from sealbox.client.leases import RemoteLeases
     from sealbox.client.watch import Watch
 
 
@@ -583,6 +584,13 @@ class Client:
 
             self._accounts = RemoteAccounts(self)
         return self._accounts
+
+    @property
+    def leases(self) -> RemoteLeases:
+        """Dynamic database credentials: issue, renew, look up, revoke (``LeasesAPI``)."""
+        from sealbox.client.leases import RemoteLeases
+
+        return RemoteLeases(self)
 
     @property
     def audit(self) -> RemoteAudit:

@@ -899,8 +899,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "New database credentials under a lease (read on creds/<project>/<env>/<role>)",
         tag="leases",
         response=resp(
-            {"lease_id": S, "renewable": B, "lease_duration": I, "data": LEASE_CREDS},
-            required=["lease_id", "renewable", "lease_duration", "data"],
+            {
+                "lease_id": S,
+                "renewable": B,
+                "lease_duration": I,
+                "data": LEASE_CREDS,
+                "lease": ANY,
+            },
+            required=["lease_id", "renewable", "lease_duration", "data", "lease"],
         ),
         extra=(409, 502),
     ),
@@ -908,14 +914,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Renew a lease by `increment` (seconds or a duration), up to its max TTL",
         tag="leases",
         body=body({"lease_id": S, "increment": {"type": ["integer", "string"]}}, ["lease_id"]),
-        response=resp({"lease_id": S, "renewable": B, "lease_duration": I}),
+        response=resp({"lease_id": S, "renewable": B, "lease_duration": I, "lease": ANY}),
         extra=(502,),
     ),
     ("/v1/sys/leases/revoke", "PUT"): Op(
-        "Revoke a lease now: its database user is dropped",
+        "Revoke a lease now: its database user is dropped (`force`: forget it whatever"
+        " the database says; admin on the role)",
         tag="leases",
         ok=204,
-        body=body({"lease_id": S}, ["lease_id"]),
+        body=body({"lease_id": S, "sync": B, "force": B}, ["lease_id"]),
         extra=(502,),
     ),
     ("/v1/sys/leases/lookup", "PUT"): Op(

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from sealbox.errors import InvalidInput, UpstreamError
 from sealbox.model import parse_duration
 from sealbox.server.http import caller, json_body, json_response, no_content, want_str
-from sealbox.wire.leases import LeaseInfo
+from sealbox.wire.leases import LeaseInfo, encode_lease
 
 DATABASE_MOUNT = "database"
 
@@ -77,7 +77,10 @@ async def generate_credentials(request: Request) -> Response:
     cred = who.vault.leases.issue(_role(request))
     now = datetime.fromisoformat(cred.lease.issued_at)
     data = {"username": cred.username, "password": cred.password.reveal()}
-    return json_response(_answer(cred.lease, data, now=now))
+    if cred.url is not None:
+        data["url"] = cred.url.reveal()  # sealbox's: the admin URL with this login
+    # ``lease``: sealbox's own fields beside Vault's (the SDK reads them; hvac ignores them).
+    return json_response({**_answer(cred.lease, data, now=now), "lease": encode_lease(cred.lease)})
 
 
 async def renew_lease(request: Request) -> Response:
@@ -88,13 +91,16 @@ async def renew_lease(request: Request) -> Response:
     )
     answer = _answer(lease, None, now=who.vault.leases.now())
     keys = ("request_id", "lease_id", "renewable", "lease_duration", "data", "warnings")
-    return json_response({k: answer[k] for k in keys})
+    return json_response({**{k: answer[k] for k in keys}, "lease": encode_lease(lease)})
 
 
 async def revoke_lease(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("lease_id",))
-    who.vault.leases.revoke(want_str(body, "lease_id"))
+    body = await json_body(request, required=("lease_id",), optional=("sync", "force"))
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput("field 'force' must be true or false")
+    who.vault.leases.revoke(want_str(body, "lease_id"), force=force)
     return no_content()
 
 
@@ -110,6 +116,8 @@ async def read_lease(request: Request) -> Response:
         "last_renewal": None,
         "renewable": lease.revoked_at is None and lease.expires_at < lease.max_expires_at,
         "ttl": _seconds_left(lease, now) if lease.revoked_at is None else 0,
+        # sealbox's own fields beside Vault's
+        "lease": encode_lease(lease),
     }
     return json_response({"request_id": os.urandom(16).hex(), "data": data})
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealbox.model import SecretValue
+from sealbox.wire.fields import integer, obj, opt_text, text
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,25 @@ def encode_role(role: CredRole) -> dict[str, Any]:
 
 def encode_lease(lease: LeaseInfo) -> dict[str, Any]:
     return {**lease.__dict__, "state": lease.state}
+
+
+def decode_lease(data: Any) -> LeaseInfo:
+    """A lease from :func:`encode_lease`'s JSON (WireError naming a bad field)."""
+    d = obj(data, "lease")
+    return LeaseInfo(
+        id=text(d, "id"),
+        role=text(d, "role"),
+        username=text(d, "username"),
+        identity=text(d, "identity"),
+        token_accessor=opt_text(d, "token_accessor"),
+        issued_at=text(d, "issued_at"),
+        expires_at=text(d, "expires_at"),
+        max_expires_at=text(d, "max_expires_at"),
+        revoked_at=opt_text(d, "revoked_at"),
+        revoke_attempts=integer(d, "revoke_attempts"),
+        next_attempt_at=opt_text(d, "next_attempt_at"),
+        last_error=text(d, "last_error"),
+    )
 
 
 def encode_credential(cred: Credential) -> dict[str, Any]:

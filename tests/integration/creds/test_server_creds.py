@@ -12,10 +12,12 @@ import hvac
 import hvac.exceptions
 import psycopg
 import pytest
+from tests.cli_harness import Cli
 from tests.integration.creds.conftest import PG_CREATION
 from tests.upstream_servers import Cluster
 
 from sealbox.cli.main import main
+from sealbox.errors import InvalidInput
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.model import SecretRef, SecretValue
 from sealbox.server.app import create_app
@@ -139,3 +141,58 @@ def test_metrics_show_live_leases_per_role(live: Live) -> None:
         text = answer.read().decode()
     assert f'sealbox_leases{{role="{ROLE}"}} 2.0' in text
     assert f'sealbox_lease_oldest_age_seconds{{role="{ROLE}"}}' in text
+
+
+def test_the_sdk_issues_renews_and_revokes(live: Live, cluster: Cluster) -> None:
+    from sealbox.client import Client
+
+    with Client(live.url, token=live.token) as client:
+        cred = client.leases.issue(ROLE)
+        assert cred.url is not None and cred.username in cred.url.reveal()
+        assert cred.password.reveal() not in repr(cred)
+        assert can_login(cluster, cred.username, cred.password.reveal())
+        assert cred.lease.role == ROLE and cred.lease.state == "live"
+        renewed = client.leases.renew(cred.lease_id, increment=timedelta(minutes=20))
+        assert renewed.expires_at > cred.lease.issued_at
+        assert client.leases.get_lease(cred.lease_id).expires_at == renewed.expires_at
+        assert client.leases.revoke(cred.lease_id).state == "revoked"
+        assert not can_login(cluster, cred.username, cred.password.reveal())
+        with pytest.raises(InvalidInput, match="cannot be chosen over HTTP"):
+            client.leases.issue(ROLE, ttl=timedelta(minutes=5))
+
+
+def test_the_cli_in_remote_mode(
+    live: Live, cluster: Cluster, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    monkeypatch.setenv("SEALBOX_ADDR", live.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", live.token)
+    issued = cli("creds", ROLE, "--json")
+    assert issued.status == 0, issued.err
+    cred = json.loads(issued.out)
+    assert can_login(cluster, cred["username"], cred["password"])
+    assert cli("lease", "renew", cred["lease"]["id"], "--increment", "10m").status == 0
+    assert cli("lease", "revoke", cred["lease"]["id"]).status == 0
+    assert not can_login(cluster, cred["username"], cred["password"])
+    admin_only = cli("lease", "list")
+    assert admin_only.status != 0 and "unset SEALBOX_ADDR" in admin_only.err
+
+    out = tmp_path / "seen"
+    script = f"import os; open({str(out)!r}, 'w').write(os.environ['DB_LEASE_ID'])"
+    ran = cli(
+        "run",
+        "-p",
+        "payments",
+        "-e",
+        "prod",
+        "--creds",
+        f"DB={ROLE}",
+        "--",
+        sys.executable,
+        "-c",
+        script,
+    )
+    assert ran.status == 0, ran.err
+    assert live.vault.leases.get_lease(out.read_text()).state == "revoked"
