@@ -146,3 +146,24 @@ def test_run_creds_refuses_a_malformed_spec_and_a_missing_command(cli: Cli, role
     assert gone.status != 0
     # The lease made for the command that could not start is revoked too.
     assert json.loads(cli("lease", "list", "--json").out) == []
+
+
+def test_statements_from_a_file_and_stdin(cli: Cli, role: str, tmp_path: Path) -> None:
+    sql = tmp_path / "create.sql"
+    sql.write_text(CREATION)
+    made = cli(
+        "creds", "role", "create", "payments/prod/db-file", "--backend", "postgres",
+        "--admin", "payments/prod/PG_ADMIN_URL", "--creation", f"@{sql}",
+        "--revocation", "-", stdin='DROP ROLE IF EXISTS "{{name}}"',
+    )  # fmt: skip
+    assert made.status == 0, made.err
+    shown = json.loads(cli("creds", "role", "show", "payments/prod/db-file", "--json").out)
+    assert shown["creation"] == CREATION.strip()
+    assert shown["revocation"] == 'DROP ROLE IF EXISTS "{{name}}"'
+    cred = json.loads(cli("creds", "payments/prod/db-file", "--json").out)
+    assert cli("lease", "revoke", cred["lease"]["id"]).status == 0
+    missing = cli(
+        "creds", "role", "create", "payments/prod/db-nofile", "--backend", "postgres",
+        "--admin", "payments/prod/PG_ADMIN_URL", "--creation", f"@{tmp_path / 'nope.sql'}",
+    )  # fmt: skip
+    assert missing.status != 0 and "cannot read" in missing.err

@@ -335,3 +335,13 @@ def test_the_admin_secret_read_is_audited_for_the_role(
     vault.leases.issue(pg_role)
     reads = vault.audit.log(secret=ADMIN, operations=["read"])
     assert reads and reads[0]["reason"] == f"credentials role {pg_role}"
+
+
+def test_deleting_an_identity_revokes_the_leases_of_its_tokens(
+    vault: Vault, pg_role: str, cluster: Cluster
+) -> None:
+    app = _person(vault, "app", [(f"creds/{pg_role}", ["read"])])
+    cred = app.leases.issue(pg_role)
+    vault.accounts.delete_identity("app")
+    assert vault.leases.get_lease(cred.lease_id).state == "revoked"
+    assert not login(cluster, cred)
