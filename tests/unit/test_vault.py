@@ -302,6 +302,8 @@ def test_schema_migration_from_v1(home: Path, tmp_path: Path) -> None:
     with sqlite3.connect(home / "vault.db") as conn:
         for table in ("sb_tokens", "sb_secret_ids", "sb_policies", "sb_identities", "sb_changes"):
             conn.execute(f"DROP TABLE {table}")
+        for table in ("sb_leases", "sb_cred_roles"):  # schema 10's
+            conn.execute(f"DROP TABLE {table}")
         _downgrade_audit_to_v1(conn)
         conn.execute("ALTER TABLE sb_secrets DROP COLUMN last_version")  # schema 8's
         conn.execute("UPDATE sb_settings SET value = '1' WHERE key = 'schema_version'")
