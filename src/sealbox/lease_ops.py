@@ -182,6 +182,8 @@ class LeaseOps(CoreService):
             raise InvalidInput("a role's max TTL is at most 365 days")
         if max_leases is not None and max_leases < 1:
             raise InvalidInput("a role's lease quota (max leases) must be at least 1")
+        if replace:
+            self._keep_live_users_revocable(project, env, name, chosen.name, admin_ref.path)
         now = self._now()
         row = CredRoleRow(
             project,
@@ -208,6 +210,23 @@ class LeaseOps(CoreService):
         )
         stored = self._storage.get_cred_role(project, env, name)
         return _role_info(stored if stored is not None else row)
+
+    def _keep_live_users_revocable(
+        self, project: str, env: str, name: str, backend_name: str, admin: str
+    ) -> None:
+        """A role with live leases keeps its database: their users are dropped through it."""
+        old = self._storage.get_cred_role(project, env, name)
+        if old is None or (old.backend, old.admin_path) == (backend_name, admin):
+            return
+        if self._storage.list_leases(project=project, env=env, role=name):
+            raise Conflict(
+                f"credentials role {project}/{env}/{name} has live leases: its backend and"
+                " admin secret cannot change until they are revoked (their users are"
+                " dropped through them)",
+                hint="revoke the role's leases first",
+                hint_key="revoke_role_leases",
+                hint_args={"role": f"{project}/{env}/{name}"},
+            )
 
     def _role_row(self, project: str, env: str, name: str) -> CredRoleRow:
         row = self._storage.get_cred_role(project, env, name)

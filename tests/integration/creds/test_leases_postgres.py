@@ -345,3 +345,26 @@ def test_deleting_an_identity_revokes_the_leases_of_its_tokens(
     vault.accounts.delete_identity("app")
     assert vault.leases.get_lease(cred.lease_id).state == "revoked"
     assert not login(cluster, cred)
+
+
+def test_a_role_with_live_leases_keeps_its_database(
+    vault: Vault, pg_role: str, cluster: Cluster
+) -> None:
+    cred = vault.leases.issue(pg_role)
+    vault.set(SecretRef("payments", "prod", "OTHER_ADMIN"), SecretValue(cluster.url()))
+    with pytest.raises(Conflict, match="cannot change until they are revoked"):
+        vault.leases.define_role(
+            pg_role, backend_name="postgres", admin="payments/prod/OTHER_ADMIN",
+            creation=PG_CREATION, replace=True,
+        )  # fmt: skip
+    # The TTLs may change; the live user stays revocable.
+    vault.leases.define_role(
+        pg_role, backend_name="postgres", admin=ADMIN.path, creation=PG_CREATION,
+        ttl=timedelta(minutes=10), replace=True,
+    )  # fmt: skip
+    assert vault.leases.get_role(pg_role).ttl == 600
+    vault.leases.revoke(cred.lease_id)
+    vault.leases.define_role(
+        pg_role, backend_name="postgres", admin="payments/prod/OTHER_ADMIN",
+        creation=PG_CREATION, replace=True,
+    )  # fmt: skip
