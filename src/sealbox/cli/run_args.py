@@ -74,7 +74,8 @@ OPTIONS: tuple[Opt, ...] = (
         ("--creds",),
         "creds",
         "Dynamic database credentials: VAR=project/env/role[,…] sets VAR_USERNAME, "
-        "VAR_PASSWORD, VAR_URL and VAR_LEASE_ID; the lease is revoked when the command exits.",
+        "VAR_PASSWORD, VAR_URL and VAR_LEASE_ID; the lease is renewed while the command "
+        "runs and revoked when it exits.",
     ),
 )
 #: The help option's names (the CLI group's ``help_option_names``).

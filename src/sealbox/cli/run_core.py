@@ -118,6 +118,7 @@ def _supervised(
             parent_env=parent_environment(),
             report=_report,
             credentials=credentials,
+            tick=_Renewer(service, issued).tick if issued and service is not None else None,
         )
         return supervisor.run()
     finally:
@@ -126,6 +127,60 @@ def _supervised(
                 _revoke_all(service, issued)
         finally:
             vault.close()
+
+
+class _Renewer:
+    """Renews the command's leases while it runs (as Vault Agent does): each when two
+    thirds of its time since the last renewal have passed, by its first TTL (less near
+    the max TTL), until the max TTL is reached; then says once when the credentials stop
+    working. Runs on the supervisor's thread (the vault is not shared between threads)."""
+
+    def __init__(self, service: LeasesAPI, issued: list[Credential]) -> None:
+        import time
+        from datetime import datetime
+
+        self.service = service
+        now = time.monotonic()
+        self.due: dict[str, float] = {}
+        self.span: dict[str, float] = {}
+        self.ends: dict[str, datetime] = {}
+        for cred in issued:
+            lease = cred.lease
+            span = (
+                datetime.fromisoformat(lease.expires_at) - datetime.fromisoformat(lease.issued_at)
+            ).total_seconds()
+            self.span[lease.id] = span
+            self.ends[lease.id] = datetime.fromisoformat(lease.max_expires_at)
+            self.due[lease.id] = now + max(1.0, span * 2 / 3)
+
+    def tick(self, now: float) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from sealbox.errors import SealboxError
+
+        for lease_id, at in list(self.due.items()):
+            if now < at:
+                continue
+            # A second's margin under the max TTL, for clocks that differ a little.
+            to_max = (self.ends[lease_id] - datetime.now(UTC)).total_seconds() - 1
+            step = min(self.span[lease_id], to_max)
+            if step < 1:
+                del self.due[lease_id]
+                _report(
+                    f"note: lease {lease_id} reached its max TTL: the command's database"
+                    f" credentials stop working at {self.ends[lease_id].isoformat()}"
+                )
+                continue
+            try:
+                self.service.renew(lease_id, increment=timedelta(seconds=int(step)))
+            except SealboxError as exc:
+                del self.due[lease_id]
+                _report(
+                    f"warning: lease {lease_id} could not be renewed ({exc.message}); the"
+                    " command's database credentials stop working when it expires"
+                )
+                continue
+            self.due[lease_id] = now + max(1.0, int(step) * 2 / 3)
 
 
 def _credential_env(var: str, cred: Credential) -> dict[str, SecretValue]:

@@ -167,3 +167,31 @@ def test_statements_from_a_file_and_stdin(cli: Cli, role: str, tmp_path: Path) -
         "--admin", "payments/prod/PG_ADMIN_URL", "--creation", f"@{tmp_path / 'nope.sql'}",
     )  # fmt: skip
     assert missing.status != 0 and "cannot read" in missing.err
+
+
+def test_run_creds_renews_the_lease_while_the_command_runs(
+    cli: Cli, role: str, tmp_path: Path, keyfile_vault: Path
+) -> None:
+    made = cli(
+        "creds", "role", "create", "payments/prod/db-short", "--backend", "postgres",
+        "--admin", "payments/prod/PG_ADMIN_URL", "--creation", CREATION,
+        "--ttl", "3s", "--max-ttl", "1h",
+    )  # fmt: skip
+    assert made.status == 0, made.err
+    # The command waits until its lease's expiry moved (read from the vault's table),
+    # so nothing here depends on how fast the machine is.
+    script = (
+        "import os, sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(keyfile_vault / 'vault.db')!r})\n"
+        "q = 'SELECT expires_at FROM sb_leases WHERE id = ?'\n"
+        "first = db.execute(q, (os.environ['DB_LEASE_ID'],)).fetchone()[0]\n"
+        "for _ in range(600):\n"
+        "    if db.execute(q, (os.environ['DB_LEASE_ID'],)).fetchone()[0] != first:\n"
+        "        sys.exit(0)\n"
+        "    time.sleep(0.1)\n"
+        "sys.exit(1)\n"
+    )
+    ran = cli("run", "--creds", "DB=payments/prod/db-short", "--", sys.executable, "-c", script)
+    assert ran.status == 0, ran.err
+    [lease] = json.loads(cli("lease", "list", "--all", "--json").out)
+    assert lease["state"] == "revoked"
