@@ -368,3 +368,20 @@ def test_a_role_with_live_leases_keeps_its_database(
         pg_role, backend_name="postgres", admin="payments/prod/OTHER_ADMIN",
         creation=PG_CREATION, replace=True,
     )  # fmt: skip
+
+
+def test_doctor_warns_of_leases_not_revoked(vault: Vault, pg_role: str, clock: Clock) -> None:
+    from sealbox.doctor import check_leases
+
+    stuck = vault.leases.issue(pg_role, ttl=timedelta(minutes=5))
+    vault.leases.issue(pg_role, ttl=timedelta(minutes=5))
+    assert check_leases(vault, clock.now) == []
+    clock.advance(timedelta(minutes=6))
+    [unreaped] = check_leases(vault, clock.now)
+    assert "2 lease(s) expired and were not revoked" in unreaped.message
+    vault.set(ADMIN, SecretValue("postgresql://postgres:pw@127.0.0.1:1/postgres"))
+    vault.leases.reap()
+    found = check_leases(vault, clock.now)
+    assert len(found) == 2 and all(f.level == "warn" for f in found)
+    assert any(stuck.lease_id in f.message and "1 attempt(s)" in f.message for f in found)
+    assert all("pw@" not in f.message for f in found)
