@@ -76,6 +76,17 @@ def creds_path(project: str, env: str, role: str) -> str:
     return f"{CREDS_PREFIX}{project}/{env}/{role}"
 
 
+def _role_of_lease(lease_id: str) -> str | None:
+    """The creds path of the role a lease id names (``creds/p/e/role/<random>``), if any."""
+    parts = lease_id.split("/")
+    if len(parts) != 5 or parts[0] != CREDS_PREFIX.rstrip("/"):
+        return None
+    try:
+        return creds_path(*parse_role_path("/".join(parts[1:4])))
+    except InvalidInput:
+        return None
+
+
 def _role_info(row: CredRoleRow) -> CredRole:
     return CredRole(
         path=f"{row.project}/{row.env}/{row.name}",
@@ -355,9 +366,16 @@ class LeaseOps(CoreService):
         return backend(role.backend).endpoint(value, what=f"the admin secret {ref.path}")
 
     # -- leases -----------------------------------------------------------------------------
-    def _lease_row(self, lease_id: str) -> LeaseRow:
+    def _lease_row(self, lease_id: str, operation: str = "lease.read") -> LeaseRow:
         row = self._storage.get_lease(lease_id) if isinstance(lease_id, str) else None
         if row is None:
+            # Whether a lease exists is told only to who may use or see its role's leases.
+            where = _role_of_lease(str(lease_id))
+            if where is None or not (
+                self.principal.can(where, Capability.READ)
+                or self.principal.can(where, Capability.LIST)
+            ):
+                self._authorize(Capability.LIST, where or f"{CREDS_PREFIX}*/*/*", operation)
             raise NotFound(f"no lease {str(lease_id)[:200]!r}")
         return row
 
@@ -370,7 +388,7 @@ class LeaseOps(CoreService):
         self._authorize(Capability.ADMIN, where, operation)
 
     def get_lease(self, lease_id: str) -> LeaseInfo:
-        row = self._lease_row(lease_id)
+        row = self._lease_row(lease_id, "lease.read")
         where = creds_path(row.project, row.env, row.role)
         if row.identity_id != self.principal.identity_id:
             self._authorize(Capability.LIST, where, "lease.read")
@@ -396,7 +414,7 @@ class LeaseOps(CoreService):
     def renew(self, lease_id: str, *, increment: timedelta | None = None) -> LeaseInfo:
         """Move a live lease's expiry to now + ``increment`` (the role's TTL by default);
         refused past the lease's max TTL, and for an expired lease."""
-        row = self._lease_row(lease_id)
+        row = self._lease_row(lease_id, "lease.renew")
         where = creds_path(row.project, row.env, row.role)
         self._authorize_lease(row, "lease.renew")
         if row.revoked_at is not None:
@@ -449,7 +467,7 @@ class LeaseOps(CoreService):
         """Drop the lease's user now. If the database cannot be reached or refuses, the
         lease is left due, for the reaper to retry, and UpstreamError says so; ``force``
         (admin on the role) forgets the lease whatever the database says."""
-        row = self._lease_row(lease_id)
+        row = self._lease_row(lease_id, "lease.revoke")
         self._authorize_lease(row, "lease.revoke", force=force)
         if row.revoked_at is not None:
             return _lease_info(row)  # revoking twice is not an error (as in Vault)

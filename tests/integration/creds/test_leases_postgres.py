@@ -385,3 +385,23 @@ def test_doctor_warns_of_leases_not_revoked(vault: Vault, pg_role: str, clock: C
     assert len(found) == 2 and all(f.level == "warn" for f in found)
     assert any(stuck.lease_id in f.message and "1 attempt(s)" in f.message for f in found)
     assert all("pw@" not in f.message for f in found)
+
+
+def test_a_missing_lease_is_named_only_to_who_may_see_its_role(vault: Vault, pg_role: str) -> None:
+    outsider = _person(vault, "outsider", [("payments/prod/*", ["read"])])
+    app = _person(vault, "app", [(f"creds/{pg_role}", ["read"])])
+    guess = f"creds/{pg_role}/not-a-real-lease-id"
+    for attempt in (
+        lambda: outsider.leases.get_lease(guess),
+        lambda: outsider.leases.revoke(guess),
+        lambda: outsider.leases.renew(guess),
+        lambda: outsider.leases.revoke("garbage"),
+    ):
+        with pytest.raises(AccessDenied):
+            attempt()
+    with pytest.raises(NotFound):
+        app.leases.revoke(guess)
+    # A real lease of someone else is as invisible to the outsider.
+    real = vault.leases.issue(pg_role)
+    with pytest.raises(AccessDenied):
+        outsider.leases.get_lease(real.lease_id)

@@ -144,3 +144,35 @@ def test_failed_revocations_wait_and_are_kept_across_connections(
     finally:
         other.close()
     assert [x.id for x in store.due_leases(MUCH_LATER, limit=1)] == [lease(1).id]
+
+
+def test_concurrent_issuers_never_pass_the_quota(
+    store: Storage, kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A lease flood from several processes at once: the quota holds exactly."""
+    import threading
+
+    store.put_cred_role(role(max_leases=3))
+    stores = [reopen(kind, tmp_path, request) for _ in range(8)]
+    outcomes: list[str] = []
+    start = threading.Barrier(len(stores))
+
+    def issue(n: int, other: Storage) -> None:
+        start.wait()
+        try:
+            other.add_lease(lease(n), max_leases=3)
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("quota")
+
+    threads = [threading.Thread(target=issue, args=(n, s)) for n, s in enumerate(stores)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        for s in stores:
+            s.close()
+    assert sorted(outcomes) == ["ok"] * 3 + ["quota"] * 5
+    assert len(store.list_leases()) == 3
