@@ -148,7 +148,7 @@ class LeaseOps(CoreService):
         self,
         path: str,
         *,
-        backend_name: str,
+        backend_name: str | None,
         admin: str,
         creation: str,
         revocation: str = "",
@@ -160,15 +160,16 @@ class LeaseOps(CoreService):
         replace: bool = False,
     ) -> CredRole:
         """Create (or, with ``replace``, redefine) a role; every mistake is refused now,
-        not when the first credential is asked for."""
+        not when the first credential is asked for. ``backend_name`` None: the admin
+        URL's scheme says (``postgresql://`` or ``mysql://``)."""
         project, env, name = parse_role_path(path)
         where = creds_path(project, env, name)
         self._authorize(Capability.ADMIN, where, "creds.role.write")
-        chosen = backend(backend_name)
         admin_ref = SecretRef.parse(admin)
         # A role is a way of using its admin login: only someone who may read that login
         # may define one over it.
         self._authorize(Capability.READ, admin_ref.path, "creds.role.write")
+        chosen = backend(backend_name or self._backend_of(admin_ref, f"{project}/{env}/{name}"))
         templates.check_statements(
             creation,
             what="creation",
@@ -221,6 +222,30 @@ class LeaseOps(CoreService):
         )
         stored = self._storage.get_cred_role(project, env, name)
         return _role_info(stored if stored is not None else row)
+
+    def _backend_of(self, admin: SecretRef, role_path: str) -> str:
+        """The backend an admin URL secret's scheme names (the secret read, audited)."""
+        try:
+            row = self._storage.read_version(admin.project, admin.env, admin.name, None)
+        except NotFound:
+            raise NotFound(f"the admin secret {admin.path} does not exist") from None
+        value = self._open(row)
+        self._record(
+            "read",
+            admin.path,
+            row.version,
+            touched=((admin.path, row.version, value.reveal_bytes()),),
+            reason=f"credentials role {role_path} (its backend)",
+        )
+        scheme = value.reveal().strip().partition("://")[0].lower()
+        if scheme in ("postgresql", "postgres"):
+            return "postgres"
+        if scheme in ("mysql", "mariadb"):
+            return "mysql"
+        raise InvalidInput(
+            f"the admin secret {admin.path} is not a postgresql:// or mysql:// URL: name the"
+            " backend"
+        )
 
     def _keep_live_users_revocable(
         self, project: str, env: str, name: str, backend_name: str, admin: str

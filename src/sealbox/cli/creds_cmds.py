@@ -2,9 +2,10 @@
 
 ``sealbox creds ROLE`` makes a new database user and prints it with its lease;
 ``sealbox creds role …`` defines the roles; ``sealbox lease …`` lists, renews and revokes
-leases and runs the reaper. Issuing, renewing, showing and revoking work in remote mode
-too (the SDK's ``client.leases``); roles, listings and the reaper are administered on the
-vault's host (the server does not serve them yet), and in remote mode those say so.
+leases and runs the reaper. Defining, showing and deleting roles, and issuing, renewing,
+showing and revoking leases, work in remote mode too (the SDK's ``client.leases``);
+listings and the reaper run on the vault's host (the server does not serve them yet),
+and in remote mode those say so.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def lease_admin() -> Iterator[LeaseAdminAPI]:
     vault = open_vault()
     try:
         service = getattr(vault, "leases")  # noqa: B009 - not in VaultAPI
-        if not hasattr(service, "define_role"):
+        if not hasattr(service, "reap"):
             raise InvalidInput(
-                "credentials roles, lease listings and the reaper are not served over HTTP"
+                "listings of credentials roles and leases, and the reaper, are not served over HTTP"
                 " yet: run this on the vault's host (unset SEALBOX_ADDR)"
             )
         admin: LeaseAdminAPI = service
@@ -183,7 +184,13 @@ def role_group() -> None:
 
 @role_group.command("create")
 @click.argument("path")
-@click.option("--backend", "backend_name", required=True, type=click.Choice(["postgres", "mysql"]))
+@click.option(
+    "--backend",
+    "backend_name",
+    default=None,
+    type=click.Choice(["postgres", "mysql"]),
+    help="Default: the admin URL's scheme (postgresql:// or mysql://).",
+)
 @click.option("--admin", required=True, help="The secret holding the admin URL (project/env/NAME).")
 @click.option(
     "--creation",
@@ -207,7 +214,7 @@ def role_group() -> None:
 @click.option("--replace", is_flag=True, help="Redefine an existing role.")
 def role_create(
     path: str,
-    backend_name: str,
+    backend_name: str | None,
     admin: str,
     creation: str,
     revocation: str | None,
@@ -222,7 +229,7 @@ def role_create(
     ttl_span = _duration(ttl, "--ttl")
     max_span = _duration(max_ttl, "--max-ttl")
     assert ttl_span is not None and max_span is not None
-    with lease_admin() as service:
+    with leases() as service:
         role = service.define_role(
             path,
             backend_name=backend_name,
@@ -268,7 +275,7 @@ def role_show(path: str, as_json: bool) -> None:
     """Show a credentials role."""
     from sealbox.wire.leases import encode_role
 
-    with lease_admin() as service:
+    with leases() as service:
         role = service.get_role(path)
     if as_json:
         emit_json(encode_role(role))
@@ -280,7 +287,7 @@ def role_show(path: str, as_json: bool) -> None:
 @click.argument("path")
 def role_delete(path: str) -> None:
     """Delete a credentials role (refused while it has unrevoked leases)."""
-    with lease_admin() as service:
+    with leases() as service:
         service.delete_role(path)
     info(f"Deleted credentials role {path}")
 

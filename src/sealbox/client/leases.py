@@ -2,19 +2,20 @@
 
 Spoken in Vault's shapes (``/v1/database/creds/…``, ``/v1/sys/leases/…``, the routes
 hvac uses); each answer also carries sealbox's own ``lease`` object, read with the codec
-of :mod:`sealbox.wire.leases`. Roles, listings and the reaper are administered on the
-vault's host (the server does not serve them yet).
+of :mod:`sealbox.wire.leases`. Roles are defined over Vault's ``database/roles`` route
+(``db_name`` is the admin secret's path). Listings and the reaper are run on the
+vault's host (the server does not serve those yet).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sealbox.client.errors import reading
 from sealbox.errors import InvalidInput
 from sealbox.model import SecretValue
-from sealbox.wire.leases import Credential, LeaseInfo, decode_lease
+from sealbox.wire.leases import Credential, CredRole, LeaseInfo, decode_lease, decode_role
 
 if TYPE_CHECKING:
     from sealbox.client.client import Client
@@ -36,15 +37,56 @@ def _seconds(span: timedelta | None) -> int | None:
         return None
     seconds = int(span.total_seconds())
     if seconds <= 0:
-        raise InvalidInput("a renewal's increment must be positive")
+        raise InvalidInput("a duration must be positive")
     return seconds
 
 
 class RemoteLeases:
-    """Issue, renew, look up and revoke leases through a :class:`~sealbox.client.Client`."""
+    """Roles, and issuing, renewing, looking up and revoking leases, through a
+    :class:`~sealbox.client.Client`."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    def define_role(
+        self,
+        path: str,
+        *,
+        backend_name: str | None,
+        admin: str,
+        creation: str,
+        revocation: str = "",
+        renewal: str = "",
+        username_template: str | None = None,
+        ttl: timedelta = timedelta(hours=1),
+        max_ttl: timedelta = timedelta(hours=24),
+        max_leases: int | None = None,
+        replace: bool = False,
+    ) -> CredRole:
+        body: dict[str, Any] = {
+            "db_name": admin,
+            "creation_statements": creation,
+            "revocation_statements": revocation,
+            "renew_statements": renewal,
+            "default_ttl": _seconds(ttl),
+            "max_ttl": _seconds(max_ttl),
+            "max_leases": max_leases,
+            "replace": replace,
+        }
+        if backend_name is not None:
+            body["backend"] = backend_name
+        if username_template is not None:
+            body["username_template"] = username_template
+        self._client._call("POST", "/v1/database/roles" + _role_path(path), body=body)
+        return self.get_role(path)
+
+    def get_role(self, path: str) -> CredRole:
+        data = self._client._call("GET", "/v1/database/roles" + _role_path(path))
+        with reading(self._client.address, "database/roles"):
+            return decode_role(data["role"])
+
+    def delete_role(self, path: str) -> None:
+        self._client._call("DELETE", "/v1/database/roles" + _role_path(path))
 
     def issue(self, path: str, *, ttl: timedelta | None = None) -> Credential:
         """New credentials for role ``path``; ``ttl`` is not sent (Vault's route takes

@@ -495,6 +495,7 @@ EVENTS = (
 )
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
 LEASE_CREDS: Schema = resp({"username": S, "password": S})
+STATEMENTS: Schema = {"type": ["string", "array"], "items": S}
 #: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
 #: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
 SEGMENT: Schema = {
@@ -895,6 +896,39 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         response=S,
     ),
     # -- dynamic database credentials (Vault's database engine and sys/leases) ------------------
+    **{
+        ("/v1/database/roles/{project}/{env}/{role}", method): Op(
+            "Create or replace a credentials role (`db_name`: the admin URL secret's path;"
+            " admin on creds/<project>/<env>/<role> and read on the admin secret)",
+            tag="leases",
+            ok=204,
+            body=body(
+                {
+                    "db_name": S,
+                    "creation_statements": STATEMENTS,
+                    "revocation_statements": STATEMENTS,
+                    "renew_statements": STATEMENTS,
+                    "rollback_statements": STATEMENTS,
+                    "default_ttl": {"type": ["integer", "string"]},
+                    "max_ttl": {"type": ["integer", "string"]},
+                    "backend": {"type": "string", "enum": ["postgres", "mysql"]},
+                    "username_template": S,
+                    "max_leases": {"type": ["integer", "null"], "minimum": 1},
+                    "replace": B,
+                },
+                ["db_name", "creation_statements"],
+            ),
+        )
+        for method in ("POST", "PUT")
+    },
+    ("/v1/database/roles/{project}/{env}/{role}", "GET"): Op(
+        "A credentials role (list on its path)",
+        tag="leases",
+        response=resp({"data": ANY, "role": ANY}),
+    ),
+    ("/v1/database/roles/{project}/{env}/{role}", "DELETE"): Op(
+        "Delete a credentials role (409 while it has unrevoked leases)", tag="leases", ok=204
+    ),
     ("/v1/database/creds/{project}/{env}/{role}", "GET"): Op(
         "New database credentials under a lease (read on creds/<project>/<env>/<role>)",
         tag="leases",

@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sealbox.creds.templates import split_statements
 from sealbox.errors import InvalidInput, UpstreamError
 from sealbox.model import parse_duration
 from sealbox.server.http import caller, json_body, json_response, no_content, want_str
-from sealbox.wire.leases import LeaseInfo, encode_lease
+from sealbox.wire.leases import LeaseInfo, encode_lease, encode_role
 
 DATABASE_MOUNT = "database"
 
@@ -70,6 +71,116 @@ def _increment(value: Any) -> timedelta | None:
 def _role(request: Request) -> str:
     p = request.path_params
     return f"{p['project']}/{p['env']}/{p['role']}"
+
+
+def _ttl(body: dict[str, Any], key: str) -> timedelta | None:
+    value = body.get(key)
+    if value is None or value in (0, ""):
+        return None
+    try:
+        return _increment(value)
+    except InvalidInput:
+        raise InvalidInput(f"field {key!r} must be seconds or a duration such as 1h") from None
+
+
+def _statements(body: dict[str, Any], key: str) -> str:
+    """Vault's statements: a list of strings (or one string), joined as one text."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ";\n".join(v.strip().rstrip(";") for v in value if v.strip())
+    raise InvalidInput(f"field {key!r} must be a string or a list of strings")
+
+
+ROLE_FIELDS = (
+    "db_name",
+    "creation_statements",
+    "revocation_statements",
+    "renew_statements",
+    "rollback_statements",
+    "default_ttl",
+    "max_ttl",
+    "backend",
+    "username_template",
+    "max_leases",
+    "replace",
+)
+
+
+async def write_role(request: Request) -> Response:
+    """Vault's ``database/roles/:name`` (create or update); ``db_name`` is the admin
+    secret's path; sealbox adds ``backend``, ``username_template`` and ``max_leases``."""
+    who = caller(request)
+    body = await json_body(request, required=("db_name", "creation_statements"),
+                           optional=ROLE_FIELDS)  # fmt: skip
+    if _statements(body, "rollback_statements").strip():
+        raise InvalidInput(
+            "rollback statements are not used: a creation that fails is undone by the"
+            " revocation (the user is dropped)"
+        )
+    max_leases = body.get("max_leases")
+    if max_leases is not None and (not isinstance(max_leases, int) or isinstance(max_leases, bool)):
+        raise InvalidInput("field 'max_leases' must be an integer")
+    backend = body.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        raise InvalidInput("field 'backend' must be a string")
+    template = body.get("username_template")
+    if template is not None and not isinstance(template, str):
+        raise InvalidInput("field 'username_template' must be a string")
+    replace = body.get("replace", True)  # Vault's write is create-or-update
+    if not isinstance(replace, bool):
+        raise InvalidInput("field 'replace' must be true or false")
+    extra: dict[str, Any] = {}
+    for key, arg in (("default_ttl", "ttl"), ("max_ttl", "max_ttl")):
+        span = _ttl(body, key)
+        if span is not None:
+            extra[arg] = span
+    who.vault.leases.define_role(
+        _role(request),
+        backend_name=backend,
+        admin=want_str(body, "db_name"),
+        creation=_statements(body, "creation_statements"),
+        revocation=_statements(body, "revocation_statements"),
+        renewal=_statements(body, "renew_statements"),
+        username_template=template,
+        max_leases=max_leases,
+        replace=replace,
+        **extra,
+    )
+    return no_content()
+
+
+async def read_role(request: Request) -> Response:
+    who = caller(request)
+    role = who.vault.leases.get_role(_role(request))
+    data = {
+        "db_name": role.admin,
+        "backend": role.backend,
+        "creation_statements": split_statements(role.creation),
+        "revocation_statements": split_statements(role.revocation),
+        "renew_statements": split_statements(role.renewal),
+        "rollback_statements": [],
+        "default_ttl": role.ttl,
+        "max_ttl": role.max_ttl,
+        "username_template": role.username_template,
+        "max_leases": role.max_leases,
+        "created_at": role.created_at,
+        "updated_at": role.updated_at,
+        "created_by": role.created_by,
+    }
+    # ``role``: sealbox's own fields beside Vault's (the SDK reads them).
+    return json_response(
+        {"request_id": os.urandom(16).hex(), "data": data, "role": encode_role(role)}
+    )
+
+
+async def delete_role(request: Request) -> Response:
+    who = caller(request)
+    who.vault.leases.delete_role(_role(request))
+    return no_content()
 
 
 async def generate_credentials(request: Request) -> Response:
@@ -145,6 +256,9 @@ async def revoke_force(request: Request) -> Response:
 
 ROLE_PATH = "/{project}/{env}/{role}"
 ROUTES = [
+    Route(f"/v1/{DATABASE_MOUNT}/roles" + ROLE_PATH, write_role, methods=["POST", "PUT"]),
+    Route(f"/v1/{DATABASE_MOUNT}/roles" + ROLE_PATH, read_role, methods=["GET"]),
+    Route(f"/v1/{DATABASE_MOUNT}/roles" + ROLE_PATH, delete_role, methods=["DELETE"]),
     Route(f"/v1/{DATABASE_MOUNT}/creds" + ROLE_PATH, generate_credentials, methods=["GET"]),
     Route("/v1/sys/leases/renew", renew_lease, methods=["PUT"]),
     Route("/v1/sys/leases/revoke", revoke_lease, methods=["PUT"]),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealbox.model import SecretValue
-from sealbox.wire.fields import integer, obj, opt_text, text
+from sealbox.wire.fields import integer, obj, opt_int, opt_text, text
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,26 @@ def encode_role(role: CredRole) -> dict[str, Any]:
 
 def encode_lease(lease: LeaseInfo) -> dict[str, Any]:
     return {**lease.__dict__, "state": lease.state}
+
+
+def decode_role(data: Any) -> CredRole:
+    """A role from :func:`encode_role`'s JSON (WireError naming a bad field)."""
+    d = obj(data, "role")
+    return CredRole(
+        path=text(d, "path"),
+        backend=text(d, "backend"),
+        admin=text(d, "admin"),
+        creation=text(d, "creation"),
+        revocation=text(d, "revocation"),
+        renewal=text(d, "renewal"),
+        username_template=text(d, "username_template"),
+        ttl=integer(d, "ttl"),
+        max_ttl=integer(d, "max_ttl"),
+        max_leases=opt_int(d, "max_leases"),
+        created_at=text(d, "created_at"),
+        updated_at=text(d, "updated_at"),
+        created_by=text(d, "created_by"),
+    )
 
 
 def decode_lease(data: Any) -> LeaseInfo:

@@ -196,3 +196,70 @@ def test_the_cli_in_remote_mode(
     )
     assert ran.status == 0, ran.err
     assert live.vault.leases.get_lease(out.read_text()).state == "revoked"
+
+
+def test_hvac_defines_reads_and_deletes_a_role(live: Live, cluster: Cluster) -> None:
+    client = live.client()
+    db = client.secrets.database
+    db.create_role(
+        name="payments/prod/db-report",
+        db_name="payments/prod/PG_ADMIN_URL",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}'",
+            'GRANT pg_read_all_data TO "{{name}}"',
+        ],
+        default_ttl=600,
+        max_ttl="2h",
+    )
+    role = db.read_role(name="payments/prod/db-report")["data"]
+    assert role["backend"] == "postgres"  # from the admin URL's scheme
+    assert role["default_ttl"] == 600 and role["max_ttl"] == 7200
+    assert len(role["creation_statements"]) == 2
+    answer = db.generate_credentials(name="payments/prod/db-report")
+    assert answer["lease_duration"] == 600
+    assert can_login(cluster, answer["data"]["username"], answer["data"]["password"])
+    with pytest.raises(hvac.exceptions.VaultError):  # 409: a live lease
+        db.delete_role(name="payments/prod/db-report")
+    client.sys.revoke_lease(lease_id=answer["lease_id"])
+    db.delete_role(name="payments/prod/db-report")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        db.read_role(name="payments/prod/db-report")
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="rollback statements"):
+        db.create_role(
+            name="payments/prod/db-x",
+            db_name="payments/prod/PG_ADMIN_URL",
+            creation_statements=["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}'"],
+            rollback_statements=["DROP ROLE x"],
+        )
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="must use"):
+        db.create_role(
+            name="payments/prod/db-x",
+            db_name="payments/prod/PG_ADMIN_URL",
+            creation_statements=['CREATE ROLE "{{name}}"'],
+        )
+
+
+def test_the_cli_defines_roles_in_remote_mode(
+    live: Live, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("SEALBOX_ADDR", live.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", live.token)
+    made = cli(
+        "creds", "role", "create", "payments/prod/db-remote",
+        "--admin", "payments/prod/PG_ADMIN_URL", "--creation", PG_CREATION,
+        "--ttl", "10m", "--max-ttl", "1h", "--max-leases", "2",
+    )  # fmt: skip
+    assert made.status == 0, made.err
+    again = cli(
+        "creds", "role", "create", "payments/prod/db-remote",
+        "--admin", "payments/prod/PG_ADMIN_URL", "--creation", PG_CREATION,
+    )  # fmt: skip
+    assert again.status != 0 and "already exists" in again.err
+    shown = json.loads(cli("creds", "role", "show", "payments/prod/db-remote", "--json").out)
+    assert shown["backend"] == "postgres" and shown["max_leases"] == 2 and shown["ttl"] == 600
+    assert live.vault.leases.get_role("payments/prod/db-remote").creation == shown["creation"]
+    assert cli("creds", "role", "delete", "payments/prod/db-remote").status == 0
+    listing = cli("creds", "role", "list")
+    assert listing.status != 0 and "unset SEALBOX_ADDR" in listing.err
