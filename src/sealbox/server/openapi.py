@@ -496,6 +496,10 @@ EVENTS = (
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
 LEASE_CREDS: Schema = resp({"username": S, "password": S})
 STATEMENTS: Schema = {"type": ["string", "array"], "items": S}
+#: Vault's TTLs and increments: seconds, or a duration such as ``1h`` (0 or null: the default).
+SPAN: Schema = {
+    "anyOf": [{"type": "integer", "minimum": 0, "maximum": 31_536_000}, DURATION, {"type": "null"}]
+}
 #: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
 #: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
 SEGMENT: Schema = {
@@ -909,8 +913,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                     "revocation_statements": STATEMENTS,
                     "renew_statements": STATEMENTS,
                     "rollback_statements": STATEMENTS,
-                    "default_ttl": {"type": ["integer", "string"]},
-                    "max_ttl": {"type": ["integer", "string"]},
+                    "default_ttl": SPAN,
+                    "max_ttl": SPAN,
                     "backend": {"type": "string", "enum": ["postgres", "mysql"]},
                     "username_template": S,
                     "max_leases": {"type": ["integer", "null"], "minimum": 1},
@@ -947,7 +951,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("/v1/sys/leases/renew", "PUT"): Op(
         "Renew a lease by `increment` (seconds or a duration), up to its max TTL",
         tag="leases",
-        body=body({"lease_id": S, "increment": {"type": ["integer", "string"]}}, ["lease_id"]),
+        body=body({"lease_id": S, "increment": SPAN}, ["lease_id"]),
         response=resp({"lease_id": S, "renewable": B, "lease_duration": I, "lease": ANY}),
         extra=(502,),
     ),
