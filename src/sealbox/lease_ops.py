@@ -169,7 +169,8 @@ class LeaseOps(CoreService):
         # A role is a way of using its admin login: only someone who may read that login
         # may define one over it.
         self._authorize(Capability.READ, admin_ref.path, "creds.role.write")
-        chosen = backend(backend_name or self._backend_of(admin_ref, f"{project}/{env}/{name}"))
+        if backend_name is not None:
+            backend(backend_name)  # an unknown one is refused before anything else
         templates.check_statements(
             creation,
             what="creation",
@@ -194,6 +195,8 @@ class LeaseOps(CoreService):
             raise InvalidInput("a role's max TTL is at most 365 days")
         if max_leases is not None and max_leases < 1:
             raise InvalidInput("a role's lease quota (max leases) must be at least 1")
+        # Only now, with everything else valid: inferring the backend reads the admin secret.
+        chosen = backend(backend_name or self._backend_of(admin_ref, f"{project}/{env}/{name}"))
         if replace:
             self._keep_live_users_revocable(project, env, name, chosen.name, admin_ref.path)
         now = self._now()

@@ -95,3 +95,31 @@ def test_a_missing_admin_secret_is_named_at_issue(keyfile_vault: Path) -> None:
             vault.leases.revoke("creds/payments/prod/db/nope")
     finally:
         vault.close()
+
+
+def test_the_backend_comes_from_the_admin_urls_scheme(keyfile_vault: Path) -> None:
+    vault = factory.open_vault(home=keyfile_vault, env={})
+    try:
+        for name, url, want in (
+            ("PG", "postgres://a@h/d", "postgres"),
+            ("MY", "mariadb://a@h/d", "mysql"),
+        ):
+            vault.set(SecretRef("payments", "prod", name), SecretValue(url))
+            role = vault.leases.define_role(
+                f"payments/prod/{name.lower()}",
+                backend_name=None,
+                admin=f"payments/prod/{name}",
+                creation=CREATION,
+            )
+            assert role.backend == want
+        vault.set(SecretRef("payments", "prod", "WEIRD"), SecretValue("redis://h"))
+        with pytest.raises(InvalidInput, match="name the backend") as info:
+            vault.leases.define_role(
+                "payments/prod/weird", backend_name=None, admin="payments/prod/WEIRD",
+                creation=CREATION,
+            )  # fmt: skip
+        assert "redis://h" not in info.value.message
+        reads = vault.audit.log(secret=SecretRef("payments", "prod", "PG"), operations=["read"])
+        assert reads and "its backend" in reads[0]["reason"]
+    finally:
+        vault.close()
