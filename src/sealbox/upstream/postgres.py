@@ -28,7 +28,13 @@ def endpoint(value: SecretValue, *, what: str) -> Endpoint:
 
 def reason(exc: BaseException, password: SecretValue | None = None) -> str:
     """The last line of a driver error, without the password should the driver echo it."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    # NOTE: PostgreSQL's statement errors end with the statement's text and a caret
+    # ("LINE 1: …", "^"): those say nothing the first line does not (and may hold a value).
+    lines = [
+        line.strip()
+        for line in str(exc).strip().splitlines()
+        if line.strip() and line.strip() != "^" and not line.strip().startswith("LINE ")
+    ]
     text = lines[-1] if lines else type(exc).__name__
     if password is not None and len(password) and password.reveal() in text:
         text = text.replace(password.reveal(), "***")

@@ -405,3 +405,25 @@ def test_a_missing_lease_is_named_only_to_who_may_see_its_role(vault: Vault, pg_
     real = vault.leases.issue(pg_role)
     with pytest.raises(AccessDenied):
         outsider.leases.get_lease(real.lease_id)
+
+
+def test_a_database_error_that_echoes_the_password_is_redacted(
+    vault: Vault, pg_role: str, monkeypatch: pytest.MonkeyPatch, keyfile_vault: Path
+) -> None:
+    from sealbox.creds import templates
+
+    known = "Zq7KnownPasswordForTheTest9"
+    monkeypatch.setattr(templates, "password", lambda: known)
+    vault.leases.define_role(
+        "payments/prod/db-echo",
+        backend_name="postgres",
+        admin=ADMIN.path,
+        # PostgreSQL quotes a bad integer's text in its message: here, the password.
+        creation="CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}'; SELECT '{{password}}'::int",
+    )
+    with pytest.raises(UpstreamError) as info:
+        vault.leases.issue("payments/prod/db-echo")
+    assert known not in str(info.value) and "***" in str(info.value)
+    assert known not in audit_text(keyfile_vault)
+    [gone] = vault.leases.list_leases("payments/prod/db-echo", include_revoked=True)
+    assert gone.state == "revoked" and known not in gone.last_error
