@@ -8,6 +8,7 @@ A creation that fails half-way is undone by the core with this default revocatio
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ from sealbox.upstream.postgres import reason
 
 if TYPE_CHECKING:
     from pymysql.cursors import Cursor
+
+
+_NEAR = re.compile(r" near '.*' at line \d+", re.DOTALL)
 
 
 class MysqlBackend:
@@ -48,9 +52,12 @@ class MysqlBackend:
                 for statement in statements:
                     cur.execute(statement)  # no arguments: run as the role wrote it
         except pymysql.err.Error as exc:
-            raise UpstreamError(
-                f"MySQL {admin.where()} refused {what}: {reason(exc, secret)}"
-            ) from None
+            why = reason(exc, secret)
+            if secret is not None:
+                # A syntax error quotes the statement from where it failed, cut at 80
+                # characters: maybe a piece of the password, which no redaction matches.
+                why = _NEAR.sub(" near (the statement's text withheld)", why)
+            raise UpstreamError(f"MySQL {admin.where()} refused {what}: {why}") from None
         finally:
             conn.close()
 

@@ -118,3 +118,22 @@ def test_a_half_made_user_is_dropped(vault: Vault, my_role: str) -> None:
     [gone] = vault.leases.list_leases("payments/prod/my-broken", include_revoked=True)
     assert gone.state == "revoked" and not user_exists(gone.username)
     assert "IDENTIFIED BY" not in info.value.message or "***" in info.value.message
+
+
+def test_a_syntax_error_never_quotes_a_piece_of_the_password(
+    vault: Vault, my_role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealbox.creds import templates
+
+    known = "Kx9" + "p" * 100 + "Tail7"  # longer than the 80 characters MySQL quotes
+    monkeypatch.setattr(templates, "password", lambda: known)
+    role = vault.leases.get_role(my_role)
+    vault.leases.define_role(
+        "payments/prod/my-syntax",
+        backend_name="mysql",
+        admin=role.admin,
+        creation="CREATE USER '{{name}}'@'%' IDENTIFIED BY BROKEN '{{password}}'",
+    )
+    with pytest.raises(UpstreamError, match="withheld") as info:
+        vault.leases.issue("payments/prod/my-syntax")
+    assert "ppppp" not in info.value.message
