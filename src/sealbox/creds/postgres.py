@@ -71,6 +71,7 @@ class PostgresBackend:
 
     def drop_user(self, admin: Endpoint, username: str) -> bool:
         import psycopg
+        import psycopg.errors
         from psycopg import sql
 
         role = sql.Identifier(username)
@@ -92,6 +93,10 @@ class PostgresBackend:
                 with conn.transaction():
                     conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+            except psycopg.errors.UndefinedObject:
+                # Another revoker (a second reaper, a revoke racing the reaper) dropped it
+                # between our check and our statements: it is gone, which is the goal.
+                return False
             except psycopg.Error as exc:
                 raise UpstreamError(
                     f"PostgreSQL {admin.where()} cannot drop user {username}:"

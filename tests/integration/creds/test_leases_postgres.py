@@ -427,3 +427,39 @@ def test_a_database_error_that_echoes_the_password_is_redacted(
     assert known not in audit_text(keyfile_vault)
     [gone] = vault.leases.list_leases("payments/prod/db-echo", include_revoked=True)
     assert gone.state == "revoked" and known not in gone.last_error
+
+
+def test_two_revokers_at_once_both_end_with_the_user_gone(
+    vault: Vault, pg_role: str, cluster: Cluster, keyfile_vault: Path, clock: Clock
+) -> None:
+    """A reaper in another process and a revoke here, at the same instant: the lease is
+    revoked once, and neither reports a failure."""
+    import threading
+
+    creds = [vault.leases.issue(pg_role) for _ in range(5)]
+    other = reopen(keyfile_vault, clock)
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def revoke_all(v: Vault) -> None:
+        start.wait()
+        for c in creds:
+            try:
+                v.leases.revoke(c.lease_id)
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=revoke_all, args=(v,)) for v in (vault, other)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        other.close()
+    assert errors == []
+    for c in creds:
+        assert vault.leases.get_lease(c.lease_id).state == "revoked"
+        assert not role_exists(cluster, c.username)
+    revokes = [e for e in vault.audit.log(operations=["lease.revoke"]) if e["outcome"] != "error"]
+    assert len(revokes) == len(creds)  # each revocation recorded once
