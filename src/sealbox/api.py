@@ -118,16 +118,18 @@ class LeasesAPI(Protocol):
     def renew(self, lease_id: str, *, increment: timedelta | None = None) -> LeaseInfo: ...
     def revoke(self, lease_id: str, *, force: bool = False) -> LeaseInfo: ...
     def revoke_prefix(self, prefix: str, *, force: bool = False) -> list[LeaseInfo]: ...
+    def list_leases(
+        self, role: str | None = None, *, include_revoked: bool = False
+    ) -> list[LeaseInfo]:
+        """Over HTTP, ``role`` must be named (Vault lists leases by prefix)."""
+        ...
 
 
 class LeaseAdminAPI(LeasesAPI, Protocol):
-    """Role and lease listings and the reaper: the embedded vault's ``vault.leases`` only
-    (the server does not serve them yet)."""
+    """Role listings and the reaper: the embedded vault's ``vault.leases`` only (the
+    server does not serve them yet)."""
 
     def list_roles(self, project: str | None = None, env: str | None = None) -> list[CredRole]: ...
-    def list_leases(
-        self, role: str | None = None, *, include_revoked: bool = False
-    ) -> list[LeaseInfo]: ...
     def reap(self, now: datetime | None = None, *, limit: int = ...) -> ReapReport: ...
 
 

@@ -2,10 +2,10 @@
 
 ``sealbox creds ROLE`` makes a new database user and prints it with its lease;
 ``sealbox creds role …`` defines the roles; ``sealbox lease …`` lists, renews and revokes
-leases and runs the reaper. Defining, showing and deleting roles, and issuing, renewing,
-showing and revoking leases, work in remote mode too (the SDK's ``client.leases``);
-listings and the reaper run on the vault's host (the server does not serve them yet),
-and in remote mode those say so.
+leases and runs the reaper. Defining, showing and deleting roles, and issuing, listing (by
+role), renewing, showing and revoking leases, work in remote mode too (the SDK's
+``client.leases``); the role listing and the reaper run on the vault's host (the server
+does not serve them yet), and in remote mode those say so.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def lease_admin() -> Iterator[LeaseAdminAPI]:
         service = getattr(vault, "leases")  # noqa: B009 - not in VaultAPI
         if not hasattr(service, "reap"):
             raise InvalidInput(
-                "listings of credentials roles and leases, and the reaper, are not served over HTTP"
+                "the listing of credentials roles and the reaper are not served over HTTP"
                 " yet: run this on the vault's host (unset SEALBOX_ADDR)"
             )
         admin: LeaseAdminAPI = service
@@ -306,7 +306,7 @@ def lease_list(role: str | None, include_revoked: bool, as_json: bool) -> None:
     """List leases: yours, and those of roles you may list."""
     from sealbox.wire.leases import encode_lease
 
-    with lease_admin() as service:
+    with leases() as service:
         items = service.list_leases(role, include_revoked=include_revoked)
     if as_json:
         emit_json([encode_lease(x) for x in items])

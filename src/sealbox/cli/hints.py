@@ -43,6 +43,7 @@ CLI_HINTS: dict[str, str] = {
     ),
     "new_credentials": "ask for new credentials: `sealbox creds {role}`",
     "renew_less": "renew by less (`--increment`, at most {left}), or ask for new credentials",
+    "lease_list_role": "pass --role project/env/role",
     "lease_force": (
         "if its user is gone (or its database for good): `sealbox lease revoke {lease} --force`"
     ),

@@ -123,6 +123,20 @@ class RemoteLeases:
         self._client._call("PUT", "/v1/sys/leases/revoke", body=body)
         return self.get_lease(lease_id)
 
+    def list_leases(
+        self, role: str | None = None, *, include_revoked: bool = False
+    ) -> list[LeaseInfo]:
+        """The leases of ``role`` this token may see (its own, or all with ``list``)."""
+        if role is None:
+            raise InvalidInput(
+                "over HTTP leases are listed by role: name it",
+                hint_key="lease_list_role",
+            )
+        query = {"revoked": "true"} if include_revoked else None
+        data = self._client._call("GET", "/v1/sys/leases/lookup" + _role_path(role), query=query)
+        with reading(self._client.address, "sys/leases/lookup"):
+            return [decode_lease(x) for x in data["leases"]]
+
     def revoke_prefix(self, prefix: str, *, force: bool = False) -> list[LeaseInfo]:
         """Revoke every lease of role ``prefix``; an UpstreamError if some could not be
         (they stay due for the server's reaper), so the list returned is always empty."""

@@ -9,11 +9,15 @@ superuser, or the creator of the roles with ``CREATEROLE``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sealbox.errors import UpstreamError
 from sealbox.model import SecretValue
 from sealbox.upstream import postgres
 from sealbox.upstream.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class PostgresBackend:
@@ -71,12 +75,15 @@ class PostgresBackend:
 
     def drop_user(self, admin: Endpoint, username: str) -> bool:
         import psycopg
-        import psycopg.errors
         from psycopg import sql
 
         role = sql.Identifier(username)
         with postgres.connect(admin) as conn:
             try:
+                # One revoker of a user at a time (two reapers, a revoke racing the
+                # reaper): the second then finds it gone. Released when the connection
+                # closes.
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", ("sealbox-drop:" + username,))
                 if (
                     conn.execute(
                         "SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)
@@ -93,13 +100,25 @@ class PostgresBackend:
                 with conn.transaction():
                     conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
-            except psycopg.errors.UndefinedObject:
-                # Another revoker (a second reaper, a revoke racing the reaper) dropped it
-                # between our check and our statements: it is gone, which is the goal.
-                return False
             except psycopg.Error as exc:
+                # Another revoker (a second reaper, a revoke racing the reaper) may have
+                # dropped it meanwhile ("does not exist", "tuple concurrently deleted"):
+                # gone is the goal.
+                if not _exists(conn, username):
+                    return False
                 raise UpstreamError(
                     f"PostgreSQL {admin.where()} cannot drop user {username}:"
                     f" {postgres.reason(exc)}"
                 ) from None
         return True
+
+
+def _exists(conn: psycopg.Connection[tuple[object, ...]], username: str) -> bool:
+    """Whether the role is there (True when that cannot be told: then it is not gone)."""
+    import psycopg
+
+    try:
+        row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+    except psycopg.Error:
+        return True
+    return row is not None

@@ -969,6 +969,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=body({"lease_id": S}, ["lease_id"]),
         response=resp({"data": ANY}),
     ),
+    ("/v1/sys/leases/lookup/{project}/{env}/{role}", "GET"): Op(
+        "The live leases of a role you may see (Vault's LIST: `keys`, the ids' last"
+        " segments; sealbox's `leases`); `revoked=true` adds revoked ones",
+        tag="leases",
+        query=(_query("revoked", B, "include revoked leases"),),
+        response=resp({"data": ANY, "leases": {"type": "array", "items": ANY}}),
+    ),
     **{
         (f"/v1/sys/leases/{action}/{{project}}/{{env}}/{{role}}", "PUT"): Op(
             f"Revoke every lease of a role ({what}; admin on the role)",

@@ -26,7 +26,14 @@ from starlette.routing import Route
 from sealbox.creds.templates import split_statements
 from sealbox.errors import InvalidInput, UpstreamError
 from sealbox.model import parse_duration
-from sealbox.server.http import caller, json_body, json_response, no_content, want_str
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    no_content,
+    query_flag,
+    want_str,
+)
 from sealbox.wire.leases import LeaseInfo, encode_lease, encode_role
 
 DATABASE_MOUNT = "database"
@@ -233,6 +240,24 @@ async def read_lease(request: Request) -> Response:
     return json_response({"request_id": os.urandom(16).hex(), "data": data})
 
 
+async def list_role_leases(request: Request) -> Response:
+    """Vault's ``LIST /v1/sys/leases/lookup/<prefix>`` for a role: the lease ids' last
+    segments as ``keys`` (the leases the caller may see), and sealbox's ``leases``;
+    ``?revoked=true`` includes revoked ones."""
+    who = caller(request)
+    items = who.vault.leases.list_leases(
+        _role(request), include_revoked=query_flag(request, "revoked")
+    )
+    data = {"keys": [x.id.rsplit("/", 1)[1] for x in items]}
+    return json_response(
+        {
+            "request_id": os.urandom(16).hex(),
+            "data": data,
+            "leases": [encode_lease(x) for x in items],
+        }
+    )
+
+
 async def _revoke_prefix(request: Request, *, force: bool) -> Response:
     who = caller(request)
     await json_body(request, optional=("prefix", "sync"))
@@ -263,6 +288,7 @@ ROUTES = [
     Route("/v1/sys/leases/renew", renew_lease, methods=["PUT"]),
     Route("/v1/sys/leases/revoke", revoke_lease, methods=["PUT"]),
     Route("/v1/sys/leases/lookup", read_lease, methods=["PUT"]),
+    Route("/v1/sys/leases/lookup" + ROLE_PATH, list_role_leases, methods=["GET", "LIST"]),
     Route("/v1/sys/leases/revoke-prefix" + ROLE_PATH, revoke_prefix, methods=["PUT"]),
     Route("/v1/sys/leases/revoke-force" + ROLE_PATH, revoke_force, methods=["PUT"]),
 ]

@@ -34,6 +34,8 @@ ROLE = "payments/prod/db-readonly"
 class Live:
     url: str
     token: str
+    #: Another Vault object on the server's vault (never the server's own, which its
+    #: threads use).
     vault: Vault
 
     def client(self, token: str | None = None) -> hvac.Client:
@@ -55,9 +57,15 @@ def live(tmp_path: Path, cluster: Cluster) -> Iterator[Live]:
         max_ttl=timedelta(hours=2),
         max_leases=3,
     )
-    with running(create_app(vault, ServerSettings())) as url:
-        yield Live(url, token.value, vault)
-    vault.close()
+    # The server's vault is the server's: the test works through another view of the
+    # same vault (its own connection), as another process would.
+    other = open_vault()
+    try:
+        with running(create_app(vault, ServerSettings())) as url:
+            yield Live(url, token.value, other)
+    finally:
+        other.close()
+        vault.close()
 
 
 def can_login(cluster: Cluster, user: str, password: str) -> bool:
@@ -79,6 +87,8 @@ def test_hvac_generate_renew_lookup_revoke(live: Live, cluster: Cluster) -> None
 
     renewed = client.sys.renew_lease(lease_id=lease_id, increment=600)
     assert renewed["lease_id"] == lease_id and renewed["lease_duration"] == 600
+    listed = client.sys.list_leases(ROLE)
+    assert listed["data"]["keys"] == [lease_id.rsplit("/", 1)[1]]
     looked = client.sys.read_lease(lease_id=lease_id)
     assert looked["data"]["id"] == lease_id and 0 < looked["data"]["ttl"] <= 600
     with pytest.raises(hvac.exceptions.InvalidRequest):  # past the max TTL (2 h)
@@ -176,7 +186,13 @@ def test_the_cli_in_remote_mode(
     assert cli("lease", "renew", cred["lease"]["id"], "--increment", "10m").status == 0
     assert cli("lease", "revoke", cred["lease"]["id"]).status == 0
     assert not can_login(cluster, cred["username"], cred["password"])
-    admin_only = cli("lease", "list")
+    listed = cli("lease", "list", "--role", ROLE, "--all", "--json")
+    assert listed.status == 0, listed.err
+    assert [x["id"] for x in json.loads(listed.out)] == [cred["lease"]["id"]]
+    assert cred["password"] not in listed.out
+    unnamed = cli("lease", "list")
+    assert unnamed.status != 0 and "--role" in unnamed.err
+    admin_only = cli("lease", "reap")
     assert admin_only.status != 0 and "unset SEALBOX_ADDR" in admin_only.err
 
     out = tmp_path / "seen"
