@@ -178,8 +178,9 @@ class Incident(CoreService):
         if rotations.config(ref) is None:
             raise InvalidInput(
                 f"{ref} has no rotation configured, so it cannot be rotated now",
-                hint=f"sealbox rotation configure {ref.path} --method random (or its rotator),"
-                " or set a new value with `sealbox secret set`, then run the incident again",
+                hint="configure its rotation (or write a new value), then respond again",
+                hint_key="incident_configure",
+                hint_args={"path": ref.path},
             )
         report = self.assess(ref, reason=reason, value=value)
         # NOTE: leases first, while the admin login they were made with still works
@@ -192,8 +193,9 @@ class Incident(CoreService):
             raise RotationFailed(
                 f"the rotation of {ref} ({rotation.id}) is {rotation.state}: {rotation.error}"
                 " — no version was revoked",
-                hint=f"sealbox rotation status; resume or cancel {rotation.id}, then run the"
-                " incident again",
+                hint="resume or cancel the rotation, then respond again",
+                hint_key="incident_rotation",
+                hint_args={"rotation": rotation.id, "path": ref.path},
             )
         actions.append(f"rotated: version {rotation.pending_version} is current ({rotation.id})")
         revoked = []

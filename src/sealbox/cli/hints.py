@@ -20,6 +20,11 @@ CLI_HINTS: dict[str, str] = {
     ),
     "rotation_resume": "run `sealbox rotation resume {rotation}`",
     "rotation_rotate_first": "rotate it first with `sealbox rotate {path}`",
+    "incident_configure": "configure its rotation with `sealbox rotation configure {path}"
+    " --method random` (or its rotator), or write a new value with `sealbox secret set {path}`,"
+    " then run `sealbox incident {path} --rotate` again",
+    "incident_rotation": "see `sealbox rotation status`; `sealbox rotation resume {rotation}` or"
+    " `sealbox rotation cancel {rotation}`, then run `sealbox incident {path} --rotate` again",
     "init_vault": "create one with `sealbox init`",
     "init_vault_or_home": "create one with `sealbox init` (or set SEALBOX_HOME)",
     "if_version": "--if-version takes 0 (not yet created) or a version number",
