@@ -308,8 +308,7 @@ class WebhookVerifier:
     extra fetch happens at most once every ``refresh_after`` seconds: forged requests must
     not turn into a flood of reads on sealbox. An error of ``secrets`` (sealbox
     unreachable) propagates from :meth:`verify`: answer it with a 5xx, and the sender
-    retries later (a Client with ``offline=True`` serves its last copy meanwhile).
-    Thread-safe.
+    retries later. Thread-safe.
     """
 
     def __init__(
@@ -337,11 +336,15 @@ class WebhookVerifier:
         """Secrets read from a sealbox :class:`~sealbox.client.Client` (or an embedded
         Vault): the current value, and the previous one while it is readable.
 
-        The previous value is read with ``client.get(ref, stage="previous")`` where the
-        client's ``get`` takes a ``stage`` (a client without reads by stage gives the
-        current value only: pass a ``secrets`` callable to :class:`WebhookVerifier` then).
-        A previous value that is not readable (none, or its grace window is over) is left
-        out. The client's own read cache is bypassed: the verifier caches.
+        Both are read by stage, ``client.get(ref, stage="current")`` and
+        ``client.get(ref, stage="previous")``, where the client's ``get`` takes a ``stage``
+        (a client without reads by stage gives the current value only: pass a ``secrets``
+        callable to :class:`WebhookVerifier` then). A previous value that is not readable
+        (none, its grace window is over, or revoked) is left out. A read by stage is never
+        answered from the client's memory or offline cache: the verifier accepts a secret
+        only on the strength of a read of sealbox at most ``cache_ttl`` old, never a copy
+        from before a rollover or past a grace window. When sealbox cannot be reached the
+        read's error propagates from :meth:`verify` (answer 5xx: the sender retries).
         """
         get: Callable[..., Any] = client.get
         try:
@@ -354,13 +357,15 @@ class WebhookVerifier:
         def read() -> list[Secret]:
             # NOTE: the verifier keeps its own cache and calls this only when that expires
             # or a signature did not match: the client's read cache must not answer with
-            # the value from before the rollover.
-            if invalidate is not None:
-                invalidate(ref.project, ref.env, ref.name)
-            found: list[Secret] = [get(ref).value]
-            if by_stage:
-                with contextlib.suppress(NotFound):
-                    found.append(get(ref, stage="previous").value)
+            # the value from before the rollover (reads by stage bypass it; a plain read
+            # needs the client's copies dropped first).
+            if not by_stage:
+                if invalidate is not None:
+                    invalidate(ref.project, ref.env, ref.name)
+                return [get(ref).value]
+            found: list[Secret] = [get(ref, stage="current").value]
+            with contextlib.suppress(NotFound):
+                found.append(get(ref, stage="previous").value)
             return found
 
         return cls(read, **options)
