@@ -263,6 +263,52 @@ def test_webhooks_keep_flowing_through_a_rotation_by_the_engine(server: Server, 
     assert [x["state"] for x in json.loads(r.out)] == ["succeeded"]
 
 
+def wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def test_a_following_receiver_accepts_the_new_secret_at_once(server: Server, cli: Cli) -> None:
+    """``from_client(..., follow=True)``: the promotion's change event expires the
+    verifier's cache, so the first webhook signed with the new secret passes even right
+    after a read (a mismatch alone would refresh only after ``refresh_after``), and a
+    revocation is refused without waiting for ``cache_ttl``."""
+    configure(server, cli)
+    sender = server.client()
+    clock = Clock()  # never moved: no refresh is ever due by time
+    with WebhookVerifier.from_client(
+        server.client(), REF, follow=True, cache_ttl=3600, refresh_after=3600, clock=clock
+    ) as verifier:
+        assert verifier.watch is not None and verifier.watch.wait_ready(BOUND)
+        with Receiver(verifier) as receiver:
+            old = sender.get(REF).value
+            assert post(receiver.url, b'{"n":1}', old) == (204, None)
+            rotate(cli)
+            wait_for(lambda: verifier.changes >= 1, "the verifier heard the promotion")
+            new = sender.get(REF, stage="current").value
+            assert post(receiver.url, b'{"n":2}', new) == (204, None)
+            assert post(receiver.url, b'{"n":3}', old) == (204, None)  # previous, in grace
+            heard = verifier.changes
+            r = cli("rotation", "revoke", REF.path, "1")
+            assert r.status == 0, r.err
+            wait_for(lambda: verifier.changes > heard, "the verifier heard the revocation")
+            assert post(receiver.url, b'{"n":4}', old) == (400, "signature")
+            assert post(receiver.url, b'{"n":5}', new) == (204, None)
+    assert verifier.watch is None  # closed with the block
+
+
+def test_follow_needs_a_client_that_watches() -> None:
+    class Reader:
+        def get(self, ref: SecretRef) -> Any:
+            raise AssertionError("not read")
+
+    with pytest.raises(InvalidInput, match="follow=True needs a client with watch"):
+        WebhookVerifier.from_client(Reader(), REF, follow=True)
+
+
 def test_a_rehearsal_changes_nothing_the_receiver_accepts(server: Server, cli: Cli) -> None:
     configure(server, cli)
     client = server.client()
@@ -350,3 +396,44 @@ def test_reads_by_stage_never_come_from_a_cache(server: Server, cli: Cli, tmp_pa
             client.get(REF, stage="previous")
     finally:
         client.close()
+
+
+def test_run_watch_restarts_a_sender_with_the_rotated_secret(
+    server: Server, cli: Cli, tmp_path: Path
+) -> None:
+    """``sealbox run --watch`` in remote mode: its supervisor follows the server's change
+    stream (``Client.watch``) and restarts the child with the secret the engine promoted."""
+    from sealbox.delivery.supervise import Supervision, Supervisor
+
+    configure(server, cli)
+    first = server.client().get(REF).value
+    out = tmp_path / "seen"
+    script = f'echo "$WEBHOOK_SECRET" >> {out}; [ "$(wc -l < {out})" -ge 2 ] && exit 0; sleep 30'
+    rotated: list[str] = []
+
+    def rotate_once_started() -> None:
+        deadline = time.monotonic() + BOUND
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.05)
+        rotator = Client(server.url, server.token)
+        try:
+            rotated.append(rotator.rotations.start(REF).state.value)
+        finally:
+            rotator.close()
+
+    thread = threading.Thread(target=rotate_once_started)
+    thread.start()
+    said: list[str] = []
+    try:
+        status = Supervisor(
+            server.client(), REF.project, REF.env, [REF.name], ["sh", "-c", script],
+            Supervision(watch=True, grace=5), parent_env={"PATH": "/usr/bin:/bin"},
+            report=said.append,
+        ).run()  # fmt: skip
+    finally:
+        thread.join()
+    assert (status, rotated) == (0, ["succeeded"])
+    before, after = out.read_text().splitlines()
+    assert before == first.reveal() and after != before and after.startswith("whsec_")
+    assert after == server.client().get(REF, stage="current").value.reveal()
+    assert said == ["secrets changed; restarting the command"]
