@@ -437,3 +437,32 @@ def test_run_watch_restarts_a_sender_with_the_rotated_secret(
     assert before == first.reveal() and after != before and after.startswith("whsec_")
     assert after == server.client().get(REF, stage="current").value.reveal()
     assert said == ["secrets changed; restarting the command"]
+
+
+def test_a_revocation_heard_by_watch_wipes_the_offline_copies(
+    server: Server, cli: Cli, tmp_path: Path
+) -> None:
+    """A version revoked by someone else: a watching client drops every copy it cached of
+    the token's reads (memory and disk), so an outage cannot bring the leaked value back."""
+    configure(server, cli)
+    cache = tmp_path / "cache"
+    watching = server.client(cache_ttl=3600, offline=True, cache_dir=cache)
+    old = watching.get(REF, version=1).value
+    heard: queue.Queue[ChangeEvent] = queue.Queue()
+    w = watching.watch(REF.project, REF.env, heard.put)
+    assert w.wait_ready(BOUND)
+    rotate(cli)
+    r = cli("rotation", "revoke", REF.path, "1")  # another process, through the server
+    assert r.status == 0, r.err
+    deadline = time.monotonic() + BOUND
+    while True:
+        event = heard.get(timeout=max(0.1, deadline - time.monotonic()))
+        if event.op == "revoke":
+            break
+    w.stop()
+    disk = server.client(offline=True, prefer_offline=True, cache_dir=cache)
+    with pytest.raises(NotFound, match="revoked"):
+        disk.get(REF, version=1)
+    with pytest.raises(NotFound, match="revoked"):
+        watching.get(REF, version=1)
+    assert watching.get(REF).value != old
