@@ -466,3 +466,16 @@ def test_a_revocation_heard_by_watch_wipes_the_offline_copies(
     with pytest.raises(NotFound, match="revoked"):
         watching.get(REF, version=1)
     assert watching.get(REF).value != old
+
+
+def test_a_rotation_through_the_sdk_drops_its_cached_reads(server: Server, cli: Cli) -> None:
+    """After ``client.rotations.start`` (or resume, cancel, rotate_due) the same client's
+    cached reads of the secret and its environment's resolves are not answered stale."""
+    configure(server, cli)
+    client = server.client(cache_ttl=3600)
+    old = client.get(REF).value
+    assert client.resolve(REF.project, REF.env)[REF.name] == old
+    assert client.rotations.start(REF).state == "succeeded"
+    new = client.get(REF).value
+    assert new != old and new == server.client().get(REF, stage="current").value
+    assert client.resolve(REF.project, REF.env)[REF.name] == new
