@@ -388,18 +388,19 @@ class WebhookVerifier:
 
             def changed(event: Any) -> None:
                 if event.name == ref.name:
-                    verifier.changes += 1
-                    verifier.expire()
+                    verifier.expire(changed=True)
 
             verifier.watch = watch(ref.project, ref.env, changed)
         return verifier
 
-    def expire(self) -> None:
+    def expire(self, *, changed: bool = False) -> None:
         """Forget the cached secrets: the next :meth:`verify` reads them again (the secret
         changed). Not rate-limited like a mismatch's refresh: call it on a change event,
-        never on something a request controls."""
+        never on something a request controls. ``changed`` counts it in :attr:`changes`."""
         with self._lock:
             self._keys = None
+            if changed:
+                self.changes += 1
 
     def close(self) -> None:
         """Stop following the secret's changes (``follow=True``)."""

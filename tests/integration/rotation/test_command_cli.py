@@ -22,6 +22,7 @@ FIRST_KEY = "vendor-key-first-3b9d0c7a1e"
 ADMIN_TOKEN = "vendor-admin-token-5e2f8a4c6b"
 ADMIN_PATH = "payments/dev/VENDOR_ADMIN_TOKEN"
 EXIT_NOT_FOUND = 3
+EXIT_UPSTREAM = 11
 EXIT_ROTATION_FAILED = 12
 
 
@@ -32,6 +33,7 @@ class Vendor:
     def __init__(self) -> None:
         self.keys = {FIRST_KEY}
         self.calls: list[tuple[str, str]] = []
+        self.down = False  # answers 503 to everything (an outage)
         vendor = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +52,9 @@ class Vendor:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 vendor.calls.append((self.path, body["key"]))
+                if vendor.down:
+                    self._answer(503)
+                    return
                 if self._token() != ADMIN_TOKEN:
                     self._answer(403)
                     return
@@ -169,3 +174,25 @@ def test_rotate_rehearse_fail_and_cancel_through_the_cli(
     r = cli("rotation", "history", "VENDOR_KEY", "--json")
     states = [x["state"] for x in json.loads(r.out)]
     assert states == ["cancelled", "succeeded", "rehearsed"]
+
+
+def test_a_vendor_down_at_set_leaves_the_rotation_pending_and_resumable(
+    configured: Vendor, cli: Cli
+) -> None:
+    vendor = configured
+    vendor.down = True
+    r = cli("rotate", "VENDOR_KEY", "--json")
+    assert r.status == EXIT_UPSTREAM, r.err
+    stuck = json.loads(r.out)
+    assert (stuck["state"], stuck["step"]) == ("pending", "set")
+    assert "the vendor answered HTTP 503 to set" in stuck["error"]
+    assert ADMIN_TOKEN not in r.out + r.err
+    assert value(cli) == FIRST_KEY and vendor.keys == {FIRST_KEY}
+    vendor.down = False
+    vendor.steps()
+    r = cli("rotation", "resume", stuck["id"], "--json")
+    assert r.status == 0, r.err
+    assert json.loads(r.out)["state"] == "succeeded"
+    assert vendor.steps() == ["/api/keys", "/api/whoami"]
+    assert value(cli) != FIRST_KEY and value(cli) in vendor.keys
+    assert value(cli, "--stage", "previous") == FIRST_KEY
