@@ -212,6 +212,8 @@ class Client:
         self.wipe_offline_cache()
 
     def wipe_offline_cache(self) -> int:
+        """Forget every cached read of this token, in memory and on disk (on logout, and
+        when a version is revoked); returns how many disk copies went."""
         self._memory.clear()
         return self._disk.wipe() if self._disk is not None else 0
 
@@ -363,6 +365,8 @@ class Client:
         during the secret's grace window)."""
         if version is not None and version < 1:
             raise InvalidInput("versions are numbered from 1")
+        if version is not None and stage is not None:
+            raise InvalidInput("ask for a version or a stage, not both")
         query: dict[str, Any] = {}
         if version is not None:
             query["version"] = version
@@ -370,8 +374,9 @@ class Client:
             query["reveal"] = "true"
         if stage is not None:
             query["stage"] = str(stage)
-        # NOTE: a read by stage is never cached: a previous version's grace window ends,
-        # and a copy must not outlive it.
+        # NOTE: a read by stage is never cached, in memory or on disk, and never answered
+        # from an offline copy: a previous version's grace window ends, a pending version is
+        # promoted or dropped, and a copy must not outlive either.
         key = None if reveal or stage is not None else f"get|{ref.path}|{version or ''}"
 
         def fetch() -> Any:
@@ -583,6 +588,11 @@ class Client:
 
         def changed(event: ChangeEvent) -> None:
             self.invalidate(event.project, event.env, event.name)
+            if event.op == "revoke":
+                # NOTE: a revoked version (a leaked value) must never be served again, and
+                # copies of it may sit under any key (a read by number, a current read or a
+                # resolve from before the rotation): drop every copy. Revocations are rare.
+                self.wipe_offline_cache()
             on_change(event)
 
         w = Watch(self._transport, self._token, project, env, changed)

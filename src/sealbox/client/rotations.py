@@ -39,7 +39,15 @@ class RemoteRotations:
 
     def _rotation(self, data: Any, what: str) -> RotationInfo:
         with reading(self._client.address, what):
-            return wire.decode_rotation(data)
+            found = wire.decode_rotation(data)
+        self._changed(found.ref)
+        return found
+
+    def _changed(self, ref: SecretRef) -> None:
+        # NOTE: a rotation may have promoted a new current version: this client's cached
+        # reads of the secret (and its environment's resolves) would answer with the old
+        # one, as they do after a write made through this client.
+        self._client.invalidate(ref.project, ref.env, ref.name)
 
     def configure(
         self,
@@ -112,7 +120,13 @@ class RemoteRotations:
             return wire.decode_rotations(data)[:limit]
 
     def revoke(self, ref: SecretRef, version: int) -> None:
-        self._client._call("POST", _secret(ref, "revoke"), body={"version": version})
+        try:
+            self._client._call("POST", _secret(ref, "revoke"), body={"version": version})
+        finally:
+            # NOTE: copies of the revoked value may sit under any cache key (a read by its
+            # number, a current read or a resolve from before the rotation), in memory and
+            # on disk: none may be served again, so every copy goes. Revocations are rare.
+            self._client.wipe_offline_cache()
 
     def rotate_due(
         self, *, limit: int | None = None, now: datetime | None = None
@@ -122,7 +136,10 @@ class RemoteRotations:
         body = {"limit": limit} if limit is not None else {}
         data = self._client._call("POST", "/v1/rotation/due", body=body)
         with reading(self._client.address, "rotate due"):
-            return wire.decode_outcomes(data)
+            outcomes = wire.decode_outcomes(data)
+        for outcome in outcomes:
+            self._changed(outcome.ref)
+        return outcomes
 
     def due(self, now: datetime | None = None) -> list[DueRotation]:
         if now is not None:

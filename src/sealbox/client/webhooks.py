@@ -308,8 +308,7 @@ class WebhookVerifier:
     extra fetch happens at most once every ``refresh_after`` seconds: forged requests must
     not turn into a flood of reads on sealbox. An error of ``secrets`` (sealbox
     unreachable) propagates from :meth:`verify`: answer it with a 5xx, and the sender
-    retries later (a Client with ``offline=True`` serves its last copy meanwhile).
-    Thread-safe.
+    retries later. Thread-safe.
     """
 
     def __init__(
@@ -331,17 +330,33 @@ class WebhookVerifier:
         self._fetched_at = 0.0
         #: How many times the secrets were fetched (for tests and metrics).
         self.fetches = 0
+        #: How many change events of the secret expired the cache (``follow=True``).
+        self.changes = 0
+        #: The :class:`~sealbox.client.watch.Watch` following the secret (``follow=True``).
+        self.watch: Any = None
 
     @classmethod
-    def from_client(cls, client: Any, ref: SecretRef, **options: Any) -> WebhookVerifier:
+    def from_client(
+        cls, client: Any, ref: SecretRef, *, follow: bool = False, **options: Any
+    ) -> WebhookVerifier:
         """Secrets read from a sealbox :class:`~sealbox.client.Client` (or an embedded
         Vault): the current value, and the previous one while it is readable.
 
-        The previous value is read with ``client.get(ref, stage="previous")`` where the
-        client's ``get`` takes a ``stage`` (a client without reads by stage gives the
-        current value only: pass a ``secrets`` callable to :class:`WebhookVerifier` then).
-        A previous value that is not readable (none, or its grace window is over) is left
-        out. The client's own read cache is bypassed: the verifier caches.
+        Both are read by stage, ``client.get(ref, stage="current")`` and
+        ``client.get(ref, stage="previous")``, where the client's ``get`` takes a ``stage``
+        (a client without reads by stage gives the current value only: pass a ``secrets``
+        callable to :class:`WebhookVerifier` then). A previous value that is not readable
+        (none, its grace window is over, or revoked) is left out. A read by stage is never
+        answered from the client's memory or offline cache: the verifier accepts a secret
+        only on the strength of a read of sealbox at most ``cache_ttl`` old, never a copy
+        from before a rollover or past a grace window. When sealbox cannot be reached the
+        read's error propagates from :meth:`verify` (answer 5xx: the sender retries).
+
+        ``follow=True`` also watches the secret's environment (``client.watch``): a
+        change of the secret (a rotation's promotion, a revocation) expires the cached
+        secrets at once, so a sender on the new secret is accepted even within
+        ``refresh_after`` of the last read, and a revoked one is refused without waiting
+        for ``cache_ttl``. Call :meth:`close` to stop watching.
         """
         get: Callable[..., Any] = client.get
         try:
@@ -354,16 +369,50 @@ class WebhookVerifier:
         def read() -> list[Secret]:
             # NOTE: the verifier keeps its own cache and calls this only when that expires
             # or a signature did not match: the client's read cache must not answer with
-            # the value from before the rollover.
-            if invalidate is not None:
-                invalidate(ref.project, ref.env, ref.name)
-            found: list[Secret] = [get(ref).value]
-            if by_stage:
-                with contextlib.suppress(NotFound):
-                    found.append(get(ref, stage="previous").value)
+            # the value from before the rollover (reads by stage bypass it; a plain read
+            # needs the client's copies dropped first).
+            if not by_stage:
+                if invalidate is not None:
+                    invalidate(ref.project, ref.env, ref.name)
+                return [get(ref).value]
+            found: list[Secret] = [get(ref, stage="current").value]
+            with contextlib.suppress(NotFound):
+                found.append(get(ref, stage="previous").value)
             return found
 
-        return cls(read, **options)
+        verifier = cls(read, **options)
+        if follow:
+            watch: Callable[..., Any] | None = getattr(client, "watch", None)
+            if watch is None:
+                raise InvalidInput("follow=True needs a client with watch() (a sealbox Client)")
+
+            def changed(event: Any) -> None:
+                if event.name == ref.name:
+                    verifier.expire(changed=True)
+
+            verifier.watch = watch(ref.project, ref.env, changed)
+        return verifier
+
+    def expire(self, *, changed: bool = False) -> None:
+        """Forget the cached secrets: the next :meth:`verify` reads them again (the secret
+        changed). Not rate-limited like a mismatch's refresh: call it on a change event,
+        never on something a request controls. ``changed`` counts it in :attr:`changes`."""
+        with self._lock:
+            self._keys = None
+            if changed:
+                self.changes += 1
+
+    def close(self) -> None:
+        """Stop following the secret's changes (``follow=True``)."""
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
+
+    def __enter__(self) -> WebhookVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _load(self) -> list[bytes]:
         keys = [secret_key(s) for s in self._source()]
@@ -383,6 +432,8 @@ class WebhookVerifier:
     def _refreshed_keys(self, stale: list[bytes]) -> list[bytes] | None:
         """Fresh keys after a signature mismatch, or None when a fetch is not due yet."""
         with self._lock:
+            if self._keys is None:  # expired by a change meanwhile
+                return self._load()
             if self._keys is not stale:  # another thread refreshed meanwhile
                 return self._keys
             if self._clock() - self._fetched_at < self.refresh_after:

@@ -1,5 +1,6 @@
 """docs/rotation-webhooks.md's sender and receiver, run as written (two real processes)
-against a live sealbox server."""
+against a live sealbox server, through a rotation by the engine (``sealbox rotation
+configure --method webhook`` and ``sealbox rotate``, the CLI in remote mode)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tests.cli_harness import Cli
 from tests.unit.client.live import Live, live_server
 
-from sealbox.client import Client
-from sealbox.model import SecretRef
+from sealbox.client import Client, sign_webhook
+from sealbox.model import SecretRef, SecretValue
 from sealbox.rotation.webhook import WebhookRotator
 from sealbox.server.testing import free_port
 
@@ -49,14 +53,53 @@ def wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the receiver never listened")
 
 
-def test_the_documented_sender_and_receiver_run(live: Live, tmp_path: Path) -> None:
+def send(env: dict[str, str], tmp_path: Path) -> str:
+    """Run the documented sender; its message id. Like a real sender it retries a refused
+    delivery (a receiver that has not heard of a rollover yet may refuse for a moment)."""
+    deadline = time.monotonic() + 30
+    while True:
+        sent = subprocess.run(
+            [sys.executable, str(tmp_path / "sender.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if sent.returncode == 0:
+            assert re.fullmatch(r"delivered msg_\S+ 204\n", sent.stdout)
+            return sent.stdout.split()[1]
+        assert "HTTP Error 400" in sent.stderr, sent.stderr
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the sender was refused: {sent.stderr}")
+        time.sleep(0.5)
+
+
+def post(url: str, body: bytes, secret: SecretValue) -> int:
+    headers = {**sign_webhook(body, secret).as_dict(), "Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_documented_sender_and_receiver_run_through_a_rotation(
+    live: Live, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = SecretRef("payments", "prod", "WEBHOOK_SECRET")
     secret = WebhookRotator().create(SimpleNamespace(options={}))  # create reads options only
     with Client(live.url, live.token) as admin:
         admin.create_project("payments")
-        admin.set(SecretRef("payments", "prod", "WEBHOOK_SECRET"), secret)
+        admin.set(ref, secret)
+    monkeypatch.setenv("SEALBOX_ADDR", live.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", live.token)
+    r = cli("rotation", "configure", ref.path, "--method", "webhook", "--grace", "1h")
+    assert r.status == 0, r.err
     (tmp_path / "sender.py").write_text(program("sender.py"))
     (tmp_path / "receiver.py").write_text(program("receiver.py"))
     port = free_port()
+    url = f"http://127.0.0.1:{port}/hooks"
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(tmp_path),
@@ -64,7 +107,7 @@ def test_the_documented_sender_and_receiver_run(live: Live, tmp_path: Path) -> N
         "SEALBOX_ADDR": live.url,
         "SEALBOX_TOKEN": live.token,
         "PORT": str(port),
-        "RECEIVER_URL": f"http://127.0.0.1:{port}/hooks",
+        "RECEIVER_URL": url,
     }
     receiver = subprocess.Popen(
         [sys.executable, "-u", str(tmp_path / "receiver.py")],
@@ -75,18 +118,21 @@ def test_the_documented_sender_and_receiver_run(live: Live, tmp_path: Path) -> N
     )
     try:
         wait_listening(port, receiver)
-        sent = subprocess.run(
-            [sys.executable, str(tmp_path / "sender.py")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        before = send(env, tmp_path)
+        r = cli("rotate", ref.path)
+        assert r.status == 0 and "succeeded (version 1 -> 2, test passed)" in r.err, r.err
+        after = send(env, tmp_path)  # signed with the new current
+        with Client(live.url, live.token) as reader:
+            assert reader.get(ref, stage="previous").value == secret
+            assert reader.get(ref).value != secret
+        assert post(url, b'{"late":true}', secret) == 204  # the old secret, in grace
+        assert (
+            post(url, b'{"forged":true}', WebhookRotator().create(SimpleNamespace(options={})))
+            == 400
         )
-        assert sent.returncode == 0, sent.stderr
-        assert re.fullmatch(r"delivered msg_\S+ 204\n", sent.stdout)
     finally:
         receiver.kill()
         out, _ = receiver.communicate(timeout=10)
-    msg_id = sent.stdout.split()[1]
-    assert f"handling {msg_id} " in out
-    assert '"invoice.paid"' in out
+    assert f"handling {before} " in out and f"handling {after} " in out
+    assert out.count('"invoice.paid"') == 2 and '{"late":true}' in out
+    assert '{"forged":true}' not in out

@@ -445,3 +445,28 @@ def test_rotator_without_programs_tells_no_upstream() -> None:
 def test_rotator_refuses_bad_options_at_configure_time(options: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
         WebhookRotator().check(options)
+
+
+def test_an_expired_verifier_reads_again_within_refresh_after() -> None:
+    """expire() (a change event) is not rate-limited like a mismatch's refresh: the next
+    verify reads at once, and a value removed meanwhile (revoked) is refused."""
+    old, new = new_secret(), new_secret()
+    source, clock = Source(old), Clock()
+    verifier = WebhookVerifier(source, cache_ttl=3600, refresh_after=3600, clock=clock)
+    by_old = sign_webhook(BODY, old, timestamp=NOW).as_dict()
+    by_new = sign_webhook(BODY, new, timestamp=NOW).as_dict()
+    verifier.verify(BODY, by_old, now=NOW)
+    source.values = [new, old]
+    with pytest.raises(WebhookVerificationFailed):  # a mismatch: no refresh due yet
+        verifier.verify(BODY, by_new, now=NOW)
+    assert source.calls == 1
+    verifier.expire()
+    verifier.verify(BODY, by_new, now=NOW)
+    verifier.verify(BODY, by_old, now=NOW)
+    assert source.calls == 2
+    source.values = [new]
+    verifier.expire()
+    with pytest.raises(WebhookVerificationFailed):
+        verifier.verify(BODY, by_old, now=NOW)
+    assert source.calls == 3
+    verifier.close()  # nothing followed: a no-op
