@@ -11,16 +11,23 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from tests.pg import throwaway_database
+from tests.unit.storage.contract import KEK, NOW, audit_row
 
 from sealbox import factory
 from sealbox.cli.main import main
 from sealbox.errors import Conflict
 from sealbox.model import SecretRef, SecretValue
+from sealbox.storage.rows import GENESIS, AuditRow
+
+if TYPE_CHECKING:
+    from sealbox.storage.postgres import PostgresStorage
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +249,104 @@ def test_a_genuine_compare_and_set_conflict_is_still_a_conflict(
             if child.poll() is None:  # pragma: no cover
                 child.kill()
     _assert_audit_intact(home, capsys)
+
+
+# -- the storage layer, step by step (PostgreSQL: chain locks are advisory locks) ------------
+@pytest.fixture
+def pg_pair() -> Iterator[tuple[PostgresStorage, PostgresStorage, str]]:
+    """Two storages (two processes' connections) on one initialised database, and its DSN."""
+    from sealbox.storage.postgres import PostgresStorage
+
+    with throwaway_database() as dsn:
+        first = PostgresStorage(dsn)
+        first.initialise("v1", {}, KEK, NOW)
+        second = PostgresStorage(dsn)
+        try:
+            yield first, second, dsn
+        finally:
+            first.close()
+            second.close()
+
+
+def _row(seq: int, prev: str, tag: str) -> AuditRow:
+    return audit_row("local", seq, prev, f"{tag}-{seq}")
+
+
+def _wait_for_lock_waiter(dsn: str) -> None:
+    """Until some connection waits for an advisory lock (a condition, not a duration)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for _ in range(2000):
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            conn.execute("SELECT pg_sleep(0.005)")
+    pytest.fail("the lone append never waited for the chain lock")  # pragma: no cover
+
+
+def test_a_lone_event_waits_for_the_chain_lock_a_write_holds(
+    pg_pair: tuple[PostgresStorage, PostgresStorage, str],
+) -> None:
+    """The cause of issue 17: a write holds the chain lock from reading the head to its
+    commit; another process's lone event (a read's) now waits for that lock instead of
+    taking the position the write read as free, then lands after the write's event."""
+    writer, reader, dsn = pg_pair
+    reader.append_audit_event("local", lambda s, p: _row(s, p, "read"))  # its head: seq 1
+    landed: list[AuditRow] = []
+    with writer._audited_tx("local") as tx:
+        assert tx is not None
+        thread = threading.Thread(
+            target=lambda: landed.append(
+                reader.append_audit_event("local", lambda s, p: _row(s, p, "read"))
+            )
+        )
+        thread.start()
+        _wait_for_lock_waiter(dsn)
+        mine = writer.append_audit_event("local", lambda s, p: _row(s, p, "write"))
+    thread.join(timeout=60)
+    assert mine.seq == 2  # the position read under the lock was the write's to take
+    assert [(r.seq, r.prev) for r in landed] == [(3, mine.hash)]
+    chain = writer.audit_chain("local")
+    assert [r.seq for r in chain] == [1, 2, 3]
+    assert [r.prev for r in chain[1:]] == [r.hash for r in chain[:-1]]
+
+
+def test_a_position_taken_without_the_lock_is_skipped_inside_the_write(
+    pg_pair: tuple[PostgresStorage, PostgresStorage, str],
+) -> None:
+    """A process that appends without the chain lock (an older sealbox in a rolling
+    upgrade) takes the position under a write's feet: the write's event is rebuilt on the
+    real head inside the same transaction, and the write commits."""
+    import psycopg
+
+    writer, _, dsn = pg_pair
+    with writer._audited_tx("local"), psycopg.connect(dsn, autocommit=True) as old:
+        old.execute(
+            "INSERT INTO sb_audit (at, actor, source, operation, path, version, outcome,"
+            " reason, node, seq, event, prev, hash, link)"
+            " VALUES (%s, 'old', 'cli', 'read', 'p/e/N', 1, 'allowed', '', 'local', 1,"
+            " '{}', %s, 'old-1', 'sha256')",
+            (NOW, GENESIS),
+        )
+        mine = writer.append_audit_event("local", lambda s, p: _row(s, p, "write"))
+    assert (mine.seq, mine.prev) == (2, "old-1")
+    assert [r.hash for r in writer.audit_chain("local")] == ["old-1", "write-2"]
+
+
+def test_unique_violations_say_what_collided(
+    pg_pair: tuple[PostgresStorage, PostgresStorage, str],
+) -> None:
+    """A unique index refusing a row is a Conflict that names what collided: an audit
+    chain position is not "a concurrent write created the same secret"."""
+    writer, _, _ = pg_pair
+    writer.append_audit_event("local", lambda s, p: _row(s, p, "a"))
+    taken = "another process took this position of the audit chain"
+    with pytest.raises(Conflict, match=taken), writer._tx(write=True) as tx:
+        writer._insert_audit_rows(tx, [_row(1, GENESIS, "b")])
+    other = r"conflicted with this one \(sb_settings_pkey\)"
+    with pytest.raises(Conflict, match=other), writer._tx(write=True) as tx:
+        tx.execute("INSERT INTO sb_settings (key, value) VALUES ('vault_id', 'x')")
+    assert writer.get_setting("vault_id") == "v1"
