@@ -1537,9 +1537,10 @@ class SqlStorage:
                 heads[node] = self._load_audit_head(node, tx)
             seq, prev = heads[node]
             row = build(seq + 1, prev)
-            cur = self._exec(
-                tx, self._INSERT_AUDIT + " ON CONFLICT (node, seq) DO NOTHING", row[:14]
-            )
+            # NOTE: no conflict target: the (node, seq) index is the only unique one a new
+            # event can hit, and a target naming it would make every append fail where an
+            # attacker dropped it (verify must still record its own event to report that).
+            cur = self._exec(tx, self._INSERT_AUDIT + " ON CONFLICT DO NOTHING", row[:14])
             if cur.rowcount == 1:
                 heads[node] = (seq + 1, row.hash)
                 return row
