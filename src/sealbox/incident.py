@@ -8,6 +8,12 @@ carries), which other secrets hold the same value, and the secret's owner, conta
 upstream system and dependents from its metadata. The redeploy list is every dependent
 named in the metadata and every identity that received an affected version: each holds
 the old value until it fetches the new one.
+
+:meth:`Incident.respond` then acts: it revokes the live leases of every credentials role
+whose admin login is the secret (their users were made with its authority), rotates the
+secret now (its configured rotator), revokes every older version (unreadable by any stage or
+number from then on), and reports what it did. A step that
+cannot be done stops the response there and says so; what was done stays done and listed.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Any, NamedTuple
 
 from sealbox.auth.policy import Capability
 from sealbox.context import CoreService
-from sealbox.model import SecretMeta, SecretRef, SecretValue
+from sealbox.errors import InvalidInput, RotationFailed
+from sealbox.model import RotationState, SecretMeta, SecretRef, SecretValue, Stage
 
 
 class Reader(NamedTuple):
@@ -158,3 +165,78 @@ class Incident(CoreService):
             meta=info.meta,
             redeploy=tuple(redeploy),
         )
+
+    def respond(
+        self, ref: SecretRef, *, reason: str, value: SecretValue | None = None
+    ) -> IncidentReport:
+        """Assess, then rotate ``ref`` now, revoke its older versions and the leases its
+        credentials issued; the report lists each action. Refused before anything changes
+        when ``ref`` has no rotation configured (the hint names the command)."""
+        from sealbox.rotation_ops import RotationOps
+
+        rotations = RotationOps(self._state, self._caller)
+        if rotations.config(ref) is None:
+            raise InvalidInput(
+                f"{ref} has no rotation configured, so it cannot be rotated now",
+                hint="configure its rotation (or write a new value), then respond again",
+                hint_key="incident_configure",
+                hint_args={"path": ref.path},
+            )
+        report = self.assess(ref, reason=reason, value=value)
+        # NOTE: leases first, while the admin login they were made with still works
+        # (a rotation of that login may leave the vault holding a value its users'
+        # revocation cannot log in with until the rotation is finished everywhere).
+        actions = self._revoke_leases(ref)
+        rotation = rotations.start(ref)
+        if rotation.state is not RotationState.SUCCEEDED:
+            self._record("incident.respond", ref.path, outcome="error", reason=rotation.id)
+            raise RotationFailed(
+                f"the rotation of {ref} ({rotation.id}) is {rotation.state}: {rotation.error}"
+                " — no version was revoked",
+                hint="resume or cancel the rotation, then respond again",
+                hint_key="incident_rotation",
+                hint_args={"rotation": rotation.id, "path": ref.path},
+            )
+        actions.append(f"rotated: version {rotation.pending_version} is current ({rotation.id})")
+        revoked = []
+        for number, stage in self._versions(ref):
+            if stage in (Stage.CURRENT, Stage.REVOKED, Stage.PENDING):
+                continue
+            rotations.revoke(ref, number)
+            revoked.append(number)
+        if revoked:
+            actions.append(f"revoked versions {', '.join(map(str, sorted(revoked)))}")
+        self._record("incident.respond", ref.path, reason="; ".join(actions)[:500])
+        return report._replace(actions=tuple(actions))
+
+    def _revoke_leases(self, ref: SecretRef) -> list[str]:
+        """Revoke the live leases of every credentials role whose admin login is ``ref``:
+        their database users were made with the leaked login's authority. A role whose
+        leases cannot all be revoked now is reported (the reaper retries them)."""
+        from sealbox.errors import SealboxError
+        from sealbox.lease_ops import LeaseOps
+
+        leases = LeaseOps(self._state, self._caller)
+        done: list[str] = []
+        for role in leases.list_roles():
+            if role.admin != ref.path:
+                continue
+            try:
+                live = leases.list_leases(role.path)
+                left = leases.revoke_prefix(role.path)
+            except SealboxError as exc:
+                done.append(f"leases of {role.path} not revoked: {exc.message}")
+                continue
+            line = f"revoked {len(live) - len(left)} lease(s) of {role.path}"
+            if left:
+                line += f"; {len(left)} not yet (the reaper retries them)"
+            done.append(line)
+        return done
+
+    def _versions(self, ref: SecretRef) -> list[tuple[int, Stage | None]]:
+        """(version, stage) of every version of ``ref`` (no event of its own: the
+        assessment before it recorded the history read)."""
+        return [
+            (int(r.version), Stage(r.stage) if r.stage else None)
+            for r in self._storage.history(ref.project, ref.env, ref.name)
+        ]

@@ -27,6 +27,7 @@ from sealbox.errors import InvalidInput, SealboxError
 
 if TYPE_CHECKING:
     from sealbox.locks import Locks
+    from sealbox.vault import Vault
 
 log = logging.getLogger("sealbox.scheduler")
 
@@ -34,6 +35,14 @@ log = logging.getLogger("sealbox.scheduler")
 DEFAULT_LOCK_TTL = timedelta(minutes=2)
 #: Rounds come every ``every`` seconds, plus or minus this fraction of it.
 JITTER = 0.1
+#: How often the rotation job runs (due rotations, and retrying the stalled ones).
+ROTATE_EVERY = 60.0
+#: How often expired leases are reaped (their users dropped): a lease outlives its TTL by
+#: this much at most, while the database is reachable.
+REAP_EVERY = 30.0
+#: A rotation waiting on an unreachable upstream is retried this long after its last try
+#: (each try is audited: a dead upstream must not write an event a minute for days).
+PENDING_RETRY = timedelta(minutes=5)
 
 
 class Job(NamedTuple):
@@ -156,3 +165,62 @@ class Scheduler:
                 self.locks.release(f"job:{job.name}", self.owner)
             except SealboxError as exc:  # the lock expires on its own
                 log.warning("scheduler: cannot free job %s: %s", job.name, exc)
+
+
+def rotation_round(vault: Vault, clock: Clock = utcnow) -> str:
+    """One turn of the rotation job: resume the unfinished rotations that a crashed node
+    left (their lease ran out) or that wait on an unreachable upstream (after
+    :data:`PENDING_RETRY`), then start the due ones. Failed rotations are left for a
+    person (``rotation status --failed``, ``/metrics``, ``doctor``)."""
+    from sealbox.model import RotationState
+
+    rotations = vault.rotations
+    now = clock()
+    resumed = stalled = 0
+    for info in rotations.status(limit=1000):
+        if not info.open or info.state is RotationState.FAILED:
+            continue
+        if info.state is RotationState.PENDING and now - info.updated_at < PENDING_RETRY:
+            continue
+        try:
+            after = rotations.resume(info.id)
+        except SealboxError as exc:  # a live owner holds it, or it failed again
+            log.info("scheduler: rotation %s not resumed: %s", info.id, exc.message)
+            stalled += 1
+            continue
+        resumed += 1
+        log.info("scheduler: rotation %s of %s resumed: %s", info.id, info.ref, after.state)
+    outcomes = rotations.rotate_due()
+    started = sum(1 for o in outcomes if o.rotation is not None)
+    return (
+        f"{started} due rotation(s) started, {len(outcomes) - started} skipped;"
+        f" {resumed} resumed, {stalled} still waiting"
+    )
+
+
+def reap_round(vault: Vault) -> str:
+    """One turn of the lease job: revoke the expired leases (and those of revoked tokens)
+    in batches until none is left or a pass made no progress; failures wait out their
+    backoff, kept in the lease rows, so a restarted scheduler continues the count."""
+    revoked = failed = 0
+    while True:
+        report = vault.leases.reap()
+        revoked += len(report.revoked)
+        failed += len(report.failed)
+        if not report.more or not report.revoked:
+            break
+    return f"{revoked} lease(s) revoked, {failed} revocation(s) failed (retried later)"
+
+
+def default_jobs(
+    vault: Vault,
+    *,
+    rotate_every: float = ROTATE_EVERY,
+    reap_every: float = REAP_EVERY,
+    clock: Clock = utcnow,
+) -> list[Job]:
+    """The jobs ``sealbox scheduler`` and a server with ``scheduler = true`` run."""
+    return [
+        Job("rotations", rotate_every, lambda: rotation_round(vault, clock)),
+        Job("leases", reap_every, lambda: reap_round(vault)),
+    ]

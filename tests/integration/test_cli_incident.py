@@ -125,3 +125,53 @@ def test_remote_mode_is_refused_rather_than_answered_locally(
     monkeypatch.setenv("SEALBOX_ADDR", "http://127.0.0.1:1")
     r = cli("incident", "payments/prod/STRIPE_KEY", "--reason", "x")
     assert r.status == 2 and "embedded vault only" in r.err
+
+
+def test_rotate_rotates_now_and_revokes_every_older_version(keyfile_vault: Path, cli: Cli) -> None:
+    _setup(cli)
+    assert (
+        cli("rotation", "configure", "STRIPE_KEY", "-e", "prod", "--method", "random").status == 0
+    )
+    r = cli("incident", "payments/prod/STRIPE_KEY", "--rotate", "--reason", "INC-46", "--json")
+    assert r.status == 0, r.err
+    report = json.loads(r.out)
+    assert report["actions"][0].startswith("rotated: version 3 is current (rot_")
+    assert report["actions"][1] == "revoked versions 1, 2"
+    assert report["redeploy"][:2] == ["checkout-api", "billing-worker"]
+    for version in ("1", "2"):
+        old = cli("secret", "get", "STRIPE_KEY", "-e", "prod", "--version", version)
+        assert old.status == 3 and "revoked" in old.err
+    assert cli("secret", "get", "STRIPE_KEY", "-e", "prod", "--stage", "previous").status == 3
+    new = cli("secret", "get", "STRIPE_KEY", "-e", "prod").out.strip()
+    assert new not in (OLD, NEW) and new not in r.out
+    log = json.loads(cli("audit", "log", "--json", "--limit", "40").out)
+    responded = [e for e in log if e["operation"] == "incident.respond"]
+    assert responded and "revoked versions 1, 2" in responded[0]["reason"]
+
+
+def test_rotate_without_a_rotation_changes_nothing(keyfile_vault: Path, cli: Cli) -> None:
+    _setup(cli)
+    r = cli("incident", "payments/prod/STRIPE_KEY", "--rotate", "--reason", "INC-47")
+    assert r.status == 2 and "no rotation configured" in r.err
+    assert "sealbox rotation configure payments/prod/STRIPE_KEY" in r.err
+    assert cli("secret", "get", "STRIPE_KEY", "-e", "prod", "--version", "1").status == 0
+
+
+def test_a_failed_rotation_revokes_nothing(
+    keyfile_vault: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealbox.rotation import registry
+
+    monkeypatch.setitem(registry.BUILTIN, "file", "tests.file_rotator:FileRotator")
+    _setup(cli)
+    upstream, control = tmp_path / "upstream.json", tmp_path / "control.json"
+    upstream.write_text(json.dumps({"password": NEW}))
+    control.write_text(json.dumps({"refuse_test": "1"}))
+    assert cli(
+        "rotation", "configure", "STRIPE_KEY", "-e", "prod", "--method", "file",
+        "--option", f"upstream={upstream}", "--option", f"control={control}",
+    ).status == 0  # fmt: skip
+    r = cli("incident", "payments/prod/STRIPE_KEY", "--rotate", "--reason", "INC-48")
+    assert r.status == 12 and "no version was revoked" in r.err
+    assert cli("secret", "get", "STRIPE_KEY", "-e", "prod", "--version", "1").status == 0
+    assert cli("secret", "get", "STRIPE_KEY", "-e", "prod").out.strip() == NEW

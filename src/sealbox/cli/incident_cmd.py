@@ -19,11 +19,19 @@ from sealbox.errors import InvalidInput
     default=None,
     help="'-': the leaked value on stdin (compared and hashed, never stored or printed).",
 )
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Then act: rotate now, revoke every older version and the leases it issued.",
+)
 @json_option
-def incident(path: str, reason: str, value_src: str | None, as_json: bool) -> None:
+def incident(path: str, reason: str, value_src: str | None, rotate: bool, as_json: bool) -> None:
     """Who received PATH's versions (or an exact leaked value, with --value -), which
     other secrets hold the value, the secret's owner, contact and dependents, and the
-    redeploy list. Changes nothing; recorded in the audit trail with the reason."""
+    redeploy list; recorded in the audit trail with the reason. Changes nothing unless
+    --rotate: then PATH is rotated now (its configured rotator), its older versions are
+    revoked (unreadable by any stage or number), and so are the live leases of every
+    credentials role whose admin login PATH is; the report lists each action."""
     from sealbox.model import SecretValue
 
     if value_src is not None and value_src != "-":
@@ -38,7 +46,11 @@ def incident(path: str, reason: str, value_src: str | None, as_json: bool) -> No
     # this refuses, saying so, rather than answer from a local vault.
     vault = open_vault(source="cli", prompt=tty_prompt())
     try:
-        report = vault.incident.assess(ref, reason=reason, value=value)
+        service = vault.incident
+        if rotate:
+            report = service.respond(ref, reason=reason, value=value)
+        else:
+            report = service.assess(ref, reason=reason, value=value)
     finally:
         vault.close()
     if as_json:
@@ -86,5 +98,8 @@ def incident(path: str, reason: str, value_src: str | None, as_json: bool) -> No
         )
     else:
         click.echo("  nobody received an affected version (no allowed read, run or export)")
+    for action in report.actions:
+        click.echo(f"  {'done:':<16}{action}")
     click.echo(f"  {'redeploy:':<16}{', '.join(report.redeploy) or '(nobody on record)'}")
-    info("recorded as incident.assess in the audit trail")
+    if not rotate:
+        info(f"next: sealbox incident {report.ref} --rotate --reason … (rotate and revoke)")

@@ -63,10 +63,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.rotation_cmds:rotate",
         "Rotate a secret now (--dry-run rehearses), or the due ones (--due).",
     ),
+    "scheduler": (
+        "sealbox.cli.scheduler_cmd:scheduler",
+        "Run due rotations and reap expired leases until stopped (one node at a time).",
+    ),
     "rotation": (
         "sealbox.cli.rotation_cmds:rotation",
         "Configure rotations; status, resume, cancel, history, revoke.",
     ),
+    "creds": (
+        "sealbox.cli.creds_cmds:creds",
+        "Dynamic database credentials under a lease; `creds role` defines roles.",
+    ),
+    "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

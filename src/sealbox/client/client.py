@@ -50,6 +50,7 @@ from sealbox.wire import secrets as wire
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.audit import RemoteAudit
+    from sealbox.client.leases import RemoteLeases
     from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
 
@@ -604,6 +605,13 @@ class Client:
         from sealbox.client.rotations import RemoteRotations
 
         return RemoteRotations(self)
+
+    @property
+    def leases(self) -> RemoteLeases:
+        """Dynamic database credentials: issue, renew, look up, revoke (``LeasesAPI``)."""
+        from sealbox.client.leases import RemoteLeases
+
+        return RemoteLeases(self)
 
     @property
     def audit(self) -> RemoteAudit:

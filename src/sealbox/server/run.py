@@ -59,6 +59,36 @@ def open_server_vault(settings: ServerSettings, *, supervisor: bool = False) -> 
     return vault
 
 
+def start_scheduler(settings: ServerSettings) -> Callable[[], None]:
+    """Run the scheduler in a thread of this process (the supervisor: never in a worker,
+    so a server runs one scheduler whatever its worker count); returns what stops it.
+
+    It has its own vault, so its own storage connection, and its own audit chain
+    (``<node>:scheduler``): its events never wait on the request path's chain head."""
+    import threading
+
+    from sealbox.factory import open_vault
+    from sealbox.scheduler import Scheduler, default_jobs
+
+    vault = open_vault(source="scheduler", prompt=None, audit_node=f"{settings.node}:scheduler")
+    try:
+        vault.open_keys()
+        node = Scheduler(vault.locks, default_jobs(vault))
+    except BaseException:
+        vault.close()
+        raise
+    stop = threading.Event()
+    thread = threading.Thread(target=node.run, args=(stop,), name="sealbox-scheduler", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=30)
+        vault.close()
+
+    return halt
+
+
 def _settings_to_env(settings: ServerSettings) -> str:
     data = asdict(settings)
     for key in ("tls_cert", "tls_key"):
@@ -132,12 +162,8 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda line: None) -> None:
     """Serve until stopped; ``announce`` is told once the address is listening."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
     from sealbox.server import logs
-    from sealbox.server.app import create_app
-    from sealbox.server.listen import PARENT_VAR, bind, start_listening
+    from sealbox.server.listen import bind
 
     logs.configure(settings.log_level)
     configure_protocol(settings)
@@ -150,6 +176,29 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
         raise
     scheme = "https" if settings.tls_cert else "http"
     listening = f"sealbox server listening on {scheme}://{settings.address}"
+    try:
+        halt_scheduler = start_scheduler(settings) if settings.scheduler else None
+    except BaseException:
+        vault.close()
+        sock.close()
+        raise
+    try:
+        _serve_on(sock, vault, settings, announce, listening)
+    finally:
+        if halt_scheduler is not None:
+            halt_scheduler()
+
+
+def _serve_on(
+    sock: Any, vault: Any, settings: ServerSettings, announce: Callable[[str], None], listening: str
+) -> None:
+    """Serve on the bound ``sock``: in this process, or in worker processes it supervises."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from sealbox.server.app import create_app
+    from sealbox.server.listen import PARENT_VAR, start_listening
+
     with sock:
         if settings.processes == 1:
             try:

@@ -21,6 +21,7 @@ Config file keys (all optional)::
     header_timeout = 10.0         # seconds for a request's head to arrive (then 408)
     body_timeout = 30.0           # seconds for its body to arrive after the head
     keepalive_timeout = 5         # seconds an idle keep-alive connection stays open
+    scheduler = false             # run due rotations in this server (sealbox scheduler)
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class ServerSettings:
     body_timeout: float = 30.0
     #: Seconds an idle keep-alive connection stays open after a response.
     keepalive_timeout: int = 5
+    #: Run the scheduler (due rotations, stalled ones resumed) in this server's supervising
+    #: process. Safe on every node of one PostgreSQL vault: one runs each job at a time.
+    scheduler: bool = False
 
     @property
     def node(self) -> str:
