@@ -181,12 +181,18 @@ def _check_head(
 
 
 def _check_versions(storage: Storage, findings: list[str]) -> int:
-    """Every stored version has its write event (``write``/``rollback``, allowed) in the
-    database; how many versions were checked."""
+    """Every stored version has its write event (``write``/``rollback``, or
+    ``rotation.pending`` for the version a rotation created; allowed) in the database;
+    how many versions were checked."""
     refs = storage.version_refs()
     if not refs:
         return 0
-    query = AuditQuery(operations=("write", "rollback"), outcomes=("allowed",), limit=None)
+    # NOTE: a rotation's version is written by its create step, whose event (in the same
+    # transaction, with the value's HMAC) is rotation.pending: without it every rotated
+    # secret was reported as tampered.
+    query = AuditQuery(
+        operations=("write", "rollback", "rotation.pending"), outcomes=("allowed",), limit=None
+    )
     written = {(r.path, r.version) for r in storage.query_audit(query)}
     missing = [f"{p} version {v}" for p, v in refs if (p, v) not in written]
     if missing:

@@ -14,10 +14,40 @@ from contextlib import contextmanager
 from typing import Any
 
 from sealbox.errors import BackendUnavailable, Conflict, SealboxError, StorageBusy
+from sealbox.storage.rows import AuditRow
 from sealbox.storage.schema import Dialect
 from sealbox.storage.sql import SqlStorage, Tx
 
 CHANGE_CHANNEL = "sealbox_changes"
+
+#: What a unique index refusing a row means, by the index's name (PostgreSQL reports it):
+#: every violation used to read "a concurrent write created the same secret", even when
+#: it was another process's audit event taking a chain position (issue 17).
+UNIQUE_MEANING = {
+    "sb_audit_node_seq": "another process took this position of the audit chain; retry",
+    "sb_audit_heads_pkey": "another process stored this audit chain's head first; retry",
+    "sb_secrets_project_env_name_key": "a concurrent write created the same secret; retry",
+    "sb_versions_pkey": "a concurrent write took the same version number; retry the write",
+    "sb_versions_rotation": "a concurrent step of this rotation wrote its version already",
+    "sb_rotations_one_open": "another rotation of this secret was started at the same time",
+    "sb_rotations_pkey": "a rotation with this id exists already",
+}
+
+
+def _unique_conflict(exc: Exception) -> Conflict:
+    """The Conflict for a unique violation, saying which rows collided (never a value:
+    only the index's name is read from the error)."""
+    diag = getattr(exc, "diag", None)
+    name = str(getattr(diag, "constraint_name", None) or "")
+    meaning = UNIQUE_MEANING.get(name)
+    if meaning is None:
+        meaning = f"a concurrent write conflicted with this one ({name or 'unique index'}); retry"
+    return Conflict(meaning)
+
+
+def chain_lock_key(node: str) -> str:
+    """The advisory lock every appender of ``node``'s chain holds (hashed by hashtext)."""
+    return f"sealbox-audit:{node}"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -71,7 +101,7 @@ class PostgresStorage(SqlStorage):
             with self._conn.transaction(), self._conn.cursor() as cur:
                 yield cur
         except psycopg.errors.UniqueViolation as exc:
-            raise Conflict("a concurrent write created the same secret; retry the write") from exc
+            raise _unique_conflict(exc) from exc
         except psycopg.OperationalError as exc:
             raise BackendUnavailable(
                 f"{self.description} is unavailable: {type(exc).__name__}"
@@ -89,7 +119,7 @@ class PostgresStorage(SqlStorage):
             with self._conn.cursor() as cur:
                 yield cur
         except psycopg.errors.UniqueViolation as exc:
-            raise Conflict("a concurrent write took this position; retry") from exc
+            raise _unique_conflict(exc) from exc
         except psycopg.OperationalError:
             raise BackendUnavailable(f"{self.description} is unavailable") from None
         except psycopg.Error as exc:
@@ -114,7 +144,7 @@ class PostgresStorage(SqlStorage):
         ``wal_writer_delay`` periods, 600 ms by default). Every other write keeps the
         database's own setting. The head is read by a statement of its own, so that its
         snapshot is taken once the lock is held."""
-        key = f"sealbox-audit:{node}"
+        key = chain_lock_key(node)
         lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
         row = tx.execute(
             f"SELECT set_config('synchronous_commit', 'off', true), {lock}(hashtext(%s))",
@@ -124,8 +154,25 @@ class PostgresStorage(SqlStorage):
             raise StorageBusy(f"audit chain {node!r} is being appended to by another process")
         return self._load_audit_head(node, tx)
 
+    #: A lone event's INSERT, taking the chain lock in the same statement (no round trip
+    #: more): the scalar subquery of the node column runs before the row is inserted, so
+    #: the event waits for a write (or batch) appending to the chain to commit, instead of
+    #: taking the position that write read as free under the lock. Without it a reader's
+    #: event made a concurrent write's own event violate ``sb_audit_node_seq`` and the
+    #: write failed (issue 17). The lock ends with the statement (autocommit) or with the
+    #: transaction that also moves the head row.
+    _INSERT_LONE = (
+        "INSERT INTO sb_audit (at, actor, source, operation, path, version, outcome, reason,"
+        " node, seq, event, prev, hash, link) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+        " (SELECT %s::text FROM pg_advisory_xact_lock(hashtext(%s))), %s, %s, %s, %s, %s)"
+    )
+
+    def _insert_lone_event(self, tx: Tx, node: str, row: AuditRow) -> None:
+        values = row[:14]
+        tx.execute(self._INSERT_LONE, (*values[:9], chain_lock_key(node), *values[9:]))
+
     def _lock_audit_chain(self, tx: Tx, node: str, *, wait: bool = True) -> None:
-        key = f"sealbox-audit:{node}"
+        key = chain_lock_key(node)
         if wait:
             tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
             return

@@ -61,6 +61,27 @@ _VERSION_COLS = (
 )
 
 
+#: How often an event appended under the chain lock is rebuilt on a head that a process
+#: appending without the lock moved, before the append gives up (Conflict); with the
+#: backoff below, about 2.5 s of contention.
+APPEND_TRIES = 50
+#: Longest pause between two tries (seconds): doubles from 1 ms, jittered.
+APPEND_BACKOFF_MAX = 0.05
+
+
+def _back_off(attempt: int) -> None:
+    """Pause before try ``attempt + 2``: the first retry is immediate (the usual case is
+    one event of another process, already committed); later ones wait longer, jittered so
+    that processes retrying together do not collide again in lockstep."""
+    if attempt == 0:
+        return
+    import random
+    import time
+
+    # Jitter only: nothing depends on this number being unpredictable.
+    time.sleep(random.uniform(0, min(APPEND_BACKOFF_MAX, 0.001 * 2**attempt)))  # noqa: S311
+
+
 class Tx(Protocol):
     """A cursor-like handle inside one transaction."""
 
@@ -1457,40 +1478,82 @@ class SqlStorage(LeaseSql):
     ) -> AuditRow:
         # NOTE: one INSERT per event, no transaction around it: the chain head is kept in
         # memory and the unique (node, seq) index makes a fork impossible. When another
-        # process appended to the same chain meanwhile, the insert fails, the head is
-        # reloaded and the event rebuilt on top of it. (Reading and moving a head row in
-        # a transaction per event cost two thirds of a server read.)
+        # process appended to the same chain meanwhile, the insert fails, and the event is
+        # rebuilt on the head read under the chain's lock. (Reading and moving a head row
+        # in a transaction per event cost two thirds of a server read.)
         if self._audit_heads is None:
             self._audit_heads = {}
         heads = self._audit_heads
         batch = self._audit_batch_tx
         if batch is not None:
-            if node not in heads:
-                heads[node] = self._load_audit_head(node, batch)
-            seq, prev = heads[node]
-            row = build(seq + 1, prev)
-            self._insert_audit_rows(batch, [row])
+            return self._append_in_tx(batch, node, build)
+        if node not in heads:
+            heads[node] = self._load_audit_head(node)
+        seq, prev = heads[node]
+        row = build(seq + 1, prev)
+        try:
+            if head is None:
+                with self._single(audit=True) as tx:
+                    self._insert_lone_event(tx, node, row)
+            else:
+                with self._append_tx() as tx:
+                    self._insert_lone_event(tx, node, row)
+                    self._store_head(tx, node, seq + 1, row.hash, seq, head)
+        except Conflict:
+            del heads[node]  # someone else appended: rebuild on the real head
+        else:
             heads[node] = (seq + 1, row.hash)
             return row
-        for _ in range(50):
+        # NOTE: contention. Retrying the single statement can starve: its head is read
+        # before it waits for the chain lock, and a process writing in a loop takes the
+        # next position each time the lock is free. Under the lock, the head read is the
+        # real one and the append cannot lose.
+        try:
+            with self._audit_tx() as tx:
+                start = heads[node] = self._open_audit_chain(tx, node, wait=True)
+                row = self._append_in_tx(tx, node, build)
+                if head is not None:
+                    self._store_head(tx, node, heads[node][0], row.hash, start[0], head)
+        except BaseException:
+            heads.pop(node, None)  # its position was not committed
+            raise
+        return row
+
+    def _append_in_tx(self, tx: Tx, node: str, build: BuildAudit) -> AuditRow:
+        """Append inside a transaction that holds ``node``'s chain lock (a write's own
+        transaction, an audit batch).
+
+        Every appender of this code takes the chain lock, so the position after the head
+        read under it is free; a process that appends without it (an older version in a
+        rolling upgrade) may still take it. The INSERT then skips (ON CONFLICT DO
+        NOTHING: a unique violation would abort the whole transaction, and with it the
+        write it records), the head is read again (PostgreSQL's READ COMMITTED: a new
+        statement sees the other process's committed row) and the event rebuilt on top.
+        Nothing else of the transaction runs twice: no second sealing, no event written
+        twice to the other sinks."""
+        heads = self._audit_heads
+        assert heads is not None
+        for attempt in range(APPEND_TRIES):
             if node not in heads:
-                heads[node] = self._load_audit_head(node)
+                heads[node] = self._load_audit_head(node, tx)
             seq, prev = heads[node]
             row = build(seq + 1, prev)
-            try:
-                if head is None:
-                    with self._single(audit=True) as tx:
-                        self._insert_audit_rows(tx, [row])
-                else:
-                    with self._append_tx() as tx:
-                        self._insert_audit_rows(tx, [row])
-                        self._store_head(tx, node, seq + 1, row.hash, seq, head)
-            except Conflict:
-                del heads[node]  # someone else appended: rebuild on the real head
-                continue
-            heads[node] = (seq + 1, row.hash)
-            return row
+            # NOTE: no conflict target: the (node, seq) index is the only unique one a new
+            # event can hit, and a target naming it would make every append fail where an
+            # attacker dropped it (verify must still record its own event to report that).
+            cur = self._exec(tx, self._INSERT_AUDIT + " ON CONFLICT DO NOTHING", row[:14])
+            if cur.rowcount == 1:
+                heads[node] = (seq + 1, row.hash)
+                return row
+            del heads[node]  # the position was taken meanwhile: rebuild on the real head
+            _back_off(attempt)
         raise Conflict(f"could not append to audit chain {node!r}: too much contention")
+
+    def _insert_lone_event(self, tx: Tx, node: str, row: AuditRow) -> None:
+        """Insert one event outside any transaction of this process's that holds the
+        chain lock. SQLite: the statement's own write lock keeps others out meanwhile; a
+        backend with chain locks takes it in the same statement (PostgreSQL)."""
+        self._insert_audit_rows(tx, [row])
 
     _INSERT_AUDIT = (
         f"INSERT INTO sb_audit ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
