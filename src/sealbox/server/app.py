@@ -26,6 +26,7 @@ from sealbox.server import (
     routes_admin,
     routes_audit,
     routes_auth,
+    routes_incident,
     routes_kv,
     routes_native,
     routes_rotation,
@@ -60,6 +61,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,
         *routes_rotation.ROUTES,
+        *routes_incident.ROUTES,
         *routes_kv.ROUTES,
     ]
 
