@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealbox.errors import InvalidInput
 from sealbox.model import Classification, IncidentReport, Reader, SecretMeta, SecretRef
 from sealbox.wire.fields import (
     WireError,
@@ -79,8 +80,12 @@ def decode_report(data: Any) -> IncidentReport:
         classification=_classification(body),
         depends_on=tuple(text_list(body, "depends_on")),
     )
+    try:
+        ref = SecretRef.parse(text(body, "secret"))
+    except InvalidInput:
+        raise WireError("field 'secret' is not a secret path") from None
     return IncidentReport(
-        ref=SecretRef.parse(text(body, "secret")),
+        ref=ref,
         reason=text(body, "reason"),
         at=time(body, "at"),
         current_version=integer(body, "current_version"),
