@@ -226,8 +226,12 @@ def test_the_cli_runs_an_incident_through_a_server(
 ) -> None:
     client = _setup(live)
     client.rotations.configure(REF, "random")
+    reader_token = _reader_token(client)
     client.close()
     monkeypatch.setenv("SEALBOX_ADDR", live.url)
+    monkeypatch.setenv("SEALBOX_TOKEN", reader_token)
+    denied = cli("incident", REF.path, "--rotate", "--reason", "INC-49")
+    assert denied.status == 4, denied.err
     monkeypatch.setenv("SEALBOX_TOKEN", live.token)
     r = cli("incident", REF.path, "--reason", "INC-50", "--json")
     assert r.status == 0, r.err
