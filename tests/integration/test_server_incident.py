@@ -204,6 +204,7 @@ def test_a_missing_secret_is_404_and_malformed_bodies_are_400(live: Live) -> Non
         ({"path": REF.path, "reason": 7}, "must be a string"),
         ({"path": REF.path, "reason": "x", "rotate": "yes"}, "boolean"),
         ({"path": REF.path, "reason": "x", "value": 5}, "must be a string"),
+        ({"path": REF.path, "reason": "x", "value": ""}, "is empty"),
         ({"path": REF.path, "reason": "x", "value": "\ud800"}, "surrogate"),
         ({"path": REF.path, "reason": "x", "extra": 1}, "unknown field"),
         ({"path": "not a path", "reason": "x"}, ""),

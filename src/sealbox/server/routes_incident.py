@@ -38,6 +38,8 @@ async def incident(request: Request) -> Response:
     if not isinstance(rotate, bool):
         raise InvalidInput("field 'rotate' must be a boolean")
     raw = opt_str(body, "value")
+    if raw == "":
+        raise InvalidInput("field 'value' is empty: send the leaked value, or leave it out")
     value = SecretValue(raw) if raw is not None else None
     del raw, body  # the value lives on only as the SecretValue
     report = who.vault.incident(ref, reason=reason, value=value, rotate=rotate)
