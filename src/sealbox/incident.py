@@ -140,8 +140,12 @@ class Incident(CoreService):
             self._storage.get_secret(ref.project, ref.env, ref.name)
             raise InvalidInput(
                 f"{ref} has no rotation configured, so it cannot be rotated now",
-                hint=f"sealbox rotation configure {ref.path} --method random (or its rotator),"
-                " or set a new value with `sealbox secret set`, then run the incident again",
+                # Worded for every caller (an HTTP client reads it too); the CLI names
+                # the command through the hint key.
+                hint="configure how it is rotated (a method such as random) or write a new"
+                " value, then run the incident again",
+                hint_key="rotation_configure",
+                hint_args={"path": ref.path},
             )
         report = self.assess(ref, reason=reason, value=value)
         actions: list[str] = []
@@ -151,8 +155,9 @@ class Incident(CoreService):
             raise RotationFailed(
                 f"the rotation of {ref} ({rotation.id}) is {rotation.state}: {rotation.error}"
                 " — nothing was revoked",
-                hint=f"sealbox rotation status; resume or cancel {rotation.id}, then run the"
-                " incident again",
+                hint=f"resume or cancel rotation {rotation.id}, then run the incident again",
+                hint_key="rotation_open",
+                hint_args={"rotation": rotation.id},
             )
         actions.append(f"rotated: version {rotation.pending_version} is current ({rotation.id})")
         revoked = []
