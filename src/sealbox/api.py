@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         VersionInfo,
     )
     from sealbox.wire.accounts import IdentityInfo, NewToken, TokenInfo
+    from sealbox.wire.leases import Credential, CredRole, LeaseInfo, ReapReport
 
 
 class AccountsAPI(Protocol):
@@ -91,6 +92,46 @@ class AuditAPI(Protocol):
     def verify(self, files: Sequence[str] = ()) -> Verification: ...
     def accept_rejected(self, file: str) -> str: ...
     def checkpoint(self) -> list[CheckpointRow]: ...
+
+
+class LeasesAPI(Protocol):
+    """Dynamic database credentials: ``vault.leases``, and ``Client.leases`` over HTTP."""
+
+    def define_role(
+        self,
+        path: str,
+        *,
+        backend_name: str | None,
+        admin: str,
+        creation: str,
+        revocation: str = "",
+        renewal: str = "",
+        username_template: str | None = None,
+        ttl: timedelta = ...,
+        max_ttl: timedelta = ...,
+        max_leases: int | None = None,
+        replace: bool = False,
+    ) -> CredRole: ...
+    def get_role(self, path: str) -> CredRole: ...
+    def delete_role(self, path: str) -> None: ...
+    def issue(self, path: str, *, ttl: timedelta | None = None) -> Credential: ...
+    def get_lease(self, lease_id: str) -> LeaseInfo: ...
+    def renew(self, lease_id: str, *, increment: timedelta | None = None) -> LeaseInfo: ...
+    def revoke(self, lease_id: str, *, force: bool = False) -> LeaseInfo: ...
+    def revoke_prefix(self, prefix: str, *, force: bool = False) -> list[LeaseInfo]: ...
+    def list_leases(
+        self, role: str | None = None, *, include_revoked: bool = False
+    ) -> list[LeaseInfo]:
+        """Over HTTP, ``role`` must be named (Vault lists leases by prefix)."""
+        ...
+
+
+class LeaseAdminAPI(LeasesAPI, Protocol):
+    """Role listings and the reaper: the embedded vault's ``vault.leases`` only (the
+    server does not serve them yet)."""
+
+    def list_roles(self, project: str | None = None, env: str | None = None) -> list[CredRole]: ...
+    def reap(self, now: datetime | None = None, *, limit: int = ...) -> ReapReport: ...
 
 
 class VaultAPI(Protocol):

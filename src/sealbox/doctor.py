@@ -11,6 +11,7 @@ import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +179,7 @@ def check_vault(
         findings.extend(Finding("warn", "audit", n) for n in vault.audit.spool_notices())
         findings.extend(_check_example(vault, directory / ".env.example"))
         findings.extend(check_rotations(vault))
+        findings.extend(check_leases(vault))
     finally:
         vault.close()
     return findings
@@ -208,6 +210,40 @@ def check_rotations(vault: Any) -> list[Finding]:
                 "rotation",
                 f"{d.ref.path} is overdue for rotation (due {d.due_at:%Y-%m-%d %H:%M} UTC);"
                 f" run `sealbox rotate {d.ref.path}`",
+            )
+        )
+    return findings
+
+
+def check_leases(vault: Vault, now: datetime | None = None) -> list[Finding]:
+    """Leases whose revocation keeps failing, or that expired and were not reaped (their
+    database users still exist)."""
+    from datetime import UTC
+
+    at = (now or datetime.now(UTC)).isoformat()
+    try:
+        live = vault.leases.list_leases()
+    except SealboxError as exc:
+        return [Finding("warn", "leases", f"leases not checked: {exc.message}")]
+    findings = [
+        Finding(
+            "warn",
+            "leases",
+            f"lease {x.id} (user {x.username}) could not be revoked after"
+            f" {x.revoke_attempts} attempt(s): {x.last_error}; retried by `sealbox lease reap`,"
+            f" or forget it with `sealbox lease revoke {x.id} --force`",
+        )
+        for x in live
+        if x.revoke_attempts
+    ]
+    unreaped = [x for x in live if not x.revoke_attempts and x.expires_at <= at]
+    if unreaped:
+        findings.append(
+            Finding(
+                "warn",
+                "leases",
+                f"{len(unreaped)} lease(s) expired and were not revoked (their database"
+                " users still exist): run `sealbox lease reap`, or `sealbox scheduler`",
             )
         )
     return findings

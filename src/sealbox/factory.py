@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from sealbox.api import VaultAPI
+from sealbox.api import LeaseAdminAPI, LeasesAPI, VaultAPI
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.caller import Actor
 from sealbox.config import VaultConfig, default_home, load_config, save_config
@@ -30,6 +30,7 @@ from sealbox.vault import Clock, Vault, utcnow
 if TYPE_CHECKING:
     from sealbox.auth.service import IdentityInfo
     from sealbox.auth.tokens import NewToken
+    from sealbox.client.client import Client
     from sealbox.storage.interface import Storage
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
@@ -454,3 +455,13 @@ def change_passphrase(
 def _conforms(vault: Vault) -> VaultAPI:
     """Static check (mypy): the embedded Vault satisfies the shared Protocol."""
     return vault
+
+
+def _leases_conform(vault: Vault) -> LeaseAdminAPI:
+    """Static check (mypy): the embedded lease service satisfies its Protocol."""
+    return vault.leases
+
+
+def _remote_leases_conform(client: Client) -> LeasesAPI:
+    """Static check (mypy): the SDK's lease methods satisfy the application's Protocol."""
+    return client.leases

@@ -9,9 +9,10 @@ upstream system and dependents from its metadata. The redeploy list is every dep
 named in the metadata and every identity that received an affected version: each holds
 the old value until it fetches the new one.
 
-:meth:`Incident.respond` then acts: it rotates the secret now (its configured rotator),
-revokes every older version (unreadable by any stage or number from then on), and reports
-what it did. A step that
+:meth:`Incident.respond` then acts: it revokes the live leases of every credentials role
+whose admin login is the secret (their users were made with its authority), rotates the
+secret now (its configured rotator), revokes every older version (unreadable by any stage or
+number from then on), and reports what it did. A step that
 cannot be done stops the response there and says so; what was done stays done and listed.
 """
 
@@ -140,24 +141,24 @@ class Incident(CoreService):
             self._storage.get_secret(ref.project, ref.env, ref.name)
             raise InvalidInput(
                 f"{ref} has no rotation configured, so it cannot be rotated now",
-                # Worded for every caller (an HTTP client reads it too); the CLI names
-                # the command through the hint key.
-                hint="configure how it is rotated (a method such as random) or write a new"
-                " value, then run the incident again",
-                hint_key="rotation_configure",
+                hint="configure its rotation (or write a new value), then respond again",
+                hint_key="incident_configure",
                 hint_args={"path": ref.path},
             )
         report = self.assess(ref, reason=reason, value=value)
-        actions: list[str] = []
+        # NOTE: leases first, while the admin login they were made with still works
+        # (a rotation of that login may leave the vault holding a value its users'
+        # revocation cannot log in with until the rotation is finished everywhere).
+        actions = self._revoke_leases(ref)
         rotation = rotations.start(ref)
         if rotation.state is not RotationState.SUCCEEDED:
             self._record("incident.respond", ref.path, outcome="error", reason=rotation.id)
             raise RotationFailed(
                 f"the rotation of {ref} ({rotation.id}) is {rotation.state}: {rotation.error}"
-                " — nothing was revoked",
-                hint=f"resume or cancel rotation {rotation.id}, then run the incident again",
-                hint_key="rotation_open",
-                hint_args={"rotation": rotation.id},
+                " — no version was revoked",
+                hint="resume or cancel the rotation, then respond again",
+                hint_key="incident_rotation",
+                hint_args={"rotation": rotation.id, "path": ref.path},
             )
         actions.append(f"rotated: version {rotation.pending_version} is current ({rotation.id})")
         revoked = []
@@ -170,6 +171,30 @@ class Incident(CoreService):
             actions.append(f"revoked versions {', '.join(map(str, sorted(revoked)))}")
         self._record("incident.respond", ref.path, reason="; ".join(actions)[:500])
         return report._replace(actions=tuple(actions))
+
+    def _revoke_leases(self, ref: SecretRef) -> list[str]:
+        """Revoke the live leases of every credentials role whose admin login is ``ref``:
+        their database users were made with the leaked login's authority. A role whose
+        leases cannot all be revoked now is reported (the reaper retries them)."""
+        from sealbox.errors import SealboxError
+        from sealbox.lease_ops import LeaseOps
+
+        leases = LeaseOps(self._state, self._caller)
+        done: list[str] = []
+        for role in leases.list_roles():
+            if role.admin != ref.path:
+                continue
+            try:
+                live = leases.list_leases(role.path)
+                left = leases.revoke_prefix(role.path)
+            except SealboxError as exc:
+                done.append(f"leases of {role.path} not revoked: {exc.message}")
+                continue
+            line = f"revoked {len(live) - len(left)} lease(s) of {role.path}"
+            if left:
+                line += f"; {len(left)} not yet (the reaper retries them)"
+            done.append(line)
+        return done
 
     def _versions(self, ref: SecretRef) -> list[tuple[int, Stage | None]]:
         """(version, stage) of every version of ``ref`` (no event of its own: the

@@ -61,7 +61,7 @@ from sealbox.model import (
     SecretValue,
     Stage,
 )
-from sealbox.rotation.interface import Rotator, Step
+from sealbox.rotation.interface import PRIVILEGED_PATH, Rotator, Step, runs_programs
 from sealbox.storage.rows import RotationConfigRow, RotationRow, SealedRow
 
 #: How long a step's owner holds a rotation without renewing it (every step renews it).
@@ -208,7 +208,15 @@ class RotationOps(CoreService):
         rotation_schedule.check_offset(parsed, start_offset)
         notify_url = _check_url(notify_url)
         self._authorize(Capability.ROTATE, ref.path, "rotation.configure")
-        rotator(method).check(opts)
+        chosen = rotator(method)
+        chosen.check(opts)
+        if runs_programs(chosen, opts):
+            # NOTE: the server runs a rotation's steps: configuring a program is running
+            # it there, which a token allowed to rotate one secret must not be able to do.
+            self._authorize(Capability.ADMIN, f"{PRIVILEGED_PATH}/{method}", "rotation.configure")
+        if notify_url:
+            # The vault's host will POST to this URL: an admin's choice, not a rotator's.
+            self._authorize(Capability.ADMIN, ref.path, "rotation.configure")
         secret = self._storage.get_secret(ref.project, ref.env, ref.name)
         now = self._now()
         row = RotationConfigRow(

@@ -37,6 +37,9 @@ DEFAULT_LOCK_TTL = timedelta(minutes=2)
 JITTER = 0.1
 #: How often the rotation job runs (due rotations, and retrying the stalled ones).
 ROTATE_EVERY = 60.0
+#: How often expired leases are reaped (their users dropped): a lease outlives its TTL by
+#: this much at most, while the database is reachable.
+REAP_EVERY = 30.0
 #: A rotation waiting on an unreachable upstream is retried this long after its last try
 #: (each try is audited: a dead upstream must not write an event a minute for days).
 PENDING_RETRY = timedelta(minutes=5)
@@ -195,8 +198,29 @@ def rotation_round(vault: Vault, clock: Clock = utcnow) -> str:
     )
 
 
+def reap_round(vault: Vault) -> str:
+    """One turn of the lease job: revoke the expired leases (and those of revoked tokens)
+    in batches until none is left or a pass made no progress; failures wait out their
+    backoff, kept in the lease rows, so a restarted scheduler continues the count."""
+    revoked = failed = 0
+    while True:
+        report = vault.leases.reap()
+        revoked += len(report.revoked)
+        failed += len(report.failed)
+        if not report.more or not report.revoked:
+            break
+    return f"{revoked} lease(s) revoked, {failed} revocation(s) failed (retried later)"
+
+
 def default_jobs(
-    vault: Vault, *, rotate_every: float = ROTATE_EVERY, clock: Clock = utcnow
+    vault: Vault,
+    *,
+    rotate_every: float = ROTATE_EVERY,
+    reap_every: float = REAP_EVERY,
+    clock: Clock = utcnow,
 ) -> list[Job]:
     """The jobs ``sealbox scheduler`` and a server with ``scheduler = true`` run."""
-    return [Job("rotations", rotate_every, lambda: rotation_round(vault, clock))]
+    return [
+        Job("rotations", rotate_every, lambda: rotation_round(vault, clock)),
+        Job("leases", reap_every, lambda: reap_round(vault)),
+    ]

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
+    from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
     from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
@@ -144,7 +145,25 @@ class Vault(CoreService):
         """Identities, tokens and policies, administered as this vault's principal."""
         from sealbox.auth.service import Accounts
 
-        return Accounts(self._storage, self.principal, self._event_actor, self._clock, self._audit)
+        return Accounts(
+            self._storage,
+            self.principal,
+            self._event_actor,
+            self._clock,
+            self._audit,
+            on_tokens_revoked=self._revoke_token_leases,
+        )
+
+    def _revoke_token_leases(self) -> None:
+        # Leases die with the token that asked for them (Vault's rule).
+        self.leases.revoke_token_leases()
+
+    @property
+    def leases(self) -> LeaseOps:
+        """Dynamic database credentials: roles, and leases on the users they make."""
+        from sealbox.lease_ops import LeaseOps
+
+        return LeaseOps(self._state, self._caller)
 
     @property
     def incident(self) -> Incident:

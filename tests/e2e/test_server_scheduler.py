@@ -42,7 +42,11 @@ def test_a_server_with_the_scheduler_rotates_due_secrets(env: dict[str, str]) ->
     try:
         assert vault.locks.holders() == []  # freed at the stop, not left to expire
         claims = [e for e in vault.audit.log(limit=200) if e["operation"] == "scheduler.claim"]
-        assert len(claims) == 1 and claims[0]["source"] == "scheduler"
+        assert sorted(e["path"] for e in claims) == [
+            "sys/scheduler/job:leases",
+            "sys/scheduler/job:rotations",
+        ]
+        assert {e["source"] for e in claims} == {"scheduler"}
         rotated = [e for e in vault.audit.log(limit=200) if e["operation"] == "rotation.start"]
         assert rotated and rotated[0]["source"] == "scheduler"
     finally:

@@ -41,6 +41,15 @@ BASE_URL = "http://localhost"
 STATE_DEPENDENT_400 = (
     ("DELETE", "/v1/identities/{name}", "an identity cannot delete itself"),
     ("POST", "/v1/identities/{name}/secret-ids", "only a machine has secret ids"),
+    *(
+        (
+            method,
+            "/v1/database/roles/{project}/{env}/{role}",
+            "statements must use {{name}} and {{password}}; the TTL within the max TTL",
+        )
+        for method in ("POST", "PUT")
+    ),
+    ("PUT", "/v1/sys/leases/renew", "a renewal within the lease's max TTL"),
 )
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

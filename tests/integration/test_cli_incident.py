@@ -164,6 +164,6 @@ def test_a_failed_rotation_revokes_nothing(
         "--option", f"upstream={upstream}", "--option", f"control={control}",
     ).status == 0  # fmt: skip
     r = cli("incident", "payments/prod/STRIPE_KEY", "--rotate", "--reason", "INC-48")
-    assert r.status == 12 and "nothing was revoked" in r.err
+    assert r.status == 12 and "no version was revoked" in r.err
     assert cli("secret", "get", "STRIPE_KEY", "-e", "prod", "--version", "1").status == 0
     assert cli("secret", "get", "STRIPE_KEY", "-e", "prod").out.strip() == NEW

@@ -34,6 +34,7 @@ SAMPLES = {
     "key": "stripe",
     "method": "jwt",  # a login method's name; none is installed under it here
     "rotation_id": "rot_0123456789abcdef",
+    "role": "db-readonly",
 }
 
 

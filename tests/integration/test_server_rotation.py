@@ -165,3 +165,41 @@ def test_due_list_and_doctor_through_a_server(
     r = cli("doctor", "--json")
     warnings = [f["message"] for f in json.loads(r.out) if f["check"] == "rotation"]
     assert len(warnings) == 1 and failed.id in warnings[0]
+
+
+def test_rotate_alone_cannot_make_the_server_run_a_program_or_post_anywhere(
+    live: Live, tmp_path: Path
+) -> None:
+    """A token allowed to rotate a secret may configure the random rotator, but not one
+    that runs programs on the server's host (command; webhook with programs), and not a
+    notify URL the server would POST to: those need admin (sys/rotators/<method>, the
+    secret). Refused before anything is stored; an admin may."""
+    admin = Client(live.url, live.token)
+    admin.create_project("payments")
+    admin.set(REF, SecretValue(INITIAL))
+    admin.accounts.apply_policy(
+        parse_policy(
+            {
+                "name": "rotator",
+                "rules": [{"path": "payments/*/*", "capabilities": ["read", "list", "rotate"]}],
+            }
+        )
+    )
+    admin.accounts.create_machine("rotator-app", ["rotator"])
+    token = admin.accounts.create_token(identity="rotator-app", policies=["rotator"])
+    rotator = Client(live.url, token.value)
+    marker = tmp_path / "ran"
+    program = f"/usr/bin/touch {marker}"
+    with pytest.raises(AccessDenied, match="sys/rotators/command"):
+        rotator.rotations.configure(REF, "command", options={"set": program, "test": program})
+    with pytest.raises(AccessDenied, match="sys/rotators/webhook"):
+        rotator.rotations.configure(REF, "webhook", options={"set": program})
+    with pytest.raises(AccessDenied):
+        rotator.rotations.configure(REF, "random", notify_url="http://127.0.0.1:9/hook")
+    assert admin.rotations.config(REF) is None and not marker.exists()
+    rotator.rotations.configure(REF, "random")  # no program, no URL: rotate suffices
+    rotator.rotations.configure(REF, "webhook")  # a webhook secret without programs too
+    admin.rotations.configure(REF, "command", options={"set": program, "test": program})
+    assert admin.rotations.config(REF) is not None
+    rotator.close()
+    admin.close()

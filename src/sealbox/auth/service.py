@@ -370,8 +370,12 @@ class Accounts:
         actor: Actor,
         clock: Clock,
         audit: AuditRecorder | None = None,
+        on_tokens_revoked: Callable[[], None] | None = None,
     ) -> None:
         self._storage: AccountStore = storage
+        #: Called after tokens were revoked (or deleted with their identity): the vault
+        #: revokes the leases they created (lease_ops.py).
+        self._on_tokens_revoked = on_tokens_revoked
         self.principal = principal
         self._actor = actor
         self._clock = clock
@@ -579,6 +583,14 @@ class Accounts:
         note = self._keep_an_admin(f"deleting {name!r}", force, identities={row.id: None})
         self._storage.delete_identity(row.id, now=self._now())
         self._record("identity.delete", f"identity/{name}", reason=note)
+        self._tokens_revoked()
+
+    def _tokens_revoked(self) -> None:
+        # The revocation stands whatever happens to the leases: a lease this cannot
+        # revoke now is left due, for the reaper.
+        if self._on_tokens_revoked is not None:
+            with contextlib.suppress(SealboxError):
+                self._on_tokens_revoked()
 
     def recover_admin(self, name: str, password: str) -> IdentityInfo:
         """Give a person the ``root`` policy, a new password and enable it (creating it if
@@ -687,6 +699,7 @@ class Accounts:
         if not count:
             raise NotFound("no live token with that accessor")
         self._record("token.revoke", f"token/{accessor}", reason=f"{count} tokens")
+        self._tokens_revoked()
 
     def _is_own(self, accessor: str) -> bool:
         """The caller's own token, or one of its descendants."""
@@ -707,6 +720,7 @@ class Accounts:
         row = self._require_identity(name)
         count = self._storage.revoke_tokens(identity_id=row.id, now=self._now())
         self._record("token.revoke", f"identity/{name}", reason=f"{count} tokens")
+        self._tokens_revoked()
         return count
 
 

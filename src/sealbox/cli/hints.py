@@ -20,6 +20,11 @@ CLI_HINTS: dict[str, str] = {
     ),
     "rotation_resume": "run `sealbox rotation resume {rotation}`",
     "rotation_rotate_first": "rotate it first with `sealbox rotate {path}`",
+    "incident_configure": "configure its rotation with `sealbox rotation configure {path}"
+    " --method random` (or its rotator), or write a new value with `sealbox secret set {path}`,"
+    " then run `sealbox incident {path} --rotate` again",
+    "incident_rotation": "see `sealbox rotation status`; `sealbox rotation resume {rotation}` or"
+    " `sealbox rotation cancel {rotation}`, then run `sealbox incident {path} --rotate` again",
     "init_vault": "create one with `sealbox init`",
     "init_vault_or_home": "create one with `sealbox init` (or set SEALBOX_HOME)",
     "if_version": "--if-version takes 0 (not yet created) or a version number",
@@ -43,6 +48,18 @@ CLI_HINTS: dict[str, str] = {
     "accept_rejected_remote": "run `sealbox audit verify --accept-rejected FILE` there",
     "run_command": "use `sealbox run -- COMMAND [ARGS…]`",
     "mount_spec": "--mount takes a file name (placed on tmpfs) or an absolute path",
+    "replace_cred_role": "pass --replace to redefine it, or `sealbox creds role delete` it first",
+    "revoke_role_leases": "revoke them with `sealbox lease revoke --prefix {role}`",
+    "lease_quota": (
+        "revoke unused leases (`sealbox lease list --role {role}`), or raise --max-leases"
+        " with `sealbox creds role create {role} --replace …`"
+    ),
+    "new_credentials": "ask for new credentials: `sealbox creds {role}`",
+    "renew_less": "renew by less (`--increment`, at most {left}), or ask for new credentials",
+    "lease_list_role": "pass --role project/env/role",
+    "lease_force": (
+        "if its user is gone (or its database for good): `sealbox lease revoke {lease} --force`"
+    ),
     "audit_sinks": (
         "free disk space or fix the audit sinks ([audit] sinks in config.toml); "
         "--audit-fail-open exists for development only"

@@ -22,15 +22,16 @@ from sealbox.errors import InvalidInput
 @click.option(
     "--rotate",
     is_flag=True,
-    help="Then act: rotate now and revoke every older version.",
+    help="Then act: rotate now, revoke every older version and the leases it issued.",
 )
 @json_option
 def incident(path: str, reason: str, value_src: str | None, rotate: bool, as_json: bool) -> None:
     """Who received PATH's versions (or an exact leaked value, with --value -), which
     other secrets hold the value, the secret's owner, contact and dependents, and the
     redeploy list; recorded in the audit trail with the reason. Changes nothing unless
-    --rotate: then PATH is rotated now (its configured rotator) and its older versions are
-    revoked (unreadable by any stage or number); the report lists each action."""
+    --rotate: then PATH is rotated now (its configured rotator), its older versions are
+    revoked (unreadable by any stage or number), and so are the live leases of every
+    credentials role whose admin login PATH is; the report lists each action."""
     from sealbox.model import SecretValue
 
     if value_src is not None and value_src != "-":

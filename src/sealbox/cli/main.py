@@ -65,12 +65,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "scheduler": (
         "sealbox.cli.scheduler_cmd:scheduler",
-        "Run due rotations until stopped (one node at a time).",
+        "Run due rotations and reap expired leases until stopped (one node at a time).",
     ),
     "rotation": (
         "sealbox.cli.rotation_cmds:rotation",
         "Configure rotations; status, resume, cancel, history, revoke.",
     ),
+    "creds": (
+        "sealbox.cli.creds_cmds:creds",
+        "Dynamic database credentials under a lease; `creds role` defines roles.",
+    ),
+    "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

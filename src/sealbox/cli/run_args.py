@@ -70,6 +70,13 @@ OPTIONS: tuple[Opt, ...] = (
         choices=("dotenv", "json"),
     ),
     Opt(("--env-too",), "env_too", "With --mount: also set the variables.", takes_value=False),
+    Opt(
+        ("--creds",),
+        "creds",
+        "Dynamic database credentials: VAR=project/env/role[,…] sets VAR_USERNAME, "
+        "VAR_PASSWORD, VAR_URL and VAR_LEASE_ID; the lease is renewed while the command "
+        "runs and revoked when it exits.",
+    ),
 )
 #: The help option's names (the CLI group's ``help_option_names``).
 HELP_NAMES = ("-h", "--help")
@@ -92,6 +99,7 @@ class RunArgs(NamedTuple):
     mount: str | None = None
     mount_format: str | None = None
     env_too: bool = False
+    creds: str | None = None
     #: ``-h``/``--help`` was given: show the help instead of running anything.
     help: bool = False
 

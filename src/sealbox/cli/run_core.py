@@ -8,10 +8,16 @@ sealbox stays as a supervising parent (:mod:`sealbox.delivery.supervise`).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from sealbox.cli.run_args import RunArgs
 from sealbox.cli.scope import open_vault, parse_only, resolve_scope
 from sealbox.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from sealbox.api import LeasesAPI
+    from sealbox.model import SecretValue
+    from sealbox.wire.leases import Credential
 
 
 def run_command(args: RunArgs) -> int:
@@ -25,8 +31,10 @@ def run_command(args: RunArgs) -> int:
         raise InvalidInput("--on-change and --grace apply to --watch")
     if args.mount is None and (args.mount_format is not None or args.env_too):
         raise InvalidInput("--mount-format and --env-too apply to --mount")
-    if args.watch or args.mount is not None:
-        return _supervised(args, p, e, names)
+    creds = parse_creds(args.creds)
+    if args.watch or args.mount is not None or creds:
+        # NOTE: with --creds sealbox must outlive the command, to revoke the lease after.
+        return _supervised(args, p, e, names, creds)
     vault = open_vault(prefer_offline=args.prefer_offline)
     try:
         secrets = vault.resolve(p, e, only=names, purpose="run")
@@ -50,7 +58,32 @@ def _report(message: str) -> None:
     print(f"sealbox: {message}", file=sys.stderr)
 
 
-def _supervised(args: RunArgs, project: str, env: str, names: list[str] | None) -> int:
+def parse_creds(text: str | None) -> list[tuple[str, str]]:
+    """``--creds DB=payments/prod/db-readonly,RO=…`` as (variable prefix, role) pairs."""
+    if text is None:
+        return []
+    from sealbox.model import NAME_RE
+
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        var, eq, role = item.partition("=")
+        if not eq or not NAME_RE.match(var) or not role:
+            raise InvalidInput(
+                f"invalid --creds {item[:80]!r}: use VAR=project/env/role (VAR a variable name)"
+            )
+        if var in {v for v, _ in pairs}:
+            raise InvalidInput(f"--creds names {var} twice")
+        pairs.append((var, role))
+    return pairs
+
+
+def _supervised(
+    args: RunArgs,
+    project: str,
+    env: str,
+    names: list[str] | None,
+    creds: list[tuple[str, str]] | None = None,
+) -> int:
     from sealbox.delivery.process import parent_environment
     from sealbox.delivery.supervise import Supervision, Supervisor
 
@@ -64,7 +97,17 @@ def _supervised(args: RunArgs, project: str, env: str, names: list[str] | None) 
         preserve_env=args.preserve_env,
     )
     vault = open_vault(prefer_offline=args.prefer_offline)
+    issued: list[Credential] = []
+    service: LeasesAPI | None = getattr(vault, "leases", None) if creds else None
     try:
+        credentials: dict[str, SecretValue] = {}
+        if creds:
+            if service is None:
+                raise InvalidInput("this vault does not serve dynamic credentials")
+            for var, role in creds:
+                cred = service.issue(role)
+                issued.append(cred)
+                credentials.update(_credential_env(var, cred))
         supervisor = Supervisor(
             vault,
             project,
@@ -74,10 +117,98 @@ def _supervised(args: RunArgs, project: str, env: str, names: list[str] | None) 
             options,
             parent_env=parent_environment(),
             report=_report,
+            credentials=credentials,
+            tick=_Renewer(service, issued).tick if issued and service is not None else None,
         )
         return supervisor.run()
     finally:
-        vault.close()
+        try:
+            if service is not None:
+                _revoke_all(service, issued)
+        finally:
+            vault.close()
+
+
+class _Renewer:
+    """Renews the command's leases while it runs (as Vault Agent does): each when two
+    thirds of its time since the last renewal have passed, by its first TTL (less near
+    the max TTL), until the max TTL is reached; then says once when the credentials stop
+    working. Runs on the supervisor's thread (the vault is not shared between threads)."""
+
+    def __init__(self, service: LeasesAPI, issued: list[Credential]) -> None:
+        import time
+        from datetime import datetime
+
+        self.service = service
+        now = time.monotonic()
+        self.due: dict[str, float] = {}
+        self.span: dict[str, float] = {}
+        self.ends: dict[str, datetime] = {}
+        for cred in issued:
+            lease = cred.lease
+            span = (
+                datetime.fromisoformat(lease.expires_at) - datetime.fromisoformat(lease.issued_at)
+            ).total_seconds()
+            self.span[lease.id] = span
+            self.ends[lease.id] = datetime.fromisoformat(lease.max_expires_at)
+            self.due[lease.id] = now + max(1.0, span * 2 / 3)
+
+    def tick(self, now: float) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from sealbox.errors import SealboxError
+
+        for lease_id, at in list(self.due.items()):
+            if now < at:
+                continue
+            # A second's margin under the max TTL, for clocks that differ a little.
+            to_max = (self.ends[lease_id] - datetime.now(UTC)).total_seconds() - 1
+            step = min(self.span[lease_id], to_max)
+            if step < 1:
+                del self.due[lease_id]
+                _report(
+                    f"note: lease {lease_id} reached its max TTL: the command's database"
+                    f" credentials stop working at {self.ends[lease_id].isoformat()}"
+                )
+                continue
+            try:
+                self.service.renew(lease_id, increment=timedelta(seconds=int(step)))
+            except SealboxError as exc:
+                del self.due[lease_id]
+                _report(
+                    f"warning: lease {lease_id} could not be renewed ({exc.message}); the"
+                    " command's database credentials stop working when it expires"
+                )
+                continue
+            self.due[lease_id] = now + max(1.0, int(step) * 2 / 3)
+
+
+def _credential_env(var: str, cred: Credential) -> dict[str, SecretValue]:
+    from sealbox.model import SecretValue
+
+    env = {
+        f"{var}_USERNAME": SecretValue(cred.username),
+        f"{var}_PASSWORD": cred.password,
+        f"{var}_LEASE_ID": SecretValue(cred.lease.id),
+    }
+    if cred.url is not None:
+        env[f"{var}_URL"] = cred.url
+    return env
+
+
+def _revoke_all(service: LeasesAPI, issued: list[Credential]) -> None:
+    """The command ended (or never started): its leases go now. One that cannot be
+    revoked now expires, and the reaper drops it."""
+    from sealbox.errors import SealboxError
+
+    for cred in issued:
+        try:
+            service.revoke(cred.lease.id)
+        except SealboxError as exc:
+            _report(
+                f"warning: lease {cred.lease.id} was not revoked ({exc.message}); it expires"
+                f" at {cred.lease.expires_at} and the reaper drops its user"
+            )
 
 
 def _parse_action(text: str) -> int | None:

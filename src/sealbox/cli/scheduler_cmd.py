@@ -33,16 +33,23 @@ def _seconds(text: str, option: str) -> float:
     show_default=True,
     help="How often due rotations run (and stalled ones are resumed).",
 )
+@click.option(
+    "--reap-every",
+    default="30s",
+    show_default=True,
+    help="How often expired leases are revoked (their database users dropped).",
+)
 @json_option
-def scheduler(once: bool, rotate_every: str, as_json: bool) -> None:
-    """Run the vault's periodic jobs: start due rotations and resume those a crashed
-    process left or an unreachable upstream held up. Safe on several nodes of one
+def scheduler(once: bool, rotate_every: str, reap_every: str, as_json: bool) -> None:
+    """Run the vault's periodic jobs: start due rotations, resume those a crashed process
+    left or an unreachable upstream held up, and revoke expired leases. Safe on several nodes of one
     PostgreSQL vault: each job runs on the node that holds its lock, and another node takes
     over when that one stops or dies. Stops cleanly on SIGTERM or Ctrl-C."""
     from sealbox.factory import open_vault
     from sealbox.scheduler import Scheduler, default_jobs
 
     every = _seconds(rotate_every, "--rotate-every")
+    reap = _seconds(reap_every, "--reap-every")
     addr = os.environ.get("SEALBOX_ADDR")
     if addr:
         # NOTE: a scheduler is a node of the vault (it takes locks in its database): it
@@ -56,7 +63,7 @@ def scheduler(once: bool, rotate_every: str, as_json: bool) -> None:
     vault = open_vault(source="scheduler", prompt=tty_prompt())
     try:
         vault.open_keys()  # fail now, not at the first due rotation
-        node = Scheduler(vault.locks, default_jobs(vault, rotate_every=every))
+        node = Scheduler(vault.locks, default_jobs(vault, rotate_every=every, reap_every=reap))
         if once:
             rounds = node.tick()
             node.release()
@@ -76,7 +83,10 @@ def scheduler(once: bool, rotate_every: str, as_json: bool) -> None:
 
         signal.signal(signal.SIGTERM, stopping)
         signal.signal(signal.SIGINT, stopping)
-        info(f"sealbox scheduler running as {node.owner} (rotations every {every:g} s)")
+        info(
+            f"sealbox scheduler running as {node.owner}"
+            f" (rotations every {every:g} s, leases reaped every {reap:g} s)"
+        )
         node.run(
             stop,
             on_round=lambda r: (

@@ -50,6 +50,7 @@ from sealbox.wire import secrets as wire
 if TYPE_CHECKING:
     from sealbox.client.accounts import RemoteAccounts
     from sealbox.client.audit import RemoteAudit
+    from sealbox.client.leases import RemoteLeases
     from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
     from sealbox.model import IncidentReport
@@ -626,6 +627,13 @@ class Client:
         data = self._call("POST", "/v1/incident", body=body)
         with reading(self.address, "incident"):
             return wire_incident.decode_report(data)
+
+    @property
+    def leases(self) -> RemoteLeases:
+        """Dynamic database credentials: issue, renew, look up, revoke (``LeasesAPI``)."""
+        from sealbox.client.leases import RemoteLeases
+
+        return RemoteLeases(self)
 
     @property
     def audit(self) -> RemoteAudit:

@@ -261,7 +261,16 @@ class Transport:
 
     def error(self, reply: Reply) -> SealboxError:
         try:
-            code, message = decode_error(json.loads(reply.body))
-        except ValueError:  # not JSON, or not a sealbox error body (a WireError)
+            data: Any = json.loads(reply.body)
+        except ValueError:  # not JSON
+            return error_for_status(reply.status, self.where)
+        try:
+            code, message = decode_error(data)
+        except ValueError:  # not a sealbox error body (a WireError)
+            # A Vault-shaped route (the database engine's) answers {"errors": [message]}:
+            # its status decides the class.
+            found = data.get("errors") if isinstance(data, dict) else None
+            if isinstance(found, list) and found and isinstance(found[0], str):
+                return error_for("", found[0][:500], status=reply.status, where=self.where)
             return error_for_status(reply.status, self.where)
         return error_for(code, message[:500], status=reply.status, where=self.where)

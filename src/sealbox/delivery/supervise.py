@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sealbox.model import SecretValue
 
 POLL_SECONDS = 1.0
+TICK_SECONDS = 0.5
 DEBOUNCE_SECONDS = 0.3
 
 Report = Callable[[str], None]
@@ -170,8 +171,15 @@ class Supervisor:
         *,
         parent_env: Mapping[str, str],
         report: Report,
+        credentials: Mapping[str, SecretValue] | None = None,
+        tick: Callable[[float], None] | None = None,
     ) -> None:
         self.vault, self.project, self.env, self.names = vault, project, env, names
+        #: Variables of dynamic credentials (``run --creds``), set whatever the mount.
+        self.credentials: Mapping[str, SecretValue] = dict(credentials or {})
+        #: Called with ``time.monotonic()`` about every TICK_SECONDS while the command runs,
+        #: on this thread (``run --creds`` renews its leases from it).
+        self.tick = tick
         self.options = options
         self.parent = dict(parent_env)
         self.report = report
@@ -196,7 +204,7 @@ class Supervisor:
 
         opts = self.options
         inject = opts.mount is None or opts.env_too
-        values = self.secrets if inject else {}
+        values = {**(self.secrets if inject else {}), **self.credentials}
         return child_environment(self.parent, values, preserve_env=opts.preserve_env)
 
     def run(self) -> int:
@@ -238,6 +246,7 @@ class Supervisor:
                 self.mounted.remove()
 
     def _wait(self) -> int:
+        import subprocess
         import time
 
         proc = self.child.proc
@@ -246,9 +255,15 @@ class Supervisor:
             code = proc.poll()
             if code is not None:
                 return exit_status(code)
+            if self.tick is not None:
+                self.tick(time.monotonic())
             if self.changes is None:
-                # Signals interrupt the wait, run `_forward`, and the wait resumes (PEP 475).
-                proc.wait()
+                if self.tick is None:
+                    # Signals interrupt the wait, run `_forward`, and the wait resumes (PEP 475).
+                    proc.wait()
+                else:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(TICK_SECONDS)
                 continue
             self.changes.poll(time.monotonic())
             if not self.changes.flag.wait(0.2) or self.stopping:

@@ -362,6 +362,10 @@ class CommandRotator:
     def check(self, options: Mapping[str, str]) -> None:
         self._programs(options)
 
+    def runs_programs(self, options: Mapping[str, str]) -> bool:
+        """Always: its steps are programs on the vault's host."""
+        return True
+
     @staticmethod
     def _programs(options: Mapping[str, str]) -> Programs:
         known = {*PROGRAM_STEPS, *RUN_OPTIONS, *POLICY_OPTIONS}

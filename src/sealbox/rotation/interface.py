@@ -15,9 +15,13 @@ cancel a rotation whose ``set`` may have run.
 A step that cannot reach or is refused by the upstream system raises
 :class:`~sealbox.errors.UpstreamError`; a ``test`` that finds the pending value not
 working raises :class:`~sealbox.errors.RotationFailed`. Either message says why, and never
-holds a value. A third party adds a rotator by declaring a factory
-``Callable[[], Rotator]`` in the entry points group ``sealbox.rotators``
-(:mod:`sealbox.rotation.registry`).
+holds a value.
+
+A rotator that runs programs on the vault's host says so (``runs_programs(options)``):
+the core then requires ``admin`` on ``sys/rotators/<name>`` to configure a secret with
+it, so that a token allowed to rotate a secret cannot make the server run a program of
+its choice. A third party adds a rotator by declaring a factory ``Callable[[], Rotator]``
+in the entry points group ``sealbox.rotators`` (:mod:`sealbox.rotation.registry`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,19 @@ class RotationContext(Protocol):
     def note(self, message: str) -> None:
         """A line for the step's report and the rotation's history (never a value)."""
         ...
+
+
+#: The policy path under which a rotator that runs programs on the vault's host must be
+#: granted ``admin`` before a secret may be configured to use it (:func:`runs_programs`).
+PRIVILEGED_PATH = "sys/rotators"
+
+
+def runs_programs(rotator: object, options: Mapping[str, str]) -> bool:
+    """Whether ``rotator`` with ``options`` runs programs on the vault's host (the
+    ``command`` rotator; ``webhook`` with its set/test/undo programs). A rotator says so by
+    a method ``runs_programs(options) -> bool``; one without it runs none."""
+    check = getattr(rotator, "runs_programs", None)
+    return bool(check(options)) if callable(check) else False
 
 
 class Rotator(Protocol):

@@ -58,6 +58,10 @@ class WebhookRotator:
     def check(self, options: Mapping[str, str]) -> None:
         self._policy(options)
 
+    def runs_programs(self, options: Mapping[str, str]) -> bool:
+        """When it tells a receiver through programs (set/test/undo options)."""
+        return any(step in options for step in PROGRAM_STEPS)
+
     @staticmethod
     def _policy(options: Mapping[str, str]) -> tuple[int, str, Programs]:
         known = {"length", "prefix", *RUN_OPTIONS, *PROGRAM_STEPS}

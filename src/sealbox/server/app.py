@@ -26,6 +26,7 @@ from sealbox.server import (
     routes_admin,
     routes_audit,
     routes_auth,
+    routes_creds,
     routes_incident,
     routes_kv,
     routes_native,
@@ -61,6 +62,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,
         *routes_rotation.ROUTES,
+        *routes_creds.ROUTES,
         *routes_incident.ROUTES,
         *routes_kv.ROUTES,
     ]
@@ -101,6 +103,7 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
         cache_counts=server_state.tokens.counts,
         audit_counts=barrier.counts,
         rotation_counts=vault.rotations.counts,
+        lease_counts=vault.leases.counts,
     )
     routes = all_routes()
     hot = HotPath(server_state, routes)

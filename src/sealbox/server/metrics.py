@@ -146,6 +146,40 @@ class _RotationCollector(Collector):
         )
 
 
+class _LeaseCollector(Collector):
+    """Live leases of dynamic credentials per role, and the age of each role's oldest,
+    read from storage at scrape time (a scrape during an outage yields none of them)."""
+
+    def __init__(self, read: Callable[[], dict[str, tuple[int, str | None]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        from datetime import UTC, datetime
+
+        from sealbox.errors import SealboxError
+
+        try:
+            counts = self._read()
+        except SealboxError:
+            return
+        now = datetime.now(UTC)
+        live = GaugeMetricFamily(
+            "sealbox_leases", "Live leases of dynamic credentials", labels=["role"]
+        )
+        oldest = GaugeMetricFamily(
+            "sealbox_lease_oldest_age_seconds",
+            "Age of the oldest live lease of the role",
+            labels=["role"],
+        )
+        for role, (count, first) in sorted(counts.items()):
+            live.add_metric([role], count)
+            if first is not None:
+                age = (now - datetime.fromisoformat(first)).total_seconds()
+                oldest.add_metric([role], max(0.0, age))
+        yield live
+        yield oldest
+
+
 class Metrics:
     """Request counts, latency histograms, storage errors and token-cache hits."""
 
@@ -156,6 +190,7 @@ class Metrics:
         cache_counts: Callable[[], tuple[int, int]],
         audit_counts: Callable[[], tuple[int, ...]] | None = None,
         rotation_counts: Callable[[], tuple[int, float]] | None = None,
+        lease_counts: Callable[[], dict[str, tuple[int, str | None]]] | None = None,
     ) -> None:
         self.scope_labels = scope_labels
         self.registry = CollectorRegistry(auto_describe=True)
@@ -175,6 +210,8 @@ class Metrics:
             self.registry.register(_AuditCollector(audit_counts))
         if rotation_counts is not None:
             self.registry.register(_RotationCollector(rotation_counts))
+        if lease_counts is not None:
+            self.registry.register(_LeaseCollector(lease_counts))
 
     def observe(self, key: tuple[str, ...], seconds: float) -> None:
         series = self.series.get(key)

@@ -157,6 +157,8 @@ PATH_PARAMS: dict[str, Schema] = {
     "mount": S,
     "path": S,
     "rotation_id": {"type": "string", "pattern": "^rot_[A-Za-z0-9_-]{6,60}$"},
+    # A credentials role's name (lowercase, ``-`` and ``_``: ``SCOPE_RE``).
+    "role": {**SCOPE, "examples": ["db-readonly"]},
 }
 
 
@@ -386,6 +388,8 @@ class Op:
     not_found: Schema | None = None
     description: str | None = None
     lookup: bool = False
+    #: Further statuses it may answer (an upstream database's 502, a quota's 409 on a GET).
+    extra: tuple[int, ...] = ()
 
 
 def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
@@ -409,6 +413,10 @@ BAD_INPUT = (
 MEDIA = {
     JSON: "the body's Content-Type is not application/json (or application/*+json)",
     MERGE_PATCH: f"the body's Content-Type is not {MERGE_PATCH}",
+}
+EXTRA_STATUS = {
+    409: "conflict: a quota reached, or a lease past its max TTL or expired",
+    502: "the upstream system (a database) could not be reached, or refused",
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
@@ -438,8 +446,9 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
         (429, op.login, "too many login attempts: retry after Retry-After seconds"),
         (503, op.unavailable, "storage, audit or key provider briefly unavailable"),
     ]
+    wanted += [(status, True, EXTRA_STATUS[status]) for status in op.extra]
     for status, applies, text in wanted:
-        if not applies:
+        if not applies or str(status) in responses:
             continue
         responses[str(status)] = _error(compat, status, text)
         if status == 404 and op.not_found is not None:
@@ -541,6 +550,12 @@ EVENTS = (
     "permission goes. Never a value."
 )
 LOGIN = "Rate limited per identity and per source address (429 with Retry-After)."
+LEASE_CREDS: Schema = resp({"username": S, "password": S})
+STATEMENTS: Schema = {"type": ["string", "array"], "items": S}
+#: Vault's TTLs and increments: seconds, or a duration such as ``1h`` (0 or null: the default).
+SPAN: Schema = {
+    "anyOf": [{"type": "integer", "minimum": 0, "maximum": 31_536_000}, DURATION, {"type": "null"}]
+}
 #: One path segment (Starlette's ``{name}``) the server takes: no ``\`` or NUL (an
 #: encoded one is a 400, see middleware), not ``.`` or ``..`` (clients resolve them).
 SEGMENT: Schema = {
@@ -1041,6 +1056,96 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         ok_media="text/plain",
         response=S,
     ),
+    # -- dynamic database credentials (Vault's database engine and sys/leases) ------------------
+    **{
+        ("/v1/database/roles/{project}/{env}/{role}", method): Op(
+            "Create or replace a credentials role (`db_name`: the admin URL secret's path;"
+            " admin on creds/<project>/<env>/<role> and read on the admin secret)",
+            tag="leases",
+            ok=204,
+            body=body(
+                {
+                    "db_name": S,
+                    "creation_statements": STATEMENTS,
+                    "revocation_statements": STATEMENTS,
+                    "renew_statements": STATEMENTS,
+                    "rollback_statements": STATEMENTS,
+                    "default_ttl": SPAN,
+                    "max_ttl": SPAN,
+                    "backend": {"type": "string", "enum": ["postgres", "mysql"]},
+                    "username_template": S,
+                    "max_leases": {"type": ["integer", "null"], "minimum": 1},
+                    "replace": B,
+                },
+                ["db_name", "creation_statements"],
+            ),
+        )
+        for method in ("POST", "PUT")
+    },
+    ("/v1/database/roles/{project}/{env}/{role}", "GET"): Op(
+        "A credentials role (list on its path)",
+        tag="leases",
+        response=resp({"data": ANY, "role": ANY}),
+    ),
+    ("/v1/database/roles/{project}/{env}/{role}", "DELETE"): Op(
+        "Delete a credentials role (409 while it has unrevoked leases)", tag="leases", ok=204
+    ),
+    ("/v1/database/creds/{project}/{env}/{role}", "GET"): Op(
+        "New database credentials under a lease (read on creds/<project>/<env>/<role>)",
+        tag="leases",
+        response=resp(
+            {
+                "lease_id": S,
+                "renewable": B,
+                "lease_duration": I,
+                "data": LEASE_CREDS,
+                "lease": ANY,
+            },
+            required=["lease_id", "renewable", "lease_duration", "data", "lease"],
+        ),
+        extra=(409, 502),
+    ),
+    ("/v1/sys/leases/renew", "PUT"): Op(
+        "Renew a lease by `increment` (seconds or a duration), up to its max TTL",
+        tag="leases",
+        body=body({"lease_id": S, "increment": SPAN}, ["lease_id"]),
+        response=resp({"lease_id": S, "renewable": B, "lease_duration": I, "lease": ANY}),
+        extra=(502,),
+    ),
+    ("/v1/sys/leases/revoke", "PUT"): Op(
+        "Revoke a lease now: its database user is dropped (`force`: forget it whatever"
+        " the database says; admin on the role)",
+        tag="leases",
+        ok=204,
+        body=body({"lease_id": S, "sync": B, "force": B}, ["lease_id"]),
+        extra=(502,),
+    ),
+    ("/v1/sys/leases/lookup", "PUT"): Op(
+        "A lease's times and TTL left",
+        tag="leases",
+        body=body({"lease_id": S}, ["lease_id"]),
+        response=resp({"data": ANY}),
+    ),
+    ("/v1/sys/leases/lookup/{project}/{env}/{role}", "GET"): Op(
+        "The live leases of a role you may see (Vault's LIST: `keys`, the ids' last"
+        " segments; sealbox's `leases`); `revoked=true` adds revoked ones",
+        tag="leases",
+        query=(_query("revoked", B, "include revoked leases"),),
+        response=resp({"data": ANY, "leases": {"type": "array", "items": ANY}}),
+    ),
+    **{
+        (f"/v1/sys/leases/{action}/{{project}}/{{env}}/{{role}}", "PUT"): Op(
+            f"Revoke every lease of a role ({what}; admin on the role)",
+            tag="leases",
+            ok=204,
+            body=body({"prefix": S, "sync": B}),
+            extra=(502,),
+        )
+        for action, what in (
+            ("revoke-prefix", "failures stay due for the reaper"),
+            ("revoke-force", "forgetting those the database refuses"),
+        )
+    },
     # -- Vault KV v2 ----------------------------------------------------------------------------
     ("/v1/sys/internal/ui/mounts/{path:path}", "GET"): Op(
         "Mount lookup that every `bao kv` command makes first (`path`: the mount, "

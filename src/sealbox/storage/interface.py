@@ -29,9 +29,11 @@ if TYPE_CHECKING:
         AuditRow,
         BuildAudit,
         CheckpointRow,
+        CredRoleRow,
         HeadRow,
         IdentityRow,
         KekRecord,
+        LeaseRow,
         LockRow,
         RestagePlan,
         RotationConfigRow,
@@ -421,6 +423,72 @@ class LockStore(Protocol):
     def list_locks(self) -> list[LockRow]: ...
 
 
+class CredRoleStore(Protocol):
+    """Dynamic-credentials roles: how to make and drop users on an upstream database."""
+
+    def put_cred_role(self, row: CredRoleRow, *, replace: bool = False) -> None:
+        """Store a role; AlreadyExists unless ``replace``; NotFound for a missing
+        project or environment."""
+        ...
+
+    def get_cred_role(self, project: str, env: str, name: str) -> CredRoleRow | None: ...
+    def list_cred_roles(
+        self, project: str | None = None, env: str | None = None
+    ) -> list[CredRoleRow]: ...
+    def delete_cred_role(self, project: str, env: str, name: str) -> None:
+        """Forget a role; NotFound if missing, Conflict while it has unrevoked leases."""
+        ...
+
+
+class LeaseStore(Protocol):
+    """Leases on the users the roles made: their expiry and their revocation attempts.
+
+    A lease is *live* until ``revoked_at`` is set; a live lease whose ``expires_at`` has
+    passed (or that was asked to go) is *due* for revocation; a failed attempt pushes its
+    ``next_attempt_at`` back, in the row, so that a restarted reaper continues the count.
+    """
+
+    def add_lease(self, row: LeaseRow, *, max_leases: int | None) -> None:
+        """Insert a lease unless its role already has ``max_leases`` live ones (Conflict,
+        decided under the role's lock, so two issuers cannot both take the last place)."""
+        ...
+
+    def get_lease(self, lease_id: str) -> LeaseRow | None: ...
+    def list_leases(
+        self,
+        *,
+        project: str | None = None,
+        env: str | None = None,
+        role: str | None = None,
+        prefix: str | None = None,
+        token_accessors: Sequence[str] | None = None,
+        include_revoked: bool = False,
+    ) -> list[LeaseRow]:
+        """Leases, oldest first; filters that are None match all."""
+        ...
+
+    def set_lease_expiry(self, lease_id: str, expires_at: str) -> None:
+        """A live lease's new expiry: later (renewed) or now (asked to go, for the reaper
+        to retry); NotFound if not live."""
+        ...
+
+    def lease_revoked(self, lease_id: str, now: str, *, note: str = "") -> bool:
+        """Mark a live lease revoked; False if it was not live (another revoker won)."""
+        ...
+
+    def lease_revoke_failed(self, lease_id: str, error: str, next_attempt_at: str) -> int:
+        """Count a failed revocation; returns the attempts so far."""
+        ...
+
+    def due_leases(self, now: str, *, limit: int = 100) -> list[LeaseRow]:
+        """Live leases expired by ``now`` whose next attempt (if any) is not after it."""
+        ...
+
+    def count_live_leases(self) -> dict[tuple[str, str, str], tuple[int, str | None]]:
+        """(project, env, role) -> (live leases, the oldest one's issue time), for metrics."""
+        ...
+
+
 class Storage(
     Lifecycle,
     KeyStore,
@@ -433,6 +501,8 @@ class Storage(
     SettingsStore,
     LockStore,
     RotationStore,
+    CredRoleStore,
+    LeaseStore,
     Protocol,
 ):
     """What :class:`sealbox.vault.Vault` needs from a backend: every role."""

@@ -258,3 +258,52 @@ class RotationRow(NamedTuple):
     lease_until: str
     #: What the test step found: "" (not run yet), "passed" or "failed".
     tested: str = ""
+
+
+class CredRoleRow(NamedTuple):
+    """A dynamic-credentials role (schema 10): how to make and drop a database user.
+
+    Not secret: the admin login is named by the path of the secret holding its URL, and
+    the statements hold ``{{password}}``, never a password.
+    """
+
+    project: str
+    env: str
+    name: str
+    backend: str  # postgres | mysql
+    admin_path: str  # project/env/NAME of the admin URL secret
+    creation: str
+    revocation: str  # "" : the backend's default (drop the user, ending its sessions)
+    renewal: str  # "" : the backend's default (PostgreSQL: VALID UNTIL moves)
+    username_template: str
+    default_ttl: int  # seconds
+    max_ttl: int  # seconds
+    max_leases: int | None  # None: no quota
+    created_at: str
+    updated_at: str
+    created_by: str
+
+
+class LeaseRow(NamedTuple):
+    """A lease on a database user made for one caller (schema 10).
+
+    ``revoked_at`` is set once the user is gone upstream (or the lease was forgotten with
+    force); until then a failed revocation counts ``revoke_attempts`` and waits for
+    ``next_attempt_at``, so retries survive restarts.
+    """
+
+    id: str
+    project: str
+    env: str
+    role: str
+    username: str
+    identity_id: str
+    identity: str
+    token_accessor: str | None
+    issued_at: str
+    expires_at: str
+    max_expires_at: str
+    revoked_at: str | None = None
+    revoke_attempts: int = 0
+    next_attempt_at: str | None = None
+    last_error: str = ""

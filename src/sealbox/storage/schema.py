@@ -186,6 +186,35 @@ def schema_v9(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v10(d: Dialect) -> list[str]:
+    """Schema version 10: dynamic database credentials under leases (issue 12).
+
+    A role says how to make and drop a user on an upstream database (its admin login is
+    another secret, named by path); a lease is one such user, made for one caller, with
+    its expiry and, once it is due, its revocation attempts (kept here so that retries
+    survive restarts).
+    """
+    return [
+        "CREATE TABLE sb_cred_roles (project TEXT NOT NULL, env TEXT NOT NULL,"
+        " name TEXT NOT NULL, backend TEXT NOT NULL, admin_path TEXT NOT NULL,"
+        " creation TEXT NOT NULL, revocation TEXT NOT NULL, renewal TEXT NOT NULL,"
+        " username_template TEXT NOT NULL, default_ttl INTEGER NOT NULL,"
+        " max_ttl INTEGER NOT NULL, max_leases INTEGER, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, created_by TEXT NOT NULL,"
+        " PRIMARY KEY (project, env, name),"
+        " FOREIGN KEY (project, env) REFERENCES sb_environments(project, name))",
+        "CREATE TABLE sb_leases (id TEXT PRIMARY KEY, project TEXT NOT NULL,"
+        " env TEXT NOT NULL, role TEXT NOT NULL, username TEXT NOT NULL,"
+        " identity_id TEXT NOT NULL, identity TEXT NOT NULL, token_accessor TEXT,"
+        " issued_at TEXT NOT NULL, expires_at TEXT NOT NULL, max_expires_at TEXT NOT NULL,"
+        " revoked_at TEXT, revoke_attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at TEXT, last_error TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX sb_leases_role ON sb_leases (project, env, role, revoked_at)",
+        "CREATE INDEX sb_leases_expiry ON sb_leases (revoked_at, expires_at)",
+        "CREATE INDEX sb_leases_token ON sb_leases (token_accessor)",
+    ]
+
+
 def schema_v11(d: Dialect) -> list[str]:
     """Schema version 11: scheduler locks (issue 12). A job (rotating what is due, reaping
     expired leases) runs on one node at a time: the node that holds its row until
@@ -207,5 +236,6 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     7: schema_v7,
     8: schema_v8,
     9: schema_v9,
+    10: schema_v10,
     11: schema_v11,
 }

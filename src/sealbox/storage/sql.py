@@ -40,6 +40,7 @@ from sealbox.storage.rows import (
     VersionRow,
 )
 from sealbox.storage.schema import MIGRATIONS, Dialect
+from sealbox.storage.sql_leases import LeaseSql
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,7 +68,7 @@ class Tx(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
 
 
-class SqlStorage:
+class SqlStorage(LeaseSql):
     """Backend-independent storage logic; subclasses supply connections and locking."""
 
     dialect: Dialect

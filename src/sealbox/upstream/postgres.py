@@ -30,7 +30,13 @@ def reason(exc: BaseException, password: SecretValue | None = None) -> str:
     """The last line of a driver error, without the password should the driver echo it."""
     # A server error's own sentence (the text after it is CONTEXT/DETAIL/HINT lines).
     primary = getattr(getattr(exc, "diag", None), "message_primary", None)
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    # NOTE: PostgreSQL's statement errors end with the statement's text and a caret
+    # ("LINE 1: …", "^"): those say nothing the first line does not (and may hold a value).
+    lines = [
+        line.strip()
+        for line in str(exc).strip().splitlines()
+        if line.strip() and line.strip() != "^" and not line.strip().startswith("LINE ")
+    ]
     # NOTE: libpq ends "connection refused" with a hint line; the reason is the line before.
     while len(lines) > 1 and lines[-1].startswith("Is the server running"):
         lines.pop()

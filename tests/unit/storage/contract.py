@@ -26,6 +26,7 @@ UNDO: dict[int, tuple[str, ...]] = {
         "ALTER TABLE sb_versions DROP COLUMN rotation_id",
         "ALTER TABLE sb_versions DROP COLUMN staged_at",
     ),
+    10: ("DROP TABLE sb_leases", "DROP TABLE sb_cred_roles"),
     11: ("DROP TABLE sb_locks",),
 }
 

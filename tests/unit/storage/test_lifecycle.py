@@ -44,6 +44,20 @@ def _downgrade_to_8(raw: Storage) -> None:
     raw._schema_ok = False  # type: ignore[attr-defined]
 
 
+def test_schema_10_migrates_from_9(store: Storage) -> None:
+    """A version 9 vault gets the credentials tables and keeps its secrets."""
+    write(store)
+    with store._tx(write=True) as tx:  # type: ignore[attr-defined]
+        undo_after(tx, 9)
+        tx.execute("UPDATE sb_settings SET value = '9' WHERE key = 'schema_version'")
+    store._schema_ok = False  # type: ignore[attr-defined]
+    with pytest.raises(NotInitialised, match="was not migrated"):
+        store.list_cred_roles()
+    assert store.migrate() == SCHEMA_VERSION - 9
+    assert store.list_cred_roles() == [] and store.list_leases() == []
+    assert store.read_version("payments", "dev", "DB", None).version == 1
+
+
 def _downgrade_to_7(raw: Storage) -> None:
     _downgrade_to_8(raw)
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]

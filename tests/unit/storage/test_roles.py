@@ -26,6 +26,8 @@ ROLES = [
     interface.AuditReader,
     interface.LockStore,
     interface.RotationStore,
+    interface.CredRoleStore,
+    interface.LeaseStore,
 ]
 
 
