@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sealbox.model import (
         CheckpointRow,
         Decision,
+        IncidentReport,
         Policy,
         Secret,
         SecretInfo,
@@ -164,6 +165,15 @@ class VaultAPI(Protocol):
     def undelete(self, ref: SecretRef) -> None: ...
     def purge(self, ref: SecretRef) -> int: ...
     def close(self) -> None: ...
+    # Embedded: the ``vault.incident`` service, called (sealbox.incident.Incident.__call__).
+    def incident(
+        self,
+        ref: SecretRef,
+        *,
+        reason: str,
+        value: SecretValue | None = None,
+        rotate: bool = False,
+    ) -> IncidentReport: ...
 
     @property
     def accounts(self) -> AccountsAPI: ...

@@ -18,71 +18,16 @@ cannot be done stops the response there and says so; what was done stays done an
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sealbox.auth.policy import Capability
 from sealbox.context import CoreService
 from sealbox.errors import InvalidInput, RotationFailed
-from sealbox.model import RotationState, SecretMeta, SecretRef, SecretValue, Stage
 
+# IncidentReport and Reader live in the model (the SDK decodes them); re-exported here.
+from sealbox.model import IncidentReport, Reader, RotationState, SecretRef, SecretValue, Stage
 
-class Reader(NamedTuple):
-    """One identity that received affected versions, from one place."""
-
-    identity: str
-    source: str
-    hostname: str | None
-    remote_addr: str | None
-    reads: int
-    first_at: str
-    last_at: str
-    versions: tuple[int, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self._asdict(), "versions": list(self.versions)}
-
-
-class IncidentReport(NamedTuple):
-    """What :meth:`Incident.assess` found (never a value)."""
-
-    ref: SecretRef
-    reason: str
-    at: datetime
-    current_version: int
-    #: (version, stage) of every version of the secret.
-    versions: tuple[tuple[int, str | None], ...]
-    #: The versions the incident is about.
-    affected: tuple[int, ...]
-    #: None: no value given; True/False: the leaked value is / is not a version of ``ref``.
-    value_matched: bool | None
-    #: Other secrets (path, version) holding the leaked value.
-    also_holding: tuple[tuple[str, int], ...]
-    readers: tuple[Reader, ...]
-    meta: SecretMeta
-    #: Whom to redeploy: the metadata's dependents, then each identity that read.
-    redeploy: tuple[str, ...]
-    #: What a response did (rotation, revoked versions, leases), one line each.
-    actions: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "secret": self.ref.path,
-            "reason": self.reason,
-            "at": self.at.isoformat(),
-            "current_version": self.current_version,
-            "versions": [{"version": v, "stage": s} for v, s in self.versions],
-            "affected_versions": list(self.affected),
-            "value_matched": self.value_matched,
-            "also_holding": [{"secret": p, "version": v} for p, v in self.also_holding],
-            "readers": [r.to_json() for r in self.readers],
-            "owner": self.meta.owner,
-            "contact": self.meta.contact,
-            "upstream": self.meta.upstream,
-            "depends_on": list(self.meta.depends_on),
-            "redeploy": list(self.redeploy),
-            "actions": list(self.actions),
-        }
+__all__ = ["Incident", "IncidentReport", "Reader"]
 
 
 def _readers(events: list[dict[str, Any]], path: str | None) -> tuple[Reader, ...]:
@@ -115,6 +60,20 @@ class Incident(CoreService):
     """The incident view and response for one caller (admin on the secret and sys/audit)."""
 
     __slots__ = ()
+
+    def __call__(
+        self,
+        ref: SecretRef,
+        *,
+        reason: str,
+        value: SecretValue | None = None,
+        rotate: bool = False,
+    ) -> IncidentReport:
+        """:meth:`respond` with ``rotate``, else :meth:`assess`: the call shape of the
+        SDK's ``Client.incident``, so a command makes one call in either mode."""
+        if rotate:
+            return self.respond(ref, reason=reason, value=value)
+        return self.assess(ref, reason=reason, value=value)
 
     def assess(
         self, ref: SecretRef, *, reason: str, value: SecretValue | None = None
@@ -176,6 +135,10 @@ class Incident(CoreService):
 
         rotations = RotationOps(self._state, self._caller)
         if rotations.config(ref) is None:
+            # Denied or missing before "not configured": a caller without admin learns
+            # nothing more, and a missing secret is a 404 like everywhere else.
+            self._authorize(Capability.ADMIN, ref.path, "incident.respond")
+            self._storage.get_secret(ref.project, ref.env, ref.name)
             raise InvalidInput(
                 f"{ref} has no rotation configured, so it cannot be rotated now",
                 hint="configure its rotation (or write a new value), then respond again",

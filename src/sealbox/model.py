@@ -482,3 +482,64 @@ class DueOutcome(NamedTuple):
             "rotation": self.rotation.to_json() if self.rotation else None,
             "skipped": self.skipped or None,
         }
+
+
+class Reader(NamedTuple):
+    """One identity that received affected versions, from one place."""
+
+    identity: str
+    source: str
+    hostname: str | None
+    remote_addr: str | None
+    reads: int
+    first_at: str
+    last_at: str
+    versions: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self._asdict(), "versions": list(self.versions)}
+
+
+class IncidentReport(NamedTuple):
+    """What ``vault.incident`` (:mod:`sealbox.incident`) found (never a value)."""
+
+    ref: SecretRef
+    reason: str
+    at: datetime
+    current_version: int
+    #: (version, stage) of every version of the secret.
+    versions: tuple[tuple[int, str | None], ...]
+    #: The versions the incident is about.
+    affected: tuple[int, ...]
+    #: None: no value given; True/False: the leaked value is / is not a version of ``ref``.
+    value_matched: bool | None
+    #: Other secrets (path, version) holding the leaked value.
+    also_holding: tuple[tuple[str, int], ...]
+    readers: tuple[Reader, ...]
+    meta: SecretMeta
+    #: Whom to redeploy: the metadata's dependents, then each identity that read.
+    redeploy: tuple[str, ...]
+    #: What a response did (rotation, revoked versions, leases), one line each.
+    actions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "secret": self.ref.path,
+            "reason": self.reason,
+            "at": self.at.isoformat(),
+            "current_version": self.current_version,
+            "versions": [{"version": v, "stage": s} for v, s in self.versions],
+            "affected_versions": list(self.affected),
+            "value_matched": self.value_matched,
+            "also_holding": [{"secret": p, "version": v} for p, v in self.also_holding],
+            "readers": [r.to_json() for r in self.readers],
+            "owner": self.meta.owner,
+            "contact": self.meta.contact,
+            "upstream": self.meta.upstream,
+            "classification": (
+                self.meta.classification.value if self.meta.classification else None
+            ),
+            "depends_on": list(self.meta.depends_on),
+            "redeploy": list(self.redeploy),
+            "actions": list(self.actions),
+        }

@@ -119,14 +119,6 @@ def test_bad_input_is_refused(keyfile_vault: Path, cli: Cli) -> None:
     assert cli("incident", "payments/prod/STRIPE_KEY").status == 2  # --reason is required
 
 
-def test_remote_mode_is_refused_rather_than_answered_locally(
-    keyfile_vault: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SEALBOX_ADDR", "http://127.0.0.1:1")
-    r = cli("incident", "payments/prod/STRIPE_KEY", "--reason", "x")
-    assert r.status == 2 and "embedded vault only" in r.err
-
-
 def test_rotate_rotates_now_and_revokes_every_older_version(keyfile_vault: Path, cli: Cli) -> None:
     _setup(cli)
     assert (

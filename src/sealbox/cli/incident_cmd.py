@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from sealbox.cli.audit_cmds import _read_stdin_value
-from sealbox.cli.common import emit_json, info, json_option, secret_ref, table, tty_prompt
+from sealbox.cli.common import emit_json, info, json_option, open_vault, secret_ref, table
 from sealbox.errors import InvalidInput
 
 
@@ -40,17 +40,11 @@ def incident(path: str, reason: str, value_src: str | None, rotate: bool, as_jso
         raise InvalidInput("--reason must say why (a ticket, what was seen)")
     ref = secret_ref(path, None, None)
     value = SecretValue(_read_stdin_value(False)) if value_src is not None else None
-    from sealbox.factory import open_vault
-
-    # NOTE: embedded only for now (the HTTP API has no incident route): in remote mode
-    # this refuses, saying so, rather than answer from a local vault.
-    vault = open_vault(source="cli", prompt=tty_prompt())
+    # The embedded vault, or the server's in remote mode (SEALBOX_ADDR): `vault.incident`
+    # and `Client.incident` take the same call, so one command serves both.
+    vault = open_vault()
     try:
-        service = vault.incident
-        if rotate:
-            report = service.respond(ref, reason=reason, value=value)
-        else:
-            report = service.assess(ref, reason=reason, value=value)
+        report = vault.incident(ref, reason=reason, value=value, rotate=rotate)
     finally:
         vault.close()
     if as_json:

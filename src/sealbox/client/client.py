@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from sealbox.client.leases import RemoteLeases
     from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
+    from sealbox.model import IncidentReport
 
 
 def _log() -> Any:
@@ -615,6 +616,27 @@ class Client:
         from sealbox.client.rotations import RemoteRotations
 
         return RemoteRotations(self)
+
+    def incident(
+        self,
+        ref: SecretRef,
+        *,
+        reason: str,
+        value: SecretValue | None = None,
+        rotate: bool = False,
+    ) -> IncidentReport:
+        """A suspected leak of ``ref`` (``POST /v1/incident``): who received it (or the exact
+        leaked ``value``, compared and hashed by the server, never answered), who else holds
+        the value, whom to tell and redeploy; ``rotate``: then rotate now and revoke every
+        older version. The call shape of the embedded ``vault.incident``."""
+        from sealbox.wire import incident as wire_incident
+
+        body: dict[str, Any] = {"path": ref.path, "reason": reason, "rotate": rotate}
+        if value is not None:
+            body["value"] = value.reveal()
+        data = self._call("POST", "/v1/incident", body=body)
+        with reading(self.address, "incident"):
+            return wire_incident.decode_report(data)
 
     @property
     def leases(self) -> RemoteLeases:

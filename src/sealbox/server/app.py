@@ -27,6 +27,7 @@ from sealbox.server import (
     routes_audit,
     routes_auth,
     routes_creds,
+    routes_incident,
     routes_kv,
     routes_native,
     routes_rotation,
@@ -62,6 +63,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_audit.ROUTES,
         *routes_rotation.ROUTES,
         *routes_creds.ROUTES,
+        *routes_incident.ROUTES,
         *routes_kv.ROUTES,
     ]
 

@@ -501,6 +501,40 @@ ROTATION_CONFIG = resp(
     {"path": S, "method": S, "options": ANY, "grace_seconds": I, "window": NS},
     ["path", "method"],
 )
+INCIDENT_REPORT = resp(
+    {
+        "secret": S,
+        "reason": S,
+        "at": TIME,
+        "current_version": I,
+        "versions": {"type": "array", "items": resp({"version": I, "stage": NS})},
+        "affected_versions": {"type": "array", "items": I},
+        "value_matched": {"type": ["boolean", "null"]},
+        "also_holding": {"type": "array", "items": resp({"secret": S, "version": I})},
+        "readers": {
+            "type": "array",
+            "items": resp(
+                {
+                    "identity": S,
+                    "source": S,
+                    "hostname": NS,
+                    "remote_addr": NS,
+                    "reads": I,
+                    "first_at": S,
+                    "last_at": S,
+                    "versions": {"type": "array", "items": I},
+                }
+            ),
+        },
+        "owner": NS,
+        "contact": NS,
+        "upstream": NS,
+        "classification": NS,
+        "depends_on": SL,
+        "redeploy": SL,
+        "actions": SL,
+    }
+)
 SECRET = "/v1/secrets/{project}/{env}/{name}"  # noqa: S105 - a path template
 KV = "vault-kv-v2"
 KV_PATH = "/{path:path}"
@@ -974,6 +1008,24 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="rotation",
         body=EMPTY,
         response=ROTATION_RECORD,
+    ),
+    # -- incident -----------------------------------------------------------------------------
+    ("/v1/incident", "POST"): Op(
+        "A suspected leak of one secret: who received it (or an exact leaked value), who else"
+        " holds the value, whom to tell and redeploy; `rotate`: then rotate now and revoke"
+        " every older version (admin on the secret and on sys/audit)",
+        tag="incident",
+        body=body(
+            {
+                "path": SECRET_PATH,
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+                # compared and hashed only, never stored, echoed or logged
+                "value": {"type": "string", "minLength": 1},
+                "rotate": B,
+            },
+            ["path", "reason"],
+        ),
+        response=INCIDENT_REPORT,
     ),
     # -- operations ---------------------------------------------------------------------------
     ("/v1/sys/health", "GET"): Op(

@@ -63,6 +63,7 @@ RESERVED_MOUNTS = frozenset(
         "events",
         "audit",
         "rotation",
+        "incident",
         "openapi.json",
     }
 )

@@ -279,3 +279,22 @@ def test_the_cli_defines_roles_in_remote_mode(
     assert cli("creds", "role", "delete", "payments/prod/db-remote").status == 0
     listing = cli("creds", "role", "list")
     assert listing.status != 0 and "unset SEALBOX_ADDR" in listing.err
+
+
+def test_an_incident_through_the_sdk_revokes_the_leases_of_its_admin_login(
+    live: Live, cluster: Cluster
+) -> None:
+    """``client.incident(ADMIN, rotate=True)`` (POST /v1/incident): the users made with the
+    leaked admin login's authority are dropped on the server, then the login is rotated."""
+    from sealbox.client import Client
+
+    admin = SecretRef("payments", "prod", "PG_ADMIN_URL")
+    with Client(live.url, token=live.token) as client:
+        issued = [client.leases.issue(ROLE) for _ in range(2)]
+        assert all(can_login(cluster, c.username, c.password.reveal()) for c in issued)
+        client.rotations.configure(admin, "random")
+        report = client.incident(admin, reason="INC-9", rotate=True)
+        assert f"revoked 2 lease(s) of {ROLE}" in report.actions
+        assert report.actions[-1] == "revoked versions 1"
+        assert not any(can_login(cluster, c.username, c.password.reveal()) for c in issued)
+        assert all(client.leases.get_lease(c.lease_id).state == "revoked" for c in issued)
