@@ -246,15 +246,32 @@ class Secret(NamedTuple):
 META_FIELDS = frozenset(SecretMeta._fields)
 
 
+#: The longest duration anything takes (a TTL, a grace window, an offset): 100 years.
+#: Past it a number is a mistake, and Python's timedelta overflows not far beyond.
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
+
+def seconds_span(seconds: int, what: str) -> timedelta:
+    """``seconds`` (0 to :data:`MAX_DURATION_SECONDS`) as a timedelta; InvalidInput naming
+    ``what`` otherwise."""
+    if not 0 <= seconds <= MAX_DURATION_SECONDS:
+        raise InvalidInput(f"{what} must be 0 to {MAX_DURATION_SECONDS} seconds (100 years)")
+    return timedelta(seconds=seconds)
+
+
 def parse_duration(text: str) -> timedelta:
     """``90d``, ``8h``, ``30m``, ``45s`` or ``2w``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     text = text.strip().lower()
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise InvalidInput(f"invalid duration {text!r}: use a number and s, m, h, d or w (e.g. 8h)")
+        raise InvalidInput(
+            f"invalid duration {text[:40]!r}: use a number and s, m, h, d or w (e.g. 8h)"
+        )
     seconds = int(text[:-1]) * units[text[-1]]
     if seconds <= 0:
         raise InvalidInput("a duration must be positive")
+    if seconds > MAX_DURATION_SECONDS:
+        raise InvalidInput("a duration must be at most 100 years")
     return timedelta(seconds=seconds)
 
 

@@ -50,6 +50,11 @@ STATE_DEPENDENT_400 = (
         for method in ("POST", "PUT")
     ),
     ("PUT", "/v1/sys/leases/renew", "a renewal within the lease's max TTL"),
+    (
+        "GET",
+        "/v1/secrets/{project}/{env}/{name}",
+        "version and stage are exclusive (OpenAPI cannot say two parameters exclude each other)",
+    ),
 )
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from sealbox.creds.templates import split_statements
 from sealbox.errors import InvalidInput, UpstreamError
-from sealbox.model import parse_duration
+from sealbox.model import parse_duration, seconds_span
 from sealbox.server.http import (
     caller,
     json_body,
@@ -69,7 +69,7 @@ def _increment(value: Any) -> timedelta | None:
         seconds = int(value)
         if seconds <= 0:
             raise InvalidInput("field 'increment' must be positive")
-        return timedelta(seconds=seconds)
+        return seconds_span(seconds, "field 'increment'")
     if isinstance(value, str):
         return parse_duration(value)
     raise InvalidInput("field 'increment' must be seconds or a duration such as 1h")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.errors import InvalidInput
-from sealbox.model import SecretRef
+from sealbox.model import SecretRef, seconds_span
 from sealbox.server.http import (
     caller,
     json_body,
@@ -44,9 +44,7 @@ def _seconds(body: dict[str, Any], key: str, default: int) -> timedelta:
     value = opt_int(body, key)
     if value is None:
         return timedelta(seconds=default)
-    if value < 0:
-        raise InvalidInput(f"field {key!r} must not be negative")
-    return timedelta(seconds=value)
+    return seconds_span(value, f"field {key!r}")
 
 
 def _options(body: dict[str, Any]) -> dict[str, str]:
