@@ -41,6 +41,7 @@ class Ctx:
         self.options = options
         self.dry_run = False
         self.current: SecretValue | None = current
+        self.previous: SecretValue | None = None
         self.pending_value: SecretValue | None = None
         self.state: MutableMapping[str, str] = {}
         self._admin = admin
