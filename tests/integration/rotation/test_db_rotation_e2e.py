@@ -1,0 +1,152 @@
+"""The postgres rotator through the real engine and the CLI, against a throw-away scram
+PostgreSQL cluster: the old password is refused after ``sealbox rotate``, ``--stage
+previous`` reads it within grace, ``--dry-run`` changes nothing, an unreachable server
+leaves the rotation pending (exit 11) and ``rotation resume`` completes it once the server
+is back (the old error no longer shown), and cancelling an alternating rotation after set
+gives the idle login its previous password back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from tests.cli_harness import Cli
+from tests.upstream_servers import Cluster, _as_owner, postgres_bin, scram_cluster
+
+pytestmark = pytest.mark.integration
+
+EXIT_UPSTREAM = 11
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    with scram_cluster() as c:
+        yield c
+
+
+def works(cluster: Cluster, user: str, password: str) -> bool:
+    try:
+        with psycopg.connect(cluster.dsn(user, password), connect_timeout=5):
+            return True
+    except psycopg.OperationalError as exc:
+        assert "password authentication failed" in str(exc)
+        return False
+
+
+def make_role(cluster: Cluster, password: str) -> str:
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    return role
+
+
+def pg_ctl(cluster: Cluster, action: str) -> None:
+    root = cluster.data.parent
+    subprocess.run(
+        _as_owner(
+            [
+                postgres_bin("pg_ctl"), "-D", str(cluster.data), "-l", str(root / "log"), "-w",
+                "-o", f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-m", "fast", action,
+            ]
+        ),
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def configure(cli: Cli, cluster: Cluster, role: str, *extra: str) -> None:
+    assert cli("secret", "set", "PG_ADMIN", stdin=cluster.url()).status == 0
+    r = cli(
+        "rotation", "configure", "DB", "--method", "postgres",
+        "--option", "admin=payments/dev/PG_ADMIN", "--option", f"username={role}",
+        "--option", "timeout=2", "--grace", "1h", *extra,
+    )  # fmt: skip
+    assert r.status == 0, r.err
+
+
+def get(cli: Cli, *args: str) -> str:
+    r = cli("secret", "get", "DB", *args)
+    assert r.status == 0, r.err
+    return r.out.rstrip("\n")
+
+
+def test_single_user_rotate_then_the_old_password_is_refused(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    role = make_role(cluster, "old-app-password-1")
+    assert cli("secret", "set", "DB", stdin="old-app-password-1").status == 0
+    configure(cli, cluster, role)
+    r = cli("rotate", "DB", "--dry-run", "--json")
+    assert r.status == 0, r.err
+    report = json.loads(r.out)
+    assert (report["state"], report["test"]) == ("rehearsed", "passed")
+    assert get(cli) == "old-app-password-1"
+    assert works(cluster, role, "old-app-password-1")  # undone upstream
+    r = cli("rotate", "DB", "--json")
+    assert r.status == 0, r.err
+    new = get(cli)
+    assert new != "old-app-password-1" and new not in r.out + r.err
+    assert works(cluster, role, new)
+    assert not works(cluster, role, "old-app-password-1")
+    assert get(cli, "--stage", "previous") == "old-app-password-1"
+    history = json.loads(cli("secret", "history", "DB", "--json").out)
+    stages = sorted((v["version"], v["stage"]) for v in history)
+    assert stages == [(1, "previous"), (2, None), (3, "current")]  # 2: the rehearsal's
+
+
+def test_unreachable_server_leaves_it_pending_and_resume_completes(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    role = make_role(cluster, "old-app-password-2")
+    assert cli("secret", "set", "DB", stdin="old-app-password-2").status == 0
+    configure(cli, cluster, role)
+    pg_ctl(cluster, "stop")
+    r = cli("rotate", "DB", "--json")
+    assert r.status == EXIT_UPSTREAM, r.err
+    stuck = json.loads(r.out)
+    assert stuck["state"] == "pending" and stuck["error"]
+    assert get(cli) == "old-app-password-2"
+    pg_ctl(cluster, "start")
+    assert works(cluster, role, "old-app-password-2")  # set never reached the server
+    r = cli("rotation", "resume", stuck["id"], "--json")
+    assert r.status == 0, r.err
+    done = json.loads(r.out)
+    assert done["state"] == "succeeded" and not done["error"]  # the old error is history
+    assert any("earlier error" in n for n in done["notes"])
+    assert works(cluster, role, get(cli))
+    assert not works(cluster, role, "old-app-password-2")
+
+
+def test_alternating_cancel_after_set_restores_the_previous_password(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    role = make_role(cluster, "old-app-password-3")
+    assert cli("secret", "set", "DB", stdin=cluster.url(role, "old-app-password-3")).status == 0
+    configure(cli, cluster, role, "--option", "strategy=alternating")
+    assert cli("rotate", "DB").status == 0  # the clone takes the new password
+    assert cli("rotate", "DB").status == 0  # the role takes one: previous is the clone's
+    previous = psycopg.conninfo.conninfo_to_dict(get(cli, "--stage", "previous"))
+    assert previous["user"] == f"{role}_clone"
+    assert works(cluster, f"{role}_clone", str(previous["password"]))
+    # A third rotation, cancelled after set: the clone's password is the previous one again.
+    pg_ctl(cluster, "stop")
+    r = cli("rotate", "DB", "--json")
+    assert r.status == EXIT_UPSTREAM
+    pg_ctl(cluster, "start")
+    r = cli("rotation", "cancel", "DB", "--json")
+    assert r.status == 0, r.err
+    cancelled = json.loads(r.out)
+    assert cancelled["state"] == "cancelled" and not cancelled["error"]
+    assert works(cluster, f"{role}_clone", str(previous["password"]))
+    current = psycopg.conninfo.conninfo_to_dict(get(cli))
+    assert works(cluster, str(current["user"]), str(current["password"]))
