@@ -150,3 +150,80 @@ def test_alternating_cancel_after_set_restores_the_previous_password(
     assert works(cluster, f"{role}_clone", str(previous["password"]))
     current = psycopg.conninfo.conninfo_to_dict(get(cli))
     assert works(cluster, str(current["user"]), str(current["password"]))
+
+
+def test_a_failing_test_promotes_nothing_and_cancel_restores_upstream(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    from tests.upstream_servers import _free_port
+
+    role = make_role(cluster, "old-app-password-4")
+    assert cli("secret", "set", "DB", stdin="old-app-password-4").status == 0
+    # Applications connect elsewhere (option port), where nothing listens: test fails.
+    configure(cli, cluster, role, "--option", f"port={_free_port()}")
+    r = cli("rotate", "DB", "--json")
+    assert r.status == 12, r.err
+    failed = json.loads(r.out)
+    assert (failed["state"], failed["test"]) == ("failed", "failed")
+    assert "does not log in" in failed["error"]
+    assert get(cli) == "old-app-password-4"  # nothing promoted
+    assert not works(cluster, role, "old-app-password-4")  # set ran upstream
+    r = cli("rotation", "cancel", "DB", "--json")
+    assert r.status == 0, r.err
+    assert not json.loads(r.out)["error"]
+    assert works(cluster, role, "old-app-password-4")  # undo put the current one back
+    assert cli("secret", "get", "DB", "--stage", "pending").status == 3
+
+
+def test_killed_inside_set_then_resume_agrees_with_the_database(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    """SIGKILL a ``sealbox rotate`` whose ALTER ROLE waits on a lock the test holds on the
+    role, then ``rotation resume``: one new version, and it is what the database takes."""
+    import os
+    import shutil
+    import signal
+    import sys
+    import time
+
+    role = make_role(cluster, "old-app-password-5")
+    assert cli("secret", "set", "DB", stdin="old-app-password-5").status == 0
+    configure(cli, cluster, role)
+    cli("rotation", "configure", "DB", "--method", "postgres",
+        "--option", "admin=payments/dev/PG_ADMIN", "--option", f"username={role}",
+        "--option", "timeout=60")  # fmt: skip
+    exe = shutil.which("sealbox", path=os.path.dirname(sys.executable))
+    assert exe is not None
+    holder = psycopg.connect(cluster.dsn())  # a transaction holding the role's row
+    holder.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 50").format(sql.Identifier(role)))
+    proc = subprocess.Popen([exe, "rotate", "DB"], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(cluster.dsn(), autocommit=True) as watch:
+            while True:
+                row = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query ILIKE 'ALTER ROLE%'"
+                ).fetchone()
+                if row and row[0]:
+                    break
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the rotation never reached set"
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        holder.rollback()
+        holder.close()
+    [stuck] = [
+        x for x in json.loads(cli("rotation", "status", "--json").out) if x["state"] == "running"
+    ]
+    assert stuck["step"] == "set"
+    r = cli("rotation", "resume", "DB", "--json")
+    assert r.status == 0, r.err
+    assert json.loads(r.out)["id"] == stuck["id"]
+    history = json.loads(cli("secret", "history", "DB", "--json").out)
+    assert sorted((v["version"], v["stage"]) for v in history) == [(1, "previous"), (2, "current")]
+    assert works(cluster, role, get(cli))
+    assert not works(cluster, role, "old-app-password-5")
