@@ -2,8 +2,10 @@
 PostgreSQL cluster: the old password is refused after ``sealbox rotate``, ``--stage
 previous`` reads it within grace, ``--dry-run`` changes nothing, an unreachable server
 leaves the rotation pending (exit 11) and ``rotation resume`` completes it once the server
-is back (the old error no longer shown), and cancelling an alternating rotation after set
-gives the idle login its previous password back."""
+is back (the old error no longer shown), a failing test promotes nothing, SIGKILL inside set
+then resume agrees with the database, cancelling an alternating rotation after set
+gives the idle login its previous password back; the mysql rotator on MariaDB likewise;
+and the same through the HTTP API and the SDK."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ import psycopg
 import pytest
 from psycopg import sql
 from tests.cli_harness import Cli
-from tests.upstream_servers import Cluster, _as_owner, postgres_bin, scram_cluster
+from tests.integration.rotation.test_mysql_rotator import Server
+from tests.upstream_servers import (
+    Cluster,
+    _as_owner,
+    mariadb_database,
+    postgres_bin,
+    scram_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +37,17 @@ EXIT_UPSTREAM = 11
 def cluster() -> Iterator[Cluster]:
     with scram_cluster() as c:
         yield c
+
+
+@pytest.fixture
+def maria() -> Iterator[Server]:
+    with mariadb_database() as db:
+        s = Server(db)
+        try:
+            yield s
+        finally:
+            for user, host in s.users:
+                s.run("DROP USER IF EXISTS %s@%s", (user, host))
 
 
 def works(cluster: Cluster, user: str, password: str) -> bool:
@@ -227,3 +247,44 @@ def test_killed_inside_set_then_resume_agrees_with_the_database(
     assert sorted((v["version"], v["stage"]) for v in history) == [(1, "previous"), (2, "current")]
     assert works(cluster, role, get(cli))
     assert not works(cluster, role, "old-app-password-5")
+
+
+def test_mariadb_rotate_dry_run_alternating_and_cancel(
+    keyfile_vault: Path, cli: Cli, maria: Server
+) -> None:
+    user = maria.account(f"app_{uuid.uuid4().hex[:6]}", "old-app-password-6")
+    admin = f"mysql://root:@127.0.0.1:3306/{maria.db}"
+    assert cli("secret", "set", "MY_ADMIN", stdin=admin).status == 0
+    assert cli("secret", "set", "DB", stdin="old-app-password-6").status == 0
+    r = cli("rotation", "configure", "DB", "--method", "mysql",
+            "--option", "admin=payments/dev/MY_ADMIN", "--option", f"username={user}")  # fmt: skip
+    assert r.status == 0, r.err
+    assert cli("rotate", "DB", "--dry-run").status == 0
+    assert maria.works(user, "old-app-password-6") and get(cli) == "old-app-password-6"
+    r = cli("rotate", "DB")
+    assert r.status == 0, r.err
+    assert maria.works(user, get(cli)) and not maria.works(user, "old-app-password-6")
+    assert get(cli, "--stage", "previous") == "old-app-password-6"
+    # Alternating on a second secret: the old login keeps working until the next rotation.
+    url = f"mysql://{user}:{get(cli)}@127.0.0.1:3306/{maria.db}"
+    assert cli("secret", "set", "ALT", stdin=url).status == 0
+    r = cli("rotation", "configure", "ALT", "--method", "mysql", "--option", "strategy=alternating",
+            "--option", "admin=payments/dev/MY_ADMIN", "--option", f"username={user}")  # fmt: skip
+    assert r.status == 0, r.err
+    assert cli("rotate", "ALT").status == 0
+    assert maria.works(user, get(cli))  # the original's password is untouched
+    first = cli("secret", "get", "ALT").out.strip()
+    assert cli("rotate", "ALT").status == 0  # the original takes a new password now
+    from urllib.parse import unquote, urlsplit
+
+    old = urlsplit(first)
+    assert old.username == f"{user}_clone"
+    assert maria.works(str(old.username), unquote(old.password or ""))  # previous still works
+    # A cancelled third rotation (after its set) gives the clone the previous password back.
+    r = cli("rotation", "configure", "ALT", "--method", "mysql", "--option", "strategy=alternating",
+            "--option", "admin=payments/dev/MY_ADMIN", "--option", f"username={user}",
+            "--option", "port=1")  # fmt: skip
+    assert r.status == 0, r.err
+    assert cli("rotate", "ALT").status == 12  # test cannot log in on port 1
+    assert cli("rotation", "cancel", "ALT").status == 0
+    assert maria.works(str(old.username), unquote(old.password or ""))
