@@ -41,6 +41,13 @@ class RemoteRotations:
         with reading(self._client.address, what):
             return wire.decode_rotation(data)
 
+    def _ran(self, data: Any, what: str) -> RotationInfo:
+        """A rotation this client ran: its secret's current version may have changed, so
+        this client's cached reads of it go (as after its own ``set``)."""
+        info = self._rotation(data, what)
+        self._client.invalidate(info.ref.project, info.ref.env, info.ref.name)
+        return info
+
     def configure(
         self,
         ref: SecretRef,
@@ -83,19 +90,19 @@ class RemoteRotations:
         if rotation_id is not None:
             body["rotation_id"] = rotation_id
         data = self._client._call("POST", _secret(ref, "rotate"), body=body)
-        return self._rotation(data, "rotate")
+        return self._ran(data, "rotate")
 
     def resume(self, target: str | SecretRef) -> RotationInfo:
         path = (
             _secret(target, "resume") if isinstance(target, SecretRef) else _run(target, "resume")
         )
-        return self._rotation(self._client._call("POST", path, body={}), "rotation resume")
+        return self._ran(self._client._call("POST", path, body={}), "rotation resume")
 
     def cancel(self, target: str | SecretRef) -> RotationInfo:
         path = (
             _secret(target, "cancel") if isinstance(target, SecretRef) else _run(target, "cancel")
         )
-        return self._rotation(self._client._call("POST", path, body={}), "rotation cancel")
+        return self._ran(self._client._call("POST", path, body={}), "rotation cancel")
 
     def get(self, rotation_id: str) -> RotationInfo:
         return self._rotation(self._client._call("GET", _run(rotation_id)), "rotation")
@@ -113,6 +120,7 @@ class RemoteRotations:
 
     def revoke(self, ref: SecretRef, version: int) -> None:
         self._client._call("POST", _secret(ref, "revoke"), body={"version": version})
+        self._client.invalidate(ref.project, ref.env, ref.name)
 
     def rotate_due(
         self, *, limit: int | None = None, now: datetime | None = None
@@ -122,7 +130,10 @@ class RemoteRotations:
         body = {"limit": limit} if limit is not None else {}
         data = self._client._call("POST", "/v1/rotation/due", body=body)
         with reading(self._client.address, "rotate due"):
-            return wire.decode_outcomes(data)
+            outcomes = wire.decode_outcomes(data)
+        for outcome in outcomes:
+            self._client.invalidate(outcome.ref.project, outcome.ref.env, outcome.ref.name)
+        return outcomes
 
     def due(self, now: datetime | None = None) -> list[DueRotation]:
         if now is not None:

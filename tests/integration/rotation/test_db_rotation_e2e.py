@@ -288,3 +288,37 @@ def test_mariadb_rotate_dry_run_alternating_and_cancel(
     assert cli("rotate", "ALT").status == 12  # test cannot log in on port 1
     assert cli("rotation", "cancel", "ALT").status == 0
     assert maria.works(str(old.username), unquote(old.password or ""))
+
+
+def test_through_the_http_api_and_the_sdk(tmp_path: Path, cluster: Cluster) -> None:
+    from tests.unit.client.live import live_server
+
+    from sealbox.client import Client
+    from sealbox.model import RotationState, SecretRef, SecretValue
+
+    role = make_role(cluster, "old-app-password-7")
+    ref = SecretRef("payments", "prod", "DB")
+    with live_server(tmp_path) as live:
+        client = Client(live.url, live.token)
+        try:
+            client.create_project("payments")
+            client.set(SecretRef("payments", "prod", "PG_ADMIN"), SecretValue(cluster.url()))
+            client.set(ref, SecretValue("old-app-password-7"))
+            options = {"admin": "payments/prod/PG_ADMIN", "username": role, "timeout": "2"}
+            client.rotations.configure(ref, "postgres", options=options)
+            rehearsal = client.rotations.start(ref, dry_run=True)
+            assert (rehearsal.state, rehearsal.tested) == (RotationState.REHEARSED, "passed")
+            assert works(cluster, role, "old-app-password-7")
+            pg_ctl(cluster, "stop")
+            stuck = client.rotations.start(ref)
+            assert stuck.state == RotationState.PENDING and stuck.error
+            assert client.get(ref).value.reveal() == "old-app-password-7"
+            pg_ctl(cluster, "start")
+            done = client.rotations.resume(stuck.id)
+            assert done.state == RotationState.SUCCEEDED and done.error == ""
+            assert client.rotations.get(stuck.id).error == ""
+            new = client.get(ref).value.reveal()
+            assert works(cluster, role, new) and not works(cluster, role, "old-app-password-7")
+            assert client.get(ref, stage="previous").value.reveal() == "old-app-password-7"
+        finally:
+            client.close()
