@@ -322,3 +322,27 @@ def test_through_the_http_api_and_the_sdk(tmp_path: Path, cluster: Cluster) -> N
             assert client.get(ref, stage="previous").value.reveal() == "old-app-password-7"
         finally:
             client.close()
+
+
+def test_alternating_cancel_never_puts_back_a_revoked_previous_password(
+    keyfile_vault: Path, cli: Cli, cluster: Cluster
+) -> None:
+    role = make_role(cluster, "old-app-password-8")
+    assert cli("secret", "set", "DB", stdin=cluster.url(role, "old-app-password-8")).status == 0
+    configure(cli, cluster, role, "--option", "strategy=alternating")
+    assert cli("rotate", "DB").status == 0
+    assert cli("rotate", "DB").status == 0
+    leaked = psycopg.conninfo.conninfo_to_dict(get(cli, "--stage", "previous"))
+    history = json.loads(cli("secret", "history", "DB", "--json").out)
+    [version] = [v["version"] for v in history if v["stage"] == "previous"]
+    assert cli("rotation", "revoke", "DB", str(version)).status == 0
+    pg_ctl(cluster, "stop")
+    assert cli("rotate", "DB").status == EXIT_UPSTREAM
+    pg_ctl(cluster, "start")
+    assert works(cluster, str(leaked["user"]), str(leaked["password"]))  # until the cancel
+    r = cli("rotation", "cancel", "DB", "--json")
+    assert r.status == 0, r.err
+    assert any("nobody" in n for n in json.loads(r.out)["notes"])
+    assert not works(cluster, str(leaked["user"]), str(leaked["password"]))
+    current = psycopg.conninfo.conninfo_to_dict(get(cli))
+    assert works(cluster, str(current["user"]), str(current["password"]))
