@@ -39,14 +39,15 @@ class RemoteRotations:
 
     def _rotation(self, data: Any, what: str) -> RotationInfo:
         with reading(self._client.address, what):
-            return wire.decode_rotation(data)
+            found = wire.decode_rotation(data)
+        self._changed(found.ref)
+        return found
 
-    def _ran(self, data: Any, what: str) -> RotationInfo:
-        """A rotation this client ran: its secret's current version may have changed, so
-        this client's cached reads of it go (as after its own ``set``)."""
-        info = self._rotation(data, what)
-        self._client.invalidate(info.ref.project, info.ref.env, info.ref.name)
-        return info
+    def _changed(self, ref: SecretRef) -> None:
+        # NOTE: a rotation may have promoted a new current version: this client's cached
+        # reads of the secret (and its environment's resolves) would answer with the old
+        # one, as they do after a write made through this client.
+        self._client.invalidate(ref.project, ref.env, ref.name)
 
     def configure(
         self,
@@ -90,19 +91,19 @@ class RemoteRotations:
         if rotation_id is not None:
             body["rotation_id"] = rotation_id
         data = self._client._call("POST", _secret(ref, "rotate"), body=body)
-        return self._ran(data, "rotate")
+        return self._rotation(data, "rotate")
 
     def resume(self, target: str | SecretRef) -> RotationInfo:
         path = (
             _secret(target, "resume") if isinstance(target, SecretRef) else _run(target, "resume")
         )
-        return self._ran(self._client._call("POST", path, body={}), "rotation resume")
+        return self._rotation(self._client._call("POST", path, body={}), "rotation resume")
 
     def cancel(self, target: str | SecretRef) -> RotationInfo:
         path = (
             _secret(target, "cancel") if isinstance(target, SecretRef) else _run(target, "cancel")
         )
-        return self._ran(self._client._call("POST", path, body={}), "rotation cancel")
+        return self._rotation(self._client._call("POST", path, body={}), "rotation cancel")
 
     def get(self, rotation_id: str) -> RotationInfo:
         return self._rotation(self._client._call("GET", _run(rotation_id)), "rotation")
@@ -119,8 +120,13 @@ class RemoteRotations:
             return wire.decode_rotations(data)[:limit]
 
     def revoke(self, ref: SecretRef, version: int) -> None:
-        self._client._call("POST", _secret(ref, "revoke"), body={"version": version})
-        self._client.invalidate(ref.project, ref.env, ref.name)
+        try:
+            self._client._call("POST", _secret(ref, "revoke"), body={"version": version})
+        finally:
+            # NOTE: copies of the revoked value may sit under any cache key (a read by its
+            # number, a current read or a resolve from before the rotation), in memory and
+            # on disk: none may be served again, so every copy goes. Revocations are rare.
+            self._client.wipe_offline_cache()
 
     def rotate_due(
         self, *, limit: int | None = None, now: datetime | None = None
@@ -132,7 +138,7 @@ class RemoteRotations:
         with reading(self._client.address, "rotate due"):
             outcomes = wire.decode_outcomes(data)
         for outcome in outcomes:
-            self._client.invalidate(outcome.ref.project, outcome.ref.env, outcome.ref.name)
+            self._changed(outcome.ref)
         return outcomes
 
     def due(self, now: datetime | None = None) -> list[DueRotation]:
