@@ -129,6 +129,7 @@ class _StepContext:
         self._state = state
         self.notes: list[str] = []
         self._current: SecretValue | None = None
+        self._previous: tuple[SecretValue | None] | None = None
         self._pending: SecretValue | None = None
 
     @property
@@ -152,6 +153,12 @@ class _StepContext:
         if self._current is None and self._row.from_version:
             self._current = self._ops._value_of(self.ref, self._row.from_version)
         return self._current
+
+    @property
+    def previous(self) -> SecretValue | None:
+        if self._previous is None:
+            self._previous = (self._ops._previous_of(self.ref, self._row.from_version),)
+        return self._previous[0]
 
     @property
     def pending(self) -> SecretValue:
@@ -626,6 +633,11 @@ class RotationOps(CoreService):
         *,
         after: Step | None = None,
     ) -> RotationInfo:
+        if row.error and state in (RotationState.SUCCEEDED, RotationState.CANCELLED):
+            # A resumed or cancelled rotation is no longer waiting on its failure: the
+            # record stops showing it as the rotation's error, its notes keep it.
+            notes = [*json.loads(row.notes), f"earlier error: {row.error}"[:MAX_NOTE]]
+            row = row._replace(error="", notes=json.dumps(notes[-MAX_NOTES:]))
         row = self._save(
             row,
             Step(row.step),
@@ -835,6 +847,15 @@ class RotationOps(CoreService):
             if v.version == version:
                 return Stage(v.stage) if v.stage else None
         raise NotFound(f"secret {ref} has no version {version}")
+
+    def _previous_of(self, ref: SecretRef, current: int | None) -> SecretValue | None:
+        """The value of the version staged previous (the one before ``current``), if
+        any: None once it was archived or revoked (a revoked value is never handed out,
+        not even to put it back upstream)."""
+        for v in self._storage.history(ref.project, ref.env, ref.name):
+            if v.stage == Stage.PREVIOUS.value and v.version != current:
+                return self._value_of(ref, v.version)
+        return None
 
     def _value_of(self, ref: SecretRef, version: int) -> SecretValue:
         return self._open(self._storage.read_version(ref.project, ref.env, ref.name, version))

@@ -94,7 +94,8 @@ class World:
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 60
-            while not self.reached.exists():
+            # NOTE: the rotator creates the file, then writes the point: wait for both.
+            while not (self.reached.exists() and self.reached.read_text()):
                 if proc.poll() is not None:
                     raise AssertionError(f"rotate ended before {point}: {proc.communicate()}")
                 assert time.monotonic() < deadline, f"never reached {point}"

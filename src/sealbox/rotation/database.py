@@ -34,9 +34,10 @@ Options (checked when a secret is configured; InvalidInput names the option):
 ``single`` cannot restore a password it never knew: ``undo`` needs the current value,
 and a rehearsal of a secret without one is refused at ``set``. ``alternating``'s
 ``undo`` leaves the current login untouched and gives the login that took the pending
-password a random one nobody keeps (the interface hands a rotator no ``previous`` value
-to put back): a cancelled pending credential stops working, and the ``previous``
-version's login (the same role) stops at ``set`` as it would at the next rotation.
+password the previous value's password back (``ctx.previous``, when it names that login),
+so the cancelled pending credential stops working and the previous one works again; with
+no previous value (the first rotation, or it was archived or revoked) that login gets a
+random password nobody keeps.
 """
 
 from __future__ import annotations
@@ -475,13 +476,39 @@ class DatabaseRotator:
         admin = self._admin(ctx, opts)
         if not self.user_exists(admin, user, opts):
             return
+        back = self._previous_password(ctx, opts, user)
+        if back is not None:
+            # The idle login took the pending password over the previous version's:
+            # give that back, so holders of the previous value (the grace window) keep
+            # working as if the rotation had never run.
+            self.set_password(admin, user, back, opts)
+            ctx.note(
+                f"the password of {user!r} is the previous value's again; the current login"
+                " is untouched"
+            )
+            return
         chars = ALPHABETS["alnum"]
         throwaway = SecretValue("".join(secrets.choice(chars) for _ in range(48)))
         self.set_password(admin, user, throwaway, opts)
         ctx.note(
             f"{user!r} no longer takes the pending password (it has a random one nobody"
-            " keeps); the current login is untouched"
+            " keeps: no previous value names it); the current login is untouched"
         )
+
+    def _previous_password(
+        self, ctx: RotationContext, opts: Options, user: str
+    ) -> SecretValue | None:
+        """The previous value's password, when that value is a login of ``user`` (the
+        idle one of alternating users); None otherwise (none, archived, revoked, another
+        login, or not a value of this format)."""
+        previous = ctx.previous
+        if previous is None:
+            return None
+        try:
+            cred = self._credential(previous, opts, f"the previous value of {ctx.ref}")
+        except RotationFailed:
+            return None
+        return cred.password if cred.user == user else None
 
 
 def _pending_or_none(ctx: RotationContext) -> SecretValue | None:

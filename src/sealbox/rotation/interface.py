@@ -75,6 +75,13 @@ class RotationContext(Protocol):
         ...
 
     @property
+    def previous(self) -> SecretValue | None:
+        """The value before the current one, while it is still staged ``previous`` (None:
+        there is none, or it was archived or revoked). ``undo`` of a rotator whose
+        upstream system kept it (the idle login of alternating users) puts it back."""
+        ...
+
+    @property
     def pending(self) -> SecretValue:
         """The value being rotated in (from ``set`` on; InvalidInput before)."""
         ...

@@ -29,12 +29,14 @@ class Ctx:
         *,
         rotation_id: str,
         dry_run: bool = False,
+        previous: SecretValue | None = None,
     ) -> None:
         self.ref = ref
         self.rotation_id = rotation_id
         self.options = options
         self.dry_run = dry_run
         self.current = current
+        self.previous = previous
         self._pending: SecretValue | None = None
         self.state = state
         self.notes: list[str] = []
@@ -92,6 +94,7 @@ class Rotation:
             {},
             rotation_id=uuid.uuid4().hex,
             dry_run=dry_run,
+            previous=self.previous,
         )
         ctx._pending = self.rotator.create(ctx)
         self.seen.append(ctx._pending)
