@@ -36,10 +36,15 @@ def make_server(tmp_path: Path, **settings: Any) -> Iterator[Server]:
     assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
     _, token = bootstrap_server(admin="admin", password=ADMIN_PASSWORD)
     vault = open_vault(source="api")
-    app = create_app(vault, ServerSettings(**settings))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Server(client, token.value)
-    vault.close()
+    try:
+        app = create_app(vault, ServerSettings(**settings))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield Server(client, token.value)
+    finally:
+        # NOTE: in a finally: a caller closing the generator (GeneratorExit at the yield)
+        # would otherwise leave the vault open, and its WAL checkpoint thread running for
+        # the rest of the session (a forking test then risks a child stuck on its lock).
+        vault.close()
 
 
 @pytest.fixture
