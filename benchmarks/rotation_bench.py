@@ -20,7 +20,11 @@ while cron or ``sealbox scheduler`` rotates.
 Nothing here asserts a timing; it prints figures.
 
     python benchmarks/rotation_bench.py [--secrets 1000] [--seconds 5] [--storage DSN]
-        [--reader process|server]
+        [--reader process|server] [--per-round N]
+
+``--per-round 25`` starts only 25 of the due rotations, as one round of ``sealbox
+scheduler`` does (its default): the reads' figure is then that of a minute in which the
+scheduler rotates, compressed into ``--seconds``.
 
 ``--storage postgresql://…`` puts the vault in that (empty) PostgreSQL database instead.
 Rotations that did not succeed are counted apart, with the first reason.
@@ -144,6 +148,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--storage", default=None, help="an empty PostgreSQL database's DSN")
     parser.add_argument("--reader", choices=("process", "server"), default="process")
+    parser.add_argument(
+        "--per-round",
+        type=int,
+        default=None,
+        help="start at most N of the due rotations (one round of `sealbox scheduler`)",
+    )
     args = parser.parse_args()
     sys.dont_write_bytecode = True
 
@@ -187,7 +197,7 @@ def main() -> None:
             during = reader(home, args.seconds)
         time.sleep(0.3)  # the reader is reading when the rotations start
         start = time.perf_counter()
-        outcomes = vault.rotations.rotate_due()
+        outcomes = vault.rotations.rotate_due(limit=args.per_round)
         elapsed = time.perf_counter() - start
         during_rate = served.rate() if served else float(during.communicate()[0])
         if served:

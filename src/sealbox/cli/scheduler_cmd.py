@@ -39,8 +39,17 @@ def _seconds(text: str, option: str) -> float:
     show_default=True,
     help="How often expired leases are revoked (their database users dropped).",
 )
+@click.option(
+    "--per-round",
+    type=click.IntRange(1, 1000),
+    default=25,
+    show_default=True,
+    help="At most this many rotations start in a round (a burst is spread over rounds).",
+)
 @json_option
-def scheduler(once: bool, rotate_every: str, reap_every: str, as_json: bool) -> None:
+def scheduler(
+    once: bool, rotate_every: str, reap_every: str, per_round: int, as_json: bool
+) -> None:
     """Run the vault's periodic jobs: start due rotations, resume those a crashed process
     left or an unreachable upstream held up, and revoke expired leases. Safe on several nodes of one
     PostgreSQL vault: each job runs on the node that holds its lock, and another node takes
@@ -63,7 +72,10 @@ def scheduler(once: bool, rotate_every: str, reap_every: str, as_json: bool) -> 
     vault = open_vault(source="scheduler", prompt=tty_prompt())
     try:
         vault.open_keys()  # fail now, not at the first due rotation
-        node = Scheduler(vault.locks, default_jobs(vault, rotate_every=every, reap_every=reap))
+        node = Scheduler(
+            vault.locks,
+            default_jobs(vault, rotate_every=every, reap_every=reap, per_round=per_round),
+        )
         if once:
             rounds = node.tick()
             node.release()
