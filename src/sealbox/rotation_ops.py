@@ -41,6 +41,7 @@ from sealbox.auth.policy import Capability
 from sealbox.context import CoreService
 from sealbox.crypto import envelope
 from sealbox.errors import (
+    AccessDenied,
     Conflict,
     InvalidInput,
     NotFound,
@@ -66,6 +67,8 @@ from sealbox.storage.rows import RotationConfigRow, RotationRow, SealedRow
 
 #: How long a step's owner holds a rotation without renewing it (every step renews it).
 LEASE = timedelta(minutes=5)
+#: The policy path of the rotation listing (``rotation status``) and of rotation ids.
+ROTATIONS_PATH = "sys/rotations"
 NOTIFY_TIMEOUT = 5.0
 MAX_GRACE = timedelta(days=365)
 MAX_OPTIONS = 50
@@ -680,22 +683,31 @@ class RotationOps(CoreService):
             return rows[0]
         if not is_rotation_id(target):
             raise InvalidInput(f"{target[:80]!r} is not a rotation id (rot_…)")
-        row = self._storage.get_rotation(target)
-        if row is None:
-            raise NotFound(f"no rotation {target}")
-        self._authorize(Capability.ROTATE, _ref(row).path, operation)
-        return row
+        return self._by_id(target, Capability.ROTATE, operation)
+
+    def _by_id(self, rotation_id: str, capability: Capability, operation: str) -> RotationRow:
+        """The rotation ``rotation_id`` if the caller has ``capability`` on its secret.
+
+        A caller refused gets the same answer whether the rotation exists or not (ids can
+        be chosen by clients, so an answer that differed would tell them which exist);
+        only a caller who may list every rotation (``sys/rotations``) hears "no rotation".
+        """
+        row = self._storage.get_rotation(rotation_id)
+        if row is not None and self.principal.can(_ref(row).path, capability):
+            return row
+        if row is None and self.principal.can(ROTATIONS_PATH, Capability.LIST):
+            raise NotFound(f"no rotation {rotation_id}")
+        where = _ref(row).path if row is not None else f"{ROTATIONS_PATH}/{rotation_id}"
+        with contextlib.suppress(SealboxError):
+            self._record(operation, where, outcome="denied", reason=f"{capability.value}")
+        raise AccessDenied(f"permission denied: {capability.value} on rotation {rotation_id}")
 
     # -- what is there ------------------------------------------------------------------------
     def get(self, rotation_id: str) -> RotationInfo:
         """One rotation by its id."""
         if not is_rotation_id(rotation_id):
             raise InvalidInput(f"{rotation_id[:80]!r} is not a rotation id (rot_…)")
-        row = self._storage.get_rotation(rotation_id)
-        if row is None:
-            raise NotFound(f"no rotation {rotation_id}")
-        self._authorize(Capability.LIST, _ref(row).path, "rotation.status")
-        return _info(row)
+        return _info(self._by_id(rotation_id, Capability.LIST, "rotation.status"))
 
     def status(self, *, failed_only: bool = False, limit: int = 100) -> list[RotationInfo]:
         """Unfinished rotations first, then the newest finished ones, of the secrets this
@@ -708,7 +720,7 @@ class RotationOps(CoreService):
         if failed_only:
             rows = [r for r in rows if r.state in ("failed", "pending")]
         rows.sort(key=lambda r: (r.finished_at is not None, *_desc(r.started_at)))
-        self._record("rotation.status", "sys/rotations", reason=f"{len(rows[:limit])} rotations")
+        self._record("rotation.status", ROTATIONS_PATH, reason=f"{len(rows[:limit])} rotations")
         return [_info(r) for r in rows[:limit]]
 
     def history(self, ref: SecretRef, *, limit: int = 100) -> list[RotationInfo]:
@@ -755,7 +767,7 @@ class RotationOps(CoreService):
         """(rotations waiting on a failure, seconds the oldest due rotation has waited;
         0 when none is due) for metrics: counts, never names. Authorised as a listing
         of ``sys/rotations``; not audited (a metrics scrape polls it)."""
-        self._authorize(Capability.LIST, "sys/rotations", "rotation.status")
+        self._authorize(Capability.LIST, ROTATIONS_PATH, "rotation.status")
         now = now or self._clock()
         waiting = [
             r for r in self._storage.list_rotations(open_only=True, limit=10_000)
