@@ -29,11 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-import secrets
-import socket
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
 from sealbox import rotation_schedule, stages
@@ -63,6 +59,24 @@ from sealbox.model import (
     Stage,
 )
 from sealbox.rotation.interface import PRIVILEGED_PATH, Rotator, Step, runs_programs
+from sealbox.rotation_records import (
+    MAX_NOTE,
+    MAX_NOTES,
+    check_options,
+    check_url,
+    config_of,
+    dump_state,
+    info_of,
+    is_rotation_id,
+    load_state,
+    new_rotation_id,
+    newest_first,
+    owner_gone,
+    path_of,
+    process_owner,
+    ref_of,
+)
+from sealbox.rotation_step import StepContext
 from sealbox.storage.rows import RotationConfigRow, RotationRow, SealedRow
 
 #: How long a step's owner holds a rotation without renewing it (every step renews it).
@@ -71,122 +85,8 @@ LEASE = timedelta(minutes=5)
 ROTATIONS_PATH = "sys/rotations"
 NOTIFY_TIMEOUT = 5.0
 MAX_GRACE = timedelta(days=365)
-MAX_OPTIONS = 50
-MAX_OPTION_VALUE = 1000
-MAX_NOTES = 50
-MAX_NOTE = 300
-MAX_STATE_BYTES = 16 * 1024
-OPTION_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
-ROTATION_ID_RE = re.compile(r"rot_[A-Za-z0-9_-]{6,60}\Z")
 STEPS = (Step.CREATE, Step.SET, Step.TEST, Step.FINISH)
 REHEARSAL = (Step.CREATE, Step.SET, Step.TEST, Step.UNDO)
-
-#: pid -> this process as a rotation owner (a forked child is another owner).
-_OWNERS: dict[int, str] = {}
-
-
-def process_owner() -> str:
-    """This process as a rotation's owner: ``host:pid:random``."""
-    pid = os.getpid()
-    owner = _OWNERS.get(pid)
-    if owner is None:
-        owner = _OWNERS[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}"
-    return owner
-
-
-def owner_gone(owner: str) -> bool:
-    """True when ``owner`` is a process of this host that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner != process_owner()  # this pid's earlier life (a reused number)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def new_rotation_id() -> str:
-    return "rot_" + secrets.token_hex(8)
-
-
-def is_rotation_id(text: str) -> bool:
-    return bool(ROTATION_ID_RE.match(text))
-
-
-class _StepContext:
-    """What one step of one rotation may see and keep (:class:`RotationContext`)."""
-
-    def __init__(
-        self, ops: RotationOps, row: RotationRow, options: Mapping[str, str], state: dict[str, str]
-    ) -> None:
-        self._ops = ops
-        self._row = row
-        self._options = dict(options)
-        self._state = state
-        self.notes: list[str] = []
-        self._current: SecretValue | None = None
-        self._previous: tuple[SecretValue | None] | None = None
-        self._pending: SecretValue | None = None
-
-    @property
-    def ref(self) -> SecretRef:
-        return SecretRef(self._row.project, self._row.env, self._row.name)
-
-    @property
-    def rotation_id(self) -> str:
-        return self._row.id
-
-    @property
-    def options(self) -> Mapping[str, str]:
-        return self._options
-
-    @property
-    def dry_run(self) -> bool:
-        return self._row.dry_run
-
-    @property
-    def current(self) -> SecretValue | None:
-        if self._current is None and self._row.from_version:
-            self._current = self._ops._value_of(self.ref, self._row.from_version)
-        return self._current
-
-    @property
-    def previous(self) -> SecretValue | None:
-        if self._previous is None:
-            self._previous = (self._ops._previous_of(self.ref, self._row.from_version),)
-        return self._previous[0]
-
-    @property
-    def pending(self) -> SecretValue:
-        if self._pending is None:
-            if not self._row.pending_version:
-                raise InvalidInput(f"rotation {self._row.id} has no pending value yet")
-            self._pending = self._ops._value_of(self.ref, self._row.pending_version)
-        return self._pending
-
-    @property
-    def state(self) -> MutableMapping[str, str]:
-        return self._state
-
-    def secret(self, path: str) -> SecretValue:
-        from sealbox.secret_ops import SecretOps
-
-        ops = SecretOps(self._ops._state, self._ops._caller)
-        return ops.get(SecretRef.parse(path)).value
-
-    def note(self, message: str) -> None:
-        if len(self.notes) < MAX_NOTES:
-            self.notes.append(" ".join(str(message).split())[:MAX_NOTE])
-
-    def use(self, row: RotationRow) -> None:
-        self._row = row
 
 
 class RotationOps(CoreService):
@@ -211,12 +111,12 @@ class RotationOps(CoreService):
         method (``rotation_method``)."""
         from sealbox.rotation.registry import rotator
 
-        opts = _check_options(options or {})
+        opts = check_options(options or {})
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise InvalidInput(f"the grace window must be 0 to {MAX_GRACE.days} days")
         parsed = rotation_schedule.parse_window(window)
         rotation_schedule.check_offset(parsed, start_offset)
-        notify_url = _check_url(notify_url)
+        notify_url = check_url(notify_url)
         self._authorize(Capability.ROTATE, ref.path, "rotation.configure")
         chosen = rotator(method)
         chosen.check(opts)
@@ -268,13 +168,13 @@ class RotationOps(CoreService):
                     ),
                     audit_node=self._audit.node,
                 )
-        return _config(row)
+        return config_of(row)
 
     def config(self, ref: SecretRef) -> RotationConfig | None:
         """How ``ref`` is rotated (None: it is not)."""
         self._authorize(Capability.LIST, ref.path, "rotation.config")
         row = self._storage.get_rotation_config(ref.project, ref.env, ref.name)
-        return _config(row) if row is not None else None
+        return config_of(row) if row is not None else None
 
     def _load_config(self, ref: SecretRef) -> RotationConfigRow:
         row = self._storage.get_rotation_config(ref.project, ref.env, ref.name)
@@ -301,7 +201,7 @@ class RotationOps(CoreService):
         if rotation_id is not None:
             existing = self._storage.get_rotation(rotation_id)
             if existing is not None:
-                if _ref(existing) != ref:
+                if ref_of(existing) != ref:
                     raise Conflict(f"rotation {rotation_id} is a rotation of another secret")
                 return self._continue(existing)
         cfg = self._load_config(ref)
@@ -348,18 +248,18 @@ class RotationOps(CoreService):
         one is returned as it is)."""
         row = self._find(target, "rotation.resume")
         if row.state not in OPEN_ROTATION_STATES:
-            return _info(row)
+            return info_of(row)
         return self._continue(row)
 
     def _continue(self, row: RotationRow) -> RotationInfo:
         if row.state not in OPEN_ROTATION_STATES:
-            return _info(row)
+            return info_of(row)
         row = self._take(row)
         if Step(row.step) == Step.UNDO and not row.dry_run:
             # A cancel whose undo failed: resuming it goes on cancelling (the last thing
             # asked of it), never back to promoting what was being taken back.
             return self._cancel(row)
-        cfg = self._load_config(_ref(row))
+        cfg = self._load_config(ref_of(row))
         return self._run(row, self._rotator(row.method), cfg)
 
     def cancel(self, target: str | SecretRef) -> RotationInfo:
@@ -373,7 +273,7 @@ class RotationOps(CoreService):
         return self._cancel(self._take(row))
 
     def _cancel(self, row: RotationRow) -> RotationInfo:
-        ref = _ref(row)
+        ref = ref_of(row)
         pending = row.pending_version or self._storage.version_for_rotation(
             ref.project, ref.env, ref.name, row.id
         )
@@ -433,7 +333,9 @@ class RotationOps(CoreService):
     ) -> tuple[RotationRow, SealboxError | None]:
         """Run one step; a failure of any kind comes back as an error (never a crash
         with a half state: the row says which step failed, and why)."""
-        ctx = _StepContext(self, row, json.loads(cfg.options), _load_state(row.rotator_state))
+        ctx = StepContext(
+            _Values(self), row, json.loads(cfg.options), load_state(row.rotator_state)
+        )
         error: SealboxError | None = None
         try:
             row = self._step(row, step, rotator, ctx)
@@ -452,13 +354,13 @@ class RotationOps(CoreService):
                 row = row._replace(tested=tested)
         notes = [*json.loads(row.notes), *(f"{step.value}: {n}" for n in ctx.notes)]
         return row._replace(
-            rotator_state=_dump_state(ctx.state), notes=json.dumps(notes[-MAX_NOTES:])
+            rotator_state=dump_state(ctx.state), notes=json.dumps(notes[-MAX_NOTES:])
         ), error
 
     def _step(
-        self, row: RotationRow, step: Step, rotator: Rotator, ctx: _StepContext
+        self, row: RotationRow, step: Step, rotator: Rotator, ctx: StepContext
     ) -> RotationRow:
-        ref = _ref(row)
+        ref = ref_of(row)
         if step == Step.CREATE:
             version = self._storage.version_for_rotation(ref.project, ref.env, ref.name, row.id)
             if version is None:
@@ -590,7 +492,7 @@ class RotationOps(CoreService):
             owner=process_owner(),
             lease_until=self._lease_end(),
         )
-        ref = _ref(row)
+        ref = ref_of(row)
         op = operation or f"rotation.{step.value}"
         why = reason or f"{row.id} {phase}"
 
@@ -623,7 +525,7 @@ class RotationOps(CoreService):
         row = self._save(
             row, step, "started", state, outcome="error", reason=f"{row.id} {error.code}"
         )
-        info = _info(row)
+        info = info_of(row)
         self._notify(cfg, info)
         return info
 
@@ -651,7 +553,7 @@ class RotationOps(CoreService):
             reason=f"{row.id} {state.value}",
             after=after,
         )
-        info = _info(row)
+        info = info_of(row)
         self._notify(cfg, info)
         return info
 
@@ -693,11 +595,11 @@ class RotationOps(CoreService):
         only a caller who may list every rotation (``sys/rotations``) hears "no rotation".
         """
         row = self._storage.get_rotation(rotation_id)
-        if row is not None and self.principal.can(_ref(row).path, capability):
+        if row is not None and self.principal.can(ref_of(row).path, capability):
             return row
         if row is None and self.principal.can(ROTATIONS_PATH, Capability.LIST):
             raise NotFound(f"no rotation {rotation_id}")
-        where = _ref(row).path if row is not None else f"{ROTATIONS_PATH}/{rotation_id}"
+        where = ref_of(row).path if row is not None else f"{ROTATIONS_PATH}/{rotation_id}"
         with contextlib.suppress(SealboxError):
             self._record(operation, where, outcome="denied", reason=f"{capability.value}")
         raise AccessDenied(f"permission denied: {capability.value} on rotation {rotation_id}")
@@ -707,7 +609,7 @@ class RotationOps(CoreService):
         """One rotation by its id."""
         if not is_rotation_id(rotation_id):
             raise InvalidInput(f"{rotation_id[:80]!r} is not a rotation id (rot_…)")
-        return _info(self._by_id(rotation_id, Capability.LIST, "rotation.status"))
+        return info_of(self._by_id(rotation_id, Capability.LIST, "rotation.status"))
 
     def status(self, *, failed_only: bool = False, limit: int = 100) -> list[RotationInfo]:
         """Unfinished rotations first, then the newest finished ones, of the secrets this
@@ -715,13 +617,13 @@ class RotationOps(CoreService):
         rows = [
             r
             for r in self._storage.list_rotations(limit=max(1, min(limit, 1000)) * 4)
-            if self.principal.can(_ref(r).path, Capability.LIST)
+            if self.principal.can(ref_of(r).path, Capability.LIST)
         ]
         if failed_only:
             rows = [r for r in rows if r.state in ("failed", "pending")]
-        rows.sort(key=lambda r: (r.finished_at is not None, *_desc(r.started_at)))
+        rows.sort(key=lambda r: (r.finished_at is not None, *newest_first(r.started_at)))
         self._record("rotation.status", ROTATIONS_PATH, reason=f"{len(rows[:limit])} rotations")
-        return [_info(r) for r in rows[:limit]]
+        return [info_of(r) for r in rows[:limit]]
 
     def history(self, ref: SecretRef, *, limit: int = 100) -> list[RotationInfo]:
         """The rotations of ``ref``, newest first."""
@@ -731,7 +633,7 @@ class RotationOps(CoreService):
             project=ref.project, env=ref.env, name=ref.name, limit=max(1, min(limit, 1000))
         )
         self._record("rotation.history", ref.path)
-        return [_info(r) for r in rows]
+        return [info_of(r) for r in rows]
 
     def revoke(self, ref: SecretRef, version: int) -> None:
         """No one may read ``version`` of ``ref`` any more, by any stage or its number (a
@@ -816,7 +718,7 @@ class RotationOps(CoreService):
         nominal = base + timedelta(days=int(meta.rotate_every_days))
         window = rotation_schedule.parse_window(cfg.time_window)
         return rotation_schedule.due_slot(
-            nominal, window, timedelta(seconds=cfg.start_offset), self.vault_id, _path(cfg)
+            nominal, window, timedelta(seconds=cfg.start_offset), self.vault_id, path_of(cfg)
         )
 
     def rotate_due(
@@ -934,100 +836,23 @@ class RotationOps(CoreService):
             )
 
 
-def _ref(row: RotationRow) -> SecretRef:
-    return SecretRef(row.project, row.env, row.name)
+class _Values:
+    """A step's values, through the engine (:class:`~sealbox.rotation_step.Values`)."""
 
+    def __init__(self, ops: RotationOps) -> None:
+        self._ops = ops
 
-def _path(cfg: RotationConfigRow) -> str:
-    return f"{cfg.project}/{cfg.env}/{cfg.name}"
+    def value_of(self, ref: SecretRef, version: int) -> SecretValue:
+        return self._ops._value_of(ref, version)
 
+    def previous_of(self, ref: SecretRef, from_version: int | None) -> SecretValue | None:
+        return self._ops._previous_of(ref, from_version)
 
-def _desc(at: str) -> tuple[float]:
-    return (-datetime.fromisoformat(at).timestamp(),)
+    def read(self, path: str) -> SecretValue:
+        """Another secret's current value, read as the rotation's caller (audited)."""
+        from sealbox.secret_ops import SecretOps
 
-
-def _load_state(text: str) -> dict[str, str]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _dump_state(state: Mapping[str, str]) -> str:
-    clean = {str(k)[:100]: str(v)[:MAX_OPTION_VALUE] for k, v in state.items()}
-    text = json.dumps(clean, sort_keys=True)
-    if len(text) > MAX_STATE_BYTES:
-        raise RotationFailed("the rotator's notes for this rotation are too large")
-    return text
-
-
-def _check_options(options: Mapping[str, str]) -> dict[str, str]:
-    if len(options) > MAX_OPTIONS:
-        raise InvalidInput(f"at most {MAX_OPTIONS} rotation options")
-    out: dict[str, str] = {}
-    for key, value in options.items():
-        if not isinstance(key, str) or not OPTION_KEY_RE.match(key):
-            raise InvalidInput(
-                f"invalid rotation option name {str(key)[:40]!r}: lowercase letters, digits, _ . -"
-            )
-        if not isinstance(value, str) or len(value) > MAX_OPTION_VALUE:
-            raise InvalidInput(f"rotation option {key} must be text of at most 1000 characters")
-        out[key] = value
-    return out
-
-
-def _check_url(url: str) -> str:
-    url = url.strip()
-    if not url:
-        return ""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-        raise InvalidInput("the notify URL must be an http or https URL (at most 2000 characters)")
-    return url
-
-
-def _config(row: RotationConfigRow) -> RotationConfig:
-    return RotationConfig(
-        ref=SecretRef(row.project, row.env, row.name),
-        method=row.method,
-        options=json.loads(row.options),
-        grace=timedelta(seconds=row.grace_seconds),
-        window=row.time_window,
-        start_offset=timedelta(seconds=row.start_offset),
-        notify_url=row.notify_url,
-        updated_at=datetime.fromisoformat(row.updated_at),
-        updated_by=row.updated_by,
-    )
-
-
-def _info(row: RotationRow) -> RotationInfo:
-    try:
-        notes = tuple(str(n) for n in json.loads(row.notes))
-    except (ValueError, TypeError):
-        notes = ()
-    return RotationInfo(
-        id=row.id,
-        ref=_ref(row),
-        method=row.method,
-        state=RotationState(row.state),
-        step=row.step,
-        phase=row.phase,
-        dry_run=row.dry_run,
-        from_version=row.from_version,
-        pending_version=row.pending_version,
-        started_at=datetime.fromisoformat(row.started_at),
-        updated_at=datetime.fromisoformat(row.updated_at),
-        finished_at=datetime.fromisoformat(row.finished_at) if row.finished_at else None,
-        error=row.error,
-        tested=row.tested,
-        notes=notes,
-        rotator_state=_load_state(row.rotator_state),
-        actor=row.actor,
-        owner=row.owner,
-    )
+        return SecretOps(self._ops._state, self._ops._caller).get(SecretRef.parse(path)).value
 
 
 __all__ = ["DueOutcome", "RotationOps"]
