@@ -9,11 +9,12 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.rotation_fake import FakeContext
 
 from sealbox.errors import InvalidInput, RotationFailed, UpstreamError
 from sealbox.model import SecretRef, SecretValue
@@ -83,37 +84,6 @@ if mode == "print-echo":
 """
 
 
-class Ctx:
-    def __init__(
-        self,
-        options: Mapping[str, str],
-        pending: SecretValue | None = PENDING,
-        current: SecretValue | None = CURRENT,
-    ) -> None:
-        self.ref = SecretRef("payments", "prod", "VENDOR_KEY")
-        self.rotation_id = "rot-42"
-        self.options = options
-        self.dry_run = False
-        self.current = current
-        self._pending = pending
-        self.state: MutableMapping[str, str] = {}
-        self.notes: list[str] = []
-        self.read: list[str] = []
-
-    @property
-    def pending(self) -> SecretValue:
-        if self._pending is None:
-            raise InvalidInput("no pending value before set")
-        return self._pending
-
-    def secret(self, path: str) -> SecretValue:
-        self.read.append(path)
-        return ADMIN
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-
-
 @pytest.fixture
 def program(tmp_path: Path) -> Any:
     script = tmp_path / "vendor.py"
@@ -161,7 +131,7 @@ def test_set_gets_the_pending_value_on_stdin_only(
         "SEALBOX_STEP",
     }
     assert seen["env"]["SEALBOX_SECRET"] == "payments/prod/VENDOR_KEY"
-    assert seen["env"]["SEALBOX_ROTATION_ID"] == "rot-42"
+    assert seen["env"]["SEALBOX_ROTATION_ID"] == "rot_test000001"
     assert seen["env"]["SEALBOX_STEP"] == "set"
     assert ctx.notes == [f"{Path(sys.executable).name} exited 0"]
 
@@ -452,3 +422,19 @@ def test_the_webhook_rotator_runs_a_set_program_to_tell_a_receiver(program: Any)
     with pytest.raises(UpstreamError) as failed:
         webhook.set(Ctx({"set": failing}, pending=new))
     assert new.reveal() not in str(failed.value)
+
+
+def Ctx(
+    options: Mapping[str, str],
+    pending: SecretValue | None = PENDING,
+    current: SecretValue | None = CURRENT,
+) -> FakeContext:
+    return FakeContext(
+        options,
+        pending=pending,
+        current=current,
+        secrets={
+            p: ADMIN for p in ("payments/prod/VENDOR_ADMIN", "payments/prod/VENDOR_ADMIN_TOKEN")
+        },
+        ref=SecretRef("payments", "prod", "VENDOR_KEY"),
+    )

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 import pytest
+from tests.rotation_fake import FakeContext
 
 from sealbox.errors import InvalidInput, RotationFailed
-from sealbox.model import SecretRef, SecretValue
+from sealbox.model import SecretValue
 from sealbox.rotation.random import ALPHABETS, RandomRotator
 from sealbox.rotation.registry import rotator
-
-
-class Ctx:
-    def __init__(self, options: Mapping[str, str], pending: SecretValue | None = None) -> None:
-        self.ref = SecretRef("p", "dev", "TOKEN")
-        self.rotation_id = "r1"
-        self.options = options
-        self.dry_run = False
-        self.current: SecretValue | None = None
-        self._pending = pending
-        self.state: MutableMapping[str, str] = {}
-
-    @property
-    def pending(self) -> SecretValue:
-        assert self._pending is not None
-        return self._pending
-
-    def secret(self, path: str) -> SecretValue:
-        raise AssertionError("not used")
-
-    def note(self, message: str) -> None:
-        pass
 
 
 def test_registry_finds_random() -> None:
@@ -64,3 +43,7 @@ def test_test_step_refuses_a_value_off_policy() -> None:
 def test_bad_options_are_refused_at_configure_time(options: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
         RandomRotator().check(options)
+
+
+def Ctx(options: Mapping[str, str], pending: SecretValue | None = None) -> FakeContext:
+    return FakeContext(options, pending=pending)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 import pytest
+from tests.rotation_fake import FakeContext
 
 from sealbox.client import WebhookVerifier, sign_webhook, verify_webhook, verify_webhook_headers
 from sealbox.client import webhooks as webhooks_module
@@ -31,35 +32,6 @@ BODY = b'{"type":"invoice.paid","data":{"id":"in_1"}}'
 
 def new_secret() -> SecretValue:
     return WebhookRotator().create(Ctx({}))
-
-
-class Ctx:
-    def __init__(
-        self,
-        options: Mapping[str, str],
-        pending: SecretValue | None = None,
-        current: SecretValue | None = None,
-    ) -> None:
-        self.ref = SecretRef("p", "dev", "WEBHOOK_SECRET")
-        self.rotation_id = "r1"
-        self.options = options
-        self.dry_run = False
-        self.current = current
-        self._pending = pending
-        self.state: MutableMapping[str, str] = {}
-        self.notes: list[str] = []
-
-    @property
-    def pending(self) -> SecretValue:
-        if self._pending is None:
-            raise InvalidInput("no pending value before set")
-        return self._pending
-
-    def secret(self, path: str) -> SecretValue:
-        raise AssertionError("not used")
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
 
 
 def test_the_spec_known_answer() -> None:
@@ -470,3 +442,13 @@ def test_an_expired_verifier_reads_again_within_refresh_after() -> None:
         verifier.verify(BODY, by_old, now=NOW)
     assert source.calls == 3
     verifier.close()  # nothing followed: a no-op
+
+
+def Ctx(
+    options: Mapping[str, str],
+    pending: SecretValue | None = None,
+    current: SecretValue | None = None,
+) -> FakeContext:
+    return FakeContext(
+        options, pending=pending, current=current, ref=SecretRef("p", "dev", "WEBHOOK_SECRET")
+    )
