@@ -26,12 +26,12 @@ if TYPE_CHECKING:
     from sealbox.auth.policy import Capability
     from sealbox.auth.principal import Principal
     from sealbox.changes import ChangeEvent
-    from sealbox.kms.interface import KeyProvider, Unlocker
+    from sealbox.kms.interface import KeyRing, Unlocker
     from sealbox.storage.interface import Storage
     from sealbox.storage.rows import VersionRow
 
 Clock = Callable[[], datetime]
-KeyLoader = Callable[[], "KeyProvider"]
+KeyLoader = Callable[[], "KeyRing"]
 ChangeObserver = Callable[["ChangeEvent"], None]
 _new_tuple = tuple.__new__
 
@@ -77,19 +77,19 @@ class VaultState:
         #: Called after every committed change of a secret (the server's live updates).
         self.on_change = on_change
         self._load_keys = load_keys
-        self._keys: KeyProvider | None = None
+        self._keys: KeyRing | None = None
         #: The audit-commit strategy ``Vault.audit_commit`` (chosen by ``Vault.serve``),
         #: shared by every view: a request's view commits as the server does.
         self.commit: AuditCommit | None = None
 
-    def key_provider(self) -> KeyProvider:
+    def key_provider(self) -> KeyRing:
         keys = self._keys
         if keys is None:
             keys = self._load_keys()
             self.use_keys(keys)
         return keys
 
-    def use_keys(self, provider: KeyProvider) -> None:
+    def use_keys(self, provider: KeyRing) -> None:
         """Keep ``provider`` (loaded here, or opened by an unlock): events are keyed from now."""
         self._keys = provider
         self.audit.use_keys(provider, self.vault_id)
@@ -178,7 +178,7 @@ class CoreService:
     def _now(self) -> str:
         return self._caller.clock().isoformat()
 
-    def _key_provider(self) -> KeyProvider:
+    def _key_provider(self) -> KeyRing:
         return self._state.key_provider()
 
     def _authorize(self, capability: Capability, path: str, operation: str) -> None:

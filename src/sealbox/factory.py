@@ -22,9 +22,10 @@ from sealbox.errors import (
     NotInitialised,
 )
 from sealbox.kms import master
-from sealbox.kms.interface import KeyProvider, Rekeyed, Unlocker
+from sealbox.kms.interface import KeyRing, Unlocker
 from sealbox.kms.master import PassphrasePrompt, UnlockMethod
-from sealbox.kms.registry import ProviderContext
+from sealbox.kms.opening import RingOpener
+from sealbox.kms.registry import DEFAULT_TIMEOUT, ProviderContext
 from sealbox.vault import Clock, Vault, utcnow
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from sealbox.storage.interface import Storage
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
+#: The name ``sealbox init`` gives the vault's first key provider.
+LOCAL_PROVIDER = "local"
 
 
 def _identity() -> str:
@@ -132,7 +135,9 @@ def init_vault(
     ``keyring``), so front ends need not import the provider to choose one.
     """
     from sealbox.audit.keys import new_key_settings
-    from sealbox.kms.local_unlock import NewLocalKeys
+    from sealbox.kms.local import KekRing, kek_context, new_kek
+    from sealbox.kms.local_unlock import LocalKind, dump_config
+    from sealbox.storage.rows import KekRecord, KekWrapping, KeyProviderRow
 
     try:
         method = UnlockMethod(method)
@@ -146,6 +151,8 @@ def init_vault(
         "unset SEALBOX_ADDR to create a local vault; a server is bootstrapped with "
         "`sealbox server init`",
     )
+    if method is UnlockMethod.PASSPHRASE and not passphrase:
+        raise InvalidInput("a passphrase is required (SEALBOX_PASSPHRASE or the prompt)")
     home = resolve_home(home, env)
     if load_config(home) is not None:
         raise AlreadyExists(f"a vault is already configured in {home}")
@@ -156,7 +163,6 @@ def init_vault(
         storage_url = str(Path(plain).expanduser().absolute())
     if method is UnlockMethod.KEYFILE:
         key_file = Path(key_file or home / "master.key").expanduser().absolute()
-    new_keys = NewLocalKeys(method, passphrase=passphrase, key_file=key_file)
     import uuid
 
     vault_id = str(uuid.uuid4())
@@ -167,14 +173,30 @@ def init_vault(
         cfg = VaultConfig(home, storage_url, key_file)
         # Built first: a misconfigured audit sink fails before anything is written.
         recorder = audit_recorder(cfg, store, env)
-        kek_record, provider = new_keys.kek(vault_id, clock().isoformat())
+        ctx = ProviderContext(store, vault_id, key_file, env, None, clock)
+        options = {"method": method.value}
+        if passphrase:
+            options["passphrase"] = passphrase
+        new = LocalKind().create(LOCAL_PROVIDER, options, ctx)
+        now = clock().isoformat()
+        kek_id, kek = new_kek()
+        ring = KekRing({kek_id: kek}, kek_id)
+        wrapped = new.provider.wrap(kek, kek_context(vault_id, kek_id))
         # The audit key and checkpoint key, wrapped by the new KEK like data keys.
-        settings = {**new_keys.settings, **new_key_settings(provider, vault_id)}
+        settings = new_key_settings(ring, vault_id)
         # Key material first: a crash after this leaves an unused key, never a vault
         # whose key is lost.
-        new_keys.keep_master(vault_id)
-        store.initialise(vault_id, settings, kek_record, clock().isoformat())
-        _record_init(recorder, store, provider, vault_id, clock, method)
+        if new.keep is not None:
+            new.keep()
+        store.initialise(
+            vault_id,
+            settings,
+            KekRecord(kek_id, now, True),
+            now,
+            provider=KeyProviderRow(LOCAL_PROVIDER, "local", dump_config(new.config), 0, now),
+            wrapping=KekWrapping(kek_id, LOCAL_PROVIDER, wrapped, new.provider.key_id(), now),
+        )
+        _record_init(recorder, store, ring, vault_id, clock, method)
     finally:
         store.close()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -185,7 +207,7 @@ def init_vault(
 def _record_init(
     recorder: AuditRecorder,
     store: Storage,
-    provider: KeyProvider,
+    provider: KeyRing,
     vault_id: str,
     clock: Clock,
     method: UnlockMethod,
@@ -219,38 +241,22 @@ def _open(
     if vault_id is None:
         storage.close()
         raise NotInitialised(f"{storage.description} holds no vault id")
-    ctx = ProviderContext(storage, vault_id, cfg.key_file, env, prompt, clock)
-    return storage, vault_id, cfg, _LazyUnlocker(ctx)
+    ctx = ProviderContext(storage, vault_id, cfg.key_file, env, prompt, clock, kms_timeout(env))
+    return storage, vault_id, cfg, RingOpener(ctx)
 
 
-class _LazyUnlocker:
-    """The vault's unlocker, looked up (one settings read, maybe entry points) only when
-    a key is needed: commands that need none pay nothing."""
-
-    def __init__(self, ctx: ProviderContext) -> None:
-        self._ctx = ctx
-        self._found: Unlocker | None = None
-
-    @property
-    def _unlocker(self) -> Unlocker:
-        if self._found is None:
-            from sealbox.kms.registry import open_unlocker
-
-            self._found = open_unlocker(self._ctx)
-        return self._found
-
-    @property
-    def name(self) -> str:
-        return self._unlocker.name
-
-    def key_provider(self) -> KeyProvider:
-        return self._unlocker.key_provider()
-
-    def unlock_key(self) -> tuple[bytes, KeyProvider]:
-        return self._unlocker.unlock_key()
-
-    def change_passphrase(self, old: str, new: str) -> tuple[KeyProvider, Rekeyed]:
-        return self._unlocker.change_passphrase(old, new)
+def kms_timeout(env: Mapping[str, str]) -> float:
+    """Seconds a call to a remote key provider may take (SEALBOX_KMS_TIMEOUT, default 5)."""
+    raw = env.get("SEALBOX_KMS_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 300:
+        raise InvalidInput("SEALBOX_KMS_TIMEOUT is seconds between 0 and 300")
+    return value
 
 
 #: Sources of the command line: with SEALBOX_ADDR set they mean the server, not a local vault.
@@ -348,7 +354,7 @@ def open_vault(
     return Vault(
         storage=storage,
         vault_id=vault_id,
-        keys=unlocker.key_provider,
+        keys=unlocker.key_ring,
         actor=Actor(_identity(), source, hostname=os.uname().nodename, pid=os.getpid()),
         clock=clock,
         audit=recorder,

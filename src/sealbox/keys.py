@@ -23,7 +23,7 @@ from sealbox.errors import AuthenticationFailed, InvalidInput, SealboxError
 if TYPE_CHECKING:
     from sealbox.audit.recorder import AuditRecorder
     from sealbox.caller import Actor
-    from sealbox.kms.interface import KeyProvider, Unlocker
+    from sealbox.kms.interface import KeyRing, Unlocker
     from sealbox.storage.interface import KeyStore, SessionStore
 
     class KeyStorage(KeyStore, SessionStore, Protocol):
@@ -52,7 +52,7 @@ class KeyOps:
         audit: AuditRecorder,
         actor: Actor,
         clock: Callable[[], datetime],
-        opened: Callable[[KeyProvider], None],
+        opened: Callable[[KeyRing], None],
     ) -> None:
         self._storage, self._vault_id, self._unlocker = storage, vault_id, unlocker
         self._audit, self._actor, self._clock = audit, actor, clock
@@ -98,7 +98,7 @@ class KeyOps:
         self._audit.after_write()
         self._audit.after_commit(self._clock().isoformat())
 
-    def _use(self, provider: KeyProvider) -> None:
+    def _use(self, provider: KeyRing) -> None:
         self._opened(provider)
         # Loaded now: the event is recorded inside the change's transaction.
         self._audit.audit_keys()
@@ -113,11 +113,11 @@ class KeyOps:
         if ttl < MIN_SESSION_TTL or ttl > MAX_SESSION_TTL:
             raise InvalidInput("a session lasts between 1 second and 30 days")
         with self._audited(UNLOCK, SESSIONS_PATH):
-            unlock_key, provider = self._unlocker.unlock_key()
-            self._use(provider)
+            name, unlock_key, ring = self._unlocker.unlock_key()
+            self._use(ring)
             now = self._clock()
             self._storage.delete_sessions(expired_before=now.isoformat())
-            token, row = master.new_session(self._vault_id, unlock_key, now, ttl)
+            token, row = master.new_session(self._vault_id, unlock_key, now, ttl, provider=name)
             reason = f"session {row.session_id} until {row.expires_at}"
             self._storage.put_session(
                 row,
@@ -131,7 +131,7 @@ class KeyOps:
         """Load the key provider for this process's lifetime (a server must not start
         sealed), recording which process now holds the master key and why."""
         with self._audited(KEYS_LOAD, KEYS_PATH):
-            self._use(self._unlocker.key_provider())
+            self._use(self._unlocker.key_ring())
             self._record(KEYS_LOAD, KEYS_PATH, reason=f"{purpose} (pid {os.getpid()})")
         self._audit.flush()
 
@@ -154,12 +154,17 @@ class KeyOps:
         if not new:
             raise InvalidInput("the new passphrase is empty")
         with self._audited(PASSPHRASE_CHANGE, KEYS_PATH):
-            provider, rekeyed = self._unlocker.change_passphrase(old, new)
-            self._use(provider)
-            reason = f"{len(rekeyed.keks)} key-encryption keys re-wrapped; sessions ended"
-            self._storage.replace_master(
-                rekeyed.keks,
-                rekeyed.settings,
+            ring, rekeyed = self._unlocker.change_passphrase(old, new)
+            self._use(ring)
+            reason = (
+                f"{len(rekeyed.wrappings)} key-encryption keys re-wrapped by key provider"
+                f" {rekeyed.provider!r}; its sessions ended"
+            )
+            self._storage.update_key_provider(
+                rekeyed.provider,
+                config=rekeyed.config,
+                wrappings=rekeyed.wrappings,
+                end_sessions=True,
                 audit=lambda: self._in_tx(PASSPHRASE_CHANGE, KEYS_PATH, reason),
                 audit_node=self._audit.node,
                 audit_head=self._audit.head_for(self._clock().isoformat()),

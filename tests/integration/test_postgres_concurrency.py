@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.pg import throwaway_database
-from tests.unit.storage.contract import KEK, NOW, audit_row
+from tests.unit.storage.contract import KEK, KEYS, NOW, audit_row
 
 from sealbox import factory
 from sealbox.cli.main import main
@@ -259,7 +259,7 @@ def pg_pair() -> Iterator[tuple[PostgresStorage, PostgresStorage, str]]:
 
     with throwaway_database() as dsn:
         first = PostgresStorage(dsn)
-        first.initialise("v1", {}, KEK, NOW)
+        first.initialise("v1", {}, KEK, NOW, **KEYS)
         second = PostgresStorage(dsn)
         try:
             yield first, second, dsn

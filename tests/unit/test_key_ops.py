@@ -12,9 +12,9 @@ from tests.conftest import PASSPHRASE
 
 from sealbox import factory
 from sealbox.errors import AuditUnavailable, InvalidInput, KeyProviderError, SealboxError
-from sealbox.kms.local_unlock import LocalUnlocker
+from sealbox.kms.local_unlock import LocalKind
 from sealbox.kms.master import UnlockMethod
-from sealbox.kms.registry import GROUP, unlocker_factory
+from sealbox.kms.registry import BUILTIN, GROUP, provider_kind
 
 ENV = {"SEALBOX_PASSPHRASE": PASSPHRASE}
 
@@ -39,23 +39,31 @@ def _events(home: Path, operation: str) -> list[tuple[str, str]]:
     return [(str(o), str(r)) for o, r in rows]
 
 
-def test_the_local_provider_is_registered_under_its_entry_point() -> None:
+def test_every_builtin_provider_family_is_declared_under_its_entry_point() -> None:
+    declared = {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    assert declared == BUILTIN
     [ep] = [ep for ep in entry_points(group=GROUP) if ep.name == "local"]
-    assert ep.load() is LocalUnlocker
-    assert unlocker_factory("local") is LocalUnlocker
+    assert ep.load() is LocalKind
+    assert isinstance(provider_kind("local"), LocalKind)
 
 
-def test_a_provider_that_is_not_installed_is_a_clear_error() -> None:
-    with pytest.raises(KeyProviderError, match="not installed"):
-        unlocker_factory("pkcs11-not-here")
+def test_a_provider_kind_that_is_not_installed_is_a_clear_error() -> None:
+    with pytest.raises(KeyProviderError, match="unknown key provider kind"):
+        provider_kind("pkcs11-not-here")
 
 
 def test_a_vault_naming_an_unknown_provider_fails_unlock_with_an_error_event(home: Path) -> None:
     with sqlite3.connect(home / "vault.db") as conn:
-        conn.execute("INSERT INTO sb_settings (key, value) VALUES ('key_provider', 'nope')")
-    with pytest.raises(KeyProviderError, match="'nope'"):
+        conn.execute("UPDATE sb_key_providers SET kind = 'nope'")
+    vault = factory.open_vault(home=home, env=ENV)
+    try:
+        with pytest.raises(KeyProviderError, match="'nope'"):
+            vault.keys.load("test")
+    finally:
+        vault.close()
+    assert _events(home, "keys.load") == [("error", "key_provider_error")]
+    with pytest.raises(InvalidInput, match="no local key provider"):
         factory.unlock(home=home, env=ENV)
-    assert _events(home, "unlock") == [("error", "key_provider_error")]
     assert _sessions(home) == 0
 
 
@@ -81,18 +89,27 @@ def test_lock_and_passphrase_change_fail_closed_without_an_audit_sink(home: Path
     assert _events(home, "lock") == [("allowed", "2 sessions ended")]
 
 
-def test_a_new_vaults_keys_print_without_the_master_key(tmp_path: Path) -> None:
-    from sealbox.kms.local_unlock import NewLocalKeys
+def test_a_new_local_provider_prints_without_its_master_key(tmp_path: Path) -> None:
+    import base64
+    from datetime import UTC, datetime
 
-    keys = NewLocalKeys(UnlockMethod.KEYFILE, passphrase=None, key_file=tmp_path / "k")
-    record, provider = keys.kek("vault-id", "2026-01-01T00:00:00+00:00")
-    assert provider.current_key_id() == record.kek_id
-    keys.keep_master("vault-id")
-    stored = (tmp_path / "k").read_text().strip()
-    assert stored not in repr(keys) and "***" in repr(keys)
+    from sealbox.kms.registry import ProviderContext
+
+    ctx = ProviderContext(None, "vault-id", tmp_path / "k", {}, None, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    new = LocalKind().create("local", {"method": "keyfile"}, ctx)
+    assert not (tmp_path / "k").exists()  # kept only once the KEKs are wrapped
+    assert new.keep is not None
+    new.keep()
+    stored = base64.b64decode((tmp_path / "k").read_text().strip())
+    assert stored.hex() not in repr(new.provider) and "***" in repr(new.provider)
+    assert str(stored) not in repr(new)
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
-    with pytest.raises(InvalidInput, match="passphrase is required"):
-        NewLocalKeys(UnlockMethod.PASSPHRASE, passphrase="", key_file=None)
+    blob = new.provider.wrap(b"k" * 32, b"ctx")
+    assert new.provider.unwrap(blob, b"ctx") == b"k" * 32
+    with pytest.raises(InvalidInput, match="already exists"):
+        LocalKind().create("local", {"method": "keyfile"}, ctx)
+    with pytest.raises(InvalidInput, match="unknown option"):
+        LocalKind().create("local", {"method": "keyfile", "pin": "1"}, ctx)
 
 
 def test_init_is_the_first_event_of_the_chain_and_keyed(home: Path) -> None:

@@ -139,11 +139,11 @@ def test_session_record_holds_no_master_key_in_the_clear(home: Path) -> None:
     from sealbox.crypto import kdf
 
     with sqlite3.connect(home / "vault.db") as conn:
-        raw_kdf = conn.execute("SELECT value FROM sb_settings WHERE key='kdf'").fetchone()[0]
+        raw = conn.execute("SELECT config FROM sb_key_providers WHERE name='local'").fetchone()[0]
         stored = conn.execute("SELECT wrapped_master FROM sb_sessions").fetchone()[0]
     import json
 
-    master = kdf.derive_from_passphrase(PASS, kdf.Argon2Params.from_dict(json.loads(raw_kdf)))
+    master = kdf.derive_from_passphrase(PASS, kdf.Argon2Params.from_dict(json.loads(raw)["kdf"]))
     assert master not in stored
     assert master not in (home / "vault.db").read_bytes()
 

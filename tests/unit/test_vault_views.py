@@ -17,7 +17,7 @@ from sealbox.auth.principal import Principal
 from sealbox.caller import Actor
 from sealbox.changes import ChangeEvent
 from sealbox.errors import AccessDenied
-from sealbox.kms.interface import KeyProvider
+from sealbox.kms.interface import KeyRing
 from sealbox.kms.master import UnlockMethod
 from sealbox.model import SecretRef, SecretValue
 from sealbox.vault import Vault
@@ -37,7 +37,7 @@ def vault_and_loads(home: Path, tmp_path: Path) -> tuple[Vault, list[str]]:
     opened = factory.open_vault(home=home)
     loads: list[str] = []
 
-    def load() -> KeyProvider:
+    def load() -> KeyRing:
         loads.append("load")
         return opened._state.key_provider()
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sealbox.audit.events import AuditKeys
 from sealbox.crypto import macs
 from sealbox.errors import IntegrityError, KeyProviderError
-from sealbox.kms.interface import KeyProvider
+from sealbox.kms.interface import KeyRing
 
 if TYPE_CHECKING:
     from sealbox.storage.interface import AuditStore
@@ -41,7 +41,7 @@ def key_id(public: bytes) -> str:
     return macs.sha256(public).hex()[:16]
 
 
-def new_key_settings(provider: KeyProvider, vault_id: str) -> dict[str, str]:
+def new_key_settings(provider: KeyRing, vault_id: str) -> dict[str, str]:
     """Fresh audit keys as vault settings (wrapped, base64)."""
     audit_key = os.urandom(macs.KEY_BYTES)
     private, public = macs.new_signing_key()
@@ -54,7 +54,7 @@ def new_key_settings(provider: KeyProvider, vault_id: str) -> dict[str, str]:
     }
 
 
-def _ensure(storage: AuditStore, provider: KeyProvider, vault_id: str) -> None:
+def _ensure(storage: AuditStore, provider: KeyRing, vault_id: str) -> None:
     if storage.get_setting(AUDIT_KEY) is not None:
         return
     if storage.has_keyed_audit():
@@ -68,7 +68,7 @@ def _ensure(storage: AuditStore, provider: KeyProvider, vault_id: str) -> None:
         storage.ensure_setting(key, value)
 
 
-def _unwrap(storage: AuditStore, provider: KeyProvider, setting: str, context: bytes) -> bytes:
+def _unwrap(storage: AuditStore, provider: KeyRing, setting: str, context: bytes) -> bytes:
     raw = storage.get_setting(setting)
     if raw is None:
         raise IntegrityError(f"the vault's {setting.replace('_', ' ')} is missing")
@@ -82,7 +82,7 @@ def _unwrap(storage: AuditStore, provider: KeyProvider, setting: str, context: b
         ) from None
 
 
-def load_audit_keys(storage: AuditStore, provider: KeyProvider, vault_id: str) -> AuditKeys:
+def load_audit_keys(storage: AuditStore, provider: KeyRing, vault_id: str) -> AuditKeys:
     _ensure(storage, provider, vault_id)
     key = _unwrap(storage, provider, AUDIT_KEY, audit_key_context(vault_id))
     return AuditKeys.from_audit_key(key)
@@ -96,7 +96,7 @@ def verify_key(storage: AuditStore) -> bytes | None:
         raise IntegrityError("the vault's audit verify key is not valid hex") from None
 
 
-def load_signing_key(storage: AuditStore, provider: KeyProvider, vault_id: str) -> bytes:
+def load_signing_key(storage: AuditStore, provider: KeyRing, vault_id: str) -> bytes:
     """The checkpoint private key; checks that the stored public half belongs to it."""
     _ensure(storage, provider, vault_id)
     public = verify_key(storage)

@@ -21,7 +21,7 @@ from sealbox.errors import AuditUnavailable, SealboxError, Sealed, StorageBusy
 if TYPE_CHECKING:
     from sealbox.audit.sinks.interface import Sink
     from sealbox.audit.spool import AuditSpool
-    from sealbox.kms.interface import KeyProvider
+    from sealbox.kms.interface import KeyRing
     from sealbox.storage.interface import AuditStore
     from sealbox.storage.rows import CheckpointRow, HeadRow, SignHead
 
@@ -71,7 +71,7 @@ class AuditRecorder:
                 sink.head_for = self._lone_head
         self.node = node
         self.fail_open = fail_open
-        self._provider: KeyProvider | None = None
+        self._provider: KeyRing | None = None
         self._vault_id = ""
         self._keys: AuditKeys | None = None
         #: node -> the head row this process stored last (trusted without a check).
@@ -97,7 +97,7 @@ class AuditRecorder:
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count(1)
 
-    def use_keys(self, provider: KeyProvider, vault_id: str) -> None:
+    def use_keys(self, provider: KeyRing, vault_id: str) -> None:
         """The vault was unlocked: key events and HMAC values from now on."""
         if self._provider is not provider:
             self._provider, self._vault_id, self._keys = provider, vault_id, None

@@ -9,6 +9,8 @@ carries a ``hint_key`` and the CLI words the hint here, filled from the error's
 from __future__ import annotations
 
 CLI_HINTS: dict[str, str] = {
+    "kms_status": "run `sealbox kms status` to see what each key provider can open",
+    "kms_add_first": "add another key provider first with `sealbox kms add`, then remove this one",
     "create_project": "create it with `sealbox project create {project}`",
     "create_env": "create it with `sealbox env create {env} --project {project}`",
     "undelete_secret": "restore it with `sealbox secret undelete`",

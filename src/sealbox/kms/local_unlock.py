@@ -1,136 +1,149 @@
-"""The local provider's unlock methods: a passphrase, a key file, the OS keyring, a session;
-and the master key and first KEK of a new vault.
+"""The local provider family: a master key from a passphrase, a key file or the OS
+keyring (and an unlock session holding one), which wraps the vault's KEKs.
 
-Registered as ``local`` in the ``sealbox.key_providers`` entry points group.
+Registered as ``local`` (:mod:`sealbox.kms.registry`). Its stored config is
+``{"method": "passphrase" | "keyfile" | "keyring", "kdf": {Argon2id parameters} | null,
+"key_file": path (optional: the vault config's key file otherwise)}``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sealbox.errors import InvalidInput, KeyProviderError
 from sealbox.kms import master
-from sealbox.kms.interface import KeyProvider, Rekeyed
-from sealbox.kms.local import LocalKeyProvider, new_kek_record
+from sealbox.kms.interface import KeyProvider, NewProvider
+from sealbox.kms.local import MasterKeyProvider
 from sealbox.kms.master import UnlockMethod
 from sealbox.kms.registry import ProviderContext
-from sealbox.storage.rows import KekRecord
+
+KIND = "local"
 
 
-class LocalUnlocker:
-    """Obtains the master key once, the cheapest way available. Implements
-    :class:`~sealbox.kms.interface.Unlocker`."""
+def method_of(config: Mapping[str, Any]) -> UnlockMethod:
+    value = str(config.get("method") or "")
+    try:
+        return UnlockMethod(value)
+    except ValueError:
+        raise KeyProviderError(
+            f"the vault's local key provider names an unknown unlock method {value[:40]!r}"
+        ) from None
 
-    name = "local"
 
-    def __init__(self, ctx: ProviderContext) -> None:
-        self.ctx = ctx
+def key_file_of(config: Mapping[str, Any], ctx: ProviderContext) -> Path:
+    raw = config.get("key_file")
+    path = Path(str(raw)) if raw else ctx.key_file
+    if path is None:
+        raise KeyProviderError("the vault uses a key file but none is configured")
+    return path
 
-    def method(self) -> UnlockMethod:
-        value = self.ctx.storage.get_setting("unlock_method") or ""
-        try:
-            return UnlockMethod(value)
-        except ValueError:
-            raise KeyProviderError(f"the vault names an unknown unlock method {value!r}") from None
 
-    def master_key(self, *, allow_session: bool = True) -> bytes:
-        ctx = self.ctx
-        session = ctx.env.get("SEALBOX_SESSION") if allow_session else None
-        if session:
-            token = master.SessionToken.parse(session)
-            row = ctx.storage.get_session(token.session_id)
-            return master.open_session(ctx.vault_id, token, row, ctx.clock())
-        return self.master_key_direct()
+class LocalKind:
+    """The ``local`` family. Implements :class:`~sealbox.kms.interface.ProviderKind`."""
 
-    def master_key_direct(self, passphrase: str | None = None) -> bytes:
+    kind = KIND
+
+    def interactive(self, config: Mapping[str, Any]) -> bool:
+        return method_of(config) is UnlockMethod.PASSPHRASE
+
+    def master_key(
+        self, config: Mapping[str, Any], ctx: ProviderContext, passphrase: str | None = None
+    ) -> bytes:
+        """The master key from the provider's own credential (never a session)."""
         from sealbox.crypto import kdf
 
-        ctx = self.ctx
-        method = self.method()
+        method = method_of(config)
         match method:
             case UnlockMethod.KEYFILE:
-                if ctx.key_file is None:
-                    raise KeyProviderError("the vault uses a key file but none is configured")
-                return master.read_key_file(ctx.key_file)
+                return master.read_key_file(key_file_of(config, ctx))
             case UnlockMethod.KEYRING:
                 return master.keyring_load(ctx.vault_id)
             case UnlockMethod.PASSPHRASE:
-                raw = ctx.storage.get_setting("kdf")
-                if raw is None:
+                raw = config.get("kdf")
+                if not isinstance(raw, dict):
                     raise KeyProviderError("the vault has no key derivation parameters")
-                params = kdf.Argon2Params.from_dict(json.loads(raw))
+                params = kdf.Argon2Params.from_dict(raw)
                 if passphrase is None:
                     passphrase = master.passphrase_from(ctx.env, ctx.prompt, "Vault passphrase")
                 return kdf.derive_from_passphrase(passphrase, params)
         raise KeyProviderError(f"unsupported unlock method {method}")  # pragma: no cover
 
-    def _open(self, master_key: bytes) -> LocalKeyProvider:
-        return LocalKeyProvider.open(self.ctx.storage.list_keks(), self.ctx.vault_id, master_key)
+    def open(self, name: str, config: Mapping[str, Any], ctx: ProviderContext) -> KeyProvider:
+        return MasterKeyProvider(name, self.master_key(config, ctx), method_of(config).value)
 
-    def key_provider(self) -> KeyProvider:
-        return self._open(self.master_key())
+    def from_master(self, name: str, config: Mapping[str, Any], key: bytes) -> MasterKeyProvider:
+        """The provider from a master key obtained elsewhere (an unlock session)."""
+        return MasterKeyProvider(name, key, method_of(config).value)
 
-    def unlock_key(self) -> tuple[bytes, KeyProvider]:
-        master_key = self.master_key_direct()
-        # Opening the KEKs proves the key before a session is handed out for it.
-        return master_key, self._open(master_key)
-
-    def change_passphrase(self, old: str, new: str) -> tuple[KeyProvider, Rekeyed]:
-        from sealbox.crypto import kdf
-        from sealbox.kms.local import rewrap_kek_records
-
-        if self.method() is not UnlockMethod.PASSPHRASE:
-            raise InvalidInput("this vault is not protected by a passphrase")
-        old_key = self.master_key_direct(passphrase=old)
-        provider = self._open(old_key)
-        params = kdf.Argon2Params.fresh()
-        new_key = kdf.derive_from_passphrase(new, params)
-        keks = rewrap_kek_records(self.ctx.storage.list_keks(), self.ctx.vault_id, old_key, new_key)
-        return provider, Rekeyed(keks, {"kdf": json.dumps(params.to_dict())})
-
-
-class NewLocalKeys:
-    """A new vault's master key (from a passphrase, or random for a key file or the OS
-    keyring) and its first KEK: what ``sealbox init`` creates. Prints without them."""
-
-    def __init__(
-        self, method: UnlockMethod, *, passphrase: str | None, key_file: Path | None
-    ) -> None:
+    def create(self, name: str, options: Mapping[str, str], ctx: ProviderContext) -> NewProvider:
+        """A new master key: from a passphrase (``SEALBOX_PASSPHRASE`` or the prompt, or
+        the option ``passphrase``), or random and kept in a key file (option
+        ``key_file``, else the vault config's) or the OS keyring."""
         from sealbox.crypto import aead, kdf
 
-        self.method, self.key_file = method, key_file
-        #: The vault settings the local provider keeps (not secret).
-        self.settings: dict[str, str] = {"unlock_method": method.value}
+        unknown = set(options) - {"method", "key_file", "passphrase"}
+        if unknown:
+            raise InvalidInput(f"unknown option(s) for a local key provider: {sorted(unknown)}")
+        try:
+            method = UnlockMethod(options.get("method", "passphrase"))
+        except ValueError:
+            names = ", ".join(m.value for m in UnlockMethod)
+            raise InvalidInput(f"unknown unlock method: use {names}") from None
+        config: dict[str, Any] = {"method": method.value, "kdf": None}
+        keep = None
         match method:
             case UnlockMethod.PASSPHRASE:
+                passphrase = options.get("passphrase") or master.passphrase_from(
+                    ctx.env, ctx.prompt, "New passphrase"
+                )
                 if not passphrase:
                     raise InvalidInput(
                         "a passphrase is required (SEALBOX_PASSPHRASE or the prompt)"
                     )
                 params = kdf.Argon2Params.fresh()
-                self._master = kdf.derive_from_passphrase(passphrase, params)
-                self.settings["kdf"] = json.dumps(params.to_dict())
-            case UnlockMethod.KEYFILE if key_file is None:
-                raise InvalidInput("a key file vault needs the key file's path")
-            case UnlockMethod.KEYFILE | UnlockMethod.KEYRING:
-                self._master = aead.new_key()
+                key = kdf.derive_from_passphrase(passphrase, params)
+                config["kdf"] = params.to_dict()
+            case UnlockMethod.KEYFILE:
+                path = Path(options["key_file"]) if options.get("key_file") else ctx.key_file
+                if path is None:
+                    raise InvalidInput("a key file provider needs the key file's path (key_file=…)")
+                path = path.expanduser().absolute()
+                if path.exists():
+                    raise InvalidInput(f"key file {path} already exists; refusing to overwrite it")
+                if options.get("key_file"):
+                    config["key_file"] = str(path)
+                key = aead.new_key()
+
+                def keep() -> None:
+                    master.write_key_file(path, key)
+
+            case UnlockMethod.KEYRING:
+                key = aead.new_key()
+
+                def keep() -> None:
+                    master.keyring_store(ctx.vault_id, key)
+
             case _:  # pragma: no cover
                 raise InvalidInput(f"unknown unlock method {method}")
+        return NewProvider(config, MasterKeyProvider(name, key, method.value), keep)
 
-    def kek(self, vault_id: str, created_at: str) -> tuple[KekRecord, KeyProvider]:
-        """A new random KEK: its stored form, and the provider holding it."""
-        record, kek = new_kek_record(vault_id, self._master, created_at)
-        return record, LocalKeyProvider({record.kek_id: kek}, record.kek_id)
+    def rekey(
+        self, name: str, config: Mapping[str, Any], new_passphrase: str
+    ) -> tuple[dict[str, Any], MasterKeyProvider]:
+        """A passphrase change: fresh KDF parameters and the master key they give."""
+        from sealbox.crypto import kdf
 
-    def keep_master(self, vault_id: str) -> None:
-        """Write the key file 0600 (refusing to overwrite one) or the keyring entry; a
-        passphrase vault keeps nothing (the passphrase is the key)."""
-        if self.method is UnlockMethod.KEYFILE:
-            assert self.key_file is not None
-            master.write_key_file(self.key_file, self._master)
-        elif self.method is UnlockMethod.KEYRING:
-            master.keyring_store(vault_id, self._master)
+        if method_of(config) is not UnlockMethod.PASSPHRASE:
+            raise InvalidInput("this vault is not protected by a passphrase")
+        params = kdf.Argon2Params.fresh()
+        key = kdf.derive_from_passphrase(new_passphrase, params)
+        return {**config, "kdf": params.to_dict()}, MasterKeyProvider(
+            name, key, UnlockMethod.PASSPHRASE.value
+        )
 
-    def __repr__(self) -> str:
-        return f"NewLocalKeys(method={self.method.value!r}, master='***')"
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True)

@@ -161,13 +161,13 @@ def _session_aad(vault_id: str, session_id: str, expires_at: str) -> bytes:
 
 
 def new_session(
-    vault_id: str, master_key: bytes, now: datetime, ttl: timedelta
+    vault_id: str, master_key: bytes, now: datetime, ttl: timedelta, *, provider: str = "local"
 ) -> tuple[SessionToken, SessionRow]:
     token = SessionToken(os.urandom(8).hex(), os.urandom(32))
     expires_at = (now + ttl).isoformat()
     key = kdf.derive_subkey(token.secret, b"sealbox/session/" + token.session_id.encode())
     wrapped = aead.encrypt(key, master_key, _session_aad(vault_id, token.session_id, expires_at))
-    return token, SessionRow(token.session_id, wrapped, now.isoformat(), expires_at)
+    return token, SessionRow(token.session_id, wrapped, now.isoformat(), expires_at, provider)
 
 
 def open_session(

@@ -1,14 +1,17 @@
-"""Key provider families by name: the local one built in, others from entry points.
+"""Key provider families by name: sealbox's own looked up by module path, others from
+entry points.
 
-A vault names its provider in the ``key_provider`` setting (absent: ``local``). A
-package adds one (PKCS#11, a transit engine, a cloud KMS) by declaring a factory
-``Callable[[ProviderContext], Unlocker]`` in the entry points group
-``sealbox.key_providers``. The local provider is looked up without entry point discovery
-(``importlib.metadata`` costs a CLI process milliseconds it does not need to spend).
+A vault's providers are rows of ``sb_key_providers`` (name, kind, config); the kind names
+a family here. A package adds one (another HSM, another cloud's KMS) by declaring a
+factory ``Callable[[], ProviderKind]`` in the entry points group
+``sealbox.key_providers``. sealbox's own families are found without entry point discovery
+(``importlib.metadata`` costs a CLI process milliseconds it does not need to spend), and
+a family's SDK (boto3, python-pkcs11 …) is imported only when a vault uses it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -18,22 +21,34 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from sealbox.kms.interface import Unlocker
+    from sealbox.kms.interface import ProviderKind
     from sealbox.kms.master import PassphrasePrompt
     from sealbox.storage.interface import KeyStore, SessionStore, SettingsStore
 
     class ProviderStorage(KeyStore, SessionStore, SettingsStore, Protocol):
-        """What a provider may read of the vault: its KEKs, sessions and settings."""
+        """What the key operations may read of the vault: KEKs, providers, sessions,
+        settings."""
 
 
 GROUP = "sealbox.key_providers"
 LOCAL = "local"
-#: The setting that names a vault's provider family.
-SETTING = "key_provider"
+#: Seconds any one call to a remote provider may take (connect and answer) by default.
+DEFAULT_TIMEOUT = 5.0
+
+#: sealbox's own families: kind -> "module:factory" (each also declared in the entry
+#: points, for discovery by other tools).
+BUILTIN: dict[str, str] = {
+    "local": "sealbox.kms.local_unlock:LocalKind",
+    "pkcs11": "sealbox.kms.pkcs11:Pkcs11Kind",
+    "transit": "sealbox.kms.transit:TransitKind",
+    "aws-kms": "sealbox.kms.aws_kms:AwsKmsKind",
+    "gcp-kms": "sealbox.kms.gcp_kms:GcpKmsKind",
+    "azure-keyvault": "sealbox.kms.azure_keyvault:AzureKeyVaultKind",
+}
 
 
 class ProviderContext(NamedTuple):
-    """What a provider's unlocker may use: the vault's storage and the caller's environment."""
+    """What a provider family may use: the vault's storage and the caller's environment."""
 
     storage: ProviderStorage
     vault_id: str
@@ -41,35 +56,49 @@ class ProviderContext(NamedTuple):
     env: Mapping[str, str]
     prompt: PassphrasePrompt | None
     clock: Callable[[], datetime]
+    #: Seconds a call to a remote provider may take (SEALBOX_KMS_TIMEOUT overrides).
+    timeout: float = DEFAULT_TIMEOUT
 
 
-UnlockerFactory = Callable[[ProviderContext], "Unlocker"]
+KindFactory = Callable[[], "ProviderKind"]
 
 
-def unlocker_factory(name: str) -> UnlockerFactory:
-    """The factory registered as ``name``; KeyProviderError if there is none."""
-    if name == LOCAL:
-        from sealbox.kms.local_unlock import LocalUnlocker
-
-        return LocalUnlocker
+def kind_names() -> list[str]:
+    """Every family sealbox knows by name (its own, then installed plug-ins)."""
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=GROUP, name=name):
+    names = list(BUILTIN)
+    names += sorted({ep.name for ep in entry_points(group=GROUP)} - set(BUILTIN))
+    return names
+
+
+def provider_kind(kind: str) -> ProviderKind:
+    """The family ``kind``; KeyProviderError if there is none (or it cannot load)."""
+    target = BUILTIN.get(kind)
+    if target is not None:
+        module_name, _, attr = target.partition(":")
         try:
-            factory: UnlockerFactory = ep.load()
+            factory: KindFactory = getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            extra = kind.split("-", maxsplit=1)[0]
+            raise KeyProviderError(
+                f"key provider {kind!r} needs a package that is not installed ({exc.name})",
+                hint=f"pip install 'sealbox[{extra}]'",
+            ) from None
+        return factory()
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=GROUP, name=kind):
+        try:
+            found: KindFactory = ep.load()
         except Exception as exc:
             raise KeyProviderError(
-                f"key provider {name!r} cannot be loaded ({type(exc).__name__})",
+                f"key provider {kind!r} cannot be loaded ({type(exc).__name__})",
                 hint=f"check the package that provides it ({ep.value})",
             ) from None
-        return factory
+        return found()
     raise KeyProviderError(
-        f"the vault uses key provider {name[:100]!r}, which is not installed",
-        hint=f"install the package that registers it in the {GROUP!r} entry points",
+        f"unknown key provider kind {kind[:100]!r}",
+        hint=f"one of {', '.join(BUILTIN)}, or a package registering it in the {GROUP!r}"
+        " entry points",
     )
-
-
-def open_unlocker(ctx: ProviderContext) -> Unlocker:
-    """The unlocker of the provider the vault names."""
-    name = ctx.storage.get_setting(SETTING) or LOCAL
-    return unlocker_factory(name)(ctx)

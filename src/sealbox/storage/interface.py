@@ -33,9 +33,12 @@ if TYPE_CHECKING:
         HeadRow,
         IdentityRow,
         KekRecord,
+        KekWrapping,
+        KeyProviderRow,
         LeaseRow,
         LockRow,
         RestagePlan,
+        RewrapRow,
         RotationConfigRow,
         RotationRow,
         SealFor,
@@ -55,7 +58,14 @@ class Lifecycle(Protocol):
     description: str
 
     def initialise(
-        self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str
+        self,
+        vault_id: str,
+        settings: dict[str, str],
+        kek: KekRecord,
+        now: str,
+        *,
+        provider: KeyProviderRow,
+        wrapping: KekWrapping,
     ) -> None: ...
     def is_initialised(self) -> bool: ...
     def migrate(self) -> int: ...
@@ -78,21 +88,79 @@ class SettingsStore(Protocol):
 
 
 class KeyStore(Protocol):
-    """The KEKs, stored encrypted under the master key."""
+    """The KEKs, the key providers, and each KEK wrapped by each provider (schema 12);
+    the data keys' re-wrap (``sealbox kms rotate``). See :mod:`sealbox.storage.sql_keys`.
+    Every change takes ``audit`` as the secret writes do: the change's event is recorded
+    in its transaction."""
 
     def list_keks(self) -> list[KekRecord]: ...
-    # (``audit``, as for the secret writes: records the change's event in its transaction)
-    def replace_master(
+    def list_key_providers(self) -> list[KeyProviderRow]: ...
+    def list_kek_wrappings(self) -> list[KekWrapping]: ...
+    def count_versions_by_kek(self) -> dict[str, int]: ...
+    def versions_to_rewrap(
+        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
+    ) -> list[RewrapRow]: ...
+    def add_key_provider(
         self,
-        keks: list[KekRecord],
-        settings: dict[str, str],
+        row: KeyProviderRow,
+        wrappings: Sequence[KekWrapping],
         *,
         audit: Callable[[], None] | None = None,
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
-    ) -> None:
-        """Re-wrapped KEKs and the new master key's settings; ends every session."""
-        ...
+    ) -> None: ...
+    def update_key_provider(
+        self,
+        name: str,
+        *,
+        config: str | None = None,
+        wrappings: Sequence[KekWrapping] = (),
+        end_sessions: bool = False,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
+    def remove_key_provider(
+        self,
+        name: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
+    def add_kek(
+        self,
+        kek: KekRecord,
+        wrappings: Sequence[KekWrapping],
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
+    def delete_kek(
+        self,
+        kek_id: str,
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
+    def rewrap_versions(
+        self,
+        rows: Sequence[tuple[int, int, str, str, bytes]],
+        *,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> int: ...
+    def set_settings(
+        self,
+        values: dict[str, str],
+        *,
+        audit: Callable[[], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> None: ...
 
 
 class SessionStore(Protocol):

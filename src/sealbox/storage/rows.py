@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -58,12 +58,47 @@ class SecretRow(NamedTuple):
 
 
 class KekRecord(NamedTuple):
-    """A KEK as stored: encrypted under the master key (sealbox.kms.local makes them)."""
+    """A key-encryption key's record: its id and whether new data keys are wrapped by it.
+    The key itself is stored only wrapped, once per key provider (:class:`KekWrapping`)."""
 
     kek_id: str
-    wrapped: bytes
     created_at: str
     active: bool
+
+
+class KekWrapping(NamedTuple):
+    """One KEK wrapped by one key provider (schema 12): any one of a KEK's wrappings opens it."""
+
+    kek_id: str
+    provider: str
+    wrapped: bytes
+    #: The provider's key that wrapped it (a token label, a transit key, a KMS key ARN).
+    key_ref: str
+    created_at: str
+
+
+class KeyProviderRow(NamedTuple):
+    """A key provider the vault's KEKs are wrapped under (schema 12)."""
+
+    name: str
+    kind: str
+    #: JSON object, not secret (a library path, a key label, a KMS key id, KDF parameters).
+    config: str
+    #: The order providers are tried in when the vault is opened (lowest first).
+    position: int
+    created_at: str
+
+
+class RewrapRow(NamedTuple):
+    """A version's wrapped data key with what its associated data is made of."""
+
+    secret_id: int
+    project: str
+    env: str
+    name: str
+    version: int
+    kek_id: str
+    wrapped_key: bytes
 
 
 class SessionRow(NamedTuple):
@@ -71,6 +106,8 @@ class SessionRow(NamedTuple):
     wrapped_master: bytes
     created_at: str
     expires_at: str
+    #: The local key provider whose master key the session holds (schema 12).
+    provider: str = "local"
 
 
 class AuditRow(NamedTuple):

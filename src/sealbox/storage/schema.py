@@ -225,6 +225,30 @@ def schema_v11(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v12(d: Dialect) -> list[str]:
+    """Schema version 12: several key providers (issue 13). Each KEK is wrapped once per
+    provider in ``sb_kek_wrappings`` (any one opens it); the vault's existing local
+    provider becomes the row ``local``, its unlock method and KDF parameters (settings
+    until now) its config, its KEK wrappings (``sb_keks.wrapped``, left empty for new
+    KEKs) its wrappings. A session names the local provider whose master key it holds."""
+    return [
+        "CREATE TABLE sb_key_providers (name TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+        " config TEXT NOT NULL, position INTEGER NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE TABLE sb_kek_wrappings (kek_id TEXT NOT NULL, provider TEXT NOT NULL,"
+        f" wrapped {d.blob} NOT NULL, key_ref TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (kek_id, provider))",
+        "INSERT INTO sb_key_providers (name, kind, config, position, created_at)"
+        " SELECT 'local', 'local', '{\"method\": \"' || COALESCE((SELECT value FROM sb_settings"
+        " WHERE key = 'unlock_method'), 'passphrase') || '\", \"kdf\": ' || COALESCE((SELECT"
+        " value FROM sb_settings WHERE key = 'kdf'), 'null') || '}', 0, COALESCE(MIN(created_at),"
+        " '') FROM sb_keks HAVING COUNT(*) > 0",
+        "INSERT INTO sb_kek_wrappings (kek_id, provider, wrapped, key_ref, created_at)"
+        " SELECT kek_id, 'local', wrapped, '', created_at FROM sb_keks",
+        "DELETE FROM sb_settings WHERE key IN ('unlock_method', 'kdf', 'key_provider')",
+        "ALTER TABLE sb_sessions ADD COLUMN provider TEXT NOT NULL DEFAULT 'local'",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -238,4 +262,5 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     9: schema_v9,
     10: schema_v10,
     11: schema_v11,
+    12: schema_v12,
 }

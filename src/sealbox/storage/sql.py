@@ -26,6 +26,8 @@ from sealbox.storage.rows import (
     HeadRow,
     IdentityRow,
     KekRecord,
+    KekWrapping,
+    KeyProviderRow,
     LockRow,
     RestagePlan,
     RotationConfigRow,
@@ -33,13 +35,13 @@ from sealbox.storage.rows import (
     SealFor,
     SecretIdRow,
     SecretRow,
-    SessionRow,
     SignHead,
     StagePlan,
     TokenRow,
     VersionRow,
 )
 from sealbox.storage.schema import MIGRATIONS, Dialect
+from sealbox.storage.sql_keys import KeySql
 from sealbox.storage.sql_leases import LeaseSql
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ class Tx(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
 
 
-class SqlStorage(LeaseSql):
+class SqlStorage(KeySql, LeaseSql):
     """Backend-independent storage logic; subclasses supply connections and locking."""
 
     dialect: Dialect
@@ -142,7 +144,16 @@ class SqlStorage(LeaseSql):
                 return False
             return self._one(tx, "SELECT value FROM sb_settings WHERE key = 'vault_id'") is not None
 
-    def initialise(self, vault_id: str, settings: dict[str, str], kek: KekRecord, now: str) -> None:
+    def initialise(
+        self,
+        vault_id: str,
+        settings: dict[str, str],
+        kek: KekRecord,
+        now: str,
+        *,
+        provider: KeyProviderRow,
+        wrapping: KekWrapping,
+    ) -> None:
         with self._tx(write=True) as tx:
             if self._table_exists(tx, "sb_settings"):
                 raise AlreadyExists(f"a vault already exists in {self.description}")
@@ -152,11 +163,9 @@ class SqlStorage(LeaseSql):
             all_settings = {**settings, "vault_id": vault_id, "schema_version": str(SCHEMA_VERSION)}
             for key, value in all_settings.items():
                 self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
-            self._exec(
-                tx,
-                "INSERT INTO sb_keks (kek_id, wrapped, created_at, active) VALUES (?, ?, ?, ?)",
-                (kek.kek_id, kek.wrapped, kek.created_at, 1),
-            )
+            self._insert_kek(tx, kek)
+            self._insert_provider(tx, provider)
+            self._insert_wrappings(tx, [wrapping])
 
     #: Set once this connection has seen an up-to-date schema; the check then costs nothing
     #: (it was two queries in every transaction, a fifth of a server read).
@@ -238,88 +247,6 @@ class SqlStorage(LeaseSql):
         with self._tx(write=False) as tx:
             self._require_schema(tx)
             return {k: v for k, v in self._all(tx, "SELECT key, value FROM sb_settings")}
-
-    def list_keks(self) -> list[KekRecord]:
-        with self._tx(write=False) as tx:
-            self._require_schema(tx)
-            rows = self._all(
-                tx, "SELECT kek_id, wrapped, created_at, active FROM sb_keks ORDER BY created_at"
-            )
-        return [KekRecord(r[0], bytes(r[1]), r[2], bool(r[3])) for r in rows]
-
-    def replace_master(
-        self,
-        keks: list[KekRecord],
-        settings: dict[str, str],
-        *,
-        audit: Callable[[], None] | None = None,
-        audit_node: str | None = None,
-        audit_head: SignHead | None = None,
-    ) -> None:
-        with self._audited_tx(audit_node, audit_head) as tx:
-            self._require_schema(tx)
-            for rec in keks:
-                self._exec(
-                    tx, "UPDATE sb_keks SET wrapped = ? WHERE kek_id = ?", (rec.wrapped, rec.kek_id)
-                )
-            for key, value in settings.items():
-                self._exec(tx, "DELETE FROM sb_settings WHERE key = ?", (key,))
-                self._exec(tx, "INSERT INTO sb_settings (key, value) VALUES (?, ?)", (key, value))
-            # Sessions hold the old master key: a passphrase change ends them.
-            self._exec(tx, "DELETE FROM sb_sessions")
-            if audit is not None:
-                audit()
-
-    def put_session(
-        self,
-        row: SessionRow,
-        *,
-        audit: Callable[[], None] | None = None,
-        audit_node: str | None = None,
-        audit_head: SignHead | None = None,
-    ) -> None:
-        with self._audited_tx(audit_node, audit_head) as tx:
-            self._require_schema(tx)
-            self._exec(
-                tx,
-                "INSERT INTO sb_sessions (session_id, wrapped_master, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (row.session_id, row.wrapped_master, row.created_at, row.expires_at),
-            )
-            if audit is not None:
-                audit()
-
-    def get_session(self, session_id: str) -> SessionRow | None:
-        with self._tx(write=False) as tx:
-            self._require_schema(tx)
-            r = self._one(
-                tx,
-                "SELECT session_id, wrapped_master, created_at, expires_at FROM sb_sessions"
-                " WHERE session_id = ?",
-                (session_id,),
-            )
-        return SessionRow(r[0], bytes(r[1]), r[2], r[3]) if r else None
-
-    def delete_sessions(
-        self,
-        *,
-        expired_before: str | None = None,
-        audit: Callable[[int], None] | None = None,
-        audit_node: str | None = None,
-        audit_head: SignHead | None = None,
-    ) -> int:
-        with self._audited_tx(audit_node, audit_head) as tx:
-            self._require_schema(tx)
-            if expired_before is None:
-                cur = self._exec(tx, "DELETE FROM sb_sessions")
-            else:
-                cur = self._exec(
-                    tx, "DELETE FROM sb_sessions WHERE expires_at < ?", (expired_before,)
-                )
-            count = int(cur.rowcount or 0)
-            if audit is not None:
-                audit(count)
-            return count
 
     # -- projects and environments ------------------------------------------------------------
     def create_project(self, project: str, now: str) -> None:

@@ -9,13 +9,13 @@ import pytest
 
 from sealbox.crypto import aead, envelope
 from sealbox.errors import IntegrityError, KeyProviderError
-from sealbox.kms.local import LocalKeyProvider
+from sealbox.kms.local import KekRing
 
 VECTORS = Path(__file__).with_name("vectors.json")
 
 
-def provider() -> LocalKeyProvider:
-    return LocalKeyProvider({"k1": bytes(range(32))}, "k1")
+def provider() -> KekRing:
+    return KekRing({"k1": bytes(range(32))}, "k1")
 
 
 def ctx(version: int = 1, name: str = "DB") -> bytes:
@@ -40,7 +40,7 @@ def test_every_seal_uses_a_fresh_key_and_nonce() -> None:
 def test_known_answer_vector() -> None:
     """The stored format must stay readable: this blob was sealed by an earlier build."""
     for vec in json.loads(VECTORS.read_text()):
-        keys = LocalKeyProvider({vec["kek_id"]: bytes.fromhex(vec["kek"])}, vec["kek_id"])
+        keys = KekRing({vec["kek_id"]: bytes.fromhex(vec["kek"])}, vec["kek_id"])
         context = envelope.version_context(*vec["context"])
         plain = envelope.open_sealed(
             bytes.fromhex(vec["ciphertext"]), bytes.fromhex(vec["wrapped_key"]), keys, context
@@ -82,14 +82,14 @@ def test_short_blob_fails() -> None:
 
 def test_wrong_key_fails() -> None:
     sealed = envelope.seal(b"s3cr3t", provider(), "k1", ctx())
-    other = LocalKeyProvider({"k1": bytes(32)}, "k1")
+    other = KekRing({"k1": bytes(32)}, "k1")
     with pytest.raises(IntegrityError):
         envelope.open_sealed(sealed.ciphertext, sealed.wrapped_key, other, ctx())
 
 
 def test_unknown_key_id_is_a_key_provider_error() -> None:
     sealed = envelope.seal(b"s3cr3t", provider(), "k1", ctx())
-    other = LocalKeyProvider({"k2": bytes(range(32))}, "k2")
+    other = KekRing({"k2": bytes(range(32))}, "k2")
     with pytest.raises(KeyProviderError):
         envelope.open_sealed(sealed.ciphertext, sealed.wrapped_key, other, ctx())
 

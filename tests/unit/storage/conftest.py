@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.pg import throwaway_database
-from tests.unit.storage.contract import KEK, NOW
+from tests.unit.storage.contract import KEK, KEYS, NOW
 
 from sealbox.storage.interface import Storage
 
@@ -60,7 +60,7 @@ def raw(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[S
 
 @pytest.fixture
 def store(raw: Storage) -> Storage:
-    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
+    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW, **KEYS)
     raw.create_project("payments", NOW)
     for env in ("dev", "prod"):
         raw.create_env("payments", env, NOW)

@@ -10,10 +10,21 @@ import pytest
 
 from sealbox import stages
 from sealbox.storage.interface import Storage
-from sealbox.storage.rows import AuditRow, KekRecord, SealedRow, StagePlan
+from sealbox.storage.rows import (
+    AuditRow,
+    KekRecord,
+    KekWrapping,
+    KeyProviderRow,
+    SealedRow,
+    StagePlan,
+)
 
 NOW = "2026-01-01T00:00:00+00:00"
-KEK = KekRecord("kek1", b"wrapped-kek", NOW, True)
+KEK = KekRecord("kek1", NOW, True)
+PROVIDER = KeyProviderRow("local", "local", '{"method": "keyfile", "kdf": null}', 0, NOW)
+WRAPPING = KekWrapping("kek1", "local", b"wrapped-kek", "master key (keyfile)", NOW)
+#: initialise()'s key provider and its wrapping of KEK.
+KEYS = {"provider": PROVIDER, "wrapping": WRAPPING}
 
 
 #: What each migration after 8 creates, undone (newest first, :func:`undo_after`) for the
@@ -28,6 +39,15 @@ UNDO: dict[int, tuple[str, ...]] = {
     ),
     10: ("DROP TABLE sb_leases", "DROP TABLE sb_cred_roles"),
     11: ("DROP TABLE sb_locks",),
+    12: (
+        "INSERT INTO sb_settings (key, value) SELECT 'unlock_method', 'keyfile'"
+        " WHERE NOT EXISTS (SELECT 1 FROM sb_settings WHERE key = 'unlock_method')",
+        "UPDATE sb_keks SET wrapped = (SELECT w.wrapped FROM sb_kek_wrappings w"
+        " WHERE w.kek_id = sb_keks.kek_id AND w.provider = 'local')",
+        "DROP TABLE sb_kek_wrappings",
+        "DROP TABLE sb_key_providers",
+        "ALTER TABLE sb_sessions DROP COLUMN provider",
+    ),
 }
 
 

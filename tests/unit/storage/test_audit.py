@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.storage.contract import KEK, NOW, audit_row, reopen
+from tests.unit.storage.contract import KEK, KEYS, NOW, audit_row, reopen
 
 from sealbox.errors import StorageBusy
 from sealbox.storage.interface import Storage
@@ -56,7 +56,7 @@ def test_sqlite_audit_batch_without_waiting(tmp_path: Path) -> None:
     from sealbox.storage.sqlite import SqliteStorage
 
     store = SqliteStorage(tmp_path / "vault.db", create=True)
-    store.initialise("v1", {}, KEK, NOW)
+    store.initialise("v1", {}, KEK, NOW, **KEYS)
     other = SqliteStorage(tmp_path / "vault.db")
     try:
         with (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.storage.contract import KEK, NOW, stage_map, undo_after, write
+from tests.unit.storage.contract import KEK, KEYS, NOW, stage_map, undo_after, write
 from tests.unit.storage.test_accounts import identity, token
 
 from sealbox import stages
@@ -26,7 +26,7 @@ def test_initialise_once(store: Storage) -> None:
     assert store.settings()["unlock_method"] == "keyfile"
     assert store.list_keks() == [KEK]
     with pytest.raises(AlreadyExists):
-        store.initialise("vault-2", {}, KEK, NOW)
+        store.initialise("vault-2", {}, KEK, NOW, **KEYS)
 
 
 def test_check_finds_a_missing_current_version(store: Storage) -> None:
@@ -106,7 +106,7 @@ def test_schema_9_migrates_from_8(store: Storage) -> None:
 
 def test_schema_6_migrates_from_5(raw: Storage) -> None:
     """A version 5 vault (no token parents) gets the column; its tokens are roots."""
-    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW)
+    raw.initialise("vault-1", {"unlock_method": "keyfile"}, KEK, NOW, **KEYS)
     alice = identity(raw, "alice")
     token(raw, "old", alice)
     with raw._tx(write=True) as tx:  # type: ignore[attr-defined]
@@ -157,7 +157,7 @@ def test_sqlite_serving_checkpoints_in_the_background(
 
     monkeypatch.setattr(sqlite_serving, "CHECKPOINT_INTERVAL", 0.005)
     store = sqlite.SqliteStorage(tmp_path / "vault.db", create=True)
-    store.initialise("v1", {}, KEK, NOW)
+    store.initialise("v1", {}, KEK, NOW, **KEYS)
     store.serve()
     store.serve()  # idempotent: one thread
     thread = store._checkpointer
@@ -186,7 +186,7 @@ def test_sqlite_wal_starts_over_under_constant_writes(
     monkeypatch.setattr(sqlite_serving, "WAL_RESTART_PAGES", 20)
     path = tmp_path / "vault.db"
     store = sq.SqliteStorage(path, create=True)
-    store.initialise("v1", {}, KEK, NOW)
+    store.initialise("v1", {}, KEK, NOW, **KEYS)
     store.serve()
     thread = store._checkpointer
     assert thread is not None
