@@ -39,6 +39,7 @@ DEFAULT_TIMEOUT = 5.0
 #: points, for discovery by other tools).
 BUILTIN: dict[str, str] = {
     "local": "sealbox.kms.local_unlock:LocalKind",
+    "shamir": "sealbox.kms.shamir:ShamirKind",
     "pkcs11": "sealbox.kms.pkcs11:Pkcs11Kind",
     "transit": "sealbox.kms.transit:TransitKind",
     "aws-kms": "sealbox.kms.aws_kms:AwsKmsKind",
