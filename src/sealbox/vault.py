@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
+    from sealbox.kms_ops import KmsOps
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
     from sealbox.rotation_ops import RotationOps
@@ -178,6 +179,13 @@ class Vault(CoreService):
         from sealbox.locks import Locks
 
         return Locks(self._state, self._caller)
+
+    @property
+    def kms(self) -> KmsOps:
+        """Key providers: list, status, add, remove (KEK rotation: ``kms_rotate``)."""
+        from sealbox.kms_ops import KmsOps
+
+        return KmsOps(self._state, self._caller)
 
     @property
     def keys(self) -> KeyOps:
