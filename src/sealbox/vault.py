@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from sealbox.kms_ops import KmsOps
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
+    from sealbox.model import KmsStatus
     from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
 
@@ -186,6 +187,11 @@ class Vault(CoreService):
         from sealbox.kms_ops import KmsOps
 
         return KmsOps(self._state, self._caller)
+
+    def kms_status(self, *, probe: bool = True) -> KmsStatus:
+        """``kms.status`` under the SDK's name (``Client.kms_status``), for front ends that
+        serve both."""
+        return self.kms.status(probe=probe)
 
     @property
     def keys(self) -> KeyOps:

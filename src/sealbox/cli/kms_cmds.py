@@ -118,10 +118,13 @@ def status_json(found: KmsStatus) -> dict[str, Any]:
 @json_option
 def status(no_probe: bool, as_json: bool) -> None:
     """Each provider's reach and which KEKs it opens (each wrapping is unwrapped and compared).
-    Exits 1 when a provider cannot open every KEK or cannot be reached."""
-    vault = open_local()
+    Exits 1 when a provider cannot open every KEK or cannot be reached. In remote mode
+    (SEALBOX_ADDR) it asks the server (admin on sys/kms)."""
+    from sealbox.cli.common import open_vault
+
+    vault = open_vault()
     try:
-        found = vault.kms.status(probe=not no_probe)
+        found = vault.kms_status(probe=not no_probe)
     finally:
         vault.close()
     if as_json:
