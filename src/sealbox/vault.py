@@ -232,7 +232,12 @@ class Vault(CoreService):
         try:
             self._audit.close()
         finally:
-            self._storage.close()
+            try:
+                self._storage.close()
+            finally:
+                # The provider that opened the KEKs (an HSM session and login, an HTTP pool).
+                if self._state.unlocker is not None:
+                    self._state.unlocker.close()
 
     def change_feed(self) -> ChangeFeed:
         """This process's link to the change notices of every process on this vault."""

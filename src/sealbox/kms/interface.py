@@ -150,6 +150,10 @@ class Unlocker(Protocol):
         (:meth:`~sealbox.storage.interface.KeyStore.update_key_provider`)."""
         ...
 
+    def close(self) -> None:
+        """Close the provider kept open to open KEKs made later (the vault is closing)."""
+        ...
+
 
 class Rekeyed(NamedTuple):
     """What a passphrase change stores: the provider, its new config and wrappings."""

@@ -204,6 +204,11 @@ class RingOpener:
         ]  # fmt: skip
         return ring, Rekeyed(row.name, dump_config(new_config), wrappings)
 
+    def close(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.close()
+
     # -- KekSource ----------------------------------------------------------------------------
     def active_kek(self) -> str | None:
         try:
