@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         CheckpointRow,
         Decision,
         IncidentReport,
+        KmsStatus,
         Policy,
         Secret,
         SecretInfo,
@@ -165,6 +166,7 @@ class VaultAPI(Protocol):
     def undelete(self, ref: SecretRef) -> None: ...
     def purge(self, ref: SecretRef) -> int: ...
     def close(self) -> None: ...
+    def kms_status(self, *, probe: bool = True) -> KmsStatus: ...
     # Embedded: the ``vault.incident`` service, called (sealbox.incident.Incident.__call__).
     def incident(
         self,

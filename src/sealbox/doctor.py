@@ -180,8 +180,45 @@ def check_vault(
         findings.extend(_check_example(vault, directory / ".env.example"))
         findings.extend(check_rotations(vault))
         findings.extend(check_leases(vault))
+        findings.extend(check_key_providers(vault))
     finally:
         vault.close()
+    return findings
+
+
+def check_key_providers(vault: Vault) -> list[Finding]:
+    """The key providers against their stored wrappings: one that cannot be reached, or
+    holds no (or a stale) wrapping of some KEK, is a warning — the vault still opens
+    through the others, but losing them would lose it (issue 13)."""
+    try:
+        found = vault.kms.status()
+    except SealboxError as exc:
+        return [Finding("warn", "kms", f"key providers not checked: {exc.message}")]
+    findings = [Finding("warn", "kms", p) for p in found.problems]
+    usable = [p.name for p in found.providers if p.reachable is not False and not p.missing]
+    if len(found.providers) == 1:
+        only = found.providers[0]
+        findings.append(
+            Finding(
+                "ok" if not found.problems else "warn",
+                "kms",
+                f"one key provider ({only.name}, {only.kind}): losing its key loses the vault;"
+                " `sealbox kms add` another (recovery shares, an HSM) for redundancy",
+            )
+        )
+    elif not found.problems:
+        findings.append(Finding("ok", "kms", f"{len(usable)} key providers, each opens every KEK"))
+    old = [k for k in found.keks if not k.active and k.versions]
+    if old:
+        count = sum(k.versions for k in old)
+        findings.append(
+            Finding(
+                "warn",
+                "kms",
+                f"{count} data key(s) still wrapped by {len(old)} older KEK version(s): finish"
+                " with `sealbox kms rotate`",
+            )
+        )
     return findings
 
 

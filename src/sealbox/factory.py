@@ -232,8 +232,10 @@ def _open(
 ) -> tuple[Storage, str, VaultConfig, Unlocker]:
     home = resolve_home(home, env)
     cfg = _require_config(home)
-    if cfg.key_file is not None:
+    if cfg.key_file is not None and cfg.key_file.exists():
         # Refuse to run on a key file others can read, even for commands that need no key.
+        # (A missing one is the key provider's error when a key is needed: the vault may
+        # have moved to another provider and the file been deleted.)
         master.read_key_file(cfg.key_file)
     storage = open_storage(cfg.storage)
     storage.migrate()

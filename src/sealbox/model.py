@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -560,3 +561,59 @@ class IncidentReport(NamedTuple):
             "redeploy": list(self.redeploy),
             "actions": list(self.actions),
         }
+
+
+# -- key providers (issue 13): what `vault.kms` and its front ends show ---------------------------
+class KeyProviderInfo(NamedTuple):
+    """A key provider the vault's KEKs are wrapped under (its config is not secret)."""
+
+    name: str
+    kind: str
+    #: The order providers are tried in when the vault is opened (lowest first).
+    position: int
+    created_at: str
+    config: Mapping[str, Any]
+
+
+class KekInfo(NamedTuple):
+    """One key-encryption key version, and how many data keys it wraps."""
+
+    kek_id: str
+    created_at: str
+    active: bool
+    versions: int
+
+
+class ProviderStatus(NamedTuple):
+    """What one provider can do now: reach its key, and open which KEKs.
+
+    ``reachable`` is None when it was not tried (it needs a person: a passphrase, shares).
+    ``wraps`` are the KEKs it holds a wrapping of; ``opens`` those it was seen to open
+    (unwrapped and compared with the KEK in memory); ``missing`` the KEKs it holds no
+    wrapping of.
+    """
+
+    name: str
+    kind: str
+    key_id: str
+    reachable: bool | None
+    error: str
+    wraps: tuple[str, ...]
+    opens: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+class KmsStatus(NamedTuple):
+    """The key hierarchy's state: KEK versions, each provider's reach, the problems found
+    (a configuration and the stored wrappings never silently disagree)."""
+
+    keks: tuple[KekInfo, ...]
+    providers: tuple[ProviderStatus, ...]
+    problems: tuple[str, ...]
+
+
+class KmsAdded(NamedTuple):
+    """A provider just added; ``shares`` are recovery shares to show once (a shamir provider)."""
+
+    provider: KeyProviderInfo
+    shares: tuple[SecretValue, ...] = ()

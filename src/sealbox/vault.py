@@ -50,8 +50,10 @@ if TYPE_CHECKING:
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
+    from sealbox.kms_ops import KmsOps
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
+    from sealbox.model import KmsStatus
     from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
 
@@ -178,6 +180,18 @@ class Vault(CoreService):
         from sealbox.locks import Locks
 
         return Locks(self._state, self._caller)
+
+    @property
+    def kms(self) -> KmsOps:
+        """Key providers: list, status, add, remove (KEK rotation: ``kms_rotate``)."""
+        from sealbox.kms_ops import KmsOps
+
+        return KmsOps(self._state, self._caller)
+
+    def kms_status(self, *, probe: bool = True) -> KmsStatus:
+        """``kms.status`` under the SDK's name (``Client.kms_status``), for front ends that
+        serve both."""
+        return self.kms.status(probe=probe)
 
     @property
     def keys(self) -> KeyOps:

@@ -15,6 +15,7 @@ def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Behave as in CI even when pytest runs in a terminal: there is no tty to prompt on."""
     import sealbox.cli.common
     import sealbox.cli.doctor_cmd
+    import sealbox.cli.kms_cmds
     import sealbox.cli.scope
     import sealbox.cli.secret_cmds
     import sealbox.cli.session_cmds
@@ -27,6 +28,7 @@ def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         sealbox.cli.session_cmds,
         sealbox.cli.vault_cmds,
         sealbox.cli.doctor_cmd,
+        sealbox.cli.kms_cmds,
     ):
         monkeypatch.setattr(module, "tty_prompt", lambda: None, raising=False)
 

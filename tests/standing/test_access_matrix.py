@@ -635,6 +635,8 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
         "/v1/incident",
         {"path": f"{PROJECT}/{ENV}/{SECRET}", "reason": "SEC-1: the URL was seen in a log"},
     ),
+    # -- key providers (issue 13): the status, which changes nothing --
+    ("GET", "/v1/sys/kms"): lambda w: Call("GET", "/v1/sys/kms"),
 }
 
 

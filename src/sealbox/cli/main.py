@@ -76,6 +76,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dynamic database credentials under a lease; `creds role` defines roles.",
     ),
     "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
+    "kms": (
+        "sealbox.cli.kms_cmds:kms",
+        "Key providers (HSM, Transit, cloud KMS): add, remove, status, rotate.",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

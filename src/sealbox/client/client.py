@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from sealbox.client.leases import RemoteLeases
     from sealbox.client.rotations import RemoteRotations
     from sealbox.client.watch import Watch
-    from sealbox.model import IncidentReport
+    from sealbox.model import IncidentReport, KmsStatus
 
 
 def _log() -> Any:
@@ -637,6 +637,15 @@ class Client:
         data = self._call("POST", "/v1/incident", body=body)
         with reading(self.address, "incident"):
             return wire_incident.decode_report(data)
+
+    def kms_status(self, *, probe: bool = True) -> KmsStatus:
+        """The server's key providers: each one's reach and which KEKs it opens
+        (``GET /v1/sys/kms``, admin on sys/kms); ``probe=False`` calls no provider."""
+        from sealbox.wire import kms as wire_kms
+
+        data = self._call("GET", "/v1/sys/kms", query={"probe": "true" if probe else "false"})
+        with reading(self.address, "key provider status"):
+            return wire_kms.decode_status(data)
 
     @property
     def leases(self) -> RemoteLeases:

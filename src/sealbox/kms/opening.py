@@ -55,6 +55,11 @@ class RingOpener:
         #: The provider that opened the ring (kept open to open KEKs made later).
         self._keeper: KeyProvider | None = None
 
+    @property
+    def keeper(self) -> KeyProvider | None:
+        """The provider that opened the KEKs in this process, if any (still open)."""
+        return self._keeper
+
     # -- what is stored -----------------------------------------------------------------------
     def providers(self) -> list[KeyProviderRow]:
         rows = self.ctx.storage.list_key_providers()

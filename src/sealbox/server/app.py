@@ -28,6 +28,7 @@ from sealbox.server import (
     routes_auth,
     routes_creds,
     routes_incident,
+    routes_kms,
     routes_kv,
     routes_native,
     routes_rotation,
@@ -64,6 +65,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_rotation.ROUTES,
         *routes_creds.ROUTES,
         *routes_incident.ROUTES,
+        *routes_kms.ROUTES,
         *routes_kv.ROUTES,
     ]
 

@@ -501,6 +501,31 @@ ROTATION_CONFIG = resp(
     {"path": S, "method": S, "options": ANY, "grace_seconds": I, "window": NS},
     ["path", "method"],
 )
+_TEXTS = SL
+KMS_STATUS = resp(
+    {
+        "keks": {
+            "type": "array",
+            "items": resp({"kek_id": S, "created_at": S, "active": B, "versions": I}),
+        },
+        "providers": {
+            "type": "array",
+            "items": resp(
+                {
+                    "name": S,
+                    "kind": S,
+                    "key_id": S,
+                    "reachable": {"type": ["boolean", "null"]},
+                    "error": S,
+                    "wraps": _TEXTS,
+                    "opens": _TEXTS,
+                    "missing": _TEXTS,
+                }
+            ),
+        },
+        "problems": _TEXTS,
+    }
+)
 INCIDENT_REPORT = resp(
     {
         "secret": S,
@@ -1026,6 +1051,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             ["path", "reason"],
         ),
         response=INCIDENT_REPORT,
+    ),
+    # -- key providers (issue 13) -------------------------------------------------------------
+    ("/v1/sys/kms", "GET"): Op(
+        "The key providers: each one's reach and which key-encryption keys it opens, and the"
+        " problems found (admin on sys/kms); probe=false calls no provider",
+        tag="sys",
+        query=(_query("probe", {"enum": ["true", "false"]}, "false: call no provider"),),
+        response=KMS_STATUS,
     ),
     # -- operations ---------------------------------------------------------------------------
     ("/v1/sys/health", "GET"): Op(

@@ -302,15 +302,12 @@ def test_the_sdk_is_not_imported_by_the_cli_or_the_registry() -> None:
 
 
 # -- a vault opened through the HSM, end to end ------------------------------------------------
-def test_a_vault_opened_through_the_hsm_alone(home: Path, tmp_path: Path) -> None:
+def test_a_vault_opened_through_the_hsm_alone(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sealbox import factory
-    from sealbox.config import load_config, save_config
-    from sealbox.kms.local import kek_context
     from sealbox.kms.master import UnlockMethod
-    from sealbox.kms.pkcs11 import Pkcs11Kind
-    from sealbox.kms.registry import ProviderContext
     from sealbox.model import SecretRef, SecretValue
-    from sealbox.storage.rows import KekWrapping, KeyProviderRow
 
     key_file = tmp_path / "k.key"
     factory.init_vault(home=home, method=UnlockMethod.KEYFILE, key_file=key_file)
@@ -318,43 +315,26 @@ def test_a_vault_opened_through_the_hsm_alone(home: Path, tmp_path: Path) -> Non
     ref = SecretRef("payments", "prod", "DB_URL")
     vault.create_project("payments")
     vault.set(ref, SecretValue("postgres://hsm-protected"))
-    unlocker = vault._state.unlocker
-    assert unlocker is not None
-    ring = unlocker.key_ring()
-    storage = vault._storage
-    env = {"SEALBOX_PKCS11_PIN": PIN}
-    ctx = ProviderContext(storage, vault.vault_id, None, env, None, vault._clock)
-    new = Pkcs11Kind().create(
+    monkeypatch.setenv("SEALBOX_PKCS11_PIN", PIN)
+    added = vault.kms.add(
         "hsm",
+        "pkcs11",
         {"library": LIBRARY, "token_label": "sealbox-vault", "key_label": "vault-kek",
          "generate": "true"},
-        ctx,
     )  # fmt: skip
-    now = vault._clock().isoformat()
-    wrappings = [
-        KekWrapping(k, "hsm", new.provider.wrap(ring.kek(k), kek_context(vault.vault_id, k)),
-                    new.provider.key_id(), now)
-        for k in ring.kek_ids
-    ]  # fmt: skip
-    storage.add_key_provider(
-        KeyProviderRow("hsm", "pkcs11", json.dumps(new.config), 1, now), wrappings
-    )
-    storage.remove_key_provider("local")
-    new.provider.close()
+    assert added.provider.name == "hsm"
+    vault.kms.remove("local")
     vault.close()
     key_file.unlink()
-    # The vault's config no longer names the key file (what removing the local provider
-    # through the core's kms operations does; storage alone does not know the config).
-    cfg = load_config(home)
-    assert cfg is not None and cfg.key_file == key_file.absolute()
-    save_config(cfg._replace(key_file=None))
 
-    stored = {r.name: r for r in factory.open_vault(home=home)._storage.list_key_providers()}
-    assert set(stored) == {"hsm"} and PIN not in stored["hsm"].config
-
-    reopened = factory.open_vault(home=home, env={**env, "SEALBOX_HOME": str(home)})
+    # A fresh process's view: only the PIN in the environment, no key file anywhere.
+    reopened = factory.open_vault(home=home, env={"SEALBOX_PKCS11_PIN": PIN})
     try:
+        stored = {r.name: r for r in reopened._storage.list_key_providers()}
+        assert set(stored) == {"hsm"} and PIN not in stored["hsm"].config
         assert reopened.get(ref, reveal=True).value.reveal() == "postgres://hsm-protected"
+        status = reopened.kms.status()
+        assert not status.problems, status.problems
     finally:
         reopened.close()
 
@@ -366,3 +346,23 @@ def test_a_vault_opened_through_the_hsm_alone(home: Path, tmp_path: Path) -> Non
         assert "0000-wrong" not in err.value.diagnostics()
     finally:
         wrong.close()
+
+
+def test_the_cli_adds_an_hsm_and_a_wrong_pin_exits_with_the_provider_status(
+    keyfile_vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from sealbox.cli.main import main
+
+    monkeypatch.setenv("SEALBOX_PKCS11_PIN", PIN)
+    r = main(["kms", "add", "hsm", "--kind", "pkcs11", "--option", "token_label=sealbox-vault",
+              "--option", "key_label=cli-kek", "--option", "generate=true"])  # fmt: skip
+    assert r == 0, capsys.readouterr().err
+    assert main(["kms", "status"]) == 0, capsys.readouterr()
+    assert main(["kms", "remove", "local", "--yes"]) == 0
+    (tmp_path / "master.key").unlink()
+    capsys.readouterr()
+    monkeypatch.setenv("SEALBOX_PKCS11_PIN", "wrong-pin-9999")
+    assert main(["kms", "status"]) == 9  # KeyProviderError's exit status
+    err = capsys.readouterr().err
+    assert "refused the PIN" in err and "wrong-pin-9999" not in err
