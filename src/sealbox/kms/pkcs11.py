@@ -264,24 +264,44 @@ class Pkcs11Provider:
         if self._session is not None and self._key is not None:
             return self._key
         token = self._lib.token(self.token_label)
+        fresh = self._login is None
         if self._login is None:
             self._login = self._lib.login(token, self.token_label, self._pin)
+        session = self._new_session(token)
         try:
-            # Logged in process-wide above: this session sees the token's private objects.
-            session = token.open(rw=True)
+            key = self._find_key(session, generate=generate)
+            if key is None and not fresh and self._login is not None:
+                # A private key is invisible to a token that lost this process's login (an
+                # HSM restart): log in again and look once more before calling it missing.
+                self._lib.forget(self.token_label, self._login)
+                self._login = None
+                self._login = self._lib.login(token, self.token_label, self._pin)
+                key = self._find_key(session, generate=generate)
+        except BaseException:
+            _close_quietly(session)
+            raise
+        if key is None:
+            _close_quietly(session)
+            raise KeyProviderError(
+                f"PKCS#11 token {self.token_label!r} holds no AES key labelled {self.key_label!r}",
+                hint="check the key label, or let the provider generate the key"
+                " (option generate=true) when adding it",
+            )
+        self._session, self._key = session, key
+        return key
+
+    def _new_session(self, token: Token) -> Session:
+        try:
+            # Logged in process-wide already: this session sees the token's private objects.
+            session: Session = token.open(rw=True)
         except p11.PKCS11Error as exc:
             raise KeyProviderError(
                 f"PKCS#11 token {self.token_label!r} refused a session ({type(exc).__name__})"
             ) from None
-        try:
-            key = self._find_key(session, generate=generate)
-        except BaseException:
-            _close_quietly(session)
-            raise
-        self._session, self._key = session, key
-        return key
+        return session
 
-    def _find_key(self, session: Session, *, generate: bool) -> _AesKey:
+    def _find_key(self, session: Session, *, generate: bool) -> _AesKey | None:
+        """The key, or None where there is none and ``generate`` is false."""
         where = f"PKCS#11 token {self.token_label!r}"
         try:
             found = cast(
@@ -292,11 +312,9 @@ class Pkcs11Provider:
             )
         except p11.NoSuchKey:
             if not generate:
-                raise KeyProviderError(
-                    f"{where} holds no AES key labelled {self.key_label!r}",
-                    hint="check the key label, or let the provider generate the key"
-                    " (option generate=true) when adding it",
-                ) from None
+                return None
+        except _SESSION_ERRORS:
+            raise
         except p11.MultipleObjectsReturned:
             raise KeyProviderError(
                 f"{where} holds several AES keys labelled {self.key_label!r}"
@@ -348,9 +366,8 @@ class Pkcs11Provider:
     def _call(self, what: str, op: Callable[[_AesKey], T]) -> T:
         with self._locked():
             for attempt in (1, 2):
-                key = self._open()
                 try:
-                    return op(key)
+                    return op(self._open())
                 except _SESSION_ERRORS as exc:
                     self._drop()
                     if self._login is not None and not isinstance(exc, _OBJECT_ERRORS):
@@ -366,7 +383,13 @@ class Pkcs11Provider:
     def open(self, *, generate: bool = False) -> None:
         """Open the session now (and generate the key if asked)."""
         with self._locked():
-            self._open(generate=generate)
+            try:
+                self._open(generate=generate)
+            except _SESSION_ERRORS as exc:
+                self._drop()
+                raise KeyProviderError(
+                    f"PKCS#11 token {self.token_label!r} could not be opened ({type(exc).__name__})"
+                ) from None
 
     # -- KeyProvider -----------------------------------------------------------------------
     def wrap(self, key: bytes, context: bytes) -> bytes:
@@ -419,13 +442,14 @@ class Pkcs11Provider:
         return self._call("unwrap a key", decrypt)
 
     def check(self) -> None:
-        """Open the session if needed and look the key up again (it may have been deleted)."""
+        """A fresh session, and the key looked up again (it may have been deleted, the
+        token restarted)."""
 
         def probe(aes: _AesKey) -> None:
-            session = self._session
-            assert session is not None
-            self._find_key(session, generate=False)
+            return None
 
+        with self._locked():
+            self._drop()
         self._call("find its key", probe)
 
     def close(self) -> None:

@@ -286,6 +286,23 @@ def test_a_session_the_token_dropped_is_reopened() -> None:
         provider.check()
 
 
+def test_check_after_a_dropped_session_reopens_it() -> None:
+    with softhsm.opened(MAIN) as provider:
+        provider._session.close()
+        provider.check()
+        assert provider.unwrap(provider.wrap(KEY, CTX), CTX) == KEY
+
+
+def test_a_token_that_lost_the_login_is_logged_in_again() -> None:
+    """An HSM restart logs the process out: private keys vanish from its sessions."""
+    with softhsm.opened(MAIN) as provider, softhsm.opened(softhsm.OTHER) as other:
+        blob = provider.wrap(KEY, CTX)
+        provider._login.session.close()  # C_Logout: every session of the token is public now
+        assert provider.unwrap(blob, CTX) == KEY
+        assert other.unwrap(other.wrap(KEY, CTX), CTX) == KEY
+        other.check()
+
+
 def test_a_closed_provider_refuses_to_work() -> None:
     with softhsm.opened(MAIN) as provider:
         pass
