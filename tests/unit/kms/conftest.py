@@ -27,9 +27,38 @@ def _local(key: bytes | None = None) -> Iterator[KeyProvider]:
         provider.close()
 
 
+def _pkcs11() -> contextlib.AbstractContextManager[KeyProvider]:
+    from tests.unit.kms import softhsm
+
+    return softhsm.opened(softhsm.MAIN)
+
+
+def _pkcs11_other() -> contextlib.AbstractContextManager[KeyProvider]:
+    from tests.unit.kms import softhsm
+
+    return softhsm.opened(softhsm.OTHER)
+
+
+def _pkcs11_unreachable() -> contextlib.AbstractContextManager[KeyProvider]:
+    from tests.unit.kms import softhsm
+
+    return softhsm.opened(softhsm.MAIN, token_label="no-such-token")
+
+
 CASES: list[Case] = [
     Case("local", _local, None, _local),
+    # SoftHSM2 (tests/unit/kms/softhsm.py); unreachable: a token label that does not exist.
+    Case("pkcs11", _pkcs11, _pkcs11_unreachable, _pkcs11_other),
 ]
+
+
+@pytest.fixture(scope="session")
+def soft_hsm() -> object:
+    """This process's SoftHSM2 (a temp softhsm2.conf and tokendir, SOFTHSM2_CONF set
+    before the library loads, tokens initialised), or skip saying why it cannot be had."""
+    from tests.unit.kms import softhsm
+
+    return softhsm.softhsm()
 
 
 @pytest.fixture(params=CASES, ids=lambda c: c.kind)
