@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from tests.unit.kms import bao
 from tests.unit.kms.contract import Case
 
 from sealbox.kms.interface import KeyProvider
@@ -27,9 +28,31 @@ def _local(key: bytes | None = None) -> Iterator[KeyProvider]:
         provider.close()
 
 
+def _transit() -> contextlib.AbstractContextManager[KeyProvider]:
+    return bao.opened("sealbox-test")
+
+
+def _transit_unreachable() -> contextlib.AbstractContextManager[KeyProvider]:
+    # A closed port: no bao server needed.
+    port = bao.closed_port()
+    return bao.opened(address=f"http://127.0.0.1:{port}", token="sbtest-unused", timeout=2.0)
+
+
+def _transit_other() -> contextlib.AbstractContextManager[KeyProvider]:
+    return bao.opened("sealbox-other")
+
+
 CASES: list[Case] = [
     Case("local", _local, None, _local),
+    Case("transit", _transit, _transit_unreachable, _transit_other),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_bao() -> Iterator[None]:
+    """Stops the OpenBao dev server if a test started one (tests/unit/kms/bao.py)."""
+    yield
+    bao.stop_bao_server()
 
 
 @pytest.fixture(params=CASES, ids=lambda c: c.kind)
