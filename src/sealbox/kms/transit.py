@@ -227,7 +227,9 @@ class TransitProvider:
 
     @property
     def where(self) -> str:
-        return f"{self.config.mount}/{self.config.key}"
+        """``[namespace/]mount/key``: which Transit key, in messages and :meth:`key_id`."""
+        found = f"{self.config.mount}/{self.config.key}"
+        return f"{self.config.namespace}/{found}" if self.config.namespace else found
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _call(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> _Answer:

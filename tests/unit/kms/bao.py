@@ -9,6 +9,7 @@ dependency) is missing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -164,6 +165,9 @@ def bao_server() -> BaoServer:
     except (RuntimeError, OSError) as exc:
         _failed = f"bao server -dev could not be started: {exc}"
         pytest.skip(_failed)
+    # Stopped by tests/unit/kms/conftest.py's session fixture, or at exit when another
+    # directory's tests started it.
+    atexit.register(stop_bao_server)
     for name in ("sealbox-test", "sealbox-other"):
         _server.create_key(name)
     return _server

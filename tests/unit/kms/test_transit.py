@@ -7,6 +7,7 @@ The contract suite (test_contract.py) runs on transit too.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import secrets
@@ -264,6 +265,37 @@ def test_the_token_comes_from_the_environment_only(server: bao.BaoServer) -> Non
 def test_a_stored_config_that_was_altered_is_a_provider_error() -> None:
     with pytest.raises(KeyProviderError, match="provider 'bao'"):
         TransitKind().open("bao", {"address": "gopher://x", "key": "k"}, bao.context({}))
+
+
+def test_a_key_in_a_namespace(server: bao.BaoServer) -> None:
+    namespace = "ns" + secrets.token_hex(3)
+    key = "k-" + secrets.token_hex(4)
+    server.api("POST", f"/v1/sys/namespaces/{namespace}", {})
+    with pytest.raises(KeyProviderError, match="no Transit engine is mounted"):
+        _create(server, key=key, namespace=namespace, create_key="true")
+    assert _mount_in(server, namespace)
+    new = _create(server, key=key, namespace=namespace, create_key="true")
+    assert new.config["namespace"] == namespace
+    assert new.provider.key_id() == f"transit:{namespace}/transit/{key} v1"
+    blob = new.provider.wrap(KEY, CTX)
+    assert new.provider.unwrap(blob, CTX) == KEY
+    # The same key name outside the namespace does not exist.
+    with bao.opened(key) as outside, pytest.raises(KeyProviderError, match="does not exist"):
+        outside.check()
+
+
+def _mount_in(server: bao.BaoServer, namespace: str) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            "/v1/sys/mounts/transit",
+            body=json.dumps({"type": "transit"}),
+            headers={"X-Vault-Token": server.token, "X-Vault-Namespace": namespace},
+        )
+        return conn.getresponse().status < 300
+    finally:
+        conn.close()
 
 
 # -- the documented policy --------------------------------------------------------------------
