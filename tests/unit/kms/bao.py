@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -62,12 +63,21 @@ def _free_pair() -> int:
 class BaoServer:
     """One running ``bao server -dev``."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, tls: bool = False) -> None:
         self.binary = binary
         self.token = "sbtest-" + secrets.token_hex(16)
         self.port = _free_pair()
-        self.address = f"http://127.0.0.1:{self.port}"
+        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.home = tempfile.mkdtemp(prefix="sealbox-bao-")
+        #: With ``tls``: the CA the dev server made for its certificate (-dev-tls).
+        self.cacert: str | None = None
+        self._ssl: ssl.SSLContext | None = None
+        tls_args: list[str] = []
+        if tls:
+            certs = Path(self.home) / "certs"
+            certs.mkdir()
+            self.cacert = str(certs / "vault-ca.pem")
+            tls_args = ["-dev-tls", f"-dev-tls-cert-dir={certs}"]
         self.log = Path(self.home) / "bao.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = self.home
@@ -79,6 +89,7 @@ class BaoServer:
                     "-dev",
                     f"-dev-root-token-id={self.token}",
                     f"-dev-listen-address=127.0.0.1:{self.port}",
+                    *tls_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -97,6 +108,12 @@ class BaoServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bao exited: {self.log.read_text()[-2000:]}")
+            if self.cacert and self._ssl is None and Path(self.cacert).exists():
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    self._ssl = ssl.create_default_context(cafile=self.cacert)
+            if self.cacert and self._ssl is None:
+                time.sleep(0.1)
+                continue
             with contextlib.suppress(OSError, http.client.HTTPException):
                 status, _ = self.api("GET", "/v1/sys/health", check=False)
                 if status == 200:
@@ -114,7 +131,11 @@ class BaoServer:
         check: bool = True,
     ) -> tuple[int, dict[str, Any]]:
         """A raw call with the root token (or ``token``)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = (
+            http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=self._ssl)
+            if self._ssl is not None
+            else http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        )
         try:
             body = json.dumps(payload).encode() if payload is not None else None
             conn.request(method, path, body=body, headers={"X-Vault-Token": token or self.token})
@@ -171,6 +192,14 @@ def bao_server() -> BaoServer:
     for name in ("sealbox-test", "sealbox-other"):
         _server.create_key(name)
     return _server
+
+
+def bao_tls_server() -> BaoServer:
+    """A second dev server, over TLS (its own CA); the caller stops it."""
+    bao_server()  # skips, with the reason, when bao cannot be had
+    binary = bao_binary()
+    assert binary is not None
+    return BaoServer(binary, tls=True)
 
 
 def stop_bao_server() -> None:

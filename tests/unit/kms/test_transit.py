@@ -90,6 +90,33 @@ def test_tls_to_a_plain_http_server_fails_naming_the_address(server: bao.BaoServ
     assert address in err.value.message and "TLS" in err.value.message
 
 
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[bao.BaoServer]:
+    found = bao.bao_tls_server()
+    try:
+        found.create_key("sealbox-tls")
+        yield found
+    finally:
+        found.stop()
+
+
+def test_tls_with_the_servers_ca(tls_server: bao.BaoServer) -> None:
+    assert tls_server.address.startswith("https://") and tls_server.cacert
+    env = bao.context({"SEALBOX_TRANSIT_TOKEN": tls_server.token})
+    new = TransitKind().create(
+        "bao",
+        {"address": tls_server.address, "key": "sealbox-tls", "cacert": tls_server.cacert},
+        env,
+    )
+    assert new.config["cacert"] == tls_server.cacert
+    assert new.provider.unwrap(new.provider.wrap(KEY, CTX), CTX) == KEY
+    # Without the CA (the system's trust only) the certificate is refused.
+    with pytest.raises(KeyProviderError) as err:
+        TransitKind().create("bao", {"address": tls_server.address, "key": "sealbox-tls"}, env)
+    assert "TLS" in err.value.message and tls_server.address in err.value.message
+    assert "CERTIFICATE_VERIFY_FAILED" in err.value.message
+
+
 def test_a_missing_cacert_is_invalid_input(server: bao.BaoServer, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="cacert"):
         TransitKind().create(
