@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from tests.unit.kms import bao
 from tests.unit.kms.contract import Case
 
 from sealbox.kms.interface import KeyProvider
@@ -45,10 +46,25 @@ def _pkcs11_unreachable() -> contextlib.AbstractContextManager[KeyProvider]:
     return softhsm.opened(softhsm.MAIN, token_label="no-such-token")
 
 
+def _transit() -> contextlib.AbstractContextManager[KeyProvider]:
+    return bao.opened("sealbox-test")
+
+
+def _transit_unreachable() -> contextlib.AbstractContextManager[KeyProvider]:
+    # A closed port: no bao server needed.
+    port = bao.closed_port()
+    return bao.opened(address=f"http://127.0.0.1:{port}", token="sbtest-unused", timeout=2.0)
+
+
+def _transit_other() -> contextlib.AbstractContextManager[KeyProvider]:
+    return bao.opened("sealbox-other")
+
+
 CASES: list[Case] = [
     Case("local", _local, None, _local),
     # SoftHSM2 (tests/unit/kms/softhsm.py); unreachable: a token label that does not exist.
     Case("pkcs11", _pkcs11, _pkcs11_unreachable, _pkcs11_other),
+    Case("transit", _transit, _transit_unreachable, _transit_other),
 ]
 
 
@@ -59,6 +75,13 @@ def soft_hsm() -> object:
     from tests.unit.kms import softhsm
 
     return softhsm.softhsm()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_bao() -> Iterator[None]:
+    """Stops the OpenBao dev server if a test started one (tests/unit/kms/bao.py)."""
+    yield
+    bao.stop_bao_server()
 
 
 @pytest.fixture(params=CASES, ids=lambda c: c.kind)
