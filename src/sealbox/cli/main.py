@@ -76,6 +76,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dynamic database credentials under a lease; `creds role` defines roles.",
     ),
     "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
+    # NOTE: until the `kms` group lands: then `sealbox kms per-version`.
+    "kms-per-version": (
+        "sealbox.cli.kms_per_version_cmd:per_version",
+        "A key provider wraps each version of the most sensitive secrets itself.",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",
