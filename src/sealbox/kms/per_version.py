@@ -431,6 +431,7 @@ def _classification(meta_json: str) -> Classification | None:
 def open_wrapper(keys: PerVersionKeys, kek_id: str, path: str, version: int) -> Wrapper:
     """The wrapper that opens a ``kms:`` version; errors name the version."""
     try:
+        keys.setting()  # the cache's bounds as stored, in a process that only reads too
         return _Named(keys.wrapper(provider_of(kek_id)), path, version)
     except KeyProviderError as exc:
         raise _unavailable(exc, provider_of(kek_id), path, version) from None

@@ -218,6 +218,17 @@ def test_cache_expiry_by_age_and_uses_calls_the_provider_again(vault: Vault) -> 
     assert REMOTE.calls["unwrap"] == 3
 
 
+def test_a_process_that_only_reads_follows_the_stored_cache_bounds(vault: Vault) -> None:
+    _on(vault, cache_max_age=0)  # no cache
+    vault.set(CRIT, SecretValue(b"second"))
+    # Another process (a server that never writes): a fresh per-version state.
+    vault._state._per_version = PerVersionKeys(vault._storage, opener_for(vault._state.unlocker))
+    REMOTE.reset_calls()
+    for _ in range(3):
+        _value(vault, CRIT)
+    assert REMOTE.calls["unwrap"] == 3
+
+
 def test_entries_bound_applies_across_secrets(vault: Vault) -> None:
     _on(vault, cache_max_entries=1)
     vault.set(CRIT, SecretValue(b"c"))
