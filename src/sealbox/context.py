@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sealbox.auth.principal import Principal
     from sealbox.changes import ChangeEvent
     from sealbox.kms.interface import KeyRing, Unlocker
+    from sealbox.kms.per_version import PerVersionKeys
     from sealbox.storage.interface import Storage
     from sealbox.storage.rows import VersionRow
 
@@ -50,6 +51,7 @@ class VaultState:
     __slots__ = (
         "_keys",
         "_load_keys",
+        "_per_version",
         "audit",
         "commit",
         "on_change",
@@ -78,6 +80,7 @@ class VaultState:
         self.on_change = on_change
         self._load_keys = load_keys
         self._keys: KeyRing | None = None
+        self._per_version: PerVersionKeys | None = None
         #: The audit-commit strategy ``Vault.audit_commit`` (chosen by ``Vault.serve``),
         #: shared by every view: a request's view commits as the server does.
         self.commit: AuditCommit | None = None
@@ -88,6 +91,22 @@ class VaultState:
             keys = self._load_keys()
             self.use_keys(keys)
         return keys
+
+    def per_version_keys(self) -> PerVersionKeys:
+        """Per-version KMS wrapping in this process (:mod:`sealbox.kms.per_version`):
+        its setting, providers and data-key cache, made on first use."""
+        found = self._per_version
+        if found is None:
+            from sealbox.kms.per_version import PerVersionKeys, opener_for
+
+            # NOTE: two threads racing here make two; one is kept (a cache lost, no more).
+            found = self._per_version = PerVersionKeys(self.storage, opener_for(self.unlocker))
+        return found
+
+    def drop_data_keys(self) -> int:
+        """Empty the per-version data-key cache (a lock, a seal); how many were dropped."""
+        found = self._per_version
+        return found.clear() if found is not None else 0
 
     def use_keys(self, provider: KeyRing) -> None:
         """Keep ``provider`` (loaded here, or opened by an unlock): events are keyed from now."""
@@ -220,10 +239,18 @@ class CoreService:
 
     def _open(self, row: VersionRow) -> SecretValue:
         ctx = self._context(row.project, row.env, row.name, row.version)
+        wrapper: envelope.Wrapper
+        if row.kek_id.startswith("kms:"):
+            # Wrapped by a key provider itself (per-version KMS wrapping of a critical
+            # secret): through its data-key cache. Every other version: the KEKs in memory.
+            from sealbox.kms.per_version import open_wrapper
+
+            path = f"{row.project}/{row.env}/{row.name}"
+            wrapper = open_wrapper(self._state.per_version_keys(), row.kek_id, path, row.version)
+        else:
+            wrapper = self._key_provider()
         try:
-            plaintext = envelope.open_sealed(
-                row.ciphertext, row.wrapped_key, self._key_provider(), ctx
-            )
+            plaintext = envelope.open_sealed(row.ciphertext, row.wrapped_key, wrapper, ctx)
         except IntegrityError:
             raise IntegrityError(
                 f"integrity check failed for {row.project}/{row.env}/{row.name} version "

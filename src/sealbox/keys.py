@@ -53,12 +53,16 @@ class KeyOps:
         actor: Actor,
         clock: Callable[[], datetime],
         opened: Callable[[KeyRing], None],
+        on_lock: Callable[[], object] | None = None,
     ) -> None:
         self._storage, self._vault_id, self._unlocker = storage, vault_id, unlocker
         self._audit, self._actor, self._clock = audit, actor, clock
         #: Told of a provider this operation opened (the vault keeps it, and events
         #: recorded from then on are keyed).
         self._opened = opened
+        #: Told of a lock: drops what this process holds opened by a provider (the
+        #: per-version data-key cache).
+        self._on_lock = on_lock
 
     def _record(
         self,
@@ -138,8 +142,11 @@ class KeyOps:
     def lock(self) -> int:
         """End every unlock session of the vault; returns how many there were.
 
-        Needs no key: the event is keyed only if this process has the keys open.
+        Needs no key: the event is keyed only if this process has the keys open. Data
+        keys this process cached from a provider (per-version KMS wrapping) are dropped.
         """
+        if self._on_lock is not None:
+            self._on_lock()
         with self._audited(LOCK, SESSIONS_PATH):
             count = self._storage.delete_sessions(
                 audit=lambda n: self._in_tx(LOCK, SESSIONS_PATH, f"{n} sessions ended"),

@@ -400,14 +400,17 @@ class RotationOps(CoreService):
         if len(value) > MAX_VALUE_BYTES:
             raise RotationFailed(f"the new value for {ref} is larger than {MAX_VALUE_BYTES} bytes")
         keys = self._key_provider()
+        sealer = self._state.per_version_keys().for_write(
+            self._storage, ref.project, ref.env, ref.name
+        )
         self._audit.audit_keys()
         plaintext = value.reveal_bytes()
 
         def seal_for(version: int) -> SealedRow:
             sealed = envelope.seal(
                 plaintext,
-                keys,
-                keys.current_key_id(),
+                keys if sealer is None else sealer.wrapper,
+                keys.current_key_id() if sealer is None else sealer.kek_id,
                 self._context(ref.project, ref.env, ref.name, version),
             )
             self._record(

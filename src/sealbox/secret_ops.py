@@ -112,14 +112,17 @@ class SecretOps(CoreService):
             )
         self._authorize(Capability.WRITE, ref.path, operation)
         keys = self._key_provider()
+        sealer = self._state.per_version_keys().for_write(
+            self._storage, ref.project, ref.env, ref.name
+        )
         self._audit.audit_keys()  # loaded now: seal_for runs inside the write transaction
         plaintext = value.reveal_bytes()
 
         def seal_for(version: int) -> SealedRow:
             sealed = envelope.seal(
                 plaintext,
-                keys,
-                keys.current_key_id(),
+                keys if sealer is None else sealer.wrapper,
+                keys.current_key_id() if sealer is None else sealer.kek_id,
                 self._context(ref.project, ref.env, ref.name, version),
             )
             # Fail closed for writes: the event goes into the write's own transaction, so

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
     from sealbox.kms_ops import KmsOps
+    from sealbox.kms_per_version import PerVersionOps
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
     from sealbox.model import KmsStatus
@@ -210,7 +211,16 @@ class Vault(CoreService):
             actor=self._event_actor,
             clock=self._clock,
             opened=self._state.use_keys,
+            on_lock=self._state.drop_data_keys,
         )
+
+    @property
+    def kms_per_version(self) -> PerVersionOps:
+        """Per-version KMS wrapping of the most sensitive secrets: configure, status,
+        re-wrap (admin on sys/keys; :mod:`sealbox.kms_per_version`)."""
+        from sealbox.kms_per_version import PerVersionOps
+
+        return PerVersionOps(self._state, self._caller)
 
     def recover_admin(self, name: str, password: str) -> IdentityInfo:
         """Give person ``name`` the root policy and a new password (issue 10: recovering a

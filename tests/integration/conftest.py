@@ -16,6 +16,7 @@ def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     import sealbox.cli.common
     import sealbox.cli.doctor_cmd
     import sealbox.cli.kms_cmds
+    import sealbox.cli.kms_per_version_cmd
     import sealbox.cli.scope
     import sealbox.cli.secret_cmds
     import sealbox.cli.session_cmds
@@ -29,6 +30,7 @@ def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         sealbox.cli.vault_cmds,
         sealbox.cli.doctor_cmd,
         sealbox.cli.kms_cmds,
+        sealbox.cli.kms_per_version_cmd,
     ):
         monkeypatch.setattr(module, "tty_prompt", lambda: None, raising=False)
 

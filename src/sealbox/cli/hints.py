@@ -11,6 +11,10 @@ from __future__ import annotations
 CLI_HINTS: dict[str, str] = {
     "kms_status": "run `sealbox kms status` to see what each key provider can open",
     "kms_add_first": "add another key provider first with `sealbox kms add`, then remove this one",
+    "kms_per_version_rewrap": (
+        "move those versions first with `sealbox kms per-version --migrate-to PROVIDER`"
+        " (or `sealbox kms migrate`), then remove this one"
+    ),
     "create_project": "create it with `sealbox project create {project}`",
     "create_env": "create it with `sealbox env create {env} --project {project}`",
     "undelete_secret": "restore it with `sealbox secret undelete`",

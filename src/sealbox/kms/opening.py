@@ -77,6 +77,14 @@ class RingOpener:
         """One stored provider, opened with its own credentials."""
         return provider_kind(row.kind).open(row.name, config_of(row), self.ctx)
 
+    def open_named(self, name: str) -> tuple[KeyProvider, bool]:
+        """Provider ``name`` (per-version KMS wrapping): the one that opened the ring when
+        it is that one (not the caller's to close), else opened now (the caller's)."""
+        keeper = self._keeper
+        if keeper is not None and keeper.name == name:
+            return keeper, False
+        return self.open_provider(self.provider_row(name)), True
+
     def _ordered(self, rows: list[KeyProviderRow]) -> list[KeyProviderRow]:
         def interactive(row: KeyProviderRow) -> bool:
             try:

@@ -100,6 +100,9 @@ class KeyStore(Protocol):
     def versions_to_rewrap(
         self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
     ) -> list[RewrapRow]: ...
+    def per_version_to_rewrap(
+        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
+    ) -> list[RewrapRow]: ...
     def add_key_provider(
         self,
         row: KeyProviderRow,

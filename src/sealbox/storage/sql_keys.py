@@ -5,8 +5,10 @@ of :class:`~sealbox.storage.sql.SqlStorage` (the role
 
 The one rule storage keeps itself, inside the transaction, so that two operators at once
 cannot break it: every KEK keeps at least one wrapping (removing the last provider that
-can open a key is refused), and a KEK some version's data key is wrapped by is never
-deleted.
+can open a key is refused), a KEK some version's data key is wrapped by is never
+deleted, and a provider that wraps some version's data key itself (``kek_id`` =
+``kms:<provider>``: the per-version KMS wrapping of :mod:`sealbox.kms_per_version`) is
+never removed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 #: (secret_id, version, the KEK it is wrapped by now, the new KEK, the new wrapped key)
 Rewrapped = tuple[int, int, str, str, bytes]
+#: The ``kek_id`` prefix of a version whose data key a key provider wraps itself.
+PER_VERSION_PREFIX = "kms:"
 
 
 class KeySql:
@@ -144,6 +148,29 @@ class KeySql:
             for r in rows
         ]
 
+    def per_version_to_rewrap(
+        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
+    ) -> list[RewrapRow]:
+        """Versions whose data key a key provider wraps itself (``kek_id`` ``kms:…``) and
+        not ``target_kek``, in (secret id, version) order from after ``after``: the
+        per-version re-wrap (:func:`sealbox.kms_per_version.rewrap_per_version`) resumes
+        where it stopped."""
+        start = after or (-1, -1)
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT v.secret_id, s.project, s.env, s.name, v.version, v.kek_id,"
+                " v.wrapped_key FROM sb_versions v JOIN sb_secrets s ON s.id = v.secret_id"
+                " WHERE v.kek_id LIKE ? AND v.kek_id <> ? AND (v.secret_id > ? OR"
+                " (v.secret_id = ? AND v.version > ?)) ORDER BY v.secret_id, v.version LIMIT ?",
+                (PER_VERSION_PREFIX + "%", target_kek, start[0], start[0], start[1], int(limit)),
+            )
+        return [
+            RewrapRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bytes(r[6]))
+            for r in rows
+        ]
+
     # -- writes -------------------------------------------------------------------------------
     def add_key_provider(
         self,
@@ -212,10 +239,24 @@ class KeySql:
         audit_head: SignHead | None = None,
     ) -> None:
         """Delete a provider and its wrappings; refused (Conflict) when some KEK would be
-        left with no wrapping, so no provider could open it."""
+        left with no wrapping, so no provider could open it, or while the provider wraps
+        some version's data key itself (``kek_id`` ``kms:<name>``): nothing else opens it."""
         with self._audited_tx(audit_node, audit_head) as tx:
             self._require_schema(tx)
             self._require_provider(tx, name)
+            used = self._one(
+                tx,
+                "SELECT COUNT(*) FROM sb_versions WHERE kek_id = ?",
+                (PER_VERSION_PREFIX + name,),
+            )
+            if used and int(used[0]):
+                raise Conflict(
+                    f"key provider {name!r} wraps the data keys of {int(used[0])} secret"
+                    " version(s) itself (per-version KMS wrapping): nothing else can open them",
+                    hint="re-wrap those versions under another key provider first, then remove"
+                    " this one",
+                    hint_key="kms_per_version_rewrap",
+                )
             self._exec(tx, "DELETE FROM sb_kek_wrappings WHERE provider = ?", (name,))
             orphaned = self._unwrappable_keks(tx)
             if orphaned:

@@ -123,3 +123,47 @@ def test_sessions_name_their_provider(store: Storage) -> None:
 def test_set_settings_replaces(store: Storage) -> None:
     store.set_settings({"audit_key": "new"})
     assert store.get_setting("audit_key") == "new"
+
+
+def _kms_sealed(provider: str) -> object:
+    """A SealFor writing a version whose data key ``provider`` wraps itself."""
+    from sealbox.storage.rows import SealedRow
+
+    def seal_for(version: int) -> SealedRow:
+        return SealedRow(f"ct-{version}".encode(), b"kms-wk", f"kms:{provider}")
+
+    return seal_for
+
+
+def test_remove_refuses_a_provider_that_wraps_data_keys_itself(store: Storage) -> None:
+    from sealbox import stages
+
+    store.add_key_provider(HSM, [_hsm_wrap()])
+    store.write_version("payments", "dev", "CRIT", _kms_sealed("hsm"),  # type: ignore[arg-type]
+                        now=NOW, actor="t", plan=stages.new_current())  # fmt: skip
+    with pytest.raises(Conflict) as err:
+        store.remove_key_provider("hsm")
+    assert err.value.hint_key == "kms_per_version_rewrap"
+    assert "1 secret version" in err.value.message
+    assert [p.name for p in store.list_key_providers()] == ["local", "hsm"]
+    assert {w.provider for w in store.list_kek_wrappings()} == {"local", "hsm"}  # rolled back
+    # Once re-wrapped elsewhere, the provider may go.
+    row = store.per_version_to_rewrap("kms:local")[0]
+    assert (row.name, row.kek_id, row.wrapped_key) == ("CRIT", "kms:hsm", b"kms-wk")
+    store.rewrap_versions([(row.secret_id, row.version, "kms:hsm", "kms:local", b"w2")])
+    store.remove_key_provider("hsm")
+    assert [p.name for p in store.list_key_providers()] == ["local"]
+
+
+def test_per_version_to_rewrap_lists_only_kms_wrapped_versions(store: Storage) -> None:
+    from sealbox import stages
+
+    write(store, "DB")  # KEK-wrapped (kek1): never listed
+    for name in ("A", "B", "C"):
+        store.write_version("payments", "dev", name, _kms_sealed("hsm"),  # type: ignore[arg-type]
+                            now=NOW, actor="t", plan=stages.new_current())  # fmt: skip
+    first = store.per_version_to_rewrap("kms:other", limit=2)
+    assert [r.name for r in first] == ["A", "B"]
+    rest = store.per_version_to_rewrap("kms:other", after=(first[-1].secret_id, 1))
+    assert [r.name for r in rest] == ["C"]
+    assert store.per_version_to_rewrap("kms:hsm") == []  # already under the target
