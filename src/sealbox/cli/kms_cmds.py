@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.kms_cmds:remove",
         "Drop a key provider (never the last that opens a key).",
     ),
+    "per-version": (
+        "sealbox.cli.kms_per_version_cmd:per_version",
+        "A provider wraps each version of the most sensitive secrets itself.",
+    ),
 }
 
 
