@@ -88,21 +88,14 @@ class SettingsStore(Protocol):
 
 
 class KeyStore(Protocol):
-    """The KEKs, the key providers, and each KEK wrapped by each provider (schema 12);
-    the data keys' re-wrap (``sealbox kms rotate``). See :mod:`sealbox.storage.sql_keys`.
+    """The KEKs, the key providers, and each KEK wrapped by each provider (schema 12).
+    See :mod:`sealbox.storage.sql_keys`.
     Every change takes ``audit`` as the secret writes do: the change's event is recorded
     in its transaction."""
 
     def list_keks(self) -> list[KekRecord]: ...
     def list_key_providers(self) -> list[KeyProviderRow]: ...
     def list_kek_wrappings(self) -> list[KekWrapping]: ...
-    def count_versions_by_kek(self) -> dict[str, int]: ...
-    def versions_to_rewrap(
-        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
-    ) -> list[RewrapRow]: ...
-    def per_version_to_rewrap(
-        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
-    ) -> list[RewrapRow]: ...
     def add_key_provider(
         self,
         row: KeyProviderRow,
@@ -148,14 +141,6 @@ class KeyStore(Protocol):
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
     ) -> None: ...
-    def rewrap_versions(
-        self,
-        rows: Sequence[tuple[int, int, str, str, bytes]],
-        *,
-        audit: Callable[[int], None] | None = None,
-        audit_node: str | None = None,
-        audit_head: SignHead | None = None,
-    ) -> int: ...
     def set_settings(
         self,
         values: dict[str, str],
@@ -164,6 +149,27 @@ class KeyStore(Protocol):
         audit_node: str | None = None,
         audit_head: SignHead | None = None,
     ) -> None: ...
+
+
+class RewrapStore(Protocol):
+    """The data keys' re-wrap under another KEK or provider (``sealbox kms rotate``,
+    ``kms per-version --migrate-to``): which versions are left, and storing a batch."""
+
+    def count_versions_by_kek(self) -> dict[str, int]: ...
+    def versions_to_rewrap(
+        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
+    ) -> list[RewrapRow]: ...
+    def per_version_to_rewrap(
+        self, target_kek: str, *, after: tuple[int, int] | None = None, limit: int = 1000
+    ) -> list[RewrapRow]: ...
+    def rewrap_versions(
+        self,
+        rows: Sequence[tuple[int, int, str, str, bytes]],
+        *,
+        audit: Callable[[int], None] | None = None,
+        audit_node: str | None = None,
+        audit_head: SignHead | None = None,
+    ) -> int: ...
 
 
 class SessionStore(Protocol):
@@ -563,6 +569,7 @@ class LeaseStore(Protocol):
 class Storage(
     Lifecycle,
     KeyStore,
+    RewrapStore,
     SessionStore,
     ChangeStore,
     ScopeStore,

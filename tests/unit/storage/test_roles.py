@@ -15,6 +15,7 @@ ROLES = [
     interface.Lifecycle,
     interface.SettingsStore,
     interface.KeyStore,
+    interface.RewrapStore,
     interface.SessionStore,
     interface.ChangeStore,
     interface.ScopeStore,
