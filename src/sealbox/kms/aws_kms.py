@@ -10,22 +10,26 @@ Stored config: ``{"key_id": id | ARN | alias, "region": …, "endpoint_url": …
 a VPC endpoint, moto), "profile": … (optional)}``. Credentials are never stored: boto3's
 own chain finds them (environment, profile, SSO, instance or task role).
 
-boto3 is imported here only (``pip install 'sealbox[aws]'``).
+boto3 is imported here only (``pip install 'sealbox[aws]'``), and this module only when a
+vault uses the kind (:data:`sealbox.kms.registry.BUILTIN`): without boto3 the registry says
+which extra to install.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sealbox.errors import IntegrityError, InvalidInput, KeyProviderError
 from sealbox.kms import cloud
 from sealbox.kms.interface import KeyProvider, NewProvider
 from sealbox.kms.registry import ProviderContext
-
-if TYPE_CHECKING:
-    from botocore.client import BaseClient
 
 KIND = "aws-kms"
 CONTEXT_KEY = "sealbox-context"
@@ -36,17 +40,18 @@ OPTIONAL = ("key_id", "region", "endpoint_url", "profile", "create_key")
 #: KMS error codes meaning "this blob is not what this key wrapped with this context".
 _INTEGRITY = {"InvalidCiphertextException", "IncorrectKeyException"}
 _UNUSABLE = {"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"}
-_REFUSED = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
-            "InvalidSignatureException", "ExpiredTokenException"}  # fmt: skip
+_REFUSED = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+}
 
 
 def _client(config: Mapping[str, Any], timeout: float) -> BaseClient:
     """A KMS client: per-attempt connect and read timeouts of ``timeout``, two attempts
     at most (so a hanging endpoint costs at most about twice the timeout)."""
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
     try:
         session = boto3.session.Session(
             profile_name=config.get("profile") or None, region_name=config.get("region") or None
@@ -150,8 +155,6 @@ class AwsKmsProvider:
             close()
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         method = {"Encrypt": "encrypt", "Decrypt": "decrypt", "DescribeKey": "describe_key"}
         try:
             answer: dict[str, Any] = getattr(self._client, method[operation])(**params)
@@ -248,8 +251,6 @@ class AwsKmsKind:
 
 def _create_key(probe: AwsKmsProvider, client: BaseClient, vault_id: str, name: str) -> str:
     """A new symmetric KMS key for the provider (``create_key=true``): its ARN."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         answer = client.create_key(
             Description=f"sealbox vault {vault_id} key provider {name}",

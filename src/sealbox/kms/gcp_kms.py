@@ -12,7 +12,8 @@ HTTP/1.1)}``. Credentials are never stored: Application Default Credentials (the
 ``GOOGLE_APPLICATION_CREDENTIALS`` file, workload identity, the metadata server, gcloud's
 user login) are found by the SDK.
 
-google-cloud-kms is imported here only (``pip install 'sealbox[gcp]'``).
+google-cloud-kms is imported here only (``pip install 'sealbox[gcp]'``), and this module
+only when a vault uses the kind (:data:`sealbox.kms.registry.BUILTIN`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any, NoReturn
+
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+from google.cloud import kms
 
 from sealbox.errors import IntegrityError, InvalidInput, KeyProviderError
 from sealbox.kms import cloud
@@ -74,9 +79,9 @@ class GcpKmsProvider:
 
     def wrap(self, key: bytes, context: bytes) -> bytes:
         answer = self._call(
-            "encrypt", {"name": self._key_name, "plaintext": key,
-                        "additional_authenticated_data": context},
-        )  # fmt: skip
+            "encrypt",
+            {"name": self._key_name, "plaintext": key, "additional_authenticated_data": context},
+        )
         if answer.name:
             self._version = str(answer.name)
         blob = bytes(answer.ciphertext)
@@ -88,18 +93,22 @@ class GcpKmsProvider:
         if not blob:
             raise IntegrityError("integrity check failed: an empty Cloud KMS ciphertext")
         answer = self._call(
-            "decrypt", {"name": self._key_name, "ciphertext": blob,
-                        "additional_authenticated_data": context},
-        )  # fmt: skip
+            "decrypt",
+            {"name": self._key_name, "ciphertext": blob, "additional_authenticated_data": context},
+        )
         return bytes(answer.plaintext)
 
     def check(self) -> None:
         """An encrypt of a probe: the key exists, its primary version is enabled and this
         identity may encrypt with it (needs only cryptoKeyVersions.useToEncrypt)."""
         answer = self._call(
-            "encrypt", {"name": self._key_name, "plaintext": PROBE,
-                        "additional_authenticated_data": PROBE_AAD},
-        )  # fmt: skip
+            "encrypt",
+            {
+                "name": self._key_name,
+                "plaintext": PROBE,
+                "additional_authenticated_data": PROBE_AAD,
+            },
+        )
         if answer.name:
             self._version = str(answer.name)
 
@@ -114,9 +123,6 @@ class GcpKmsProvider:
             close()
 
     def _call(self, operation: str, request: dict[str, Any]) -> Any:
-        from google.api_core import exceptions as gexc
-        from google.auth import exceptions as auth_exc
-
         unreachable: tuple[type[BaseException], ...] = (
             gexc.GoogleAPIError,
             auth_exc.GoogleAuthError,
@@ -216,10 +222,6 @@ class GcpKmsKind:
         key_name = config.get("key_name")
         if not isinstance(key_name, str) or not key_name:
             raise KeyProviderError(f"gcp-kms key provider {name!r} has no key_name in its config")
-        from google.api_core.exceptions import GoogleAPIError
-        from google.auth.exceptions import GoogleAuthError
-        from google.cloud import kms
-
         endpoint = config.get("endpoint")
         options = {"api_endpoint": str(endpoint)} if endpoint else None
         try:
@@ -228,7 +230,7 @@ class GcpKmsKind:
                 transport=str(config.get("transport") or "grpc"),
                 client_options=options,
             )
-        except (GoogleAuthError, GoogleAPIError, ValueError) as exc:
+        except (auth_exc.GoogleAuthError, gexc.GoogleAPIError, ValueError) as exc:
             raise KeyProviderError(
                 f"cannot set up the Cloud KMS client: {type(exc).__name__} ({cloud.quote(exc)})",
                 hint="set up Application Default Credentials (a service account, workload"

@@ -10,16 +10,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
+from tests.unit.kms.peers import closed_port_url, ctx, free_port
 
 from sealbox.kms.interface import KeyProvider
-from sealbox.kms.registry import ProviderContext
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -33,30 +31,6 @@ REGION = "us-east-1"
 
 _lock = threading.Lock()
 _server: dict[str, Any] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def closed_port_url() -> str:
-    """An http URL on loopback where nothing listens."""
-    return f"http://127.0.0.1:{free_port()}"
-
-
-def ctx(timeout: float = 5.0, vault_id: str = "vault-1") -> ProviderContext:
-    return ProviderContext(
-        storage=cast(Any, None),
-        vault_id=vault_id,
-        key_file=None,
-        env={},
-        prompt=None,
-        clock=lambda: datetime.now(UTC),
-        timeout=timeout,
-    )
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from tests.unit.kms import aws_peer, gcp_peer
+from tests.unit.kms import aws_peer, azure_peer, gcp_peer
 from tests.unit.kms.contract import Case
 
 from sealbox.kms.interface import KeyProvider
@@ -32,6 +32,7 @@ CASES: list[Case] = [
     Case("local", _local, None, _local),
     Case("aws-kms", aws_peer.provider, aws_peer.unreachable, aws_peer.provider),
     Case("gcp-kms", gcp_peer.provider, gcp_peer.unreachable, gcp_peer.provider),
+    Case("azure-keyvault", azure_peer.provider, azure_peer.unreachable, azure_peer.provider),
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from tests.unit.kms.aws_peer import closed_port_url, ctx
+from tests.unit.kms.peers import closed_port_url, ctx
 
 from sealbox.kms.interface import KeyProvider
 
@@ -44,8 +44,11 @@ class FakeKms:
     def new_key(self) -> str:
         name = f"{PARENT}/key-{os.urandom(4).hex()}"
         with self.lock:
-            self.keys[name] = {"versions": {1: AESGCM.generate_key(256)}, "primary": 1,
-                               "state": {1: "ENABLED"}}  # fmt: skip
+            self.keys[name] = {
+                "versions": {1: AESGCM.generate_key(256)},
+                "primary": 1,
+                "state": {1: "ENABLED"},
+            }
         return name
 
     def rotate(self, name: str) -> None:

@@ -4,15 +4,14 @@ The shared contract runs on it too (``conftest.CASES``)."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.unit.kms import aws_peer
-from tests.unit.kms.aws_peer import ctx, fake_credentials, moto_url, new_key, options
+from tests.unit.kms.aws_peer import fake_credentials, moto_url, new_key, options
+from tests.unit.kms.peers import closed_port_url, ctx, silent_server
 
 from sealbox.errors import IntegrityError, InvalidInput, KeyProviderError
 from sealbox.kms.cloud import context_text
@@ -91,7 +90,7 @@ def test_create_refuses_a_key_that_does_not_exist() -> None:
 
 
 def test_create_refuses_an_unreachable_endpoint() -> None:
-    opts = {**options("alias/x"), "endpoint_url": aws_peer.closed_port_url()}
+    opts = {**options("alias/x"), "endpoint_url": closed_port_url()}
     with pytest.raises(KeyProviderError) as err:
         AwsKmsKind().create("aws", opts, ctx(timeout=1.0))
     assert "EndpointConnectionError" in err.value.message
@@ -205,35 +204,9 @@ def test_moto_refuses_a_changed_context_and_another_keys_blob() -> None:
 
 
 # -- faults: a hanging endpoint, threads --------------------------------------------------------
-@contextlib.contextmanager
-def _silent_server() -> Iterator[str]:
-    """Accepts connections and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(sock.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        sock.close()
-
-
 def test_a_hanging_endpoint_fails_with_a_timeout() -> None:
-    with _silent_server() as url:
+    with silent_server() as port:
+        url = f"http://127.0.0.1:{port}"
         provider = AwsKmsKind().open(
             "aws", {"key_id": "alias/x", "region": "us-east-1", "endpoint_url": url}, ctx(0.3)
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tests.unit.kms import gcp_peer
-from tests.unit.kms.aws_peer import closed_port_url, ctx, free_port
+from tests.unit.kms.peers import closed_port_url, ctx, free_port
 
 from sealbox.errors import IntegrityError, InvalidInput, KeyProviderError
 
