@@ -130,10 +130,14 @@ class AwsKmsProvider:
         self._arn = str(meta.get("Arn") or "") or self._arn
         state = str(meta.get("KeyState") or "")
         if state == "Enabled":
-            if meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+            usage = str(meta.get("KeyUsage") or "ENCRYPT_DECRYPT")
+            spec = str(meta.get("KeySpec") or meta.get("CustomerMasterKeySpec") or "")
+            if usage != "ENCRYPT_DECRYPT" or spec not in ("", "SYMMETRIC_DEFAULT"):
+                # Asymmetric keys take no encryption context: the binding would be lost.
                 raise KeyProviderError(
-                    f"the KMS key {self.key_id()!r} is not an encryption key"
-                    f" (KeyUsage {str(meta.get('KeyUsage'))[:40]})"
+                    f"the KMS key {self.key_id()!r} is not a symmetric encryption key"
+                    f" (KeyUsage {usage[:40]}, KeySpec {spec[:40]})",
+                    hint="use a symmetric KMS key (KeySpec SYMMETRIC_DEFAULT)",
                 )
             return
         what = {"Disabled": "disabled", "PendingDeletion": "pending deletion"}.get(

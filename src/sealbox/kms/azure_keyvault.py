@@ -192,6 +192,12 @@ class AzureKeyVaultProvider:
             ) from None
         except HttpResponseError as exc:
             self._refused(operation, exc)
+        except ValueError as exc:
+            # The SDK checks the key's validity window before it wraps locally.
+            raise KeyProviderError(
+                f"Azure Key Vault key {self._key_name!r} cannot be used now ({cloud.quote(exc)})",
+                hint="check the key's activation and expiry dates in Key Vault",
+            ) from None
         except (AzureError, OSError) as exc:  # ServiceRequestError, ServiceResponseError …
             raise KeyProviderError(
                 f"Azure Key Vault {operation} at {self._vault_url} failed: {type(exc).__name__}"

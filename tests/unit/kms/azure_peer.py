@@ -145,8 +145,18 @@ class FakeKeyVault:
                         "n": _b64(numbers.n.to_bytes(256, "big")),
                         "e": _b64(numbers.e.to_bytes(3, "big")),
                     },
-                    "attributes": {"enabled": entry["enabled"][ver], "created": int(time.time())},
+                    "attributes": {
+                        "enabled": entry["enabled"][ver],
+                        "created": int(time.time()),
+                        **({"exp": entry["expires"]} if "expires" in entry else {}),
+                    },
                 },
+            )
+        if entry.get("expires", time.time() + 60) < time.time():
+            return (
+                403,
+                {},
+                _error("Forbidden", f"Operation {operation} is not allowed on an expired key."),
             )
         if not entry["enabled"][ver]:
             return (

@@ -115,6 +115,16 @@ def test_check_refuses_a_disabled_or_deleted_key(action: str, says: str) -> None
     opened.close()
 
 
+@pytest.mark.parametrize(
+    ("usage", "spec"), [("ENCRYPT_DECRYPT", "RSA_2048"), ("GENERATE_VERIFY_MAC", "HMAC_256")]
+)
+def test_create_refuses_a_key_that_is_not_symmetric_encryption(usage: str, spec: str) -> None:
+    arn = _kms().create_key(KeyUsage=usage, KeySpec=spec)["KeyMetadata"]["Arn"]
+    with pytest.raises(KeyProviderError) as err:
+        AwsKmsKind().create("aws", options(arn), ctx())
+    assert "not a symmetric encryption key" in err.value.message
+
+
 def test_open_needs_a_key_id() -> None:
     with pytest.raises(KeyProviderError):
         AwsKmsKind().open("aws", {"region": "us-east-1"}, ctx())

@@ -223,3 +223,11 @@ def test_a_closed_provider_refuses_calls(fake: azure_peer.FakeKeyVault) -> None:
         provider.close()
         with pytest.raises(KeyProviderError):
             provider.wrap(KEY, CTX)
+
+
+def test_an_expired_key_is_a_provider_error(fake: azure_peer.FakeKeyVault) -> None:
+    name = fake.new_key()
+    fake.keys[name]["expires"] = 1_000_000  # 1970: long expired
+    with _opened(fake, name) as provider, pytest.raises(KeyProviderError) as err:
+        provider.check()  # the wrap may be local; the unwrap is refused by the vault
+    assert "403" in err.value.message
