@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.unit.kms import bao
+from tests.unit.kms import aws_peer, azure_peer, gcp_peer
 from tests.unit.kms.contract import Case
 
 from sealbox.kms.interface import KeyProvider
@@ -65,6 +66,9 @@ CASES: list[Case] = [
     # SoftHSM2 (tests/unit/kms/softhsm.py); unreachable: a token label that does not exist.
     Case("pkcs11", _pkcs11, _pkcs11_unreachable, _pkcs11_other),
     Case("transit", _transit, _transit_unreachable, _transit_other),
+    Case("aws-kms", aws_peer.provider, aws_peer.unreachable, aws_peer.provider),
+    Case("gcp-kms", gcp_peer.provider, gcp_peer.unreachable, gcp_peer.provider),
+    Case("azure-keyvault", azure_peer.provider, azure_peer.unreachable, azure_peer.provider),
 ]
 
 
