@@ -12,8 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from tests.unit.kms import bao
-from tests.unit.kms import aws_peer, azure_peer, gcp_peer
+from tests.unit.kms import aws_peer, azure_peer, bao, gcp_peer
 from tests.unit.kms.contract import Case
 
 from sealbox.kms.interface import KeyProvider
