@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sealbox.keys import KeyOps
     from sealbox.kms.interface import Unlocker
     from sealbox.kms_ops import KmsOps
+    from sealbox.kms_rotate import KmsRotation
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
     from sealbox.rotation_ops import RotationOps
@@ -186,6 +187,13 @@ class Vault(CoreService):
         from sealbox.kms_ops import KmsOps
 
         return KmsOps(self._state, self._caller)
+
+    @property
+    def kms_rotation(self) -> KmsRotation:
+        """KEK rotation (new KEK, re-wrap of data keys, retire) and provider migration."""
+        from sealbox.kms_rotate import KmsRotation
+
+        return KmsRotation(self._state, self._caller)
 
     @property
     def keys(self) -> KeyOps:

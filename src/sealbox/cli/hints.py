@@ -10,6 +10,9 @@ from __future__ import annotations
 
 CLI_HINTS: dict[str, str] = {
     "kms_status": "run `sealbox kms status` to see what each key provider can open",
+    "kms_rotate_resume": "run `sealbox kms rotate --resume` to finish it",
+    "kms_rewrap_bad": "restore that version from a backup (or `sealbox secret purge` the secret),"
+    " then run `sealbox kms rotate --resume`",
     "kms_add_first": "add another key provider first with `sealbox kms add`, then remove this one",
     "create_project": "create it with `sealbox project create {project}`",
     "create_env": "create it with `sealbox env create {env} --project {project}`",
