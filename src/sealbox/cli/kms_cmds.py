@@ -28,6 +28,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.kms_cmds:remove",
         "Drop a key provider (never the last that opens a key).",
     ),
+    "rotate": (
+        "sealbox.cli.kms_rotate_cmds:rotate",
+        "A new KEK version; re-wrap every data key (values untouched).",
+    ),
+    "migrate": (
+        "sealbox.cli.kms_rotate_cmds:migrate",
+        "Move the vault onto another key provider.",
+    ),
 }
 
 
