@@ -30,7 +30,6 @@ import base64
 import contextlib
 import hmac
 import importlib
-import importlib.util
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -604,9 +603,13 @@ class KmsRotation(CoreService):
 
     def _per_version(self, to: str) -> None:
         """Versions wrapped per version by a KMS (another module) follow the move."""
-        if importlib.util.find_spec(PER_VERSION_MODULE) is None:
+        try:
+            module = importlib.import_module(PER_VERSION_MODULE)
+        except ModuleNotFoundError as exc:
+            if exc.name != PER_VERSION_MODULE:
+                raise
             return
-        rewrap = getattr(importlib.import_module(PER_VERSION_MODULE), "rewrap_per_version", None)
+        rewrap = getattr(module, "rewrap_per_version", None)
         if callable(rewrap):
             rewrap(self, to)
 

@@ -371,3 +371,46 @@ def test_migrate_removes_nothing_before_the_new_provider_is_proven(
         vault.close()
     assert _events(home, "kms.migrate")[-1][0] == "error"
     _all_read(home)
+
+
+def test_an_interrupted_migration_is_finished_by_a_rerun(home: Path, tmp_path: Path) -> None:
+    vault = _open(home)
+    try:
+        # As if killed after the new provider was added, before anything was removed.
+        vault.kms.add("disk", "local", {"method": "keyfile", "key_file": str(tmp_path / "d.key")})
+        done = vault.kms_rotation.migrate("disk", kind="local")
+        with pytest.raises(InvalidInput, match="not 'transit'"):
+            vault.kms_rotation.migrate("disk", kind="transit")
+    finally:
+        vault.close()
+    assert (done.added, done.removed) == (False, ("local",))
+    _all_read(home)
+
+
+def test_migrate_moves_per_version_kms_wrappings_before_removing_anything(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    calls: list[tuple[str, list[str]]] = []
+    fake = types.ModuleType("sealbox.kms_per_version")
+
+    def rewrap_per_version(service: object, to: str) -> int:
+        vault = _open(home)
+        try:
+            calls.append((to, [p.name for p in vault.kms.providers()]))
+        finally:
+            vault.close()
+        return 0
+
+    fake.rewrap_per_version = rewrap_per_version  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sealbox.kms_per_version", fake)
+    vault = _open(home)
+    try:
+        vault.kms_rotation.migrate(
+            "disk", kind="local", options={"method": "keyfile", "key_file": str(tmp_path / "d")}
+        )
+    finally:
+        vault.close()
+    assert calls == [("disk", ["local", "disk"])]  # called while the old provider was there
