@@ -414,3 +414,101 @@ def test_migrate_moves_per_version_kms_wrappings_before_removing_anything(
     finally:
         vault.close()
     assert calls == [("disk", ["local", "disk"])]  # called while the old provider was there
+
+
+class _SealedFake:
+    """A provider that, like shamir, wraps with what its config holds and unwraps only
+    once unsealed (a test double: its "public" key is a plain AES key)."""
+
+    kind = "sealed-fake"
+
+    def __init__(self, name: str, key: bytes, unsealed: bool) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._name, self._box, self._unsealed = name, AESGCM(key), unsealed
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def key_id(self) -> str:
+        return "fake public key"
+
+    def wrap(self, key: bytes, context: bytes) -> bytes:
+        import os
+
+        nonce = os.urandom(12)
+        return nonce + self._box.encrypt(nonce, key, context)
+
+    def unwrap(self, blob: bytes, context: bytes) -> bytes:
+        from sealbox.errors import Sealed
+
+        if not self._unsealed:
+            raise Sealed("the fake is sealed")
+        return self._box.decrypt(blob[:12], blob[12:], context)
+
+    def check(self) -> None:
+        """Nothing to reach."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SealedFakeKind:
+    kind = "sealed-fake"
+
+    def interactive(self, config: object) -> bool:
+        return True
+
+    def create(self, name: str, options: object, ctx: object) -> object:
+        import os
+
+        from sealbox.kms.interface import NewProvider
+
+        key = os.urandom(32)
+        return NewProvider({"key": key.hex()}, _SealedFake(name, key, True))
+
+    def open(self, name: str, config: dict[str, str], ctx: object) -> object:
+        return _SealedFake(name, bytes.fromhex(config["key"]), False)
+
+
+def test_a_provider_that_wraps_without_its_shares_takes_part_in_a_rotation(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealbox.kms import registry
+
+    monkeypatch.setitem(
+        registry.BUILTIN, "sealed-fake", "tests.unit.test_kms_rotate:SealedFakeKind"
+    )
+    vault = _open(home)
+    try:
+        vault.kms.add("recovery", "sealed-fake", {})
+        done = vault.kms_rotation.rotate()
+    finally:
+        vault.close()
+    assert done.complete
+    with sqlite3.connect(home / "vault.db") as conn:
+        wrapped = {
+            str(p): bytes(w)
+            for p, w in conn.execute(
+                "SELECT provider, wrapped FROM sb_kek_wrappings WHERE kek_id = ?", (done.kek_id,)
+            )
+        }
+        [key] = conn.execute(
+            "SELECT config FROM sb_key_providers WHERE name = 'recovery'"
+        ).fetchone()
+    assert set(wrapped) == {"local", "recovery"}
+    import json
+
+    from sealbox.kms.local import kek_context
+
+    # Once "unsealed", the recovery provider opens the new KEK.
+    vault = _open(home)
+    try:
+        vault_id = vault.vault_id
+    finally:
+        vault.close()
+    opened = _SealedFake("recovery", bytes.fromhex(json.loads(key)["key"]), True).unwrap(
+        wrapped["recovery"], kek_context(vault_id, done.kek_id)
+    )
+    assert len(opened) == 32
