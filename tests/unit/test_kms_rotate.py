@@ -512,3 +512,25 @@ def test_a_provider_that_wraps_without_its_shares_takes_part_in_a_rotation(
         wrapped["recovery"], kek_context(vault_id, done.kek_id)
     )
     assert len(opened) == 32
+
+
+def test_wrappings_under_a_providers_older_key_are_rewrapped_under_its_newest(
+    home: Path, tmp_path: Path
+) -> None:
+    # As after a Transit key rotation: the stored key_ref is not the provider's key now.
+    with sqlite3.connect(home / "vault.db") as conn:
+        conn.execute("UPDATE sb_kek_wrappings SET key_ref = 'an older key version'")
+        [(old_wrapped,)] = conn.execute("SELECT wrapped FROM sb_kek_wrappings").fetchall()
+    vault = _open(home)
+    try:
+        done = vault.kms_rotation.rotate()
+        again = vault.kms_rotation.rotate()  # nothing stale any more
+    finally:
+        vault.close()
+    assert done.providers_rewrapped == ("local",) and again.providers_rewrapped == ()
+    with sqlite3.connect(home / "vault.db") as conn:
+        rows = conn.execute("SELECT wrapped, key_ref FROM sb_kek_wrappings").fetchall()
+    assert {str(r[1]) for r in rows} == {"master key (keyfile)"}
+    assert old_wrapped not in {bytes(r[0]) for r in rows}
+    assert _events(home, "kms.rewrap-provider")[0][:2] == ("allowed", "sys/kms/local")
+    _all_read(home)
