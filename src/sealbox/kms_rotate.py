@@ -339,8 +339,10 @@ class KmsRotation(CoreService):
             audit_keys = self._rewrap_audit_keys(ring, target)
             retired: tuple[str, ...] = ()
             if retire_old:
-                self._wait_grace(target, grace, sleep, counter[0], report)
+                self._wait_grace(target, grace, sleep, stop, counter[0], report)
                 self._passes(ring, target, batch, counter, total, report, stop, final=True)
+                if stop is not None and stop():
+                    raise _Stopped
                 retired = self._retire(target)
         except _Stopped:
             return KekRotated(
@@ -485,13 +487,26 @@ class KmsRotation(CoreService):
 
     # -- retire -------------------------------------------------------------------------------
     def _wait_grace(
-        self, target: str, grace: float, sleep: Callable[[float], None], done: int, report: Progress
+        self,
+        target: str,
+        grace: float,
+        sleep: Callable[[float], None],
+        stop: Stop | None,
+        done: int,
+        report: Progress,
     ) -> None:
+        """Wait until the active KEK is ``grace`` seconds old (a second at a time, so a
+        stop request is heard)."""
         made = next(k.created_at for k in self._storage.list_keks() if k.kek_id == target)
-        elapsed = (self._clock() - datetime.fromisoformat(made)).total_seconds()
-        if elapsed < grace:
+        remaining = grace - (self._clock() - datetime.fromisoformat(made)).total_seconds()
+        if remaining > 0:
             report(RewrapProgress(target, done, done, "wait"))
-            sleep(grace - elapsed)
+        while remaining > 0:
+            if stop is not None and stop():
+                raise _Stopped
+            step = min(1.0, remaining)
+            sleep(step)
+            remaining -= step
 
     def _retire(self, target: str) -> tuple[str, ...]:
         """Delete every inactive KEK that wraps no data key and no audit key; Conflict
