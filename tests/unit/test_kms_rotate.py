@@ -549,3 +549,29 @@ def test_wrappings_under_a_providers_older_key_are_rewrapped_under_its_newest(
     assert old_wrapped not in {bytes(r[0]) for r in rows}
     assert _events(home, "kms.rewrap-provider")[0][:2] == ("allowed", "sys/kms/local")
     _all_read(home)
+
+
+def test_rotate_and_migrate_need_admin_on_sys_kms_and_a_denial_is_audited(home: Path) -> None:
+    from sealbox.auth.policy import Capability, Policy, Rule
+    from sealbox.auth.principal import Principal
+    from sealbox.caller import Actor
+    from sealbox.errors import AccessDenied
+
+    policy = Policy("ops", (Rule("sys/kms", frozenset({Capability.READ})),))
+    ops = Principal("id-ops", "ops", "machine", "token", (policy,), token_accessor="a-ops")
+    before = _rows(home)
+    vault = _open(home)
+    try:
+        view = vault.as_principal(ops, Actor("ops", "api"))
+        with pytest.raises(AccessDenied):
+            view.kms_rotation.rotate()
+        with pytest.raises(AccessDenied):
+            view.kms_rotation.migrate("disk", kind="local")
+        with pytest.raises(AccessDenied):
+            view.kms_rotation.retire()
+        assert view.kms_rotation.unfinished()[1:] == (0, 0)  # reading is allowed
+    finally:
+        vault.close()
+    assert _rows(home) == before and len(_keks(home)) == 1
+    assert _events(home, "kms.rotate")[0][0] == "denied"
+    assert _events(home, "kms.migrate")[0][0] == "denied"
