@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Audit path and operations.
-KEYS_PATH = "sys/keys"
+KEYS_PATH = "sys/kms"  # the key providers' path (kms_ops.KMS_PATH)
 CONFIGURE, REWRAP = "kms.per_version", "kms.per_version.rewrap"
 
 
@@ -69,7 +69,7 @@ class RewrapProgress(NamedTuple):
 
 class PerVersionOps(CoreService):
     """Turn per-version KMS wrapping on or off, see its state, move its versions: admin on
-    ``sys/keys``, each change audited in its own transaction. ``Vault.kms_per_version``."""
+    ``sys/kms``, each change audited in its own transaction. ``Vault.kms_per_version``."""
 
     def _keys(self) -> PerVersionKeys:
         return self._state.per_version_keys()

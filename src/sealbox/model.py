@@ -617,3 +617,47 @@ class KmsAdded(NamedTuple):
 
     provider: KeyProviderInfo
     shares: tuple[SecretValue, ...] = ()
+
+
+class RewrapProgress(NamedTuple):
+    """How far a KEK rotation's re-wrap of data keys is (``vault.kms_rotation``).
+
+    ``total`` is an estimate taken when the re-wrap started (versions written meanwhile
+    may add to it); ``phase`` is ``rewrap`` (the first pass), ``final`` (a pass from the
+    start again, for versions written under the old KEK meanwhile) or ``wait`` (waiting
+    for running servers to see the new KEK before old ones are retired).
+    """
+
+    kek_id: str
+    done: int
+    total: int
+    phase: str
+
+
+class KekRotated(NamedTuple):
+    """What ``kms rotate`` did. ``complete`` is False when it was asked to stop between
+    batches (the re-wrap resumes where it stopped); ``remaining`` is how many data keys
+    are not yet under ``kek_id`` then."""
+
+    kek_id: str
+    #: False when an unfinished rotation was resumed (no new KEK made).
+    created: bool
+    rewrapped: int
+    #: Audit keys (the event key, the checkpoint signing key) re-wrapped under ``kek_id``.
+    audit_keys: int
+    #: Providers whose KEK wrappings were re-wrapped under their newest key.
+    providers_rewrapped: tuple[str, ...]
+    retired: tuple[str, ...]
+    complete: bool
+    remaining: int
+
+
+class KmsMigrated(NamedTuple):
+    """What ``kms migrate`` did: the provider moved onto, and the providers dropped."""
+
+    to: str
+    added: bool
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]
+    #: Recovery shares of a provider just added (a shamir provider), to show once.
+    shares: tuple[SecretValue, ...] = ()

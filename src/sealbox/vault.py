@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from sealbox.kms.interface import Unlocker
     from sealbox.kms_ops import KmsOps
     from sealbox.kms_per_version import PerVersionOps
+    from sealbox.kms_rotate import KmsRotation
     from sealbox.lease_ops import LeaseOps
     from sealbox.locks import Locks
     from sealbox.model import KmsStatus
@@ -193,6 +194,13 @@ class Vault(CoreService):
         """``kms.status`` under the SDK's name (``Client.kms_status``), for front ends that
         serve both."""
         return self.kms.status(probe=probe)
+
+    @property
+    def kms_rotation(self) -> KmsRotation:
+        """KEK rotation (new KEK, re-wrap of data keys, retire) and provider migration."""
+        from sealbox.kms_rotate import KmsRotation
+
+        return KmsRotation(self._state, self._caller)
 
     @property
     def keys(self) -> KeyOps:

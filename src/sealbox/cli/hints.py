@@ -10,6 +10,9 @@ from __future__ import annotations
 
 CLI_HINTS: dict[str, str] = {
     "kms_status": "run `sealbox kms status` to see what each key provider can open",
+    "kms_rotate_resume": "run `sealbox kms rotate --resume` to finish it",
+    "kms_rewrap_bad": "restore that version from a backup (or `sealbox secret purge` the secret),"
+    " then run `sealbox kms rotate --resume`",
     "kms_add_first": "add another key provider first with `sealbox kms add`, then remove this one",
     "kms_per_version_rewrap": (
         "move those versions first with `sealbox kms per-version --migrate-to PROVIDER`"

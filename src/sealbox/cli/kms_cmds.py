@@ -32,6 +32,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.kms_per_version_cmd:per_version",
         "A provider wraps each version of the most sensitive secrets itself.",
     ),
+    "rotate": (
+        "sealbox.cli.kms_rotate_cmds:rotate",
+        "A new KEK version; re-wrap every data key (values untouched).",
+    ),
+    "migrate": (
+        "sealbox.cli.kms_rotate_cmds:migrate",
+        "Move the vault onto another key provider.",
+    ),
 }
 
 

@@ -32,6 +32,14 @@ def new_kek() -> tuple[str, bytes]:
     return os.urandom(8).hex(), aead.new_key()
 
 
+def wrapping_kek(blob: bytes) -> str | None:
+    """The id of the KEK a :class:`KekRing` blob is wrapped by (None: not such a blob)."""
+    parts = blob.split(b"\x00", 2)
+    if len(parts) != 3 or parts[0] != PROVIDER:
+        return None
+    return parts[1].decode("ascii", errors="replace")
+
+
 class MasterKeyProvider:
     """The local provider once its master key is known: AES-256-GCM under that key.
     Implements :class:`~sealbox.kms.interface.KeyProvider`."""
@@ -153,6 +161,13 @@ class KekRing:
             + b"\x00"
             + self._sealing[kek_id].encrypt(key, context)
         )
+
+    def wrap_under(self, kek_id: str, key: bytes, context: bytes) -> bytes:
+        """``wrap`` under a named KEK (a re-wrap: never whichever is active meanwhile)."""
+        sealing = self._sealing.get(kek_id)
+        if sealing is None:
+            raise KeyProviderError(f"key-encryption key {kek_id!r} is not open here")
+        return b"\x00".join((PROVIDER, kek_id.encode())) + b"\x00" + sealing.encrypt(key, context)
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes:
         parts = blob.split(b"\x00", 2)

@@ -114,6 +114,25 @@ def test_rewrap_versions_moves_data_keys_and_retire_waits_for_it(store: Storage)
     assert {r.wrapped_key for r in store.versions_to_rewrap("none")} == {b"new-DB", b"new-API"}
 
 
+def test_rewrap_of_a_batch_counts_only_the_rows_it_changed(store: Storage) -> None:
+    for name in ("A", "B", "C", "D"):
+        write(store, name)
+    kek2 = KekRecord("kek2", "2026-02-01T00:00:00+00:00", True)
+    store.add_kek(kek2, [KekWrapping("kek2", "local", b"l2", "", NOW)])
+    rows = store.versions_to_rewrap("kek2")
+    assert store.rewrap_versions([(r.secret_id, 1, "kek1", "kek2", b"x") for r in rows[:2]]) == 2
+    # A batch of two stale rows (re-wrapped meanwhile), two fresh ones and a missing one.
+    mixed = [(r.secret_id, 1, "kek1", "kek2", b"y-" + r.name.encode()) for r in rows]
+    mixed.append((999_999, 1, "kek1", "kek2", b"none"))
+    counted: list[int] = []
+    assert store.rewrap_versions(mixed, audit=counted.append) == 2
+    assert counted == [2]
+    assert store.rewrap_versions([]) == 0
+    assert store.count_versions_by_kek() == {"kek2": 4}
+    keys = {r.name: r.wrapped_key for r in store.versions_to_rewrap("none")}
+    assert keys == {"A": b"x", "B": b"x", "C": b"y-C", "D": b"y-D"}
+
+
 def test_sessions_name_their_provider(store: Storage) -> None:
     store.put_session(SessionRow("s1", b"w", NOW, "2027-01-01T00:00:00+00:00", "local"))
     found = store.get_session("s1")
