@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from sealbox.locks import Locks
     from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
+    from sealbox.unseal import UnsealOps
 
 __all__ = ["Clock", "Vault", "utcnow"]
 
@@ -178,6 +179,19 @@ class Vault(CoreService):
         from sealbox.locks import Locks
 
         return Locks(self._state, self._caller)
+
+    @property
+    def unseal(self) -> UnsealOps:
+        """Unseal shares, seal, and the seal's status of this process (``sealbox.unseal``)."""
+        from sealbox.unseal import UnsealOps
+
+        return UnsealOps(self._state, self._caller)
+
+    @property
+    def sealed(self) -> bool:
+        """True until this process holds the vault's KEKs (cheap: the server asks it on
+        every request)."""
+        return not self._state.unsealed
 
     @property
     def keys(self) -> KeyOps:

@@ -27,8 +27,20 @@ def _local(key: bytes | None = None) -> Iterator[KeyProvider]:
         provider.close()
 
 
+@contextlib.contextmanager
+def _shamir() -> Iterator[KeyProvider]:
+    from sealbox.kms.shamir import ShamirKind
+
+    provider = ShamirKind().create("shamir", {"shares": "3", "threshold": "2"}, None).provider  # type: ignore[arg-type]
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
 CASES: list[Case] = [
     Case("local", _local, None, _local),
+    Case("shamir", _shamir, None, _shamir),
 ]
 
 
