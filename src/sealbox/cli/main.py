@@ -76,6 +76,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dynamic database credentials under a lease; `creds role` defines roles.",
     ),
     "lease": ("sealbox.cli.creds_cmds:lease", "List, renew and revoke leases; reap expired ones."),
+    "operator": (
+        "sealbox.cli.operator_cmds:operator",
+        "Unseal shares: init, unseal, seal, status (Vault's operator commands).",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",
