@@ -122,10 +122,12 @@ class SealState:
     logged), whether the vault is held sealed, and what the last readiness probe of each
     key provider said."""
 
-    __slots__ = ("held", "nonce", "probes", "shares")
+    __slots__ = ("held", "nonce", "pending", "probes", "shares")
 
     def __init__(self) -> None:
         self.held = False
+        #: KEKs opened by a background auto-unseal, taken up on the serving thread.
+        self.pending: KeyRing | None = None
         self.nonce = ""
         self.shares: list[Any] = []
         self.probes: dict[str, str] = {}

@@ -21,6 +21,7 @@ from sealbox.context import CoreService, SealState
 from sealbox.errors import InvalidInput, KeyProviderError, SealboxError, Sealed
 
 if TYPE_CHECKING:
+    from sealbox.kms.interface import KeyRing
     from sealbox.kms.shamir import ShamirConfig
     from sealbox.storage.rows import KeyProviderRow
 
@@ -72,6 +73,35 @@ class UnsealOps(CoreService):
             if row.kind == SHAMIR:
                 return row, ShamirConfig.of(config_of(row))
         return None
+
+    @property
+    def held(self) -> bool:
+        """True while this process is held sealed (no loader is asked for keys)."""
+        sealing = self._state.sealing
+        return sealing is not None and sealing.held and not self._state.unsealed
+
+    def retryable(self) -> bool:
+        """True when some provider opens without a person (an HSM, Transit, a cloud KMS,
+        a key file): worth retrying while it is away."""
+        from sealbox.kms.opening import config_of
+        from sealbox.kms.registry import provider_kind
+
+        for row in self._rows():
+            if row.kind == SHAMIR:
+                continue
+            try:
+                if not provider_kind(row.kind).interactive(config_of(row)):
+                    return True
+            except SealboxError:
+                continue
+        return False
+
+    def can_start_sealed(self) -> bool:
+        """A server may start sealed when something could unseal it later: its shares,
+        or an unattended provider other than a local one (a KMS that may come back)."""
+        if self.has_shares():
+            return True
+        return self.retryable() and any(r.kind not in (SHAMIR, "local") for r in self._rows())
 
     def has_shares(self) -> bool:
         """True when the vault can be unsealed with shares."""
@@ -160,9 +190,9 @@ class UnsealOps(CoreService):
             session = ops.unlock_with(session_ttl, row.name, secret, ring)
         return self.status()._replace(session=session)
 
-    def open_unattended(self) -> bool:
-        """Try the providers that open without a person (auto-unseal). True once open;
-        False (and the reason recorded once per change) when none could."""
+    def open_unattended(self, *, record: bool = True) -> bool:
+        """Try the providers that open without a person (auto-unseal). True once open
+        (audited unless ``record`` is False: a helper whose keys another vault takes up)."""
         if self._state.unsealed:
             return True
         unlocker = self._state.unlocker
@@ -174,7 +204,8 @@ class UnsealOps(CoreService):
             self._seal.probes["open"] = exc.code
             return False
         self._state.use_keys(ring)
-        self._event(UNSEAL, "allowed", "unsealed by an unattended key provider")
+        if record:
+            self._event(UNSEAL, "allowed", "unsealed by an unattended key provider")
         return True
 
     def add_recovery(self, name: str, threshold: int, shares: int) -> tuple[str, ...]:
@@ -232,6 +263,31 @@ class UnsealOps(CoreService):
             raise
         new.provider.close()
         return new.shares
+
+    def offer(self, ring: KeyRing) -> None:
+        """KEKs opened elsewhere (a background thread's own vault, auto-unseal) for the
+        serving thread to take up at its next request (:meth:`adopt_pending`)."""
+        self._seal.pending = ring
+
+    def adopt_pending(self) -> bool:
+        """Take up offered KEKs; True if the vault is now unsealed."""
+        seal = self._state.sealing
+        if seal is None or seal.pending is None:
+            return False
+        ring, seal.pending = seal.pending, None
+        self._state.use_keys(ring)
+        seal.shares.clear()
+        seal.nonce = ""
+        self._event(UNSEAL, "allowed", "unsealed by an unattended key provider (auto-unseal)")
+        return True
+
+    def ring(self) -> KeyRing:
+        """The KEKs this process holds (Sealed if none): for a helper vault sharing them."""
+        return self._key_provider()
+
+    def share_keys(self, ring: KeyRing) -> None:
+        """Hold ``ring`` (another vault's KEKs in this process: the scheduler's)."""
+        self._state.use_keys(ring)
 
     # -- seal -------------------------------------------------------------------------------
     def seal(self) -> None:

@@ -194,6 +194,11 @@ class Vault(CoreService):
         return not self._state.unsealed
 
     @property
+    def storage_type(self) -> str:
+        """``postgresql`` or ``sqlite`` (Vault's ``storage_type`` field)."""
+        return "postgresql" if self._storage.description.startswith("PostgreSQL") else "sqlite"
+
+    @property
     def keys(self) -> KeyOps:
         """Unlock sessions and the master key (unlock, lock, passphrase change), audited."""
         from sealbox.keys import KEYS_PATH, KeyOps
