@@ -230,3 +230,26 @@ def test_a_passphrase_vault_without_its_passphrase_still_refuses_to_start(home: 
             create_app(vault, ServerSettings())
     finally:
         vault.close()
+
+
+def test_sealbox_operator_in_remote_mode(
+    sealed_srv: Srv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_harness import fake_stdin
+
+    from sealbox.cli.main import main
+
+    srv = sealed_srv
+    monkeypatch.setenv("SEALBOX_ADDR", srv.url)
+    monkeypatch.setattr("sealbox.cli.operator_cmds.tty_prompt", lambda: None)
+    assert main(["operator", "status"]) == 2
+    for i, share in enumerate(srv.shares[:3], 1):
+        monkeypatch.setattr("sys.stdin", fake_stdin(f"{share}\n".encode()))
+        assert main(["operator", "unseal"]) == 0
+        err = capsys.readouterr().err
+        assert (f"Unseal progress: {i}/3" in err) if i < 3 else ("Unsealed." in err)
+    assert main(["operator", "status"]) == 0
+    assert "Sealed         false" in capsys.readouterr().out
+    monkeypatch.setenv("SEALBOX_TOKEN", srv.token)
+    assert main(["operator", "seal"]) == 0
+    assert main(["operator", "status"]) == 2
