@@ -181,3 +181,50 @@ def test_seal_needs_admin(made: tuple[Path, tuple[str, ...]]) -> None:
             view.unseal.seal()
     finally:
         vault.close()
+
+
+def test_a_tampered_shamir_wrapping_fails_the_unseal_as_integrity(
+    made: tuple[Path, tuple[str, ...]],
+) -> None:
+    from sealbox.errors import IntegrityError
+
+    home, shares = made
+    with sqlite3.connect(home / "vault.db") as conn:
+        (blob,) = conn.execute("SELECT wrapped FROM sb_kek_wrappings").fetchone()
+        blob = bytes(blob)
+        conn.execute("UPDATE sb_kek_wrappings SET wrapped = ?",
+                     (blob[:-1] + bytes([blob[-1] ^ 1]),))  # fmt: skip
+    vault = factory.open_vault(home=home, env={})
+    try:
+        vault.unseal.submit(shares[0])
+        vault.unseal.submit(shares[1])
+        with pytest.raises(IntegrityError, match="altered"):
+            vault.unseal.submit(shares[2])
+        assert vault.sealed and vault.unseal.status().progress == 0
+    finally:
+        vault.close()
+    assert ("denied", "3 shares combined: integrity_error") in _events(home, "unseal")
+
+
+def test_operator_init_with_an_auto_unseal_kms_from_the_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_kms import SWITCH
+
+    from sealbox.cli.main import main
+    from sealbox.kms.registry import BUILTIN
+
+    monkeypatch.setitem(BUILTIN, "fake-kms", "tests.fake_kms:FakeKmsKind")
+    SWITCH.mode = "up"
+    args = ["operator", "init", "--shares", "3", "--threshold", "2",
+            "--auto-unseal", "kms", "--kind", "fake-kms"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert out.out.count("Recovery share") == 3 and "opens unattended by 'kms'" in out.err
+    vault = factory.open_vault()
+    try:
+        assert vault.unseal.status().providers == (("kms", "fake-kms"), ("recovery", "shamir"))
+        vault.open_keys()  # the KMS opens it, no person
+    finally:
+        vault.close()
+    assert main(["operator", "init", "--option", "novalue"]) == 2
