@@ -122,7 +122,7 @@ class SealState:
     logged), whether the vault is held sealed, and what the last readiness probe of each
     key provider said."""
 
-    __slots__ = ("held", "nonce", "pending", "probes", "shares")
+    __slots__ = ("held", "listeners", "nonce", "pending", "probes", "shares")
 
     def __init__(self) -> None:
         self.held = False
@@ -131,6 +131,8 @@ class SealState:
         self.nonce = ""
         self.shares: list[Any] = []
         self.probes: dict[str, str] = {}
+        #: Told after a seal (another vault of this process holding copies of the KEKs).
+        self.listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"SealState(held={self.held}, progress={len(self.shares)})"

@@ -285,9 +285,17 @@ class UnsealOps(CoreService):
         """The KEKs this process holds (Sealed if none): for a helper vault sharing them."""
         return self._key_provider()
 
-    def share_keys(self, ring: KeyRing) -> None:
-        """Hold ``ring`` (another vault's KEKs in this process: the scheduler's)."""
-        self._state.use_keys(ring)
+    def share_keys_from(self, other: UnsealOps) -> None:
+        """Hold a copy of ``other``'s KEKs (another vault of this process: the scheduler
+        of a server unsealed by shares, which cannot open them itself), dropped again when
+        ``other`` is sealed. Later KEKs are learnt through this vault's own storage."""
+        ring = other.ring()
+        copy = getattr(ring, "copy", None)
+        if copy is None:
+            raise KeyProviderError("these keys cannot be shared with another vault")
+        source = self._state.unlocker
+        self._state.use_keys(copy(source if hasattr(source, "open_kek") else None))
+        other._seal.listeners.append(self.hold_sealed)
 
     # -- seal -------------------------------------------------------------------------------
     def seal(self) -> None:
@@ -303,6 +311,9 @@ class UnsealOps(CoreService):
         forget = getattr(self._state.unlocker, "forget", None)
         if forget is not None:
             forget()
+        listeners, seal.listeners = list(seal.listeners), []
+        for listener in listeners:
+            listener()
 
     def hold_sealed(self) -> None:
         """Start (or stay) sealed without asking the loader: a server whose keys could not

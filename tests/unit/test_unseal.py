@@ -228,3 +228,27 @@ def test_operator_init_with_an_auto_unseal_kms_from_the_cli(
     finally:
         vault.close()
     assert main(["operator", "init", "--option", "novalue"]) == 2
+
+
+def test_a_second_vault_shares_the_unsealed_keys_and_loses_them_at_seal(
+    made: tuple[Path, tuple[str, ...]],
+) -> None:
+    """The scheduler of a server unsealed by shares holds a copy of its KEKs (it cannot
+    open them itself), and a seal drops that copy too."""
+    home, shares = made
+    main = factory.open_vault(home=home, env={})
+    helper = factory.open_vault(home=home, env={}, source="scheduler", audit_node="n:scheduler")
+    try:
+        for share in shares[:3]:
+            main.unseal.submit(share)
+        main.create_project("payments")
+        main.set(REF, SecretValue("v"))
+        helper.unseal.share_keys_from(main.unseal)
+        assert helper.get(REF, reveal=True).value.reveal() == "v"
+        main.unseal.seal()
+        assert helper.sealed
+        with pytest.raises(Sealed):
+            helper.get(REF, reveal=True)
+    finally:
+        helper.close()
+        main.close()

@@ -88,7 +88,7 @@ def helper_vault(settings: ServerSettings) -> Callable[[], Any]:
     return reopen
 
 
-def start_scheduler(settings: ServerSettings, keys_from: Any = None) -> Callable[[], None]:
+def start_scheduler(settings: ServerSettings, keys_from: Any = None, keep: bool = False) -> Any:
     """Run the scheduler in a thread of this process (the supervisor: never in a worker,
     so a server runs one scheduler whatever its worker count); returns what stops it.
 
@@ -102,7 +102,7 @@ def start_scheduler(settings: ServerSettings, keys_from: Any = None) -> Callable
     vault = open_vault(source="scheduler", prompt=None, audit_node=f"{settings.node}:scheduler")
     try:
         if keys_from is not None:
-            vault.unseal.share_keys(keys_from.unseal.ring())
+            vault.unseal.share_keys_from(keys_from.unseal)
         else:
             vault.open_keys()
         node = Scheduler(vault.locks, default_jobs(vault))
@@ -118,7 +118,7 @@ def start_scheduler(settings: ServerSettings, keys_from: Any = None) -> Callable
         thread.join(timeout=30)
         vault.close()
 
-    return halt
+    return (halt, vault) if keep else halt
 
 
 def start_scheduler_when_unsealed(settings: ServerSettings, vault: Any) -> Callable[[], None]:
@@ -130,10 +130,16 @@ def start_scheduler_when_unsealed(settings: ServerSettings, vault: Any) -> Calla
     halts: list[Callable[[], None]] = []
 
     def wait() -> None:
+        scheduler_vault = None
         while not stop.wait(1.0):
-            if not vault.sealed:
-                halts.append(start_scheduler(settings, keys_from=vault))
-                return
+            if vault.sealed:
+                continue
+            if not halts:
+                halt, scheduler_vault = start_scheduler(settings, keys_from=vault, keep=True)
+                halts.append(halt)
+            elif scheduler_vault is not None and scheduler_vault.sealed:
+                # Unsealed again after a seal (which dropped the scheduler's copy too).
+                scheduler_vault.unseal.share_keys_from(vault.unseal)
 
     thread = threading.Thread(target=wait, name="sealbox-scheduler-wait", daemon=True)
     thread.start()
