@@ -66,6 +66,8 @@ def test_a_sealed_server_serves_only_health_status_and_unseal(sealed_srv: Srv) -
     srv = sealed_srv
     r = srv.call("GET", "/v1/sys/health")
     assert r.status_code == 503 and r.json()["sealed"] is True and r.json()["initialized"]
+    assert srv.call("GET", "/v1/sys/health?sealedcode=200").status_code == 200
+    assert srv.call("GET", "/v1/sys/health?sealedcode=99").status_code == 400
     r = srv.call("GET", "/v1/sys/ready")
     assert r.status_code == 503 and r.json()["sealed"] is True
     st = srv.call("GET", "/v1/sys/seal-status").json()

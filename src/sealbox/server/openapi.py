@@ -1041,6 +1041,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Liveness (Vault-shaped fields too): 503 with `sealed: true` while sealed",
         tag="sys",
         auth=False,
+        query=(
+            _query(
+                "sealedcode",
+                {"type": "integer", "minimum": 200, "maximum": 599},
+                "the status to answer while sealed (Vault's; a liveness probe: 200)",
+            ),
+        ),
         response=resp({"status": S, "initialized": B, "sealed": B, "standby": B, "version": S}),
     ),
     ("/v1/sys/seal-status", "GET"): Op(

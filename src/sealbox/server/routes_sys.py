@@ -11,7 +11,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.errors import InvalidInput
-from sealbox.server.http import caller, json_body, json_response, no_content, state
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    no_content,
+    query_int,
+    state,
+)
 from sealbox.server.metrics import CONTENT_TYPE
 from sealbox.server.openapi import document
 
@@ -21,6 +28,13 @@ async def health(request: Request) -> Response:
     with ``"sealed": true`` while sealed (Vault's semantics), 200 once unsealed."""
     st = state(request)
     sealed = st.sealed()
+    status = 200
+    if sealed:
+        # Vault's ?sealedcode=: a liveness probe must not restart a server that waits
+        # for its shares (each restart would start sealed again).
+        status = query_int(request, "sealedcode") or 503
+        if not 200 <= status <= 599:
+            raise InvalidInput("query parameter 'sealedcode' must be an HTTP status (200-599)")
     return json_response(
         {
             "status": "sealed" if sealed else "ok",
@@ -29,7 +43,7 @@ async def health(request: Request) -> Response:
             "standby": False,
             "version": st.version,
         },
-        status=503 if sealed else 200,
+        status=status,
     )
 
 
