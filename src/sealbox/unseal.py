@@ -48,6 +48,12 @@ class SealStatus(NamedTuple):
     #: A session started from the shares (embedded unseal): (SEALBOX_SESSION, expiry).
     session: tuple[str, str] | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"SealStatus(sealed={self.sealed}, {self.progress}/{self.threshold} of"
+            f" {self.shares}, session={'***' if self.session else None})"
+        )
+
 
 class UnsealOps(CoreService):
     """Unseal shares, seal, and the seal's status for one vault process."""

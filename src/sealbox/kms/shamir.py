@@ -191,6 +191,9 @@ class ParsedShare(NamedTuple):
     value: bytes
     words: str  # normalised; kept in memory only while collecting
 
+    def __repr__(self) -> str:
+        return f"ParsedShare(member={self.member}, identifier={self.identifier}, words='***')"
+
 
 def parse_share(text: str, position: int, config: ShamirConfig) -> ParsedShare:
     """One share checked on its own: its words, its checksum, its split (``position`` is

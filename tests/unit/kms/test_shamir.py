@@ -122,3 +122,11 @@ def test_ordinals() -> None:
     assert [shamir.ordinal(i) for i in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd",
     ]  # fmt: skip
+
+
+def test_no_share_or_key_in_a_repr() -> None:
+    config, shares, provider = _made(2, 3)
+    parsed = _parsed(config, list(shares[:2]))
+    text = repr(parsed) + repr(provider) + repr(config)
+    words = {w for s in shares for w in s.split()}
+    assert not words & set(text.replace("(", " ").replace(")", " ").replace(",", " ").split())
