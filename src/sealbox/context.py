@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sealbox.caller import Actor
 from sealbox.crypto import envelope
-from sealbox.errors import AccessDenied, IntegrityError, SealboxError
+from sealbox.errors import AccessDenied, IntegrityError, SealboxError, Sealed
 from sealbox.model import SecretValue
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class VaultState:
         "audit",
         "commit",
         "on_change",
+        "sealing",
         "storage",
         "unlocker",
         "vault_id",
@@ -84,10 +85,16 @@ class VaultState:
         #: The audit-commit strategy ``Vault.audit_commit`` (chosen by ``Vault.serve``),
         #: shared by every view: a request's view commits as the server does.
         self.commit: AuditCommit | None = None
+        #: The seal state of a long-running process (unseal shares being collected, held
+        #: sealed): :mod:`sealbox.unseal`. None: keys load lazily, as for the CLI.
+        self.sealing: SealState | None = None
 
     def key_provider(self) -> KeyRing:
         keys = self._keys
         if keys is None:
+            sealing = self.sealing
+            if sealing is not None and sealing.held:
+                raise Sealed("the vault is sealed: unseal it with its shares", hint_key="unseal")
             keys = self._load_keys()
             self.use_keys(keys)
         return keys
@@ -108,10 +115,47 @@ class VaultState:
         found = self._per_version
         return found.clear() if found is not None else 0
 
+    @property
+    def unsealed(self) -> bool:
+        """True once the KEKs are in memory."""
+        return self._keys is not None
+
+    def drop_keys(self) -> None:
+        """Forget the KEKs (``operator seal``); the loader is not asked again until an
+        unseal hands keys back (:meth:`use_keys`)."""
+        if self.sealing is None:
+            self.sealing = SealState()
+        self.sealing.held = True
+        self._keys = None
+        self.drop_data_keys()
+
     def use_keys(self, provider: KeyRing) -> None:
         """Keep ``provider`` (loaded here, or opened by an unlock): events are keyed from now."""
         self._keys = provider
+        if self.sealing is not None:
+            self.sealing.held = False
         self.audit.use_keys(provider, self.vault_id)
+
+
+class SealState:
+    """A process's seal: unseal shares collected so far (in memory only, never stored or
+    logged), whether the vault is held sealed, and what the last readiness probe of each
+    key provider said."""
+
+    __slots__ = ("held", "listeners", "nonce", "pending", "probes", "shares")
+
+    def __init__(self) -> None:
+        self.held = False
+        #: KEKs opened by a background auto-unseal, taken up on the serving thread.
+        self.pending: KeyRing | None = None
+        self.nonce = ""
+        self.shares: list[Any] = []
+        self.probes: dict[str, str] = {}
+        #: Told after a seal (another vault of this process holding copies of the KEKs).
+        self.listeners: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"SealState(held={self.held}, progress={len(self.shares)})"
 
 
 class CallerContext(NamedTuple):

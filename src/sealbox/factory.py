@@ -6,8 +6,9 @@ lock, passphrase change); they never import storage, key providers or crypto.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -20,6 +21,7 @@ from sealbox.errors import (
     AlreadyExists,
     InvalidInput,
     NotInitialised,
+    SealboxError,
 )
 from sealbox.kms import master
 from sealbox.kms.interface import KeyRing, Unlocker
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from sealbox.auth.tokens import NewToken
     from sealbox.client.client import Client
     from sealbox.storage.interface import Storage
+    from sealbox.unseal import SealStatus
 
 DEFAULT_SESSION_TTL = timedelta(hours=8)
 #: The name ``sealbox init`` gives the vault's first key provider.
@@ -134,11 +137,6 @@ def init_vault(
     ``method`` names the local provider's unlock method (``passphrase``, ``keyfile``,
     ``keyring``), so front ends need not import the provider to choose one.
     """
-    from sealbox.audit.keys import new_key_settings
-    from sealbox.kms.local import KekRing, kek_context, new_kek
-    from sealbox.kms.local_unlock import LocalKind, dump_config
-    from sealbox.storage.rows import KekRecord, KekWrapping, KeyProviderRow
-
     try:
         method = UnlockMethod(method)
     except ValueError:
@@ -156,52 +154,222 @@ def init_vault(
     home = resolve_home(home, env)
     if load_config(home) is not None:
         raise AlreadyExists(f"a vault is already configured in {home}")
+    storage_url = _storage_url(home, storage)
+    if method is UnlockMethod.KEYFILE:
+        key_file = Path(key_file or home / "master.key").expanduser().absolute()
+    options = {"method": method.value}
+    if passphrase:
+        options["passphrase"] = passphrase
+    vault_id, _ = _create_vault(
+        home, storage_url, key_file, env, clock, [(LOCAL_PROVIDER, "local", options)],
+        f"unlock by {method.value}",
+    )  # fmt: skip
+    return InitResult(vault_id, home, storage_url, method, key_file)
+
+
+def _storage_url(home: Path, storage: str | None) -> str:
     storage_url = storage or str(home / "vault.db")
     if "://" not in storage_url or storage_url.startswith("sqlite://"):
         # The config is read from any directory: store an absolute path.
         plain = storage_url.removeprefix("sqlite://")
         storage_url = str(Path(plain).expanduser().absolute())
-    if method is UnlockMethod.KEYFILE:
-        key_file = Path(key_file or home / "master.key").expanduser().absolute()
+    return storage_url
+
+
+def _create_vault(
+    home: Path,
+    storage_url: str,
+    key_file: Path | None,
+    env: Mapping[str, str],
+    clock: Clock,
+    providers: list[tuple[str, str, Mapping[str, str]]],
+    how: str,
+) -> tuple[str, tuple[str, ...]]:
+    """A new vault whose first KEK is wrapped by each of ``providers`` (name, kind,
+    options), in that order of preference; returns its id and the shares to show once."""
     import uuid
+
+    from sealbox.audit.keys import new_key_settings
+    from sealbox.kms.local import KekRing, kek_context, new_kek
+    from sealbox.kms.local_unlock import dump_config
+    from sealbox.kms.registry import provider_kind
+    from sealbox.storage.rows import KekRecord, KekWrapping, KeyProviderRow
 
     vault_id = str(uuid.uuid4())
     store = open_storage(storage_url, create=True)
+    shares: tuple[str, ...] = ()
     try:
         if store.is_initialised():
             raise AlreadyExists(f"a vault already exists in {store.description}")
         cfg = VaultConfig(home, storage_url, key_file)
         # Built first: a misconfigured audit sink fails before anything is written.
         recorder = audit_recorder(cfg, store, env)
-        ctx = ProviderContext(store, vault_id, key_file, env, None, clock)
-        options = {"method": method.value}
-        if passphrase:
-            options["passphrase"] = passphrase
-        new = LocalKind().create(LOCAL_PROVIDER, options, ctx)
+        ctx = ProviderContext(store, vault_id, key_file, env, None, clock, kms_timeout(env))
+        made = [(name, kind, provider_kind(kind).create(name, options, ctx))
+                for name, kind, options in providers]  # fmt: skip
         now = clock().isoformat()
         kek_id, kek = new_kek()
         ring = KekRing({kek_id: kek}, kek_id)
-        wrapped = new.provider.wrap(kek, kek_context(vault_id, kek_id))
+        context = kek_context(vault_id, kek_id)
+        rows = [
+            (KeyProviderRow(name, kind, dump_config(new.config), position, now),
+             KekWrapping(kek_id, name, new.provider.wrap(kek, context),
+                         new.provider.key_id(), now))
+            for position, (name, kind, new) in enumerate(made)
+        ]  # fmt: skip
         # The audit key and checkpoint key, wrapped by the new KEK like data keys.
         settings = new_key_settings(ring, vault_id)
         # Key material first: a crash after this leaves an unused key, never a vault
         # whose key is lost.
-        if new.keep is not None:
-            new.keep()
+        for _, _, new in made:
+            if new.keep is not None:
+                new.keep()
+            shares += new.shares
+        (first_row, first_wrapping), *others = rows
         store.initialise(
             vault_id,
             settings,
             KekRecord(kek_id, now, True),
             now,
-            provider=KeyProviderRow(LOCAL_PROVIDER, "local", dump_config(new.config), 0, now),
-            wrapping=KekWrapping(kek_id, LOCAL_PROVIDER, wrapped, new.provider.key_id(), now),
+            provider=first_row,
+            wrapping=first_wrapping,
         )
-        _record_init(recorder, store, ring, vault_id, clock, method)
+        for row, wrapping in others:
+            store.add_key_provider(row, [wrapping])
+        _record_init(recorder, store, ring, vault_id, clock, how)
+        for _, _, new in made:
+            new.provider.close()
     finally:
         store.close()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     save_config(cfg)
-    return InitResult(vault_id, home, storage_url, method, key_file)
+    return vault_id, shares
+
+
+class OperatorInit(NamedTuple):
+    vault_id: str
+    home: Path
+    #: The unseal (or recovery) shares: shown once, never stored.
+    shares: tuple[str, ...]
+    threshold: int
+    #: The provider that opens the vault unattended (auto-unseal), if any.
+    auto_unseal: str | None
+    #: True when the shares were added to an existing vault (a ``recovery`` provider).
+    existing: bool
+
+
+#: The names ``operator init`` gives its shamir provider on a new and an existing vault.
+SHAMIR_PROVIDER, RECOVERY_PROVIDER = "shamir", "recovery"
+
+
+def operator_init(
+    *,
+    shares: int,
+    threshold: int,
+    auto_unseal: str | None = None,
+    kind: str | None = None,
+    options: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    storage: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    prompt: PassphrasePrompt | None = None,
+    clock: Clock = utcnow,
+) -> OperatorInit:
+    """Vault's ``operator init``: split a new key into ``threshold`` of ``shares`` unseal
+    shares (SLIP-39 word lists, returned to be shown once).
+
+    With no vault in ``home``: create one whose only provider is the shares (or, with
+    ``auto_unseal``, the unattended provider ``auto_unseal`` of ``kind`` first and the
+    shares as its recovery). On an existing vault: add the shares as a ``recovery``
+    provider, wrapping every KEK (the vault is opened for that; audited as ``kms.add``).
+    """
+    _refuse_remote(env, "`sealbox operator init`")
+    from sealbox.kms.shamir import check_counts
+
+    check_counts(threshold, shares)
+    if auto_unseal is not None and not kind:
+        raise InvalidInput("an auto-unseal provider needs its kind (pkcs11, transit, aws-kms …)")
+    counts = {"shares": str(shares), "threshold": str(threshold)}
+    home = resolve_home(home, env)
+    if load_config(home) is None:
+        providers: list[tuple[str, str, Mapping[str, str]]] = []
+        if auto_unseal is not None:
+            assert kind is not None
+            providers.append((auto_unseal, kind, dict(options or {})))
+        name = RECOVERY_PROVIDER if auto_unseal else SHAMIR_PROVIDER
+        providers.append((name, "shamir", counts))
+        if kind == "local" and (options or {}).get("method") == "keyfile":
+            # Kept in the provider's config (not the vault config's key file, which every
+            # open insists on): losing it leaves the recovery shares.
+            key_file = Path((options or {}).get("key_file") or home / "master.key").absolute()
+            providers[0] = (auto_unseal or "", "local",
+                            {**(options or {}), "key_file": str(key_file)})  # fmt: skip
+        how = f"unseal by {threshold} of {shares} shares"
+        if auto_unseal:
+            how = f"auto-unseal by {auto_unseal} ({kind}); recovery {threshold} of {shares} shares"
+        vault_id, made = _create_vault(
+            home, _storage_url(home, storage), None, env, clock, providers, how
+        )
+        return OperatorInit(vault_id, home, made, threshold, auto_unseal, False)
+    if auto_unseal is not None:
+        raise InvalidInput(
+            "this vault exists already: add an auto-unseal provider to it as a key provider"
+            " instead",
+            hint_key="kms_add",
+        )
+    vault = open_vault(home=home, env=env, prompt=prompt, clock=clock)
+    try:
+        made = vault.unseal.add_recovery(RECOVERY_PROVIDER, threshold, shares)
+        return OperatorInit(vault.vault_id, home, made, threshold, None, True)
+    finally:
+        vault.close()
+
+
+def operator_unseal(
+    shares: Iterator[str],
+    *,
+    ttl: timedelta = DEFAULT_SESSION_TTL,
+    home: Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    clock: Clock = utcnow,
+    progress: Callable[[SealStatus], None] = lambda status: None,
+) -> tuple[str, str]:
+    """Embedded ``operator unseal``: take shares from ``shares`` until the threshold,
+    telling ``progress`` after each, then start an unlock session from them; returns
+    (SEALBOX_SESSION value, expiry). A refused share raises (InvalidInput naming it)."""
+    _refuse_remote(env, "`sealbox operator unseal` on the local vault")
+    vault = open_vault(home=home, env=env, clock=clock)
+    try:
+        unseal = vault.unseal
+        status = unseal.status()
+        if not status.threshold:
+            raise InvalidInput("this vault has no unseal shares (no shamir key provider)")
+        for share in shares:
+            status = unseal.submit(share, session_ttl=ttl)
+            progress(status)
+            if status.session is not None:
+                return status.session
+        raise InvalidInput(
+            f"too few shares: {status.progress} of the {status.threshold} needed were given"
+        )
+    finally:
+        vault.close()
+
+
+def seal_status(
+    *, home: Path | None = None, env: Mapping[str, str] = os.environ, clock: Clock = utcnow
+) -> SealStatus:
+    """The embedded vault's seal: sealed unless this shell holds an unlock session."""
+    vault = open_vault(home=home, env=env, clock=clock)
+    try:
+        status = vault.unseal.status()
+        if env.get("SEALBOX_SESSION"):
+            with contextlib.suppress(SealboxError):
+                vault.open_keys()
+                status = vault.unseal.status()
+        return status
+    finally:
+        vault.close()
 
 
 def _record_init(
@@ -210,7 +378,7 @@ def _record_init(
     provider: KeyRing,
     vault_id: str,
     clock: Clock,
-    method: UnlockMethod,
+    how: str,
 ) -> None:
     """The chain's first event: who created the vault, where, protected how (DESIGN.md
     invariant 2: every change of keys is audited, the first one too)."""
@@ -221,7 +389,7 @@ def _record_init(
             actor=Actor(_identity(), "cli", hostname=os.uname().nodename, pid=os.getpid()),
             operation="init",
             path="sys/vault",
-            reason=f"{store.description}; unlock by {method.value}",
+            reason=f"{store.description}; {how}",
         )
     finally:
         recorder.close()

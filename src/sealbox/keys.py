@@ -112,23 +112,37 @@ class KeyOps:
 
     def unlock(self, ttl: timedelta) -> tuple[str, str]:
         """Start an unlock session; returns (SEALBOX_SESSION value, expiry ISO time)."""
-        from sealbox.kms import master
-
         if ttl < MIN_SESSION_TTL or ttl > MAX_SESSION_TTL:
             raise InvalidInput("a session lasts between 1 second and 30 days")
         with self._audited(UNLOCK, SESSIONS_PATH):
-            name, unlock_key, ring = self._unlocker.unlock_key()
-            self._use(ring)
-            now = self._clock()
-            self._storage.delete_sessions(expired_before=now.isoformat())
-            token, row = master.new_session(self._vault_id, unlock_key, now, ttl, provider=name)
-            reason = f"session {row.session_id} until {row.expires_at}"
-            self._storage.put_session(
-                row,
-                audit=lambda: self._in_tx(UNLOCK, SESSIONS_PATH, reason),
-                audit_node=self._audit.node,
-                audit_head=self._audit.head_for(self._clock().isoformat()),
-            )
+            return self._session(ttl, *self._unlocker.unlock_key())
+
+    def unlock_with(
+        self, ttl: timedelta, provider: str, unlock_key: bytes, ring: KeyRing
+    ) -> tuple[str, str]:
+        """Start an unlock session for keys opened elsewhere (unseal shares combined:
+        ``unlock_key`` is what reopens ``provider``)."""
+        if ttl < MIN_SESSION_TTL or ttl > MAX_SESSION_TTL:
+            raise InvalidInput("a session lasts between 1 second and 30 days")
+        with self._audited(UNLOCK, SESSIONS_PATH):
+            return self._session(ttl, provider, unlock_key, ring)
+
+    def _session(
+        self, ttl: timedelta, name: str, unlock_key: bytes, ring: KeyRing
+    ) -> tuple[str, str]:
+        from sealbox.kms import master
+
+        self._use(ring)
+        now = self._clock()
+        self._storage.delete_sessions(expired_before=now.isoformat())
+        token, row = master.new_session(self._vault_id, unlock_key, now, ttl, provider=name)
+        reason = f"session {row.session_id} until {row.expires_at}"
+        self._storage.put_session(
+            row,
+            audit=lambda: self._in_tx(UNLOCK, SESSIONS_PATH, reason),
+            audit_node=self._audit.node,
+            audit_head=self._audit.head_for(self._clock().isoformat()),
+        )
         return token.encode(), row.expires_at
 
     def load(self, purpose: str) -> None:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from sealbox.model import KmsStatus
     from sealbox.rotation_ops import RotationOps
     from sealbox.storage.interface import Storage
+    from sealbox.unseal import UnsealOps
 
 __all__ = ["Clock", "Vault", "utcnow"]
 
@@ -201,6 +202,24 @@ class Vault(CoreService):
         from sealbox.kms_rotate import KmsRotation
 
         return KmsRotation(self._state, self._caller)
+
+    @property
+    def unseal(self) -> UnsealOps:
+        """Unseal shares, seal, and the seal's status of this process (``sealbox.unseal``)."""
+        from sealbox.unseal import UnsealOps
+
+        return UnsealOps(self._state, self._caller)
+
+    @property
+    def sealed(self) -> bool:
+        """True until this process holds the vault's KEKs (cheap: the server asks it on
+        every request)."""
+        return not self._state.unsealed
+
+    @property
+    def storage_type(self) -> str:
+        """``postgresql`` or ``sqlite`` (Vault's ``storage_type`` field)."""
+        return "postgresql" if self._storage.description.startswith("PostgreSQL") else "sqlite"
 
     @property
     def keys(self) -> KeyOps:

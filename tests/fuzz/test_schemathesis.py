@@ -50,6 +50,10 @@ STATE_DEPENDENT_400 = (
         for method in ("POST", "PUT")
     ),
     ("PUT", "/v1/sys/leases/renew", "a renewal within the lease's max TTL"),
+    *(
+        (method, "/v1/sys/unseal", "a share must be one of the vault's (with its checksum)")
+        for method in ("POST", "PUT")
+    ),
     (
         "GET",
         "/v1/secrets/{project}/{env}/{name}",

@@ -9,6 +9,9 @@ carries a ``hint_key`` and the CLI words the hint here, filled from the error's
 from __future__ import annotations
 
 CLI_HINTS: dict[str, str] = {
+    "unseal": "unseal it with `sealbox operator unseal` (or `bao operator unseal` against a"
+    " server), one share at a time",
+    "kms_add": "add it with `sealbox kms add NAME --kind KIND`",
     "kms_status": "run `sealbox kms status` to see what each key provider can open",
     "kms_rotate_resume": "run `sealbox kms rotate --resume` to finish it",
     "kms_rewrap_bad": "restore that version from a backup (or `sealbox secret purge` the secret),"

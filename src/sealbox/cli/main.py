@@ -80,6 +80,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sealbox.cli.kms_cmds:kms",
         "Key providers (HSM, Transit, cloud KMS): add, remove, status, rotate.",
     ),
+    "operator": (
+        "sealbox.cli.operator_cmds:operator",
+        "Unseal shares: init, unseal, seal, status (Vault's operator commands).",
+    ),
     "audit": (
         "sealbox.cli.audit_cmds:audit",
         "Query, verify and checkpoint the tamper-evident audit trail.",

@@ -139,6 +139,11 @@ class Unlocker(Protocol):
         the providers that open unattended, then a passphrase)."""
         ...
 
+    def ring_from(self, provider: KeyProvider) -> KeyRing:
+        """The KEKs ``provider`` (opened elsewhere: unseal shares combined) holds wrappings
+        of, kept open to open KEKs made later."""
+        ...
+
     def unlock_key(self) -> tuple[str, bytes, KeyRing]:
         """Open a local provider from its own credential (never a session) and return its
         name and what an unlock session keeps to reopen it (its master key)."""

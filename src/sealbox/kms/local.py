@@ -126,6 +126,11 @@ class KekRing:
             raise KeyProviderError(f"no key provider here opens key-encryption key {kek_id!r}")
         return found
 
+    def copy(self, source: KekSource | None = None) -> KekRing:
+        """The same KEKs for another thread's vault, learning later ones from ``source``
+        (its own storage connection), never from this ring's."""
+        return KekRing(self._keks, self._current, source=source, clock=self._clock)
+
     def add(self, kek_id: str, kek: bytes, *, active: bool) -> None:
         """Hold a KEK made by this process (``kms rotate``)."""
         self._keks[kek_id] = kek

@@ -78,6 +78,12 @@ class LocalKind:
         """The provider from a master key obtained elsewhere (an unlock session)."""
         return MasterKeyProvider(name, key, method_of(config).value)
 
+    def from_unlock_key(
+        self, name: str, config: Mapping[str, Any], key: bytes
+    ) -> MasterKeyProvider:
+        """The provider from what an unlock session keeps of it (its master key)."""
+        return self.from_master(name, config, key)
+
     def create(self, name: str, options: Mapping[str, str], ctx: ProviderContext) -> NewProvider:
         """A new master key: from a passphrase (``SEALBOX_PASSPHRASE`` or the prompt, or
         the option ``passphrase``), or random and kept in a key file (option

@@ -164,7 +164,13 @@ class RingOpener:
         key = master.open_session(self.ctx.vault_id, token, row, self.ctx.clock())
         assert row is not None  # open_session refuses a missing row
         prow = self.provider_row(row.provider)
-        provider = _local_kind().from_master(prow.name, config_of(prow), key)
+        kind = provider_kind(prow.kind)
+        from_key = getattr(kind, "from_unlock_key", None)
+        if from_key is None:
+            raise KeyProviderError(
+                f"key provider {prow.name!r} ({prow.kind}) cannot be reopened from a session"
+            )
+        provider: KeyProvider = from_key(prow.name, config_of(prow), key)
         return self.ring_from(provider)
 
     def _local_rows(self) -> list[KeyProviderRow]:
@@ -213,6 +219,8 @@ class RingOpener:
         return ring, Rekeyed(row.name, dump_config(new_config), wrappings)
 
     def close(self) -> None:
+        """Close the provider that opened the ring (the vault closes, or a seal: its key
+        leaves memory)."""
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
             keeper.close()

@@ -10,7 +10,7 @@ more servers on one PostgreSQL database; Argon2 logins (~0.15 s) are rate limite
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -41,6 +41,7 @@ from sealbox.server.metrics import Metrics
 from sealbox.server.middleware import RequestMiddleware, request_id_of
 from sealbox.server.openapi import JSON, allowed_methods
 from sealbox.server.routes_kv import is_compat_path
+from sealbox.server.sealed import AutoUnseal, sealed_start
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import Vault
 
@@ -92,11 +93,26 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, headers=headers, media_type=JSON)
 
 
-def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
-    """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now."""
-    vault.open_keys()
-    # Audit events are spooled or group-committed before every response (fastpath/).
-    vault.serve(spool=settings.audit_spool)
+def create_app(
+    vault: Vault,
+    settings: ServerSettings,
+    *,
+    reopen: Callable[[], Vault] | None = None,
+) -> Starlette:
+    """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now.
+
+    A vault whose keys cannot be opened unattended (unseal shares; a KMS that is down)
+    is served sealed (:mod:`sealbox.server.sealed`) when it can be unsealed: by its shares
+    over ``sys/unseal``, or, given ``reopen`` (a fresh vault for a background thread), by
+    retrying its unattended providers with backoff. Otherwise the error is raised."""
+    sealed = sealed_start(vault)
+    # Audit events are spooled or group-committed before every response (fastpath/);
+    # a sealed start has no keys for the spool: group commit.
+    vault.serve(spool=settings.audit_spool and not sealed)
+    retry = None
+    if sealed and reopen is not None and vault.unseal.retryable():
+        retry = AutoUnseal(vault, reopen)
+        retry.start()
     commit = vault.audit_commit
     barrier = AuditBarrier(commit)
     server_state = ServerState(vault, settings, server_version())
@@ -119,12 +135,21 @@ def create_app(vault: Vault, settings: ServerSettings) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMiddleware, metrics=metrics, barrier=barrier, hot=hot)],
+        middleware=[
+            Middleware(
+                RequestMiddleware,
+                metrics=metrics,
+                barrier=barrier,
+                hot=hot,
+                sealed=server_state.sealed,
+            )
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.sealbox = server_state
     app.state.metrics = metrics
+    app.state.auto_unseal = retry
     events.install(app)  # change notifications: /v1/events/… (owned by the SDK's author)
     return app

@@ -42,6 +42,16 @@ class ServerState:
         self.login_limits = RateLimiter(settings.login_rate, settings.login_burst)
         #: Login methods by name, found once (a request never triggers a discovery).
         self.login_methods = login_registry.available()
+        #: Vault's ``storage_type`` in ``sys/seal-status``.
+        self.storage_type = vault.storage_type
+
+    def sealed(self) -> bool:
+        """True while this process holds no KEKs. Keys an unattended provider opened in
+        the background (auto-unseal) are taken up here, on the event loop."""
+        vault = self.vault
+        if not vault.sealed:
+            return False
+        return not vault.unseal.adopt_pending()
 
 
 def state(request: Request) -> ServerState:

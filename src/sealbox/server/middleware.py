@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -33,6 +34,18 @@ from sealbox.server.fastpath import AuditBarrier, HotPath
 from sealbox.server.metrics import Metrics
 from sealbox.server.routes_kv import is_compat_path
 
+#: What a sealed server serves; everything else is 503 ``{"errors": ["sealbox is sealed"]}``.
+SEALED_OPEN = frozenset(
+    {
+        "/v1/sys/health",
+        "/v1/sys/ready",
+        "/v1/sys/seal-status",
+        "/v1/sys/unseal",
+        "/v1/sys/seal",
+        "/v1/sys/leader",
+    }
+)
+SEALED_BODY = b'{"errors":["sealbox is sealed"]}'
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}\Z")
 _BAD_RAW = (b"%2f", b"%5c", b"%00")
 UNMATCHED = "<unmatched>"
@@ -98,8 +111,12 @@ class RequestMiddleware:
         metrics: Metrics,
         barrier: AuditBarrier,
         hot: HotPath | None = None,
+        sealed: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
+        #: True while the vault is sealed: only SEALED_OPEN is served (the hot path too
+        #: is behind this check).
+        self.sealed = sealed
         self.metrics = metrics
         self.barrier = barrier
         self.hot = hot
@@ -134,6 +151,23 @@ class RequestMiddleware:
         error: str | None = None
         try:
             check_path(scope)
+            if self.sealed is not None and self.sealed() and scope["path"] not in SEALED_OPEN:
+                outcome["status"] = 503
+                error = errors.Sealed.code
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 503,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(SEALED_BODY)).encode()),
+                            (b"retry-after", b"5"),
+                            rid_header,
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": SEALED_BODY})
+                return
             if not (
                 scope["method"] == "GET"
                 and self.hot is not None

@@ -480,6 +480,15 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
 
 # -- the operations, by route template and method -------------------------------------------------
 TOKEN = _ref("Token")
+SEAL_STATUS = resp(
+    {
+        "type": S, "initialized": B, "sealed": B, "t": {"type": "integer"},
+        "n": {"type": "integer"}, "progress": {"type": "integer"}, "nonce": S, "version": S,
+        "build_date": S, "migration": B, "recovery_seal": B, "storage_type": S,
+        "cluster_name": S, "cluster_id": S,
+    },
+    ["type", "initialized", "sealed", "t", "n", "progress", "nonce", "version"],
+)  # fmt: skip
 ROTATION = "/v1/rotation/secrets/{project}/{env}/{name}"
 ROTATION_RUN = "/v1/rotation/runs/{rotation_id}"
 ROTATION_ID = "^rot_[A-Za-z0-9_-]{6,60}$"
@@ -1062,17 +1071,64 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     # -- operations ---------------------------------------------------------------------------
     ("/v1/sys/health", "GET"): Op(
-        "Liveness (Vault-shaped fields too)",
+        "Liveness (Vault-shaped fields too): 503 with `sealed: true` while sealed",
         tag="sys",
         auth=False,
-        unavailable=False,
+        query=(
+            _query(
+                "sealedcode",
+                {"type": "integer", "minimum": 200, "maximum": 599},
+                "the status to answer while sealed (Vault's; a liveness probe: 200)",
+            ),
+        ),
         response=resp({"status": S, "initialized": B, "sealed": B, "standby": B, "version": S}),
     ),
-    ("/v1/sys/ready", "GET"): Op(
-        "Readiness: storage and key provider, separately (503 + Retry-After if one is down)",
+    ("/v1/sys/seal-status", "GET"): Op(
+        "The seal (Vault's shape: `bao status`): sealed, shares needed and made, progress",
         tag="sys",
         auth=False,
-        response=resp({"storage": S, "keys": S}),
+        response=SEAL_STATUS,
+    ),
+    **{
+        ("/v1/sys/unseal", method): Op(
+            "Give one unseal share (`key`, a SLIP-39 word list), or `reset: true`; answers the"
+            " seal status (Vault's shape: `bao operator unseal`). A bad share is 400, naming"
+            " which one it is",
+            tag="sys",
+            auth=False,
+            body=body(
+                {
+                    "key": {"type": "string", "minLength": 1, "maxLength": 4096},
+                    "reset": B,
+                    "migrate": B,
+                }
+            ),
+            response=SEAL_STATUS,
+        )
+        for method in ("PUT", "POST")
+    },
+    **{
+        ("/v1/sys/seal", method): Op(
+            "Seal: drop the keys from memory (admin on sys/seal), audited; sealed until unsealed",
+            tag="sys",
+            ok=204,
+        )
+        for method in ("PUT", "POST")
+    },
+    ("/v1/sys/leader", "GET"): Op(
+        "Vault's HA leader answer (`bao status` asks it): no standbys",
+        tag="sys",
+        auth=False,
+        response=ANY,
+    ),
+    ("/v1/sys/ready", "GET"): Op(
+        "Readiness: storage and key provider, separately (503 + Retry-After if one is down;"
+        " while sealed, each key provider's reachability too)",
+        tag="sys",
+        auth=False,
+        response=resp(
+            {"storage": S, "keys": S, "sealed": B, "providers": ANY}, ["storage", "keys"]
+        ),
     ),
     ("/v1/openapi.json", "GET"): Op(
         "This document",

@@ -74,7 +74,17 @@ def is_compat_path(path: str) -> bool:
     if not path.startswith("/v1/"):
         return False
     first = path[4:].split("/", 1)[0]
-    return path.startswith("/v1/sys/internal/") or first not in RESERVED_MOUNTS
+    return (
+        path.startswith("/v1/sys/internal/")
+        or path in VAULT_SYS_PATHS
+        or first not in RESERVED_MOUNTS
+    )
+
+
+#: Vault's own sys routes sealbox serves in Vault's shapes (errors as ``{"errors": […]}``).
+VAULT_SYS_PATHS = frozenset(
+    {"/v1/sys/seal-status", "/v1/sys/unseal", "/v1/sys/seal", "/v1/sys/leader"}
+)
 
 
 def vault_time(value: datetime | None) -> str:

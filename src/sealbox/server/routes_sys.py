@@ -1,39 +1,143 @@
-"""Operational routes, no token needed: liveness, readiness, the OpenAPI document, metrics."""
+"""Operational routes: liveness, readiness, the OpenAPI document, metrics (no token), and
+the seal in Vault's shapes (``sys/seal-status``, ``sys/unseal``: no token, the share is the
+credential; ``sys/seal``: admin), so ``bao status`` / ``bao operator unseal`` work."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sealbox.server.http import json_response, state
+from sealbox.errors import InvalidInput
+from sealbox.server.http import (
+    caller,
+    json_body,
+    json_response,
+    no_content,
+    query_int,
+    state,
+)
 from sealbox.server.metrics import CONTENT_TYPE
 from sealbox.server.openapi import document
 
 
 async def health(request: Request) -> Response:
-    """Liveness, shaped so Vault tooling that polls ``sys/health`` is satisfied too."""
+    """Liveness, shaped so Vault tooling that polls ``sys/health`` is satisfied too: 503
+    with ``"sealed": true`` while sealed (Vault's semantics), 200 once unsealed."""
+    st = state(request)
+    sealed = st.sealed()
+    status = 200
+    if sealed:
+        # Vault's ?sealedcode=: a liveness probe must not restart a server that waits
+        # for its shares (each restart would start sealed again).
+        status = query_int(request, "sealedcode") or 503
+        if not 200 <= status <= 599:
+            raise InvalidInput("query parameter 'sealedcode' must be an HTTP status (200-599)")
     return json_response(
         {
-            "status": "ok",
+            "status": "sealed" if sealed else "ok",
             "initialized": True,
-            "sealed": False,
+            "sealed": sealed,
             "standby": False,
-            "version": state(request).version,
-        }
+            "version": st.version,
+        },
+        status=status,
     )
 
 
 async def ready(request: Request) -> Response:
     """Readiness: storage and key provider checked separately (an orchestrator can tell
-    "sealbox is down" from "its database is briefly away")."""
-    checks = state(request).vault.health()
+    "sealbox is down" from "its database is briefly away"); while sealed, 503 with each key
+    provider's reachability as last probed (never a KMS call on the request path)."""
+    st = state(request)
+    if st.sealed():
+        body: dict[str, Any] = {
+            "storage": "ok",
+            "keys": "sealed",
+            "sealed": True,
+            "providers": st.vault.unseal.probes(),
+        }
+        return json_response(
+            body, status=503, headers={"retry-after": "1", "x-sealbox-down": "keys"}
+        )
+    checks = st.vault.health()
     down = sorted(k for k, v in checks.items() if v != "ok")
     if down:
         return json_response(
             checks, status=503, headers={"retry-after": "1", "x-sealbox-down": ",".join(down)}
         )
     return json_response(checks)
+
+
+def seal_status_body(request: Request, status: Any) -> dict[str, Any]:
+    """Vault's ``SealStatusResponse`` (what ``bao status`` and hvac parse)."""
+    st = state(request)
+    body: dict[str, Any] = {
+        "type": "shamir",
+        "initialized": True,
+        "sealed": status.sealed,
+        "t": status.threshold,
+        "n": status.shares,
+        "progress": status.progress,
+        "nonce": status.nonce,
+        "version": st.version,
+        "build_date": "",
+        "migration": False,
+        "recovery_seal": status.recovery,
+        "storage_type": st.storage_type,
+    }
+    if not status.sealed:
+        body["cluster_name"] = "sealbox"
+        body["cluster_id"] = st.vault.vault_id
+    return body
+
+
+async def seal_status(request: Request) -> Response:
+    st = state(request)
+    st.sealed()  # takes up keys an unattended provider opened meanwhile
+    return json_response(seal_status_body(request, st.vault.unseal.status()))
+
+
+async def unseal(request: Request) -> Response:
+    """One share (``{"key": …}``) or ``{"reset": true}``; answers the seal status. A bad
+    share is 400 naming which one it is (never echoing it)."""
+    data = await json_body(request, optional=("key", "reset", "migrate"))
+    ops = state(request).vault.unseal
+    if data.get("reset") is True:
+        status = ops.reset()
+    else:
+        key = data.get("key")
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput("give a share as 'key', or 'reset': true")
+        if len(key) > 4096:
+            raise InvalidInput("field 'key' is too long for a share")
+        status = ops.submit(key)
+    return json_response(seal_status_body(request, status))
+
+
+async def seal(request: Request) -> Response:
+    """Drop the keys from memory (admin on sys/seal), audited; sealed until unsealed."""
+    who = caller(request)
+    if not state(request).sealed():
+        who.vault.unseal.seal()
+    return no_content()
+
+
+async def leader(request: Request) -> Response:
+    """Vault's HA leader answer (``bao status`` asks it): sealbox has no standbys."""
+    return json_response(
+        {
+            "ha_enabled": False,
+            "is_self": False,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": False,
+            "performance_standby_last_remote_wal": 0,
+        }
+    )
 
 
 async def openapi(request: Request) -> Response:
@@ -52,6 +156,10 @@ async def metrics(request: Request) -> Response:
 ROUTES = [
     Route("/v1/sys/health", health, methods=["GET"]),
     Route("/v1/sys/ready", ready, methods=["GET"]),
+    Route("/v1/sys/seal-status", seal_status, methods=["GET"]),
+    Route("/v1/sys/unseal", unseal, methods=["PUT", "POST"]),
+    Route("/v1/sys/seal", seal, methods=["PUT", "POST"]),
+    Route("/v1/sys/leader", leader, methods=["GET"]),
     Route("/v1/openapi.json", openapi, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -1,4 +1,4 @@
-"""Run the server: open the vault through the factory, refuse to start sealed, serve.
+"""Run the server: open the vault through the factory (or start sealed: server/sealed.py), serve.
 
 The address is bound before anything starts (server/listen.py; a busy address is exit
 status 10) and listening before anything says so: one process listens once its app is
@@ -44,22 +44,51 @@ def open_server_vault(settings: ServerSettings, *, supervisor: bool = False) -> 
     same keys from the same settings right after): events from every worker at once would
     contend for the database with the first requests.
     """
+    from sealbox.errors import InvalidInput, KeyProviderError, Sealed
     from sealbox.factory import open_vault
+    from sealbox.server.sealed import LOG, start_message
 
     vault = open_vault(source="api", prompt=None, audit_node=settings.node)
     try:
-        if supervisor:
-            workers = f", {settings.processes} worker processes" if settings.processes > 1 else ""
-            vault.keys.load(f"server start on {settings.address}{workers}")
-        else:
-            vault.open_keys()
+        try:
+            if supervisor:
+                workers = (
+                    f", {settings.processes} worker processes" if settings.processes > 1 else ""
+                )
+                vault.keys.load(f"server start on {settings.address}{workers}")
+            else:
+                vault.open_keys()
+        except (Sealed, KeyProviderError) as exc:
+            ops = vault.unseal
+            if not ops.can_start_sealed():
+                raise
+            if settings.workers > 1 and not ops.retryable():
+                raise InvalidInput(
+                    f"{exc.message}: a server of {settings.processes} worker processes cannot"
+                    " be unsealed with shares (each worker would need them); run one process,"
+                    " or add an unattended key provider (auto-unseal)",
+                ) from None
+            ops.hold_sealed()
+            if supervisor:
+                LOG.warning("%s", start_message(vault, exc))
     except BaseException:
         vault.close()
         raise
     return vault
 
 
-def start_scheduler(settings: ServerSettings) -> Callable[[], None]:
+def helper_vault(settings: ServerSettings) -> Callable[[], Any]:
+    """Opens the vault a background auto-unseal attempt uses (its own connection)."""
+
+    def reopen() -> Any:
+        from sealbox.factory import open_vault
+
+        return open_vault(source="api", prompt=None, audit_node=f"{settings.node}:unseal")
+
+    return reopen
+
+
+def start_scheduler(settings: ServerSettings, keys_from: Any = None, keep: bool = False) -> Any:
     """Run the scheduler in a thread of this process (the supervisor: never in a worker,
     so a server runs one scheduler whatever its worker count); returns what stops it.
 
@@ -72,7 +101,10 @@ def start_scheduler(settings: ServerSettings) -> Callable[[], None]:
 
     vault = open_vault(source="scheduler", prompt=None, audit_node=f"{settings.node}:scheduler")
     try:
-        vault.open_keys()
+        if keys_from is not None:
+            vault.unseal.share_keys_from(keys_from.unseal)
+        else:
+            vault.open_keys()
         node = Scheduler(vault.locks, default_jobs(vault))
     except BaseException:
         vault.close()
@@ -85,6 +117,38 @@ def start_scheduler(settings: ServerSettings) -> Callable[[], None]:
         stop.set()
         thread.join(timeout=30)
         vault.close()
+
+    return (halt, vault) if keep else halt
+
+
+def start_scheduler_when_unsealed(settings: ServerSettings, vault: Any) -> Callable[[], None]:
+    """A server started sealed: its scheduler starts once the vault is unsealed, holding
+    the serving vault's KEKs (it cannot open them itself: the shares were given once)."""
+    import threading
+
+    stop = threading.Event()
+    halts: list[Callable[[], None]] = []
+
+    def wait() -> None:
+        scheduler_vault = None
+        while not stop.wait(1.0):
+            if vault.sealed:
+                continue
+            if not halts:
+                halt, scheduler_vault = start_scheduler(settings, keys_from=vault, keep=True)
+                halts.append(halt)
+            elif scheduler_vault is not None and scheduler_vault.sealed:
+                # Unsealed again after a seal (which dropped the scheduler's copy too).
+                scheduler_vault.unseal.share_keys_from(vault.unseal)
+
+    thread = threading.Thread(target=wait, name="sealbox-scheduler-wait", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=5)
+        for h in halts:
+            h()
 
     return halt
 
@@ -126,7 +190,7 @@ def app_from_environment() -> Starlette:
     settings = _settings_from_env()
     logs.configure(settings.log_level)
     configure_protocol(settings)
-    return create_app(open_server_vault(settings), settings)
+    return create_app(open_server_vault(settings), settings, reopen=helper_vault(settings))
 
 
 def proxy_options(settings: ServerSettings) -> dict[str, Any]:
@@ -169,6 +233,12 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
     configure_protocol(settings)
     # Fail fast, in the parent, with one clear line.
     vault = open_server_vault(settings, supervisor=True)
+    if vault.sealed and not vault.unseal.retryable() and settings.processes > 1:
+        # Unseal shares reach one process: a sealed shares-only server runs one (an
+        # explicit --workers N > 1 was refused above).
+        from dataclasses import replace
+
+        settings = replace(settings, workers=1)
     try:
         sock = bind(settings.host, settings.port)  # a busy address fails before anything runs
     except BaseException:
@@ -202,7 +272,7 @@ def _serve_on(
     with sock:
         if settings.processes == 1:
             try:
-                app = create_app(vault, settings)
+                app = create_app(vault, settings, reopen=helper_vault(settings))
                 start_listening(sock)  # a client that connects now is served
                 announce(listening)
                 uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run([sock])

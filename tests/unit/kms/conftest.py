@@ -60,6 +60,17 @@ def _transit_other() -> contextlib.AbstractContextManager[KeyProvider]:
     return bao.opened("sealbox-other")
 
 
+@contextlib.contextmanager
+def _shamir() -> Iterator[KeyProvider]:
+    from sealbox.kms.shamir import ShamirKind
+
+    provider = ShamirKind().create("shamir", {"shares": "3", "threshold": "2"}, None).provider  # type: ignore[arg-type]
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
 CASES: list[Case] = [
     Case("local", _local, None, _local),
     # SoftHSM2 (tests/unit/kms/softhsm.py); unreachable: a token label that does not exist.
@@ -68,6 +79,7 @@ CASES: list[Case] = [
     Case("aws-kms", aws_peer.provider, aws_peer.unreachable, aws_peer.provider),
     Case("gcp-kms", gcp_peer.provider, gcp_peer.unreachable, gcp_peer.provider),
     Case("azure-keyvault", azure_peer.provider, azure_peer.unreachable, azure_peer.provider),
+    Case("shamir", _shamir, None, _shamir),
 ]
 
 
