@@ -308,11 +308,16 @@ class UnsealOps(CoreService):
         """Drop the KEKs from this process's memory (admin on sys/seal), audited first:
         from then on every operation that needs a key is refused until an unseal."""
         self._authorize(Capability.ADMIN, SEAL_PATH, SEAL)
+        self._event(SEAL, "allowed", "keys dropped from memory")
+        self._audit.flush()
+        self.follow_seal()
+
+    def follow_seal(self) -> None:
+        """Drop the KEKs here without an authorisation or event of its own: another worker
+        process of this server authorised and recorded the seal (server/seal_flag.py)."""
         seal = self._seal
         seal.shares.clear()
         seal.nonce = ""
-        self._event(SEAL, "allowed", "keys dropped from memory")
-        self._audit.flush()
         self._state.drop_keys()
         if self._state.unlocker is not None:
             self._state.unlocker.close()

@@ -10,6 +10,7 @@ more servers on one PostgreSQL database; Argon2 logins (~0.15 s) are rate limite
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,7 @@ from sealbox.server.metrics import Metrics
 from sealbox.server.middleware import RequestMiddleware, request_id_of
 from sealbox.server.openapi import JSON, allowed_methods
 from sealbox.server.routes_kv import is_compat_path
+from sealbox.server.seal_flag import SealFlag
 from sealbox.server.sealed import AutoUnseal, sealed_start
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import Vault
@@ -98,6 +100,7 @@ def create_app(
     settings: ServerSettings,
     *,
     reopen: Callable[[], Vault] | None = None,
+    seal_flag: SealFlag | None = None,
 ) -> Starlette:
     """The ASGI app serving ``vault``. The vault must be open; its keys are obtained now.
 
@@ -115,7 +118,11 @@ def create_app(
         retry.start()
     commit = vault.audit_commit
     barrier = AuditBarrier(commit)
-    server_state = ServerState(vault, settings, server_version())
+    server_state = ServerState(vault, settings, server_version(), seal_flag)
+    stop_watch = threading.Event()
+    if seal_flag is not None:
+        # An idle worker drops its keys too when another one seals the server.
+        seal_flag.watch(vault.unseal.follow_seal, stop_watch)
     metrics = Metrics(
         scope_labels=settings.metrics_scope_labels,
         cache_counts=server_state.tokens.counts,
@@ -129,6 +136,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        stop_watch.set()
         # A worker stopping: what it spooled goes to the database now, not at the next start.
         with contextlib.suppress(errors.SealboxError):
             commit.store()

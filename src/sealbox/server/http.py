@@ -26,6 +26,7 @@ from sealbox.auth.methods import registry as login_registry
 from sealbox.errors import InvalidInput
 from sealbox.server.auth import Caller, RateLimiter, TokenCache, bearer_token
 from sealbox.server.errors import PayloadTooLarge, UnsupportedMediaType
+from sealbox.server.seal_flag import SealFlag
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import Vault
 
@@ -33,8 +34,16 @@ from sealbox.vault import Vault
 class ServerState:
     """What every route needs, built once per app (no module-level globals)."""
 
-    def __init__(self, vault: Vault, settings: ServerSettings, version: str) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        settings: ServerSettings,
+        version: str,
+        seal_flag: SealFlag | None = None,
+    ) -> None:
         self.vault = vault
+        #: The seal shared by this server's worker processes (None: a single process).
+        self.seal_flag = seal_flag
         self.settings = settings
         self.version = version
         self.tokens = TokenCache(vault, settings.token_cache_ttl)
@@ -49,6 +58,11 @@ class ServerState:
         """True while this process holds no KEKs. Keys an unattended provider opened in
         the background (auto-unseal) are taken up here, on the event loop."""
         vault = self.vault
+        flag = self.seal_flag
+        if flag is not None and flag.is_set():
+            if not vault.sealed:
+                vault.unseal.follow_seal()  # another worker sealed the server
+            return True
         if not vault.sealed:
             return False
         return not vault.unseal.adopt_pending()

@@ -104,7 +104,14 @@ async def unseal(request: Request) -> Response:
     """One share (``{"key": …}``) or ``{"reset": true}``; answers the seal status. A bad
     share is 400 naming which one it is (never echoing it)."""
     data = await json_body(request, optional=("key", "reset", "migrate"))
-    ops = state(request).vault.unseal
+    st = state(request)
+    if st.seal_flag is not None and st.seal_flag.is_set():
+        raise InvalidInput(
+            "this server was sealed while it ran several worker processes: shares sent to one"
+            " could not reach the others; restart it (its unattended key providers unseal it,"
+            " or it starts as one process that takes the shares)"
+        )
+    ops = st.vault.unseal
     if data.get("reset") is True:
         status = ops.reset()
     else:
@@ -120,8 +127,11 @@ async def unseal(request: Request) -> Response:
 async def seal(request: Request) -> Response:
     """Drop the keys from memory (admin on sys/seal), audited; sealed until unsealed."""
     who = caller(request)
-    if not state(request).sealed():
+    st = state(request)
+    if not st.sealed():
         who.vault.unseal.seal()
+    if st.seal_flag is not None:
+        st.seal_flag.set()  # every worker process of this server, within a second
     return no_content()
 
 

@@ -190,7 +190,12 @@ def app_from_environment() -> Starlette:
     settings = _settings_from_env()
     logs.configure(settings.log_level)
     configure_protocol(settings)
-    return create_app(open_server_vault(settings), settings, reopen=helper_vault(settings))
+    from sealbox.server.seal_flag import FLAG_VAR, SealFlag
+
+    flag = SealFlag(os.environ[FLAG_VAR]) if os.environ.get(FLAG_VAR) else None
+    return create_app(
+        open_server_vault(settings), settings, reopen=helper_vault(settings), seal_flag=flag
+    )
 
 
 def proxy_options(settings: ServerSettings) -> dict[str, Any]:
@@ -233,11 +238,19 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = lambda lin
     configure_protocol(settings)
     # Fail fast, in the parent, with one clear line.
     vault = open_server_vault(settings, supervisor=True)
-    if vault.sealed and not vault.unseal.retryable() and settings.processes > 1:
-        # Unseal shares reach one process: a sealed shares-only server runs one (an
-        # explicit --workers N > 1 was refused above).
+    if vault.sealed and settings.processes > 1:
+        # Unseal shares reach one process: a server that starts sealed runs one until it
+        # is restarted, whether shares or a KMS coming back unseal it (an explicit
+        # --workers N > 1 on a shares-only vault was refused above).
         from dataclasses import replace
 
+        from sealbox.server.sealed import LOG
+
+        LOG.warning(
+            "sealbox starts sealed: it runs ONE worker process (not %d) until it is restarted"
+            " unsealed, so that unseal shares reach the process that collects them",
+            settings.processes,
+        )
         settings = replace(settings, workers=1)
     try:
         sock = bind(settings.host, settings.port)  # a busy address fails before anything runs
@@ -280,6 +293,10 @@ def _serve_on(
                 vault.close()
             return
         vault.close()
+        from sealbox.server.seal_flag import FLAG_VAR, SealFlag
+
+        flag = SealFlag.create()
+        os.environ[FLAG_VAR] = flag.path
         os.environ[SETTINGS_VAR] = _settings_to_env(settings)
         os.environ[PARENT_VAR] = str(os.getpid())
         config = uvicorn.Config(
@@ -291,4 +308,7 @@ def _serve_on(
         # Connections wait in the backlog until the first worker accepts them.
         start_listening(sock)
         announce(listening)
-        Multiprocess(config, sockets=[sock]).run()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            flag.remove()
