@@ -7,12 +7,12 @@ SEALBOX_ADDR unset): list, status, add, remove here; rotate and migrate in
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealbox.cli.common import emit_json, info, json_option, table, tty_prompt, warn
+from sealbox.cli.lazy import lazy_group
 from sealbox.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -43,25 +43,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Lazy(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target[0].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(n, SUBCOMMANDS[n][1]) for n in self.list_commands(ctx)])
-
-
-@click.group(cls=_Lazy)
+@click.group(cls=lazy_group(SUBCOMMANDS, sort=False))
 def kms() -> None:
     """Key providers: where the root of trust lives (a passphrase, an HSM, Transit, a cloud
     KMS). Each KEK is wrapped under every provider, and any one opens the vault. A KEK

@@ -8,13 +8,13 @@ and the CLI's hints (:mod:`sealbox.cli.hints`).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import click
 
 from sealbox.cli.entry import guarded
 from sealbox.cli.exit_codes import EXIT_STATUS, exit_status
+from sealbox.cli.lazy import lazy_group
 
 __all__ = ["EXIT_STATUS", "cli", "exit_status", "main"]
 
@@ -91,26 +91,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when invoked."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target[0].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Help lists summaries without importing every command module.
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+LazyGroup = lazy_group(COMMANDS)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
