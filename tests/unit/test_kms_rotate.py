@@ -345,6 +345,38 @@ def test_migrate_moves_the_vault_onto_another_provider(home: Path, tmp_path: Pat
     assert _events(home, "kms.remove")[0][:2] == ("allowed", "sys/kms/local")
 
 
+def test_migrate_interrupted_between_its_steps_resumes(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the new provider was added and before the old one was removed (each
+    step is its own transaction): the vault opens either way, and a rerun finishes."""
+    from sealbox.kms_ops import KmsOps
+
+    options = {"method": "keyfile", "key_file": str(tmp_path / "d.key")}
+
+    def killed(self: KmsOps, name: str) -> None:
+        raise KeyboardInterrupt  # stands in for SIGKILL at that instant
+
+    vault = _open(home)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(KmsOps, "remove", killed)
+            with pytest.raises(KeyboardInterrupt):
+                vault.kms_rotation.migrate("disk", kind="local", options=options)
+        assert [p.name for p in vault.kms.providers()] == ["local", "disk"]
+    finally:
+        vault.close()
+    _all_read(home)  # half-way, every secret still opens
+    vault = _open(home)
+    try:
+        done = vault.kms_rotation.migrate("disk", kind="local", options=options)
+    finally:
+        vault.close()
+    assert (done.added, done.removed) == (False, ("local",))
+    (tmp_path / "k.key").unlink()
+    _all_read(home)
+
+
 def test_migrate_keeps_what_it_is_told_to(home: Path, tmp_path: Path) -> None:
     vault = _open(home)
     try:
