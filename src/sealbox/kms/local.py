@@ -65,7 +65,8 @@ class MasterKeyProvider:
             return self._key.decrypt(blob, context, what="key-encryption key")
         except IntegrityError:
             raise AuthenticationFailed(
-                "the master key does not open this vault (wrong passphrase or key file?)"
+                "the master key does not open this vault (a wrong passphrase or key file, or"
+                " the stored wrapping of its key-encryption key was altered)"
             ) from None
 
     def check(self) -> None:

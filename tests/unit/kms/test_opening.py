@@ -101,3 +101,33 @@ def test_a_kek_rotated_in_elsewhere_is_opened_on_first_sight(home: Path) -> None
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_tampered_kek_wrapping_is_named_and_another_provider_still_opens(
+    home: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from sealbox.errors import AuthenticationFailed, IntegrityError
+
+    with sqlite3.connect(home / "vault.db") as conn:
+        (blob,) = conn.execute(
+            "SELECT wrapped FROM sb_kek_wrappings WHERE provider = 'local'"
+        ).fetchone()
+        flipped = bytes([blob[0] ^ 1]) + bytes(blob[1:])
+        conn.execute("UPDATE sb_kek_wrappings SET wrapped = ? WHERE provider = 'local'", (flipped,))
+    # The KMS providers still open the vault, and status names the altered wrapping.
+    assert _read(home) == "v1"
+    vault = factory.open_vault(home=home, env={})
+    try:
+        found = vault.kms.status()
+    finally:
+        vault.close()
+    local = next(p for p in found.providers if p.name == "local")
+    assert local.reachable is False or local.opens == ()
+    assert any("local" in p for p in found.problems)
+    # With the KMS providers gone too, the error says what happened.
+    fake_kind.DOWN.update({"kms-a", "kms-b"})
+    with pytest.raises((IntegrityError, KeyProviderError, AuthenticationFailed)) as err:
+        _read(home)
+    assert "altered" in err.value.message
