@@ -219,9 +219,11 @@ def test_an_incident_on_the_admin_login_revokes_its_leases(
 def test_the_scheduler_reaps_expired_leases(cli: Cli, role: str, cluster: Cluster) -> None:
     import time
 
-    cred = json.loads(cli("creds", ROLE, "--ttl", "1s", "--json").out)
+    # NOTE: a few seconds, not one: on a loaded machine a 1 s lease (PostgreSQL's VALID
+    # UNTIL) could expire before the first login below is tried.
+    cred = json.loads(cli("creds", ROLE, "--ttl", "4s", "--json").out)
     assert can_login(cluster, cred["username"], cred["password"])
-    time.sleep(1.5)
+    time.sleep(4.5)
     r = cli("scheduler", "--once")
     assert r.status == 0, r.err
     assert "leases: 1 lease(s) revoked, 0 revocation(s) failed" in r.out
