@@ -17,12 +17,29 @@ import enum
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sealbox.errors import InvalidInput
 
+#: An environment-variable name (what ``sealbox run`` hands a child, what dotenv files hold).
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: A secret's name: a variable name, or any key a Vault KV document uses that has no ``/``
+#: or ``:`` (``api-key``, ``tls.crt``, ``1st``); ``sealbox run`` maps the ones that are no
+#: variable name (:func:`variable_name`). See docs/concepts.md, "Names and folders".
+SECRET_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+#: Identities, credential roles and other lowercase names.
 SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
+#: A project: upper case too (Vault paths use it), ``.`` (hostnames).
+PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
+#: One segment of an environment's folder path (``prod``, ``db``, ``api.example.com``).
+FOLDER_SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\Z")
+#: Between the segments of a folder path: ``prod:db`` is the folder ``db`` of ``prod``
+#: (the KV path ``<project>/prod/db``). Not ``/``: a secret's address stays
+#: ``project/env/NAME``, three segments, in policies, URLs and the audit trail.
+FOLDER_SEP = ":"
+#: The environment of a project's own variables (the KV document ``<project>`` itself).
+ROOT_FOLDER = "."
+MAX_FOLDER = 255
 MAX_NAME = 255
 MAX_VALUE_BYTES = 1024 * 1024
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
@@ -82,10 +99,11 @@ class SecretValue:
 
 
 def validate_name(name: str) -> str:
-    """A secret name must be a valid environment variable name."""
-    if not isinstance(name, str) or len(name) > MAX_NAME or not NAME_RE.match(name):
+    """A secret name: letters, digits, ``_``, ``.`` and ``-``, not starting with . or -."""
+    if not isinstance(name, str) or len(name) > MAX_NAME or not SECRET_NAME_RE.match(name):
         raise InvalidInput(
-            f"invalid secret name {name!r}: use letters, digits and _ and start with a letter or _"
+            f"invalid secret name {name!r}: use letters, digits, _ . and -, starting with a"
+            " letter, digit or _"
             if isinstance(name, str) and len(name) <= MAX_NAME
             else "invalid secret name: too long or not text",
         )
@@ -93,14 +111,65 @@ def validate_name(name: str) -> str:
 
 
 def validate_scope(kind: str, value: str) -> str:
-    """Project and environment names: lowercase letters, digits, ``-`` and ``_``."""
-    if not isinstance(value, str) or not SCOPE_RE.match(value):
-        shown = value[:80] if isinstance(value, str) else type(value).__name__
-        raise InvalidInput(
-            f"invalid {kind} name {shown!r}: use 1-63 lowercase letters, digits, - and _, "
-            "starting with a letter or digit"
+    """A project name (:data:`PROJECT_RE`), an environment (a folder path of
+    :data:`FOLDER_SEGMENT_RE` segments joined by ``:``, or :data:`ROOT_FOLDER`), or any
+    other lowercase name (:data:`SCOPE_RE`)."""
+    if kind == "environment":
+        if _valid_folder(value):
+            return value
+        rule = (
+            "use segments of 1-63 letters, digits, _ . and - (starting with a letter, digit"
+            f" or _) joined by {FOLDER_SEP!r}, or {ROOT_FOLDER!r} for the project's own"
         )
-    return value
+    elif kind == "project":
+        if isinstance(value, str) and PROJECT_RE.match(value):
+            return value
+        rule = "use 1-63 letters, digits, _ . and -, starting with a letter or digit"
+    else:
+        if isinstance(value, str) and SCOPE_RE.match(value):
+            return value
+        rule = "use 1-63 lowercase letters, digits, - and _, starting with a letter or digit"
+    shown = value[:80] if isinstance(value, str) else type(value).__name__
+    raise InvalidInput(f"invalid {kind} name {shown!r}: {rule}")
+
+
+def _valid_folder(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > MAX_FOLDER:
+        return False
+    if value == ROOT_FOLDER:
+        return True
+    return all(FOLDER_SEGMENT_RE.match(seg) for seg in value.split(FOLDER_SEP))
+
+
+def variable_name(name: str) -> str:
+    """The environment variable ``sealbox run`` sets for a secret: the name itself when it
+    is a variable name, else with each ``.`` and ``-`` as ``_`` and a leading digit
+    prefixed by ``_`` (``api-key`` -> ``api_key``, ``1st`` -> ``_1st``)."""
+    if NAME_RE.match(name):
+        return name
+    mapped = name.replace(".", "_").replace("-", "_")
+    return mapped if not mapped[:1].isdigit() else "_" + mapped
+
+
+_V = TypeVar("_V")
+
+
+def as_variables(values: Mapping[str, _V]) -> dict[str, _V]:
+    """Secrets by the variable names :func:`variable_name` gives them; two secrets that
+    would set the same variable are an error naming both (nothing is silently lost)."""
+    out: dict[str, _V] = {}
+    source: dict[str, str] = {}
+    for name, value in values.items():
+        var = variable_name(name)
+        if var in source:
+            first, second = sorted((source[var], name))
+            raise InvalidInput(
+                f"secrets {first!r} and {second!r} would both set the variable {var}:"
+                " rename one of them"
+            )
+        source[var] = name
+        out[var] = value
+    return out
 
 
 class _Ref(NamedTuple):
@@ -134,9 +203,18 @@ class SecretRef(_Ref):
 
     @classmethod
     def parse(cls, path: str) -> SecretRef:
+        """``project/env/NAME``; a longer path is a KV path, its middle segments the
+        folder (``myapp/prod/db/password`` is ``myapp/prod:db/password``)."""
         parts = path.split("/")
-        if len(parts) != 3:
+        if len(parts) < 3:
             raise InvalidInput(f"invalid secret path {path[:200]!r}: expected project/env/NAME")
+        if len(parts) > 3:
+            if any(FOLDER_SEP in p for p in parts[1:-1]):
+                raise InvalidInput(
+                    f"invalid secret path {path[:200]!r}: write a folder either with / or"
+                    f" with {FOLDER_SEP!r}, not both"
+                )
+            parts = [parts[0], FOLDER_SEP.join(parts[1:-1]), parts[-1]]
         return cls(*parts)
 
 

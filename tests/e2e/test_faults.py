@@ -331,8 +331,8 @@ def test_failing_commands_never_print_the_value(
     failing: list[tuple[tuple[str, ...], str]] = [
         (("secret", "set", "CANARY", "--if-version", "99"), canary),
         (("secret", "set", "CANARY", "--if-version", "0"), canary),
-        (("secret", "set", "1BAD", canary), ""),
-        (("secret", "set", "BAD-NAME"), canary),
+        (("secret", "set", "1 BAD", canary), ""),
+        (("secret", "set", "BAD NAME"), canary),
         (("secret", "set", "CANARY", canary, "--from-file", str(tmp_path / "value")), ""),
         (("secret", "set", "payments/nope/CANARY"), canary),
         (("secret", "set", "CANARY", "-e", "../prod"), canary),

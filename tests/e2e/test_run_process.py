@@ -142,7 +142,7 @@ def test_only_narrows_and_missing_is_not_found(vault20: dict[str, str], sealbox:
     assert proc.returncode == 3
     assert "MISSING" in proc.stderr
     assert "should-not-run" not in proc.stdout
-    proc = sealbox("run", "--only", "bad-name", "--", "true", env=vault20)
+    proc = sealbox("run", "--only", "bad name", "--", "true", env=vault20)
     assert proc.returncode == 2
 
 

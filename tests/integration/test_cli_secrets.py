@@ -445,7 +445,8 @@ def test_full_path_form_works_without_scope(
     assert cli("secret", "delete", "payments/dev/NAME").status == EXIT_OK
     assert cli("secret", "undelete", "payments/dev/NAME").status == EXIT_OK
     assert cli("secret", "purge", "payments/dev/NAME", "--yes").status == EXIT_OK
-    assert cli("secret", "get", "payments/dev/too/many").status == EXIT_INVALID
+    assert cli("secret", "get", "payments/dev//many").status == EXIT_INVALID
+    assert cli("secret", "get", "payments/dev/a:b/x").status == EXIT_INVALID
     assert cli("secret", "get", "payments/NAME").status == EXIT_INVALID
 
 
@@ -523,7 +524,7 @@ def test_if_version_compare_and_set(keyfile_vault: Path, cli: Cli) -> None:
 
 
 # -- bad names --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["1BAD", "A-B", "A B", "", "A" * 300, "A.B", "É", "A=B"])
+@pytest.mark.parametrize("name", ["A:B", ".A", "A B", "", "A" * 300, "A@B", "É", "A=B"])
 def test_invalid_secret_names_are_refused(keyfile_vault: Path, cli: Cli, name: str) -> None:
     r = cli("secret", "set", name, stdin="value")
     assert r.status == EXIT_INVALID, r.err
@@ -533,7 +534,9 @@ def test_invalid_secret_names_are_refused(keyfile_vault: Path, cli: Cli, name: s
     assert cli("secret", "get", name).status == EXIT_INVALID
 
 
-@pytest.mark.parametrize("scope", ["../x", "A", "x/y", "..", ".", "-x", "a" * 64, "x\x00", "x y"])
+@pytest.mark.parametrize(
+    "scope", ["../x", "a::b", "x/y", "..", ":x", "-x", "a" * 64, "x\x00", "x y"]
+)
 def test_traversal_like_project_and_env_names_are_refused(
     keyfile_vault: Path, cli: Cli, scope: str, tmp_path: Path
 ) -> None:

@@ -35,7 +35,9 @@ SCRIPT: list[tuple[list[str], str | None]] = [
     (["secret", "get", "DB_PASSWORD"], None),
     (["secret", "get", "DB_PASSWORD", "--version", "1", "--json"], None),
     (["secret", "get", "NOPE"], None),  # 3
-    (["secret", "get", "payments/dev/bad-name"], None),  # 2
+    (["secret", "get", "payments/dev/bad name"], None),  # 2
+    (["secret", "set", "api-key", "--json"], "a kv-style name"),
+    (["secret", "get", "payments/dev:db/user"], None),  # 3: no such folder
     (["secret", "list", "--json"], None),
     (["secret", "list", "--reveal", "--json"], None),
     (["secret", "history", "DB_PASSWORD", "--json"], None),

@@ -166,7 +166,7 @@ def _embedded_cli(s: Scenario) -> None:
     )
     assert r.returncode == 5
     s.cli(
-        "secret", "set", "BAD-NAME", stdin=s.canary("cli value for a bad name").encode(), ok=False
+        "secret", "set", "BAD NAME", stdin=s.canary("cli value for a bad name").encode(), ok=False
     )
     s.cli("secret", "set", "payments/nope/X", stdin=s.canary("cli bad env").encode(), ok=False)
     s.cli("secret", "get", "DB_PASSWORD", "--version", "99", ok=False)
@@ -284,9 +284,9 @@ def _kv_v2(s: Scenario, url: str, token: str) -> None:
             ).secrets.kv.v2.read_secret_version(path, raise_on_deleted_version=True),
         ),
         (
-            "no name",
+            "bad path",
             lambda: kv.create_or_update_secret(
-                f"{PROJECT}/{s.canary('kv as an env', name=True)}", secret={"a": "b" * 9}
+                f"{PROJECT}/{s.canary('kv as a folder', name=True)} x", secret={"a": "b" * 9}
             ),
         ),
     ]

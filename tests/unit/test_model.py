@@ -36,23 +36,53 @@ def test_secret_value_equality_is_by_content() -> None:
     assert SecretValue("a") != SecretValue("b")
 
 
-@pytest.mark.parametrize("name", ["A", "_", "DATABASE_URL", "a1_b2", "_X9"])
+@pytest.mark.parametrize(
+    "name", ["A", "_", "DATABASE_URL", "a1_b2", "_X9", "1A", "api-key", "tls.crt", "_.-"]
+)
 def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "1A", "A-B", "A B", "A.B", "é", "A\x00", "A" * 256, "A/B"])
+@pytest.mark.parametrize(
+    "name", ["", "-A", ".A", "A B", "é", "A\x00", "A" * 256, "A/B", "A:B", "A@B"]
+)
 def test_invalid_names(name: str) -> None:
     with pytest.raises(InvalidInput):
         validate_name(name)
 
 
 @pytest.mark.parametrize(
-    "path", ["payments/dev", "a/b/c/d", "../dev/X", "Payments/dev/X", "p/dev/1X", "p//X"]
+    "path",
+    ["payments/dev", "../dev/X", "-p/dev/X", "p/dev/-X", "p//X", "p/a//X", "p/a:b/c/X", "p/../X"],
 )
 def test_invalid_paths(path: str) -> None:
     with pytest.raises(InvalidInput):
         SecretRef.parse(path)
+
+
+def test_a_longer_path_names_a_folder_and_the_root_folder_is_dot() -> None:
+    ref = SecretRef.parse("MyApp/prod/db/creds/api-key")
+    assert (ref.project, ref.env, ref.name) == ("MyApp", "prod:db:creds", "api-key")
+    assert SecretRef.parse(ref.path) == ref
+    assert SecretRef.parse("myapp/./TOKEN").env == "."
+    with pytest.raises(InvalidInput):
+        SecretRef("p", "a:.", "X")  # "." is the root folder only, never a segment
+    with pytest.raises(InvalidInput):
+        SecretRef("p", "x" * 256, "X")
+
+
+def test_run_maps_names_that_are_no_variable_names_and_refuses_collisions() -> None:
+    from sealbox.model import as_variables, variable_name
+
+    assert [variable_name(n) for n in ("DB_URL", "api-key", "tls.crt", "1st")] == [
+        "DB_URL",
+        "api_key",
+        "tls_crt",
+        "_1st",
+    ]
+    assert as_variables({"api-key": 1, "X": 2}) == {"api_key": 1, "X": 2}
+    with pytest.raises(InvalidInput, match="'api-key' and 'api_key' would both set"):
+        as_variables({"api_key": 1, "api-key": 2})
 
 
 def test_path_round_trip() -> None:

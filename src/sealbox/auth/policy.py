@@ -29,7 +29,7 @@ from sealbox.model import Policy as Policy  # noqa: PLC0414
 from sealbox.model import Rule as Rule  # noqa: PLC0414
 
 POLICY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
-PATH_PATTERN_RE = re.compile(r"[A-Za-z0-9_*?./-]{1,300}\Z")
+PATH_PATTERN_RE = re.compile(r"[A-Za-z0-9_*?./:-]{1,300}\Z")
 
 
 @lru_cache(maxsize=4096)

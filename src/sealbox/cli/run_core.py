@@ -40,7 +40,11 @@ def run_command(args: RunArgs) -> int:
         secrets = vault.resolve(p, e, only=names, purpose="run")
     finally:
         vault.close()
-    child_env = child_environment(parent_environment(), secrets, preserve_env=args.preserve_env)
+    from sealbox.model import as_variables
+
+    child_env = child_environment(
+        parent_environment(), as_variables(secrets), preserve_env=args.preserve_env
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sealbox.errors import InvalidInput
-from sealbox.model import NAME_RE, SecretValue
+from sealbox.model import NAME_RE, SecretValue, as_variables
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,12 @@ def _dotenv_quote(value: str) -> str:
 
 
 def render(values: Mapping[str, SecretValue], fmt: str) -> str:
-    """Secrets as ``dotenv``, ``json`` or ``shell`` text. This reveals every value."""
+    """Secrets as ``dotenv``, ``json`` or ``shell`` text. This reveals every value.
+
+    dotenv and shell name variables as ``sealbox run`` does (:func:`as_variables`); JSON
+    keeps the secrets' names."""
+    if fmt in ("dotenv", "shell"):
+        values = as_variables(values)
     names = sorted(values)
     if fmt == "dotenv":
         return "".join(f"{n}={_dotenv_quote(values[n].reveal())}\n" for n in names)

@@ -201,10 +201,11 @@ class Supervisor:
 
     def _child_env(self) -> dict[str, str]:
         from sealbox.delivery.process import child_environment
+        from sealbox.model import as_variables
 
         opts = self.options
         inject = opts.mount is None or opts.env_too
-        values = {**(self.secrets if inject else {}), **self.credentials}
+        values = {**(as_variables(self.secrets) if inject else {}), **self.credentials}
         return child_environment(self.parent, values, preserve_env=opts.preserve_env)
 
     def run(self) -> int:
