@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sealbox.audit_view import AuditView
     from sealbox.auth.service import Accounts, Authenticator, IdentityInfo
     from sealbox.changes import ChangeFeed
+    from sealbox.documents import Documents
     from sealbox.incident import Incident
     from sealbox.inventory import Inventory
     from sealbox.keys import KeyOps
@@ -123,6 +124,13 @@ class Vault(CoreService):
     def secrets(self) -> SecretOps:
         """Projects, environments, secrets, versions and metadata (the verbs below)."""
         return self._secrets
+
+    @property
+    def documents(self) -> Documents:
+        """The folders as Vault KV v2 documents: versions, settings, custom metadata."""
+        from sealbox.documents import Documents
+
+        return Documents(self._state, self._caller)
 
     @property
     def rotations(self) -> RotationOps:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         BuildAudit,
         CheckpointRow,
         CredRoleRow,
+        DocumentRow,
+        DocumentVersionRow,
         HeadRow,
         IdentityRow,
         KekRecord,
@@ -517,6 +519,37 @@ class CredRoleStore(Protocol):
         ...
 
 
+class DocumentStore(Protocol):
+    """KV documents (schema 13): the version record of a folder read through Vault's KV
+    v2 API (which secret versions each document version is made of) and its settings."""
+
+    def get_document(
+        self, project: str, env: str
+    ) -> tuple[DocumentRow, list[DocumentVersionRow]] | None: ...
+    def put_document(self, row: DocumentRow) -> None:
+        """Create the record, or replace its settings and custom metadata."""
+        ...
+
+    def add_document_version(self, document: DocumentRow, version: DocumentVersionRow) -> None:
+        """Append the version after the current one (Conflict if it is not)."""
+        ...
+
+    def update_document_versions(
+        self, project: str, env: str, versions: Sequence[DocumentVersionRow]
+    ) -> None: ...
+    def prune_document_versions(self, project: str, env: str, below: int) -> None: ...
+    def delete_document(self, project: str, env: str) -> None: ...
+    def destroy_secret_versions(
+        self, project: str, env: str, name: str, versions: Sequence[int]
+    ) -> int:
+        """Delete those versions' ciphertext (never a live secret's current or pending)."""
+        ...
+
+    def read_document_members(
+        self, project: str, env: str, members: Sequence[tuple[str, int]]
+    ) -> list[VersionRow]: ...
+
+
 class LeaseStore(Protocol):
     """Leases on the users the roles made: their expiry and their revocation attempts.
 
@@ -581,6 +614,7 @@ class Storage(
     RotationStore,
     CredRoleStore,
     LeaseStore,
+    DocumentStore,
     Protocol,
 ):
     """What :class:`sealbox.vault.Vault` needs from a backend: every role."""

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -344,3 +344,26 @@ class LeaseRow(NamedTuple):
     revoke_attempts: int = 0
     next_attempt_at: str | None = None
     last_error: str = ""
+
+
+class DocumentRow(NamedTuple):
+    """A KV document's record (schema 13): a folder as Vault's KV v2 sees it."""
+
+    project: str
+    env: str
+    current_version: int  # 0: settings written before any data (Vault allows it)
+    oldest_version: int
+    settings: str  # JSON object: max_versions, cas_required, delete_version_after
+    custom: str  # JSON object of str -> str: custom_metadata
+    created_at: str
+    updated_at: str
+
+
+class DocumentVersionRow(NamedTuple):
+    """One version of a KV document: which secret versions it is made of."""
+
+    version: int
+    created_at: str
+    deleted_at: str | None
+    destroyed: bool
+    members: str  # JSON object: name -> [secret version, "text"|"json", secret created_at]

@@ -249,6 +249,24 @@ def schema_v12(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v13(d: Dialect) -> list[str]:
+    """Schema version 13: KV documents (issue 15). A folder's secrets read through Vault's
+    KV v2 API as one document; its versions are recorded here, each with the secret
+    versions it is made of (``members``: JSON ``{name: [version, kind, secret_created]}``)
+    and its per-document settings (``settings``: JSON; ``custom``: the free-form
+    ``custom_metadata``)."""
+    return [
+        "CREATE TABLE sb_documents (project TEXT NOT NULL, env TEXT NOT NULL,"
+        " current_version INTEGER NOT NULL, oldest_version INTEGER NOT NULL,"
+        " settings TEXT NOT NULL, custom TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, PRIMARY KEY (project, env))",
+        "CREATE TABLE sb_document_versions (project TEXT NOT NULL, env TEXT NOT NULL,"
+        " version INTEGER NOT NULL, created_at TEXT NOT NULL, deleted_at TEXT,"
+        " destroyed INTEGER NOT NULL DEFAULT 0, members TEXT NOT NULL,"
+        " PRIMARY KEY (project, env, version))",
+    ]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -263,4 +281,5 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     10: schema_v10,
     11: schema_v11,
     12: schema_v12,
+    13: schema_v13,
 }

@@ -41,6 +41,7 @@ from sealbox.storage.rows import (
     VersionRow,
 )
 from sealbox.storage.schema import MIGRATIONS, Dialect
+from sealbox.storage.sql_documents import DocumentSql
 from sealbox.storage.sql_keys import KeySql
 from sealbox.storage.sql_leases import LeaseSql
 
@@ -91,7 +92,7 @@ class Tx(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
 
 
-class SqlStorage(KeySql, LeaseSql):
+class SqlStorage(KeySql, LeaseSql, DocumentSql):
     """Backend-independent storage logic; subclasses supply connections and locking."""
 
     dialect: Dialect

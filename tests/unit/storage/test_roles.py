@@ -29,6 +29,7 @@ ROLES = [
     interface.RotationStore,
     interface.CredRoleStore,
     interface.LeaseStore,
+    interface.DocumentStore,
 ]
 
 
