@@ -34,9 +34,9 @@ from sealbox.auth.policy import (
     policy_from_json,
 )
 from sealbox.delivery.dotenv_io import parse_dotenv, render, render_example
+from sealbox.documents import folder_of, kv_path_of
 from sealbox.errors import AuthenticationFailed, InvalidInput, SealboxError
-from sealbox.model import MAX_NAME, NAME_RE, SecretValue
-from sealbox.server import kv_names
+from sealbox.model import NAME_RE, SecretRef, SecretValue
 from sealbox.server.errors import PayloadTooLarge
 from sealbox.server.http import json_body
 from sealbox.server.settings import ServerSettings
@@ -205,65 +205,45 @@ def test_a_minted_token_is_well_formed_and_a_changed_one_is_not(
 # -- KV paths ------------------------------------------------------------------------------------
 segments = st.text(
     st.characters(exclude_characters="/\x00", exclude_categories=["Cs"]), min_size=1, max_size=12
-).filter(lambda s: s not in (".", ".."))
-kv_rests = st.lists(segments, min_size=1, max_size=4).map("/".join)
+)
+kv_paths = st.lists(segments, min_size=1, max_size=5).map("/".join)
+valid_segments = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}", fullmatch=True)
 
 
 @FUZZ
-@given(kv_rests)
-@example("DATABASE_URL")
-@example("__dunder")
-@example("api-keys/stripe")
-@example("_5f")
+@given(kv_paths)
+@example("myapp")
+@example("MyApp/prod/db")
+@example("a/./b")
+@example("a/../b")
 @example("é/ü/😀")
-def test_kv_encoding_is_reversible_and_a_valid_name(rest: str) -> None:
+@example("a/b:c")
+def test_any_kv_path_is_a_folder_or_invalid_input(path: str) -> None:
+    """A KV path maps to exactly one folder, and back to itself; anything else is a 400."""
     count()
     try:
-        name = kv_names.encode(rest)
+        project, env = folder_of(path)
     except InvalidInput:
-        assert len(rest.encode()) * 3 + 2 > MAX_NAME  # only a too-long path is refused
         return
-    assert NAME_RE.match(name) and len(name) <= MAX_NAME
-    assert kv_names.decode(name) == rest
+    assert kv_path_of(project, env) == path.strip("/")
+    SecretRef(project, env, "X")  # the folder is a valid scope for secrets
 
 
 @FUZZ
-@given(kv_rests, kv_rests)
-@example("a/b", "a__b")
-@example("a_2fb", "a/b")
-@example("__a", "_5f_5fa")
-def test_kv_encoding_is_injective(a: str, b: str) -> None:
+@given(st.lists(valid_segments, min_size=2, max_size=5), valid_segments)
+def test_distinct_kv_paths_are_distinct_folders(a: list[str], name: str) -> None:
     count()
-    try:
-        ea, eb = kv_names.encode(a), kv_names.encode(b)
-    except InvalidInput:
+    if not a[0][0].isalnum():
         return
-    assert (ea == eb) == (a == b)
-
-
-@FUZZ
-@given(st.text(max_size=60))
-@example("a//b")
-@example("./x")
-@example("x/..")
-@example("")
-@example("\x00")
-def test_any_kv_path_is_a_name_or_invalid_input(rest: str) -> None:
-    count()
-    with contextlib.suppress(InvalidInput):
-        kv_names.encode(rest)
+    path = "/".join(a)
+    ref = SecretRef.parse(f"{path}/{name}")
+    assert kv_path_of(ref.project, ref.env) == path
+    assert SecretRef.parse(ref.path) == ref
 
 
 def test_a_lone_surrogate_in_a_kv_path_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
-        kv_names.encode("a\ud800b")
-
-
-@FUZZ
-@given(st.text(max_size=60))
-def test_any_stored_name_decodes_without_failing(name: str) -> None:
-    count()
-    assert isinstance(kv_names.decode(name), str)
+        folder_of("a/b\ud800")
 
 
 # -- JSON bodies ---------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_http_error_bodies_name_no_cli_flag_or_command(srv: Server) -> None:
     compat = srv.call("POST", "/v1/kv/data/payments/dev/A", {"data": {"v": "1"}, "options": {}})
     assert compat.status_code == 200, compat.text
     r = srv.call("POST", "/v1/kv/data/payments/dev/A", {"data": {"v": "2"}, "options": {"cas": 9}})
-    assert r.status_code == 409 and names_no_cli(r.text), r.text
+    assert r.status_code == 400 and names_no_cli(r.text), r.text
 
 
 def test_the_cli_adds_its_own_hints(keyfile_vault: Path, cli: Cli) -> None:

@@ -75,7 +75,7 @@ def test_no_value_leaves_when_its_audit_event_cannot_be_stored(
     vault = open_vault(source="api")
     app = create_app(vault, ServerSettings())
     h = {"Authorization": f"Bearer {token.value}"}
-    urls = ("/v1/secrets/payments/prod/DB", "/v1/secret/data/payments/prod/DB")
+    urls = ("/v1/secrets/payments/prod/DB", "/v1/secret/data/payments/prod")
     with TestClient(app, raise_server_exceptions=False) as client:  # the scheduled flush
         for url in urls:
             r = client.get(url, headers=h)

@@ -113,10 +113,11 @@ def test_bao_kv_delete_undelete_destroy(bao: Bao) -> None:
     assert json.loads(r.stdout or "{}").get("data", {}).get("data") is None
     bao("kv", "undelete", "-versions=1", path)
     assert bao("kv", "get", "-field=v", path).stdout == "1"
-    bao("kv", "destroy", "-versions=1", path)
-    r = bao("kv", "get", path, check=False)
-    assert r.returncode != 0
-    assert "No value found" in r.stderr
+    bao("kv", "put", path, "v=2")
+    bao("kv", "destroy", "-versions=2", path)
+    r = bao("kv", "get", "-format=json", path, check=False)
+    assert json.loads(r.stdout or "{}").get("data", {}).get("data") is None
+    assert bao("kv", "get", "-version=1", "-field=v", path).stdout == "1"
 
 
 def test_bao_with_an_unknown_token_is_refused(bao: Bao) -> None:
@@ -142,20 +143,59 @@ def test_bao_kv_patch_merges_fields_through_http_patch(bao: Bao) -> None:
     assert r.returncode != 0 and "404" in r.stderr
 
 
-def test_bao_kv_metadata_put_and_patch_set_inventory_fields(bao: Bao) -> None:
+def test_bao_kv_metadata_put_and_patch_settings_and_custom_metadata(bao: Bao) -> None:
     path = "secret/payments/prod/billing"
     bao("kv", "put", path, "v=1")
     bao("kv", "metadata", "put", "-custom-metadata=owner=payments-team",
-        "-custom-metadata=tags=pci,billing", path)  # fmt: skip
+        "-custom-metadata=tags=pci,billing", "-custom-metadata=managed-by=terraform",
+        "-max-versions=5", "-delete-version-after=2h", path)  # fmt: skip
     bao("kv", "metadata", "patch", "-custom-metadata=purpose=card charges", path)
     r = bao("kv", "metadata", "get", "-format=json", path)
-    custom = json.loads(r.stdout)["data"]["custom_metadata"]
-    assert custom == {
+    meta = json.loads(r.stdout)["data"]
+    assert meta["custom_metadata"] == {
         "owner": "payments-team",
         "purpose": "card charges",
-        "tags": "pci,billing,kv2",  # the KV marker stays
+        "tags": "pci,billing",
+        "managed-by": "terraform",
     }
-    r = bao("kv", "metadata", "put", "-max-versions=5", path, check=False)
-    assert r.returncode != 0 and "keeps every version" in r.stderr
-    r = bao("kv", "metadata", "put", "-custom-metadata=colour=blue", path, check=False)
-    assert r.returncode != 0 and "not a sealbox inventory field" in r.stderr
+    assert (meta["max_versions"], meta["delete_version_after"]) == (5, "2h0m0s")
+    bao("kv", "metadata", "put", "-cas-required=true", path)
+    r = bao("kv", "put", path, "v=2", check=False)
+    assert r.returncode != 0 and "check-and-set parameter required" in r.stderr
+    bao("kv", "put", "-cas=1", path, "v=2")
+    r = bao(
+        "kv", "metadata", "put", "-custom-metadata=rotate_every_days=monthly", path, check=False
+    )
+    assert r.returncode != 0 and "number of days" in r.stderr
+
+
+def test_bao_kv_every_depth_rollback_and_metadata_delete(bao: Bao) -> None:
+    bao("kv", "put", "secret/myapp", "TOKEN=t1")
+    bao("kv", "put", "secret/MyApp/Config", "Mode=blue")
+    assert bao("kv", "get", "-field=TOKEN", "secret/myapp").stdout == "t1"
+    assert bao("kv", "get", "-field=Mode", "secret/MyApp/Config").stdout == "blue"
+    bao("kv", "put", "secret/myapp", "TOKEN=t2")
+    bao("kv", "rollback", "-version=1", "secret/myapp")
+    r = bao("kv", "get", "-format=json", "secret/myapp")
+    got = json.loads(r.stdout)["data"]
+    assert (got["data"], got["metadata"]["version"]) == ({"TOKEN": "t1"}, 3)
+    bao("kv", "put", "secret/myapp", "TOKEN=t4")
+    bao("kv", "destroy", "-versions=2", "secret/myapp")
+    r = bao("kv", "metadata", "get", "-format=json", "secret/myapp")
+    versions = json.loads(r.stdout)["data"]["versions"]
+    assert [versions[n]["destroyed"] for n in ("1", "2", "3", "4")] == [False, True, False, False]
+    bao("kv", "metadata", "delete", "secret/myapp")
+    assert bao("kv", "get", "secret/myapp", check=False).returncode != 0
+
+
+def test_bao_raw_read_write_list_and_mount_configuration(bao: Bao, tmp_path: Path) -> None:
+    (tmp_path / "body.json").write_text(json.dumps({"data": {"DB_URL": "postgres://q"}}))
+    bao("write", "secret/data/payments/qa", f"@{tmp_path / 'body.json'}")
+    r = bao("read", "-format=json", "secret/data/payments/qa")
+    assert json.loads(r.stdout)["data"]["data"] == {"DB_URL": "postgres://q"}
+    r = bao("list", "-format=json", "secret/metadata/payments")
+    assert json.loads(r.stdout) == ["qa"]
+    bao("write", "secret/config", "max_versions=3", "cas_required=false")
+    r = bao("read", "-format=json", "secret/config")
+    assert json.loads(r.stdout)["data"]["max_versions"] == 3
+    bao("write", "secret/config", "max_versions=0")

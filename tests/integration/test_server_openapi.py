@@ -179,7 +179,10 @@ def test_kv_paths_are_documented_segment_by_segment(doc: dict[str, Any]) -> None
             ]
             if p["in"] == "path"
         }
-        assert params["project"]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,62}$"
+        from sealbox.model import PROJECT_RE
+
+        assert re.fullmatch(params["project"]["pattern"].strip("^$"), "MyApp.io")
+        assert params["project"]["pattern"] == "^" + PROJECT_RE.pattern[:-2] + "$"
 
 
 def test_documented_patterns_fit_what_the_server_makes(doc: dict[str, Any]) -> None:

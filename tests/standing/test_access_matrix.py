@@ -354,6 +354,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     w = World(call, clock, token.value, app, base, stack)
     w.admin("POST", "/v1/projects", {"name": PROJECT})
     w.admin("POST", "/v1/projects", {"name": "other"})
+    # Data in it: KV lists only paths with documents, as Vault does.
+    w.admin("PUT", "/v1/secrets/other/dev/OTHER", {"value": "v"})
     # A project's credentials roles are policy paths of their own (creds/<project>/…).
     w.admin("PUT", "/v1/policies/reader", {"rules": [
         {"path": f"{PROJECT}/**", "capabilities": ["read", "list"]},
@@ -560,6 +562,13 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
         "DELETE", f"/v1/secret/metadata/{w.kv(w.fresh('purge'))}"
     ),
     ("GET", "/v1/{mount}/metadata"): lambda w: Call("GET", "/v1/secret/metadata"),
+    ("GET", "/v1/{mount}/config"): lambda w: Call("GET", "/v1/secret/config"),
+    **{
+        (method, "/v1/{mount}/config"): (
+            lambda w, m=method: Call(m, "/v1/secret/config", {"max_versions": 0})
+        )
+        for method in ("POST", "PUT")
+    },
     ("LIST", "/v1/{mount}/metadata"): lambda w: Call("LIST", "/v1/secret/metadata"),
     **{
         (method, f"/v1/{{mount}}/{verb}/{{path:path}}"): (

@@ -18,9 +18,10 @@ What the document promises, and how it stays true:
 * the login route (``/v1/auth/{method}/login``) is also listed once per installed login
   method, as its own path with the body the method's fields make (a plug-in is documented
   by its declaration); the template's ``method`` parameter then leaves those names out;
-* a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}``: OpenAPI has no
-  multi-segment parameter, and a client must send the ``/`` between them unencoded (an
-  encoded ``/`` is refused). ``key`` may itself hold more ``/``-separated segments.
+* a KV route's ``{path:path}`` is documented as ``{project}/{env}/{key}`` (the document
+  ``{key}`` in the folder ``{env}``): OpenAPI has no multi-segment parameter, and a client
+  must send the ``/`` between them unencoded (an encoded ``/`` is refused). A KV path may
+  be of any depth from 1 (``{project}``, the project's own document); see documents.py.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ from sealbox.auth.methods.password import PasswordLogin
 from sealbox.auth.passwords import MIN_LENGTH as MIN_PASSWORD
 from sealbox.auth.policy import DENY, POLICY_NAME_RE, Capability
 from sealbox.auth.service import BUILTIN
-from sealbox.model import MAX_NAME, META_FIELDS, SCOPE_RE, Classification
+from sealbox.model import (
+    FOLDER_SEGMENT_RE,
+    MAX_NAME,
+    META_FIELDS,
+    PROJECT_RE,
+    SCOPE_RE,
+    SECRET_NAME_RE,
+    Classification,
+)
 from sealbox.server.errors import HTTP_STATUS
 from sealbox.server.routes_auth import LOGIN as LOGIN_PATH
 from sealbox.server.routes_auth import LOGIN_NAMED as LOGIN_NAMED_PATH
@@ -89,10 +98,19 @@ SL: Schema = {"type": "array", "items": S}
 ANY: Schema = {"type": "object"}
 EMPTY: Schema = body({})
 
-#: Project, environment and identity names (``SCOPE_RE``).
+#: Identity, role and other lowercase names (``SCOPE_RE``).
 SCOPE: Schema = {"type": "string", "pattern": _pattern(SCOPE_RE)}
-#: Secret names: environment-variable names (``NAME_RE``, at most ``MAX_NAME``).
-NAME: Schema = {"type": "string", "pattern": f"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$"}
+#: Project names (``PROJECT_RE``).
+PROJECT: Schema = {"type": "string", "pattern": _pattern(PROJECT_RE)}
+_SEGMENT = _pattern(FOLDER_SEGMENT_RE)[1:-1]
+#: An environment: a folder path of segments joined by ``:``, or ``.`` (the project's own).
+FOLDER: Schema = {
+    "type": "string",
+    "maxLength": 255,
+    "pattern": f"^(\\.|{_SEGMENT}(:{_SEGMENT})*)$",
+}
+#: Secret names (``SECRET_NAME_RE``, at most ``MAX_NAME``).
+NAME: Schema = {"type": "string", "maxLength": MAX_NAME, "pattern": _pattern(SECRET_NAME_RE)}
 POLICY_NAME: Schema = {"type": "string", "pattern": _pattern(POLICY_NAME_RE)}
 #: ``/v1/policies/explain`` is its own path (a concrete path wins over a template).
 POLICY_PARAM: Schema = {**POLICY_NAME, "not": {"enum": ["explain"]}}
@@ -108,24 +126,16 @@ DURATION: Schema = {
 }
 SECRET_PATH: Schema = {
     "type": "string",
-    "pattern": f"^[a-z0-9][a-z0-9_-]{{0,62}}/[a-z0-9][a-z0-9_-]{{0,62}}/"
-    f"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$",
+    "pattern": f"^{_pattern(PROJECT_RE)[1:-1]}/{FOLDER['pattern'][1:-1]}/"
+    f"{_pattern(SECRET_NAME_RE)[1:-1]}$",
 }
 TIME: Schema = {"type": "string", "format": "date-time"}
 #: Integers in a query string are at most 18 digits (``int_param``).
 MAX_INT = 10**18 - 1
 VERSION: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
 CAPABILITIES = [c.value for c in Capability]
-#: A KV key segment run: no ``\\``, NUL or ``/`` (segments are separated by a literal
-#: ``/``), not ``.`` or ``..``. 21 characters always fit a secret name once encoded
-#: (kv_names.py: at most 12 characters per character, 255 in all); longer keys fit
-#: when they are mostly letters and digits.
-KV_KEY: Schema = {
-    "type": "string",
-    "pattern": "^[^/\\\\\\x00]+$",
-    "maxLength": 21,
-    "not": {"enum": [".", ".."]},
-}
+#: A KV path segment below the project: one segment of a folder path (documents.folder_of).
+KV_SEGMENT: Schema = {"type": "string", "pattern": _pattern(FOLDER_SEGMENT_RE)}
 #: A policy path pattern (``PATH_PATTERN_RE``, and no ``..``).
 PATH_PATTERN: Schema = {
     "type": "string",
@@ -146,11 +156,11 @@ def _mount_schema(kv_mounts: Sequence[str]) -> Schema:
 
 #: Path parameter schemas by name; an operation may override one (``params=``).
 PATH_PARAMS: dict[str, Schema] = {
-    "project": {**SCOPE, "examples": ["payments"]},
-    "env": {**SCOPE, "examples": ["dev"]},
+    "project": {**PROJECT, "examples": ["payments"]},
+    "env": {**FOLDER, "examples": ["dev"]},
     "name": {**NAME, "examples": ["API_KEY"]},
     "accessor": ACCESSOR,
-    "key": {**KV_KEY, "examples": ["stripe"]},
+    "key": {**KV_SEGMENT, "examples": ["stripe"]},
     # A login method's name: set from the installed methods (see _login_paths).
     "method": {"type": "string", "pattern": _pattern(METHOD_NAME_RE)},
     # The KV mount (and the mount lookup's path): set from the server's kv_mounts.
@@ -319,14 +329,32 @@ _CUSTOM["rotate_every_days"] = {
     "anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}, {"enum": ["", None]}]
 }
 _CUSTOM["expires"] = {"anyOf": [{"type": "string", "format": "date"}, {"enum": ["", None]}]}
+#: Vault's durations: seconds, or Go's ``1h30m`` / ``45s`` form.
+KV_DURATION: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": 100 * 365 * 86400},
+        {"type": "string", "pattern": "^([0-9]{1,9}|([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,9}s)?)$"},
+    ]
+}
+KV_SETTINGS: dict[str, Schema] = {
+    "max_versions": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_INT},
+    "cas_required": {"type": ["boolean", "null"]},
+    "delete_version_after": {"anyOf": [KV_DURATION, {"type": "null"}]},
+}
 KV_METADATA_BODY = body(
     {
-        "custom_metadata": body(_CUSTOM),
-        "max_versions": {"enum": [0, None]},
-        "cas_required": {"enum": [False, None]},
-        "delete_version_after": {"enum": ["0s", "", 0, None]},
+        # Inventory fields keep their meaning (and rules); any other key is a label.
+        "custom_metadata": {
+            "type": "object",
+            "properties": _CUSTOM,
+            "additionalProperties": {"type": "string", "maxLength": 512},
+            "maxProperties": 64,
+            "propertyNames": {"maxLength": 128},
+        },
+        **KV_SETTINGS,
     }
 )
+KV_CONFIG_BODY = body(KV_SETTINGS)
 TOKEN_BODY = body(
     {
         "identity": SCOPE,
@@ -463,6 +491,11 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
         {"name": n, "in": "path", "required": True, "schema": op.params.get(n, PATH_PARAMS[n])}
         for n in names
     ]
+    if op.tag == KV:
+        # A KV path's segments are folder segments (no ":", no "."; documents.folder_of).
+        for p in params:
+            if p["name"] == "env":
+                p["schema"] = {**KV_SEGMENT, "examples": ["dev"]}
     if params or op.query:
         out["parameters"] = [*params, *op.query]
     if op.body is not None:
@@ -704,7 +737,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         ok=201,
         response=resp({"name": S}),
         body=body(
-            {"name": SCOPE, "environments": {"type": "array", "items": SCOPE, "maxItems": 20}},
+            {"name": PROJECT, "environments": {"type": "array", "items": FOLDER, "maxItems": 20}},
             ["name"],
         ),
     ),
@@ -716,7 +749,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="projects",
         ok=201,
         response=resp({"project": S, "name": S}),
-        body=body({"name": SCOPE}, ["name"]),
+        body=body({"name": FOLDER}, ["name"]),
     ),
     # -- secrets ------------------------------------------------------------------------------
     ("/v1/secrets/{project}/{env}", "GET"): Op(
@@ -1276,8 +1309,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "KV v2 delete latest version (soft)", tag=KV, ok=204
     ),
     ("/v1/{mount}/metadata" + KV_PATH, "GET"): Op(
-        "KV v2 metadata; with ?list=true (or method LIST) the keys below the path, which "
-        "may then also be just `<project>` or `<project>/<env>`",
+        "KV v2 metadata; with ?list=true (or method LIST) the keys below the path",
         tag=KV,
         query=(_query("list", B, "list keys"),),
         response=ENVELOPE,
@@ -1285,7 +1317,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     **{
         ("/v1/{mount}/metadata" + KV_PATH, method): Op(
-            f"KV v2 metadata {what}: custom_metadata keys set sealbox inventory fields",
+            f"KV v2 metadata {what}: version settings and custom_metadata (inventory fields "
+            "keep their meaning, other keys are labels); the document need hold no data yet",
             tag=KV,
             ok=204,
             body=KV_METADATA_BODY,
@@ -1300,6 +1333,21 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("/v1/{mount}/metadata" + KV_PATH, "DELETE"): Op(
         "KV v2 delete metadata and every version", tag=KV, ok=204
     ),
+    ("/v1/{mount}/config", "GET"): Op(
+        "KV v2 mount configuration: the defaults of every document (read on sys/mounts)",
+        tag=KV,
+        response=ENVELOPE,
+    ),
+    **{
+        ("/v1/{mount}/config", method): Op(
+            "KV v2 mount configuration write (admin on sys/mounts; every mount maps to the "
+            "same projects, so it is one configuration)",
+            tag=KV,
+            ok=204,
+            body=KV_CONFIG_BODY,
+        )
+        for method in ("POST", "PUT")
+    },
     ("/v1/{mount}/metadata", "GET"): Op(
         "KV v2 list of the mount's top level (projects)",
         tag=KV,
@@ -1311,9 +1359,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             f"KV v2 {action} versions ({what})", tag=KV, ok=204, body=KV_VERSIONS_BODY
         )
         for action, what in (
-            ("delete", "soft, the secret as a whole: include its current version"),
-            ("undelete", "the secret as a whole"),
-            ("destroy", "every version at once: list them all"),
+            ("delete", "soft: reads of them are refused until undeleted"),
+            ("undelete", "bring soft-deleted versions back"),
+            ("destroy", "for good: the secret versions no other live version uses are deleted"),
         )
         for method in ("POST", "PUT")
     },

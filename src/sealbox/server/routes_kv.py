@@ -1,20 +1,18 @@
-"""Vault KV v2 compatible routes, so unmodified ``hvac`` and ``bao kv`` work against sealbox.
+"""Vault KV v2 compatible routes, so unmodified ``hvac``, ``bao kv``, ``bao agent`` and
+External Secrets Operator work against sealbox.
 
-``/v1/<mount>/data|metadata|delete|undelete|destroy/<project>/<env>/<rest…>``: every
-mount maps to the same sealbox projects (the mount name is not part of the address).
-A KV entry's field map is ONE sealbox secret named :func:`kv_names.encode` ``(rest)``
-whose value is the JSON of the map (tag ``kv2`` in its metadata). See docs/server.md.
-
-Differences from Vault, by design of sealbox's model: soft delete and undelete apply to
-a secret as a whole (its current version); ``destroy`` must name every version (it
-purges the secret), as ``metadata`` DELETE does. Answers and errors are Vault-shaped.
+``/v1/<mount>/data|metadata|delete|undelete|destroy/<project>[/<folder>…]``: every mount
+maps to the same sealbox projects (the mount name is not part of the address). The
+document at a KV path is the folder's secrets (:mod:`sealbox.documents`, the one data
+model): these routes only translate Vault's requests and answers; every rule (versions,
+check-and-set, settings, custom metadata) is the core's. See docs/server.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,16 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sealbox.auth.policy import Capability
-from sealbox.errors import (
-    AccessDenied,
-    AlreadyExists,
-    Conflict,
-    InvalidInput,
-    NotFound,
+from sealbox.documents import (
+    DocumentRead,
+    DocVersion,
+    folder_of,
 )
-from sealbox.model import META_FIELDS, SecretInfo, SecretRef, SecretValue
-from sealbox.server import kv_names
+from sealbox.errors import InvalidInput, NotFound
 from sealbox.server.auth import Caller
 from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
@@ -45,9 +39,7 @@ from sealbox.server.http import (
     query_int,
     state,
 )
-from sealbox.server.routes_native import meta_changes
 
-KV_TAG = "kv2"
 MERGE_PATCH = "application/merge-patch+json"
 #: First segments under /v1 that belong to sealbox itself, never to a KV mount.
 RESERVED_MOUNTS = frozenset(
@@ -88,13 +80,50 @@ VAULT_SYS_PATHS = frozenset(
 
 
 def vault_time(value: datetime | None) -> str:
-    """RFC 3339 in UTC with a ``Z``, as Vault writes times; ``""`` for none."""
+    """RFC 3339 in UTC as Vault writes times (Go's RFC3339Nano: the fraction of a second
+    without trailing zeros; sealbox's clock has microseconds); ``""`` for none."""
     if value is None:
         return ""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = value.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
-def envelope(data: Any) -> dict[str, Any]:
+def go_duration(seconds: int) -> str:
+    """Seconds as Go prints a duration (``0s``, ``90s`` -> ``1m30s``, ``1h0m0s``)."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{s}s"
+    return f"{m}m{s}s" if m else f"{s}s"
+
+
+_GO_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+
+
+def parse_go_duration(value: Any, field: str) -> int:
+    """A duration as Vault takes one: seconds (a number or digits), or ``1h30m``, ``45s``."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"field {field!r} must be a duration")
+    number = json_int(value)
+    if number is not None:
+        seconds = number
+    elif isinstance(value, str) and value.strip().isdigit():
+        seconds = int(value.strip())
+    elif isinstance(value, str):
+        m = _GO_DURATION.match(value.strip())
+        if m is None or not value.strip():
+            raise InvalidInput(f"field {field!r} must be a duration such as 30m, 1h or 3600")
+        h, mi, s = (int(g) if g else 0 for g in m.groups())
+        seconds = h * 3600 + mi * 60 + s
+    else:
+        raise InvalidInput(f"field {field!r} must be a duration")
+    if seconds < 0 or seconds > 100 * 365 * 86400:
+        raise InvalidInput(f"field {field!r} is out of range")
+    return seconds
+
+
+def envelope(data: Any, warnings: list[str] | None = None) -> dict[str, Any]:
     return {
         "request_id": os.urandom(16).hex(),
         "lease_id": "",
@@ -102,7 +131,7 @@ def envelope(data: Any) -> dict[str, Any]:
         "lease_duration": 0,
         "data": data,
         "wrap_info": None,
-        "warnings": None,
+        "warnings": warnings or None,
         "auth": None,
         "mount_type": "kv",
     }
@@ -118,39 +147,23 @@ def _mount(request: Request) -> str:
     return check_mount(state(request).settings.kv_mounts, request.path_params["mount"])
 
 
-def kv_ref(path: str) -> SecretRef:
-    parts = path.split("/", 2)
-    if len(parts) < 3 or not parts[2]:
-        raise InvalidInput(
-            f"sealbox maps KV paths to <project>/<env>/<name…>; {path[:120]!r} names no secret"
-        )
-    return SecretRef(parts[0], parts[1], kv_names.encode(parts[2]))
-
-
-def _secret_ref(request: Request) -> SecretRef:
+def _folder(request: Request) -> tuple[str, str]:
     _mount(request)
-    return kv_ref(request.path_params["path"])
+    return folder_of(request.path_params["path"])
 
 
-def _fields(value: SecretValue) -> Any:
-    """The field map a secret holds; a plain (non-JSON-object) value shows as ``value``."""
-    text = value.reveal()
-    if text.startswith("{"):
-        with contextlib.suppress(ValueError):
-            data = json.loads(text)
-            if isinstance(data, dict):
-                return data
-    return {"value": text}
-
-
-def _version_meta(created: datetime | None, version: int, deleted: datetime | None) -> Any:
+def _version_meta(state: DocVersion, custom: dict[str, str] | None) -> dict[str, Any]:
     return {
-        "created_time": vault_time(created),
-        "custom_metadata": None,
-        "deletion_time": vault_time(deleted),
-        "destroyed": False,
-        "version": version,
+        "created_time": vault_time(state.created_at),
+        "custom_metadata": custom or None,
+        "deletion_time": vault_time(state.deletion_time),
+        "destroyed": state.destroyed,
+        "version": state.version,
     }
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -158,126 +171,64 @@ async def read_data(request: Request) -> Response:
     """KV v2 read (also served by :mod:`sealbox.server.fastpath.hotpath`, through
     :func:`read_kv`)."""
     who = caller(request)
-    ref = _secret_ref(request)
-    status, body = read_kv(who, ref, query_int(request, "version"))
+    _mount(request)
+    status, body = read_kv(who, request.path_params["path"], query_int(request, "version"))
     return Response(body, status_code=status, media_type="application/json")
 
 
-def read_kv(who: Caller, ref: SecretRef, version: int | None) -> tuple[int, bytes]:
-    """Status and JSON body of a KV v2 read (``version`` 0 or None = current)."""
-    try:
-        secret = who.vault.get(ref, version=version or None)
-    except NotFound as exc:
-        return 404, _json(_deleted_or_raise(who, ref, exc))
-    return 200, read_body(_fields(secret.value), secret.created_at, secret.version)
-
-
-def _json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+def read_kv(who: Caller, path: str, version: int | None) -> tuple[int, bytes]:
+    """Status and JSON body of a KV v2 read (``version`` 0 or None = current). A deleted
+    or destroyed version is a 404 that still carries its metadata, as in Vault."""
+    project, env = folder_of(path)
+    read = who.vault.documents.read(project, env, version or None)
+    if read.data is None:
+        return 404, _json(envelope({"data": None, "metadata": _version_meta(read.version, None)}))
+    return 200, read_body(read)
 
 
 _READ_HEAD = '{"request_id":"'
 _READ_DATA = '","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":'
-_READ_META = ',"metadata":{"created_time":'
-_READ_VERSION = ',"custom_metadata":null,"deletion_time":"","destroyed":false,"version":'
-_READ_TAIL = '}},"wrap_info":null,"warnings":null,"auth":null,"mount_type":"kv"}'
+_READ_META = ',"metadata":'
+_READ_TAIL = '},"wrap_info":null,"warnings":'
+_READ_END = ',"auth":null,"mount_type":"kv"}'
 
 
-def read_body(fields: Any, created: datetime, version: int) -> bytes:
-    """``envelope({"data": fields, "metadata": _version_meta(created, version, None)})`` as
-    JSON, byte for byte, with only the parts that vary encoded (the hottest KV response:
-    a third of the cost of encoding the whole dict)."""
+def read_body(read: DocumentRead) -> bytes:
+    """``envelope({"data": …, "metadata": …})`` as JSON, with only the parts that vary
+    encoded (the hottest KV response: a third of the cost of encoding the whole dict)."""
     return (
         _READ_HEAD
         + os.urandom(16).hex()
         + _READ_DATA
-        + json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        + json.dumps(read.data, separators=(",", ":"), ensure_ascii=False)
         + _READ_META
-        + json.dumps(vault_time(created), ensure_ascii=False)
-        + _READ_VERSION
-        + str(int(version))
+        + json.dumps(
+            _version_meta(read.version, read.custom_metadata),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         + _READ_TAIL
+        + (json.dumps(list(read.warnings)) if read.warnings else "null")
+        + _READ_END
     ).encode()
 
 
-def _deleted_or_raise(who: Caller, ref: SecretRef, exc: NotFound) -> dict[str, Any]:
-    """Vault answers a soft-deleted version with 404 and its metadata (hvac reads it)."""
-    try:
-        info = who.vault.info(ref)
-    except (NotFound, AccessDenied):
-        raise exc from None
-    if info.deleted_at is None:
-        raise exc
-    created = {v.version: v.created_at for v in who.vault.history(ref)}
-    return envelope(
-        {
-            "data": None,
-            "metadata": _version_meta(
-                created.get(info.current_version), info.current_version, info.deleted_at
-            ),
-        }
-    )
-
-
-def _ensure_scope(who: Caller, ref: SecretRef) -> bool:
-    """Create a missing project/env if (and only if) the caller has admin on it."""
-    principal = who.principal
-    if not principal.can(f"{ref.project}/{ref.env}/*", Capability.ADMIN):
-        return False
-    try:
-        who.vault.create_env(ref.project, ref.env)
-    except AlreadyExists:
-        return True
-    except NotFound:
-        if not principal.can(f"{ref.project}/*/*", Capability.ADMIN):
-            return False
-        with contextlib.suppress(AlreadyExists):
-            who.vault.create_project(ref.project, environments=(ref.env,))
-    return True
-
-
-async def _data_request(request: Request) -> tuple[Caller, SecretRef, dict[str, Any], int | None]:
-    """The caller, the secret, ``data`` (a field map) and ``options.cas`` of a KV write."""
+async def _data_request(request: Request) -> tuple[Caller, str, str, Any, int | None]:
+    """The caller, the folder, ``data`` and ``options.cas`` of a KV write."""
     who = caller(request)
-    ref = _secret_ref(request)
+    project, env = _folder(request)
     body = await json_body(request, required=("data",), optional=("options",))
     data = body["data"]
     if not isinstance(data, dict):
         raise InvalidInput("field 'data' must be a JSON object of fields")
-    return who, ref, data, _cas(body)
+    return who, project, env, data, _cas(body)
 
 
 async def write_data(request: Request) -> Response:
-    who, ref, data, cas = await _data_request(request)
-    value = SecretValue(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-    try:
-        version = who.vault.set(ref, value, if_version=cas)
-    except NotFound as exc:
-        if not _ensure_scope(who, ref):
-            raise NotFound(
-                f"{exc.message} (sealbox creates it on a KV write only for a token with "
-                f"admin on {ref.project}/{ref.env})"
-            ) from None
-        version = who.vault.set(ref, value, if_version=cas)
-    if version == 1:
-        meta = who.vault.info(ref).meta
-        if KV_TAG not in meta.tags:
-            who.vault.update_meta(ref, tags=(*meta.tags, KV_TAG))
-    return json_response(envelope(_version_meta(datetime.now(UTC), version, None)))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes a key, any
-    other value replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
+    who, project, env, data, cas = await _data_request(request)
+    state_ = who.vault.documents.write(project, env, data, cas=cas)
+    custom = who.vault.documents.metadata(project, env).custom_metadata
+    return json_response(envelope(_version_meta(state_, custom)))
 
 
 def _require_merge_patch(request: Request) -> None:
@@ -287,23 +238,13 @@ def _require_merge_patch(request: Request) -> None:
 
 
 async def patch_data(request: Request) -> Response:
-    """``bao kv patch``: merge fields into the current version, as a new version.
-
-    It reads the current fields (a ``read`` event) and writes the merged map (a ``write``
-    event), so it needs read and write on the secret. Without ``options.cas`` the write
-    still only lands on the version it read: a concurrent write makes it a 409 to retry.
-    """
+    """``bao kv patch``: merge fields into the current version, as a new version (it
+    reads the current fields, so it needs read and write)."""
     _require_merge_patch(request)
-    who, ref, patch, cas = await _data_request(request)
-    current = who.vault.get(ref)
-    if cas is not None and cas != current.version:
-        raise Conflict(
-            f"check-and-set parameter did not match the current version ({current.version})"
-        )
-    merged = merge_patch(_fields(current.value), patch)
-    value = SecretValue(json.dumps(merged, separators=(",", ":"), ensure_ascii=False))
-    version = who.vault.set(ref, value, if_version=current.version)
-    return json_response(envelope(_version_meta(datetime.now(UTC), version, None)))
+    who, project, env, patch, cas = await _data_request(request)
+    state_ = who.vault.documents.patch(project, env, patch, cas=cas)
+    custom = who.vault.documents.metadata(project, env).custom_metadata
+    return json_response(envelope(_version_meta(state_, custom)))
 
 
 def _cas(body: dict[str, Any]) -> int | None:
@@ -318,7 +259,8 @@ def _cas(body: dict[str, Any]) -> int | None:
 
 async def delete_latest(request: Request) -> Response:
     who = caller(request)
-    who.vault.delete(_secret_ref(request))
+    project, env = _folder(request)
+    who.vault.documents.delete_versions(project, env)
     return no_content()
 
 
@@ -340,167 +282,108 @@ async def _versions(request: Request) -> list[int]:
 
 async def delete_versions(request: Request) -> Response:
     who = caller(request)
-    ref = _secret_ref(request)
-    versions = await _versions(request)
-    info = who.vault.info(ref)
-    if info.current_version not in versions:
-        raise InvalidInput(
-            f"sealbox soft-deletes a secret as a whole: include its current version "
-            f"{info.current_version} in 'versions'"
-        )
-    who.vault.delete(ref)
+    project, env = _folder(request)
+    who.vault.documents.delete_versions(project, env, await _versions(request))
     return no_content()
 
 
 async def undelete_versions(request: Request) -> Response:
     who = caller(request)
-    ref = _secret_ref(request)
-    await _versions(request)
-    # Undeleting a live secret is a no-op in Vault too.
-    with contextlib.suppress(Conflict):
-        who.vault.undelete(ref)
+    project, env = _folder(request)
+    who.vault.documents.undelete_versions(project, env, await _versions(request))
     return no_content()
 
 
 async def destroy_versions(request: Request) -> Response:
     who = caller(request)
-    ref = _secret_ref(request)
-    versions = set(await _versions(request))
-    existing = {v.version for v in who.vault.history(ref)}
-    if not existing <= versions:
-        raise InvalidInput(
-            "sealbox destroys a secret's versions all at once: list every version "
-            f"(1..{max(existing, default=0)}) or delete the metadata"
-        )
-    who.vault.purge(ref)
+    project, env = _folder(request)
+    who.vault.documents.destroy_versions(project, env, await _versions(request))
     return no_content()
 
 
 # -- metadata ------------------------------------------------------------------------------------
-def _custom_metadata(info: SecretInfo) -> dict[str, str] | None:
-    """sealbox's inventory fields, as Vault's string map (empty fields left out)."""
-    out: dict[str, str] = {}
-    for key, value in info.meta.to_dict().items():
-        if value in (None, [], ""):
-            continue
-        out[key] = ",".join(value) if isinstance(value, list) else str(value)
-    return out or None
-
-
 async def metadata(request: Request) -> Response:
     if query_flag(request, "list"):
         return await list_keys(request)
     who = caller(request)
-    ref = _secret_ref(request)
-    info = who.vault.info(ref)
-    history = who.vault.history(ref)
-    versions = {
-        str(v.version): {
-            "created_time": vault_time(v.created_at),
-            "deletion_time": vault_time(info.deleted_at)
-            if v.version == info.current_version
-            else "",
-            "destroyed": False,
-        }
-        for v in history
-    }
+    project, env = _folder(request)
+    meta = who.vault.documents.metadata(project, env)
     return json_response(
         envelope(
             {
-                "cas_required": False,
-                "created_time": vault_time(info.created_at),
-                "current_version": info.current_version,
-                "custom_metadata": _custom_metadata(info),
-                "delete_version_after": "0s",
-                "max_versions": 0,
-                "oldest_version": min((v.version for v in history), default=0),
-                "updated_time": vault_time(info.updated_at),
-                "versions": versions,
+                "cas_required": meta.settings.cas_required,
+                "created_time": vault_time(meta.created_at),
+                "current_version": meta.current_version,
+                "custom_metadata": meta.custom_metadata or None,
+                "delete_version_after": go_duration(meta.settings.delete_version_after),
+                "max_versions": meta.settings.max_versions,
+                "oldest_version": meta.oldest_version,
+                "updated_time": vault_time(meta.updated_at),
+                "versions": {
+                    str(v.version): {
+                        "created_time": vault_time(v.created_at),
+                        "deletion_time": vault_time(v.deletion_time),
+                        "destroyed": v.destroyed,
+                    }
+                    for v in meta.versions
+                },
             }
         )
     )
 
 
-#: KV metadata settings sealbox has no use for, and the one value of each it accepts.
-_FIXED_SETTINGS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "max_versions": ((0,), "sealbox keeps every version"),
-    "cas_required": ((False,), "sealbox takes options.cas per write, not per secret"),
-    "delete_version_after": (("0s", "", 0), "sealbox versions do not expire"),
-}
+_SETTINGS = ("max_versions", "cas_required", "delete_version_after")
 
 
-def _custom_changes(custom: Any, tags: tuple[str, ...]) -> dict[str, Any]:
-    """Vault's ``custom_metadata`` string map, as changes to sealbox's inventory fields."""
-    if not isinstance(custom, dict):
-        raise InvalidInput("field 'custom_metadata' must be a JSON object of strings")
-    fields: dict[str, Any] = {}
-    for key, value in custom.items():
-        if key not in META_FIELDS:
-            raise InvalidInput(
-                f"custom_metadata key {key[:64]!r} is not a sealbox inventory field "
-                f"(one of: {', '.join(sorted(META_FIELDS))})"
-            )
-        if value is None or value == "":
-            fields[key] = None  # cleared
-        elif not isinstance(value, str):
-            raise InvalidInput(f"custom_metadata value for {key[:64]!r} must be a string")
-        elif key in ("tags", "depends_on"):
-            fields[key] = [item.strip() for item in value.split(",") if item.strip()]
-        elif key == "rotate_every_days":
-            if not value.strip().isdigit():
-                raise InvalidInput("custom_metadata 'rotate_every_days' must be a number of days")
-            fields[key] = int(value)
-        else:
-            fields[key] = value
-    changes = meta_changes(fields)
-    if KV_TAG in tags and "tags" in changes and KV_TAG not in changes["tags"]:
-        changes["tags"] = (*changes["tags"], KV_TAG)  # it marks the secret as a KV entry
-    return changes
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if body.get("max_versions") is not None:
+        raw = body["max_versions"]
+        # The bao CLI sends numbers as strings (bao write secret/config max_versions=3).
+        number = int(raw) if isinstance(raw, str) and raw.isdigit() else json_int(raw)
+        if number is None or number < 0:
+            raise InvalidInput("field 'max_versions' must be a number of versions (0: all)")
+        out["max_versions"] = number
+    if body.get("cas_required") is not None:
+        flag = body["cas_required"]
+        if isinstance(flag, str) and flag.lower() in ("true", "false"):
+            flag = flag.lower() == "true"
+        if not isinstance(flag, bool):
+            raise InvalidInput("field 'cas_required' must be true or false")
+        out["cas_required"] = flag
+    if body.get("delete_version_after") is not None:
+        out["delete_version_after"] = parse_go_duration(
+            body["delete_version_after"], "delete_version_after"
+        )
+    return out
 
 
 async def write_metadata(request: Request) -> Response:
-    """``bao kv metadata put|patch``: ``custom_metadata`` keys set sealbox's inventory
-    fields (owner, tags…); keys not named keep their values, ``""`` or ``null`` clears one.
-    The version settings sealbox does not have are accepted at their neutral values only.
-    """
-    if request.method == "PATCH":
+    """``bao kv metadata put|patch``: settings and ``custom_metadata`` (any string keys:
+    sealbox's inventory fields keep their meaning, others are labels). The document need
+    not hold data yet (External Secrets Operator writes its metadata first)."""
+    merge = request.method == "PATCH"
+    if merge:
         _require_merge_patch(request)
     who = caller(request)
-    ref = _secret_ref(request)
-    body = await json_body(request, optional=("custom_metadata", *_FIXED_SETTINGS))
-    for key, (neutral, why) in _FIXED_SETTINGS.items():
-        value = body.get(key)
-        if value is not None and value not in neutral:
-            raise InvalidInput(f"{key} {str(value)[:32]!r} is not supported: {why}")
+    project, env = _folder(request)
+    body = await json_body(request, optional=("custom_metadata", *_SETTINGS))
     custom = body.get("custom_metadata")
-    if custom is not None:
-        changes = _custom_changes(custom, who.vault.info(ref).meta.tags)
-        if changes:
-            who.vault.update_meta(ref, **changes)
-    else:
-        who.vault.info(ref)  # a 404 for a secret that does not exist, as for a write
+    strings = isinstance(custom, dict) and all(
+        isinstance(v, str) or (merge and v is None) for v in custom.values()
+    )
+    if custom is not None and not strings:
+        raise InvalidInput("field 'custom_metadata' must be a JSON object of strings")
+    who.vault.documents.write_metadata(
+        project, env, custom_metadata=custom, merge=merge, **_settings(body)
+    )
     return no_content()
 
 
 async def list_keys(request: Request) -> Response:
     who = caller(request)
     _mount(request)
-    path = request.path_params.get("path", "").strip("/")
-    parts = path.split("/", 2) if path else []
-    if not parts:
-        keys = [f"{p}/" for p in who.vault.list_projects()]
-    elif len(parts) == 1:
-        keys = [f"{e}/" for e in who.vault.list_envs(parts[0])]
-    else:
-        prefix = parts[2] + "/" if len(parts) == 3 else ""
-        found: set[str] = set()
-        for info in who.vault.list_secrets(parts[0], parts[1], include_deleted=True):
-            rest = kv_names.decode(info.ref.name)
-            if not rest.startswith(prefix):
-                continue
-            head, sep, _ = rest[len(prefix) :].partition("/")
-            found.add(head + sep)
-        keys = sorted(found)
+    keys = who.vault.documents.list_keys(request.path_params.get("path", ""))
     if not keys:
         return Response(json.dumps({"errors": []}), status_code=404, media_type="application/json")
     return json_response(envelope({"keys": keys}))
@@ -508,7 +391,34 @@ async def list_keys(request: Request) -> Response:
 
 async def delete_metadata(request: Request) -> Response:
     who = caller(request)
-    who.vault.purge(_secret_ref(request))
+    project, env = _folder(request)
+    who.vault.documents.delete_document(project, env)
+    return no_content()
+
+
+# -- the mount's configuration -------------------------------------------------------------------
+async def read_config(request: Request) -> Response:
+    who = caller(request)
+    _mount(request)
+    config = who.vault.documents.config()
+    return json_response(
+        envelope(
+            {
+                "cas_required": config.cas_required,
+                "delete_version_after": go_duration(config.delete_version_after),
+                "max_versions": config.max_versions,
+            }
+        )
+    )
+
+
+async def write_config(request: Request) -> Response:
+    """``bao kv`` mount settings (every mount: they all map to the same projects)."""
+    who = caller(request)
+    _mount(request)
+    body = await json_body(request, optional=_SETTINGS)
+    docs = who.vault.documents
+    docs.set_config(docs.config()._replace(**_settings(body)))
     return no_content()
 
 
@@ -558,4 +468,6 @@ ROUTES = [
     Route("/v1/{mount}/delete/{path:path}", delete_versions, methods=["POST", "PUT"]),
     Route("/v1/{mount}/undelete/{path:path}", undelete_versions, methods=["POST", "PUT"]),
     Route("/v1/{mount}/destroy/{path:path}", destroy_versions, methods=["POST", "PUT"]),
+    Route("/v1/{mount}/config", read_config, methods=["GET"]),
+    Route("/v1/{mount}/config", write_config, methods=["POST", "PUT"]),
 ]

@@ -50,28 +50,57 @@ def test_kv_read_body_is_the_envelope_byte_for_byte() -> None:
     import re
     from datetime import UTC, datetime, timedelta, timezone
 
+    from sealbox.documents import DocumentRead, DocVersion
     from sealbox.server.routes_kv import _version_meta, envelope, read_body
 
     created = datetime(2026, 11, 25, 21, 14, 33, 657850, tzinfo=UTC)
+    five = timezone(timedelta(hours=5))
     cases = [
-        ({"value": "plain"}, created, 1),
-        ({"user": "ünïcødé ☃", "n": 3, "nested": {"a": [1, None, True]}}, created, 42),
-        (
-            {"value": 'quotes " and \\\\ and \\n'},
-            created.astimezone(timezone(timedelta(hours=5))),
-            7,
+        DocumentRead({"value": "plain"}, DocVersion(1, created, None, False), {}),
+        DocumentRead(
+            {"user": "ünïcødé ☃", "n": 3, "nested": {"a": [1, None, True]}},
+            DocVersion(42, created, created + timedelta(hours=1), False),
+            {"owner": "team-a", "managed-by": "eso"},
+        ),
+        DocumentRead(
+            {"value": 'quotes " and \\ and \n'},
+            DocVersion(7, created.astimezone(five), None, False),
+            {},
+            ("value: the value is not UTF-8 text",),
         ),
     ]
-    for fields, when, version in cases:
-        fast = read_body(fields, when, version)
+    for read in cases:
+        fast = read_body(read)
         slow = json.dumps(
-            envelope({"data": fields, "metadata": _version_meta(when, version, None)}),
+            envelope(
+                {"data": read.data, "metadata": _version_meta(read.version, read.custom_metadata)},
+                list(read.warnings),
+            ),
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()
         rid = re.compile(rb'"request_id":"[0-9a-f]{32}"')
         assert rid.sub(b"", fast) == rid.sub(b"", slow)
-        assert json.loads(fast)["data"]["data"] == fields
+        assert json.loads(fast)["data"]["data"] == read.data
+
+
+def test_vault_times_are_go_rfc3339nano() -> None:
+    from datetime import UTC, datetime
+
+    from sealbox.server.routes_kv import go_duration, vault_time
+
+    assert vault_time(datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=UTC)) == (
+        "2026-01-02T03:04:05.12Z"
+    )
+    assert vault_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    assert vault_time(None) == ""
+    assert [go_duration(s) for s in (0, 45, 90, 3600, 5419)] == [
+        "0s",
+        "45s",
+        "1m30s",
+        "1h0m0s",
+        "1h30m19s",
+    ]
 
 
 # -- the protocol, fed by hand: LIST wherever a request starts, bounded heads ----------------

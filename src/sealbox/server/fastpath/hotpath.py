@@ -25,7 +25,7 @@ from starlette.types import Scope, Send
 from sealbox.model import SecretRef
 from sealbox.server.auth import bearer_token
 from sealbox.server.http import ServerState, flag_param, int_param
-from sealbox.server.routes_kv import check_mount, kv_ref, read_kv
+from sealbox.server.routes_kv import check_mount, read_kv
 from sealbox.server.routes_native import read_secret
 
 SECRET_RE = re.compile(r"/v1/secrets/([^/]+)/([^/]+)/([^/]+)\Z")
@@ -76,7 +76,7 @@ class HotPath:
             params = self._params(scope)
             who = self._caller(scope)
             check_mount(self._state.settings.kv_mounts, mount)
-            status, data = read_kv(who, kv_ref(rest), int_param(params, "version"))
+            status, data = read_kv(who, rest, int_param(params, "version"))
             await self._send(send, status, data)
             return True
         return False
