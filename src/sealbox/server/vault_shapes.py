@@ -36,17 +36,14 @@ def duration(value: Any, field: str) -> timedelta | None:
     elif isinstance(value, str) and value.strip().isdigit():
         seconds = int(value.strip())
     elif isinstance(value, str) and _GO_DURATION.match(value.strip().lower()):
-        text = value.strip().lower()
-        if len(_PART.findall(text)) == 1:
-            return parse_duration(text)  # one unit: the native rules (bounds) apply
-        seconds = sum(int(n) * _UNIT[u] for n, u in _PART.findall(text))
+        seconds = sum(int(n) * _UNIT[u] for n, u in _PART.findall(value.strip().lower()))
     else:
         raise InvalidInput(f"field {field!r} must be a duration (e.g. 3600 or 1h)")
     if seconds == 0:
         return None
     if seconds < 0:
         raise InvalidInput(f"field {field!r} must be positive")
-    return parse_duration(f"{seconds}s")
+    return parse_duration(f"{seconds}s")  # the native bounds apply
 
 
 def _when(text: str) -> datetime:
