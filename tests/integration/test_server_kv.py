@@ -250,8 +250,8 @@ def test_kv_errors_are_vault_shaped(live: Live) -> None:
     assert r.status_code == 400
     assert "dta" in r.json()["errors"][0]
     r = httpx2.get(f"{live.url}/v1/secret/data/payments/dev/x", headers={"X-Vault-Token": "nope"})
-    assert r.status_code == 401
-    assert r.json() == {"errors": ["invalid or expired token"]}
+    assert r.status_code == 403  # Vault's answer to a bad token
+    assert r.json() == {"errors": ["permission denied"]}
     r = httpx2.get(f"{live.url}/v1/sys/internal/ui/mounts/secret/payments/dev/x", headers=h)
     assert r.json()["data"]["path"] == "secret/"
     assert r.json()["data"]["options"] == {"version": "2"}

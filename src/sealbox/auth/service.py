@@ -712,9 +712,7 @@ class Accounts:
         self._record("token.revoke", f"token/{accessor}", reason=f"{count} tokens")
         self._tokens_revoked()
 
-    def lookup_token(
-        self, *, token: str | None = None, accessor: str | None = None
-    ) -> TokenLookup:
+    def lookup_token(self, *, token: str | None = None, accessor: str | None = None) -> TokenLookup:
         """A live token's listing entry, found by its value or its accessor (Vault's
         ``auth/token/lookup`` and ``lookup-accessor``).
 

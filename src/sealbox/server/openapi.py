@@ -537,7 +537,10 @@ VAULT_MOUNT = resp(
 )  # fmt: skip
 VAULT_MOUNTS = {
     "type": "object",
-    "properties": {**_ENVELOPE_PROPS, "data": {"type": "object", "additionalProperties": VAULT_MOUNT}},
+    "properties": {
+        **_ENVELOPE_PROPS,
+        "data": {"type": "object", "additionalProperties": VAULT_MOUNT},
+    },
     "additionalProperties": True,
 }
 SEAL_STATUS = resp(
@@ -1230,12 +1233,19 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         ),
         response=resp(
             {
-                "status": S, "initialized": B, "sealed": B, "standby": B, "version": S,
-                "replication_performance_mode": S, "replication_dr_mode": S,
-                "server_time_utc": I, "cluster_name": S, "cluster_id": S,
+                "status": S,
+                "initialized": B,
+                "sealed": B,
+                "standby": B,
+                "version": S,
+                "replication_performance_mode": S,
+                "replication_dr_mode": S,
+                "server_time_utc": I,
+                "cluster_name": S,
+                "cluster_id": S,
             },
             ["status", "initialized", "sealed", "standby", "version", "server_time_utc"],
-        ),  # fmt: skip
+        ),
     ),
     ("/v1/sys/seal-status", "GET"): Op(
         "The seal (Vault's shape: `bao status`): sealed, shares needed and made, progress",

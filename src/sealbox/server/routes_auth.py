@@ -129,7 +129,7 @@ async def token_lookup(request: Request) -> Response:
     who = caller(request)
     by_accessor = request.url.path.endswith("/lookup-accessor")
     field = "accessor" if by_accessor else "token"
-    data = await json_body(request, required=(field,))
+    data = await _vault_body(request, required=(field,))
     value = data[field]
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"field {field!r} must be a non-empty string")
@@ -142,6 +142,19 @@ async def token_lookup(request: Request) -> Response:
         token=None if by_accessor else value,
     )
     return json_response(vault_shapes.envelope(record))
+
+
+async def _vault_body(
+    request: Request, *, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A Vault route's body: only its fields, and none of them null (a null is never
+    read as "absent", as :mod:`sealbox.server.bodies` says; hvac and ``bao`` leave unset
+    fields out)."""
+    data = await json_body(request, required=required, optional=optional)
+    nulls = sorted(k for k, v in data.items() if v is None)
+    if nulls:
+        raise InvalidInput(f"field {nulls[0]!r} must not be null (leave it out instead)")
+    return data
 
 
 def _renewal_answer(request: Request, token: str, renewal: Renewal) -> dict[str, Any]:
@@ -158,7 +171,7 @@ async def token_renew(request: Request) -> Response:
     ``warnings`` says so, as Vault answers a renewal. The native keys (``expires_at``,
     ``warnings`` as a list) sit beside Vault's envelope."""
     caller(request)
-    data = await json_body(request, optional=("increment", "token"))
+    data = await _vault_body(request, optional=("increment", "token"))
     token = data.get("token")
     if token is not None and (not isinstance(token, str) or not token):
         raise InvalidInput("field 'token' must be a non-empty string")
@@ -177,7 +190,7 @@ async def token_renew(request: Request) -> Response:
 async def token_renew_self(request: Request) -> Response:
     """Vault's ``auth/token/renew-self``: the ``auth`` block of the renewed token."""
     caller(request)
-    data = await json_body(request, optional=("increment",))
+    data = await _vault_body(request, optional=("increment",))
     token = token_of(request) or ""
     increment = vault_shapes.duration(data.get("increment"), "increment")
     renewal = state(request).authenticator.renew(token, increment)
@@ -209,7 +222,7 @@ CREATE_FIELDS = (
 
 
 def _unasked(value: Any) -> bool:
-    return value is None or value in ("", 0, "0", "0s") or value == {} or value == []
+    return value is None or value in ("", 0, "0", "0s") or value in ({}, [])
 
 
 async def token_create(request: Request) -> Response:
@@ -217,7 +230,7 @@ async def token_create(request: Request) -> Response:
     ``sys/tokens``): a child token for oneself with a subset of one's policies (the core
     refuses any policy the caller lacks, 403). Answers Vault's ``auth`` block."""
     who = caller(request)
-    data = await json_body(request, optional=CREATE_FIELDS)
+    data = await _vault_body(request, optional=CREATE_FIELDS)
     for key, why in UNSUPPORTED_CREATE.items():
         if not _unasked(data.get(key)):
             raise InvalidInput(f"field {key!r} is not supported: {why}")
@@ -259,7 +272,7 @@ async def token_revoke(request: Request) -> Response:
     who = caller(request)
     by_accessor = request.url.path.endswith("/revoke-accessor")
     field = "accessor" if by_accessor else "token"
-    data = await json_body(request, required=(field,))
+    data = await _vault_body(request, required=(field,))
     value = data[field]
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"field {field!r} must be a non-empty string")

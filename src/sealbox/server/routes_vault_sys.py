@@ -110,9 +110,7 @@ def capabilities(principal: Principal, path: str, kv: frozenset[str] | None) -> 
         target = policy_path(path, kv)
     except InvalidInput:
         return ["deny"]
-    words = sorted(
-        {w for cap, ws in VAULT_WORDS.items() if principal.can(target, cap) for w in ws}
-    )
+    words = sorted({w for cap, ws in VAULT_WORDS.items() if principal.can(target, cap) for w in ws})
     return words or ["deny"]
 
 

@@ -15,9 +15,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sealbox.wire.accounts import TokenInfo
 from sealbox.errors import InvalidInput
 from sealbox.model import parse_duration
+from sealbox.wire.accounts import TokenInfo
 
 _GO_DURATION = re.compile(r"(?:\d+[smhd])+\Z")
 _PART = re.compile(r"(\d+)([smhd])")
@@ -27,7 +27,7 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def duration(value: Any, field: str) -> timedelta | None:
     """A Vault duration field: seconds (an integer or digits) or ``1h30m``; absent, null,
     0 or ``""`` is None (Vault's "the default")."""
-    if value is None or value == "" or value == 0:
+    if value is None or value in ("", 0):
         return None
     if isinstance(value, bool):
         raise InvalidInput(f"field {field!r} must be a duration (e.g. 3600 or 1h)")
@@ -167,13 +167,11 @@ def kv_mount_names(configured: tuple[str, ...]) -> list[str]:
 def builtin_mount(kind: str, description: str) -> dict[str, Any]:
     """``sys/`` or an auth method, in the same shape as a KV mount."""
     entry = kv_mount(kind)
-    entry.update(
-        accessor=f"{kind}_sealbox", description=description, options=None, type=kind
-    )
+    entry.update(accessor=f"{kind}_sealbox", description=description, options=None, type=kind)
     if kind == "system":
         entry["config"]["passthrough_request_headers"] = ["Accept"]
     elif kind != "kv":
-        entry["config"]["token_type"] = "default-service"  # an auth method's, as Vault
+        entry["config"]["token_type"] = "default-service"  # noqa: S105 - an auth mount's
     return entry
 
 
