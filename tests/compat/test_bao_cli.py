@@ -9,20 +9,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.compat.conftest import READER, Peer
-from tests.integration.test_server_bao import BAO
+from tests.integration.test_server_bao import BAO, Bao, bao_runner
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(BAO is None, reason="the OpenBao CLI is not installed"),
 ]
-
-Bao = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -34,19 +31,7 @@ def bao(sealbox: Peer, tmp_path: Path) -> Bao:
         "VAULT_ADDR": sealbox.url,
     }
 
-    def run(
-        *args: str, token: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        assert BAO is not None
-        run_env = {**env, "BAO_TOKEN": token} if token is not None else env
-        result = subprocess.run(
-            [BAO, *args], env=run_env, capture_output=True, text=True, timeout=60, check=False
-        )
-        if check:
-            assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result
-
-    return run
+    return bao_runner(env)
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:

@@ -140,3 +140,24 @@ def test_revoke_self_revoke_and_revoke_accessor(sealbox: Peer, openbao: Peer) ->
         assert peer.client().auth.token.revoke_accessor(three["accessor"]).status_code == 204
         for gone in (one, two, three):
             assert peer.client(gone["client_token"]).is_authenticated() is False
+
+
+def test_an_approle_login_answers_vaults_auth_block(sealbox: Peer, openbao: Peer) -> None:
+    """hvac's login helpers read ``auth.client_token`` (and so does ``bao login -method``);
+    sealbox's native keys sit beside it, for the SDK."""
+    bao = openbao.client()
+    bao.sys.enable_auth_method("approle")
+    bao.auth.approle.create_or_update_approle("robot", token_policies=[READER])
+    theirs_role = bao.auth.approle.read_role_id("robot")["data"]["role_id"]
+    theirs_secret = bao.auth.approle.generate_secret_id("robot")["data"]["secret_id"]
+    robot = {"name": "robot", "kind": "machine", "policies": [READER]}
+    made = sealbox.raw("POST", "/v1/identities", json=robot)
+    assert made.status_code in (200, 201), made.text
+    ours_role = made.json()["role_id"]
+    ours_secret = sealbox.raw("POST", "/v1/identities/robot/secret-ids", json={}).json()
+    ours_client, theirs_client = sealbox.client(""), openbao.client("")
+    ours = ours_client.auth.approle.login(ours_role, ours_secret["secret_id"])
+    theirs = theirs_client.auth.approle.login(theirs_role, theirs_secret)
+    same_shape(ours, theirs, ignore=("token", "accessor", "expires_at", "auth.metadata"))
+    assert ours["auth"]["client_token"] == ours["token"]
+    assert ours_client.is_authenticated() and theirs_client.is_authenticated()

@@ -127,14 +127,8 @@ async def token_lookup(request: Request) -> Response:
     one's own tokens (and their descendants) freely, others' with ``read`` on
     ``sys/tokens``. ``id`` is only given back to whoever sent the token."""
     who = caller(request)
-    by_accessor = request.url.path.endswith("/lookup-accessor")
-    field = "accessor" if by_accessor else "token"
-    data = await _vault_body(request, required=(field,))
-    value = data[field]
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"field {field!r} must be a non-empty string")
-    accounts = who.vault.accounts
-    found = accounts.lookup_token(**{field: value})
+    by_accessor, value = await _named_token(request, "/lookup-accessor")
+    found = who.vault.accounts.lookup_token(**{"accessor" if by_accessor else "token": value})
     record = vault_shapes.lookup_record(
         found.info,
         found.identity_id,
@@ -155,6 +149,17 @@ async def _vault_body(
     if nulls:
         raise InvalidInput(f"field {nulls[0]!r} must not be null (leave it out instead)")
     return data
+
+
+async def _named_token(request: Request, accessor_suffix: str) -> tuple[bool, str]:
+    """(named by accessor?, the token or accessor) from a body with ``token`` or, on a
+    route ending with ``accessor_suffix``, ``accessor``."""
+    by_accessor = request.url.path.endswith(accessor_suffix)
+    field = "accessor" if by_accessor else "token"
+    value = (await _vault_body(request, required=(field,)))[field]
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"field {field!r} must be a non-empty string")
+    return by_accessor, value
 
 
 def _renewal_answer(request: Request, token: str, renewal: Renewal) -> dict[str, Any]:
@@ -270,12 +275,7 @@ async def token_revoke(request: Request) -> Response:
     """Vault's ``auth/token/revoke`` (``token``) and ``revoke-accessor``: one's own
     tokens and their descendants freely, others' with admin on ``sys/tokens``; 204."""
     who = caller(request)
-    by_accessor = request.url.path.endswith("/revoke-accessor")
-    field = "accessor" if by_accessor else "token"
-    data = await _vault_body(request, required=(field,))
-    value = data[field]
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"field {field!r} must be a non-empty string")
+    by_accessor, value = await _named_token(request, "/revoke-accessor")
     accounts = who.vault.accounts
     if by_accessor:
         accounts.revoke_token(value)
