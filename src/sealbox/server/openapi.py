@@ -390,6 +390,8 @@ class Op:
     lookup: bool = False
     #: Further statuses it may answer (an upstream database's 502, a quota's 409 on a GET).
     extra: tuple[int, ...] = ()
+    #: Further success answers, by status or range (``2XX``), in the ``ok`` answer's shape.
+    also_ok: Mapping[str, str] = field(default_factory=dict)
 
 
 def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
@@ -433,6 +435,8 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
             "description": "success",
             "content": {op.ok_media: {"schema": schema}},
         }
+    for status, text in op.also_ok.items():
+        responses[status] = {**responses[str(op.ok)], "description": text}
     takes_input = bool(names or op.query or op.body is not None)
     changes = method != "get"
     wanted = [
@@ -1222,8 +1226,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             ),
             _query(
                 "activecode",
-                {"type": "integer", "minimum": 200, "maximum": 599},
-                "the status to answer while unsealed (Vault's; default 200)",
+                {"type": "integer", "minimum": 200, "maximum": 299},
+                "the status to answer while unsealed (Vault's; default 200; a 2xx)",
             ),
             _query(
                 "standbycode",
@@ -1246,6 +1250,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             },
             ["status", "initialized", "sealed", "standby", "version", "server_time_utc"],
         ),
+        also_ok={"2XX": "the status `activecode` asked for"},
     ),
     ("/v1/sys/seal-status", "GET"): Op(
         "The seal (Vault's shape: `bao status`): sealed, shares needed and made, progress",

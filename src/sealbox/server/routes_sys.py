@@ -24,12 +24,12 @@ from sealbox.server.metrics import CONTENT_TYPE
 from sealbox.server.openapi import document
 
 
-def _status_param(request: Request, name: str, default: int) -> int:
+def _status_param(request: Request, name: str, default: int, highest: int = 599) -> int:
     status = query_int(request, name)
     if status is None:
         return default
-    if not 200 <= status <= 599:
-        raise InvalidInput(f"query parameter {name!r} must be an HTTP status (200-599)")
+    if not 200 <= status <= highest:
+        raise InvalidInput(f"query parameter {name!r} must be an HTTP status (200-{highest})")
     return status
 
 
@@ -52,7 +52,8 @@ async def health(request: Request) -> Response:
     status = (
         _status_param(request, "sealedcode", 503)
         if sealed
-        else _status_param(request, "activecode", 200)
+        # a success: an active server that answers an error would be restarted in a loop
+        else _status_param(request, "activecode", 200, highest=299)
     )
     body: dict[str, Any] = {
         "status": "sealed" if sealed else "ok",
