@@ -435,8 +435,8 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
             "description": "success",
             "content": {op.ok_media: {"schema": schema}},
         }
-    for status, text in op.also_ok.items():
-        responses[status] = {**responses[str(op.ok)], "description": text}
+    for key, text in op.also_ok.items():
+        responses[key] = {**responses[str(op.ok)], "description": text}
     takes_input = bool(names or op.query or op.body is not None)
     changes = method != "get"
     wanted = [
