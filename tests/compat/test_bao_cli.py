@@ -80,3 +80,21 @@ def test_status_secrets_list_and_auth_list(bao: Bao, sealbox: Peer) -> None:
     assert mounts["secret/"]["type"] == "kv" and mounts["secret/"]["options"]["version"] == "2"
     methods = as_json(bao("auth", "list", "-format=json", token=sealbox.token))
     assert methods["token/"]["type"] == "token" and "approle/" in methods
+
+
+def test_an_approle_login_through_bao_write_answers_a_token(bao: Bao, sealbox: Peer) -> None:
+    robot = {"name": "cli-robot", "kind": "machine", "policies": [READER]}
+    role_id = sealbox.raw("POST", "/v1/identities", json=robot).json()["role_id"]
+    secret_id = sealbox.raw("POST", "/v1/identities/cli-robot/secret-ids", json={}).json()
+    answer = as_json(
+        bao(
+            "write",
+            "-format=json",
+            "auth/approle/login",
+            f"role_id={role_id}",
+            f"secret_id={secret_id['secret_id']}",
+        )
+    )
+    token = answer["auth"]["client_token"]
+    assert token and answer["auth"]["policies"] == [READER]
+    assert as_json(bao("token", "lookup", "-format=json", token=token))["data"]["id"] == token
