@@ -98,3 +98,23 @@ def test_an_approle_login_through_bao_write_answers_a_token(bao: Bao, sealbox: P
     token = answer["auth"]["client_token"]
     assert token and answer["auth"]["policies"] == [READER]
     assert as_json(bao("token", "lookup", "-format=json", token=token))["data"]["id"] == token
+
+
+def test_token_lookup_and_revoke_of_another_by_token_or_accessor(bao: Bao, sealbox: Peer) -> None:
+    made = child(sealbox)
+    admin = sealbox.token
+    by_token = as_json(bao("token", "lookup", "-format=json", made["client_token"], token=admin))
+    assert by_token["data"]["accessor"] == made["accessor"]
+    by_accessor = as_json(
+        bao("token", "lookup", "-format=json", "-accessor", made["accessor"], token=admin)
+    )
+    assert by_accessor["data"]["id"] == "" and by_accessor["data"]["ttl"] > 0
+    # a token without the right may not look another's up
+    stranger = child(sealbox)["client_token"]
+    refused = bao("token", "lookup", made["client_token"], token=stranger, check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr
+    bao("token", "revoke", "-accessor", made["accessor"], token=admin)
+    other = child(sealbox)["client_token"]
+    bao("token", "revoke", other, token=admin)
+    for gone in (made["client_token"], other):
+        assert bao("token", "lookup", token=gone, check=False).returncode != 0
