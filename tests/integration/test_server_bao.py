@@ -38,6 +38,24 @@ pytestmark = pytest.mark.skipif(
 Bao = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def bao_runner(env: dict[str, str]) -> Bao:
+    """Runs ``bao`` with ``env`` (``token=``: another BAO_TOKEN); ``check``: it must succeed."""
+
+    def run(
+        *args: str, check: bool = True, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        assert BAO is not None
+        run_env = {**env, "BAO_TOKEN": token} if token is not None else env
+        result = subprocess.run(
+            [BAO, *args], env=run_env, capture_output=True, text=True, timeout=60, check=False
+        )
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    return run
+
+
 @pytest.fixture
 def bao(tmp_path: Path) -> Iterator[Bao]:
     assert main(["init", "--key-file", str(tmp_path / "master.key")]) == 0
@@ -52,19 +70,7 @@ def bao(tmp_path: Path) -> Iterator[Bao]:
             "BAO_TOKEN": token.value,
         }
 
-        def run(
-            *args: str, check: bool = True, token: str | None = None
-        ) -> subprocess.CompletedProcess[str]:
-            assert BAO is not None
-            run_env = {**env, "BAO_TOKEN": token} if token is not None else env
-            result = subprocess.run(
-                [BAO, *args], env=run_env, capture_output=True, text=True, timeout=60, check=False
-            )
-            if check:
-                assert result.returncode == 0, (args, result.stdout, result.stderr)
-            return result
-
-        yield run
+        yield bao_runner(env)
     vault.close()
 
 

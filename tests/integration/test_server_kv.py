@@ -243,6 +243,9 @@ def test_kv_errors_are_vault_shaped(live: Live) -> None:
         f"{live.url}/v1/secret/data/payments/dev/x", headers=h, json={"data": {"a b": "1"}}
     )
     assert r.status_code == 400 and "'a b'" in r.json()["errors"][0]
+    r = httpx2.get(f"{live.url}/v1/secret/data/payments/dev/x", headers={"X-Vault-Token": "nope"})
+    assert r.status_code == 403  # Vault's answer to a bad token
+    assert r.json() == {"errors": ["permission denied"]}
     r = httpx2.get(f"{live.url}/v1/sys/internal/ui/mounts/secret/payments/dev/x", headers=h)
     assert r.json()["data"]["path"] == "secret/"
     assert r.json()["data"]["options"] == {"version": "2"}

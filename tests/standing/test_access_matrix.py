@@ -445,9 +445,57 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
         for method in ("POST", "PUT")
     },
     ("GET", "/v1/auth/token/self"): lambda w: Call("GET", "/v1/auth/token/self"),
-    ("GET", "/v1/auth/token/lookup-self"): lambda w: Call("GET", "/v1/auth/token/lookup-self"),
-    ("POST", "/v1/auth/token/renew"): lambda w: Call("POST", "/v1/auth/token/renew", {}),
-    ("POST", "/v1/auth/token/revoke-self"): lambda w: Call("POST", "/v1/auth/token/revoke-self"),
+    **{
+        (method, "/v1/auth/token/lookup-self"): (
+            lambda w, method=method: Call(method, "/v1/auth/token/lookup-self")
+        )
+        for method in ("GET", "POST", "PUT")
+    },
+    # Another token of the admin identity: not the caller's own, so sys/tokens decides.
+    **{
+        (method, "/v1/auth/token/lookup"): (
+            lambda w, method=method: Call(
+                method, "/v1/auth/token/lookup", {"token": w.mint("admin")[0]}
+            )
+        )
+        for method in ("GET", "POST", "PUT")
+    },
+    **{
+        (method, f"/v1/auth/token/{verb}-accessor"): (
+            lambda w, method=method, verb=verb: Call(
+                method, f"/v1/auth/token/{verb}-accessor", {"accessor": w.mint("admin")[1]}
+            )
+        )
+        for method in ("POST", "PUT")
+        for verb in ("lookup", "revoke")
+    },
+    **{
+        (method, "/v1/auth/token/revoke"): (
+            lambda w, method=method: Call(
+                method, "/v1/auth/token/revoke", {"token": w.mint("admin")[0]}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
+    **{
+        (method, f"/v1/auth/token/{name}"): (
+            lambda w, method=method, name=name: Call(method, f"/v1/auth/token/{name}", {})
+        )
+        for method in ("POST", "PUT")
+        for name in ("renew", "renew-self", "revoke-self", "create", "create-orphan")
+    },
+    ("GET", "/v1/sys/mounts"): lambda w: Call("GET", "/v1/sys/mounts"),
+    ("GET", "/v1/sys/mounts/{mount}/tune"): lambda w: Call("GET", "/v1/sys/mounts/secret/tune"),
+    ("GET", "/v1/sys/auth"): lambda w: Call("GET", "/v1/sys/auth"),
+    **{
+        (method, "/v1/sys/capabilities-self"): (
+            lambda w, method=method: Call(
+                method, "/v1/sys/capabilities-self", {"paths": [f"secret/data/{KV}/x"]}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
+    ("GET", "/v1/sys/internal/ui/mounts"): lambda w: Call("GET", "/v1/sys/internal/ui/mounts"),
     ("GET", "/v1/projects"): lambda w: Call("GET", "/v1/projects"),
     ("POST", "/v1/projects"): lambda w: Call("POST", "/v1/projects", {"name": w.fresh("new")}),
     ("GET", "/v1/projects/{project}/envs"): lambda w: Call("GET", f"/v1/projects/{PROJECT}/envs"),

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sealbox.audit.recorder import AuditRecorder
 from sealbox.auth import passwords, tokens
@@ -141,6 +141,13 @@ def is_root_holder(names: Iterable[str]) -> bool:
     return "root" in names
 
 
+class TokenLookup(NamedTuple):
+    """A token's listing entry and the id of the identity it belongs to."""
+
+    info: TokenInfo
+    identity_id: str
+
+
 @dataclass(frozen=True)
 class Renewal:
     """A renewed token's new expiry, and why it is sooner than asked, if it is."""
@@ -160,6 +167,10 @@ class Authenticator:
         self._audit = audit or AuditRecorder(storage)
 
     def _now(self) -> datetime:
+        return self._clock()
+
+    def now(self) -> datetime:
+        """This vault's time (the lifetimes in answers are counted from it)."""
         return self._clock()
 
     def _record(
@@ -700,6 +711,45 @@ class Accounts:
             raise NotFound("no live token with that accessor")
         self._record("token.revoke", f"token/{accessor}", reason=f"{count} tokens")
         self._tokens_revoked()
+
+    def lookup_token(self, *, token: str | None = None, accessor: str | None = None) -> TokenLookup:
+        """A live token's listing entry, found by its value or its accessor (Vault's
+        ``auth/token/lookup`` and ``lookup-accessor``).
+
+        One's own token and its descendants need nothing more; any other needs ``read``
+        on ``sys/tokens`` (what listing tokens needs, less). The check comes first, so a
+        caller without it learns nothing about whether the token exists.
+        """
+        if (token is None) == (accessor is None):
+            raise InvalidInput("give a token or an accessor")
+        row = self._live_token(token, accessor)
+        if row is None or not self._is_own(row.accessor):
+            self._authorize("tokens", "token.lookup", Capability.READ)
+        if row is None:
+            raise InvalidInput("bad token" if token is not None else "invalid accessor")
+        owner = self._storage.get_identity(id=row.identity_id)
+        name = owner.name if owner is not None else "?"
+        return TokenLookup(_token_info(row, name), row.identity_id)
+
+    def revoke_token_value(self, token: str) -> str:
+        """Revoke a token named by its value (and its subtree); answers its accessor."""
+        row = self._live_token(token, None)
+        if row is None:
+            self._authorize("tokens", "token.revoke")  # only then: it does not exist
+            raise InvalidInput("bad token")
+        self.revoke_token(row.accessor)
+        return row.accessor
+
+    def _live_token(self, token: str | None, accessor: str | None) -> TokenRow | None:
+        if token is not None:
+            if not tokens.well_formed(token):
+                return None
+            row = self._storage.get_token(hash=tokens.token_hash(token))
+        else:
+            row = self._storage.get_token(accessor=accessor)
+        if row is None or row.revoked_at is not None or row.expires_at <= self._now():
+            return None
+        return row
 
     def _is_own(self, accessor: str) -> bool:
         """The caller's own token, or one of its descendants."""

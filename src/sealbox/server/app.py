@@ -34,6 +34,7 @@ from sealbox.server import (
     routes_native,
     routes_rotation,
     routes_sys,
+    routes_vault_sys,
 )
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
 from sealbox.server.fastpath import AuditBarrier, HotPath
@@ -61,6 +62,7 @@ def all_routes() -> list[BaseRoute]:
     # Order matters: native and sys routes before the KV catch-alls (/v1/{mount}/…).
     return [
         *routes_sys.ROUTES,
+        *routes_vault_sys.ROUTES,
         *routes_auth.ROUTES,
         *routes_native.ROUTES,
         *routes_admin.ROUTES,

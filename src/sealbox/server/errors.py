@@ -108,6 +108,20 @@ def headers_for(exc: errors.SealboxError) -> dict[str, str]:
     return {}
 
 
+#: What Vault answers for a missing, malformed, expired or revoked token.
+PERMISSION_DENIED = "permission denied"
+
+
+def compat_error(exc: errors.SealboxError) -> tuple[int, str]:
+    """(status, message) of an error on a Vault-compatible path: a token that does not
+    authenticate is Vault's 403 ``permission denied`` (hvac's ``is_authenticated()``
+    returns False on it), everything else keeps its status and message. Login failures
+    are on native paths (``/v1/auth/<method>/login``) and keep their 401."""
+    if isinstance(exc, errors.AuthenticationFailed):
+        return 403, PERMISSION_DENIED
+    return status_for(exc), public_message(exc)
+
+
 def native_body(code: str, message: str, request_id: str) -> bytes:
     return json.dumps(encode_error(code, message, request_id)).encode()
 

@@ -25,6 +25,7 @@ from sealbox.server.auth import Caller
 from sealbox.server.errors import (
     UNEXPECTED,
     compat_body,
+    compat_error,
     headers_for,
     native_body,
     public_message,
@@ -79,11 +80,13 @@ def check_path(scope: Scope) -> None:
 async def send_error(
     scope: Scope, send: Send, exc: errors.SealboxError, *, status: int | None = None
 ) -> int:
-    status = status if status is not None else status_for(exc)
     rid = request_id_of(scope)
     if is_compat_path(scope["path"]):
-        body = compat_body(public_message(exc))
+        compat_status, message = compat_error(exc)
+        status = status if status is not None else compat_status
+        body = compat_body(message)
     else:
+        status = status if status is not None else status_for(exc)
         body = native_body(exc.code, public_message(exc), rid)
     headers = [
         (b"content-type", b"application/json"),

@@ -418,6 +418,8 @@ class Op:
     lookup: bool = False
     #: Further statuses it may answer (an upstream database's 502, a quota's 409 on a GET).
     extra: tuple[int, ...] = ()
+    #: Further success answers, by status or range (``2XX``), in the ``ok`` answer's shape.
+    also_ok: Mapping[str, str] = field(default_factory=dict)
 
 
 def _error(compat: bool, status: int, description: str) -> dict[str, Any]:
@@ -461,6 +463,8 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
             "description": "success",
             "content": {op.ok_media: {"schema": schema}},
         }
+    for key, text in op.also_ok.items():
+        responses[key] = {**responses[str(op.ok)], "description": text}
     takes_input = bool(names or op.query or op.body is not None)
     changes = method != "get"
     wanted = [
@@ -513,11 +517,74 @@ def _render(op: Op, template: str, method: str) -> dict[str, Any]:
 
 # -- the operations, by route template and method -------------------------------------------------
 TOKEN = _ref("Token")
+VAULT_TOKENS = "vault-tokens"
+VAULT_SYS = "vault-sys"
+#: Vault's durations: seconds (a number or digits) or ``1h30m`` (vault_shapes.duration).
+VAULT_DURATION: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": "^([0-9]+|([0-9]+[smhd])+)$"},
+    ]
+}
+#: Vault's answer envelope (vault_shapes.envelope) around ``data`` or ``auth``.
+_ENVELOPE_PROPS = {
+    "request_id": S, "lease_id": S, "renewable": B, "lease_duration": I,
+    "wrap_info": {"type": "null"}, "warnings": {"type": ["array", "null"], "items": S},
+}  # fmt: skip
+VAULT_AUTH = resp(
+    {
+        "client_token": S, "accessor": S, "policies": SL, "token_policies": SL,
+        "metadata": ANY, "lease_duration": I, "renewable": B, "entity_id": S,
+        "token_type": S, "orphan": B, "mfa_requirement": {"type": "null"}, "num_uses": I,
+    }
+)  # fmt: skip
+VAULT_AUTH_ANSWER = resp({**_ENVELOPE_PROPS, "data": {"type": "null"}, "auth": VAULT_AUTH})
+VAULT_LOOKUP = resp(
+    {
+        **_ENVELOPE_PROPS,
+        "auth": {"type": "null"},
+        "data": resp(
+            {
+                "accessor": S, "creation_time": I, "creation_ttl": I, "display_name": S,
+                "entity_id": S, "expire_time": TIME, "explicit_max_ttl": I, "id": S,
+                "issue_time": TIME, "meta": ANY, "num_uses": I, "orphan": B, "path": S,
+                "policies": SL, "renewable": B, "ttl": I, "type": S,
+            }
+        ),
+    }
+)  # fmt: skip
+VAULT_CREATE = body(
+    {
+        "policies": SL, "ttl": VAULT_DURATION, "explicit_max_ttl": VAULT_DURATION,
+        "display_name": {"type": "string", "maxLength": 128}, "no_parent": B,
+        "no_default_policy": B, "renewable": {"const": True}, "num_uses": {"const": 0},
+        "type": {"enum": ["", "service", "default"]},
+        **{k: {"description": "refused unless empty: sealbox has no equivalent"}
+           for k in ("id", "role_name", "period", "entity_alias", "meta", "lease")},
+    }
+)  # fmt: skip
+#: A mount in Vault's shape (vault_shapes.kv_mount); a map of them, at the top and in data.
+VAULT_MOUNT = resp(
+    {
+        "accessor": S, "config": ANY, "description": S, "external_entropy_access": B,
+        "local": B, "options": {"type": ["object", "null"]}, "plugin_version": S,
+        "running_plugin_version": S, "running_sha256": S, "seal_wrap": B, "type": S,
+        "uuid": S,
+    }
+)  # fmt: skip
+VAULT_MOUNTS = {
+    "type": "object",
+    "properties": {
+        **_ENVELOPE_PROPS,
+        "data": {"type": "object", "additionalProperties": VAULT_MOUNT},
+    },
+    "additionalProperties": True,
+}
 SEAL_STATUS = resp(
     {
         "type": S, "initialized": B, "sealed": B, "t": {"type": "integer"},
         "n": {"type": "integer"}, "progress": {"type": "integer"}, "nonce": S, "version": S,
-        "build_date": S, "migration": B, "recovery_seal": B, "storage_type": S,
+        "build_date": S, "commit_date": S, "migration": B, "recovery_seal": B, "storage_type": S,
         "cluster_name": S, "cluster_id": S,
     },
     ["type", "initialized", "sealed", "t", "n", "progress", "nonce", "version"],
@@ -712,21 +779,98 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         tag="auth",
         response=resp({"identity": S, "kind": S, "policies": SL, "accessor": S, "expires_at": NS}),
     ),
-    ("/v1/auth/token/lookup-self", "GET"): Op(
-        "The calling token, Vault-shaped (for Vault clients)",
-        tag="auth",
-        response=resp({"data": resp({"accessor": S, "policies": SL}, ["accessor", "policies"])}),
-    ),
-    ("/v1/auth/token/renew", "POST"): Op(
-        "Extend the calling token (up to its max TTL and its parent's expiry)",
-        tag="auth",
-        # warnings: why the new expiry is earlier than asked for (capped, as Vault says)
-        response=resp({"expires_at": NS, "warnings": SL}),
-        body=body({"increment": DURATION}),
-    ),
-    ("/v1/auth/token/revoke-self", "POST"): Op(
-        "Revoke the calling token", tag="auth", ok=204, body=EMPTY
-    ),
+    **{
+        ("/v1/auth/token/lookup-self", verb): Op(
+            "The calling token's full Vault record, `id` (the token) included: what"
+            " `bao login` stores and hvac's `is_authenticated` asks",
+            tag=VAULT_TOKENS,
+            response=VAULT_LOOKUP,
+            body=None if verb == "GET" else ANY,
+        )
+        for verb in ("GET", "POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/lookup", verb): Op(
+            "A token's Vault record by `token` (one's own and its descendants freely,"
+            " others' with read on sys/tokens)",
+            tag=VAULT_TOKENS,
+            response=VAULT_LOOKUP,
+            body=body({"token": S}, ["token"]),
+        )
+        for verb in ("GET", "POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/lookup-accessor", verb): Op(
+            "A token's Vault record by `accessor` (`id` is empty), same rights as lookup",
+            tag=VAULT_TOKENS,
+            response=VAULT_LOOKUP,
+            body=body({"accessor": S}, ["accessor"]),
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/renew", verb): Op(
+            "Extend the calling token, or the one in `token` (up to its max TTL and its"
+            " parent's expiry): native `expires_at`/`warnings` beside Vault's `auth` block",
+            tag="auth",
+            # warnings: why the new expiry is earlier than asked for (capped, as Vault says)
+            response=resp({"expires_at": NS, "warnings": SL, "auth": VAULT_AUTH}),
+            body=body({"increment": VAULT_DURATION, "token": S}),
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/renew-self", verb): Op(
+            "Extend the calling token; Vault's `auth` block (`warnings` if capped)",
+            tag=VAULT_TOKENS,
+            response=VAULT_AUTH_ANSWER,
+            body=body({"increment": VAULT_DURATION}),
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/revoke-self", verb): Op(
+            "Revoke the calling token", tag="auth", ok=204, body=EMPTY
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/revoke", verb): Op(
+            "Revoke the token in `token` and its descendants (one's own freely, others'"
+            " with admin on sys/tokens)",
+            tag=VAULT_TOKENS,
+            ok=204,
+            body=body({"token": S}, ["token"]),
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        ("/v1/auth/token/revoke-accessor", verb): Op(
+            "Revoke the token with `accessor` and its descendants, same rights as revoke",
+            tag=VAULT_TOKENS,
+            ok=204,
+            body=body({"accessor": S}, ["accessor"]),
+        )
+        for verb in ("POST", "PUT")
+    },
+    **{
+        (f"/v1/auth/token/{name}", verb): Op(
+            summary,
+            tag=VAULT_TOKENS,
+            response=VAULT_AUTH_ANSWER,
+            body=VAULT_CREATE,
+        )
+        for name, summary in (
+            (
+                "create",
+                "A child of the calling token with a subset of its policies (never more:"
+                " 403); options sealbox lacks (num_uses, period, role_name, id, meta,"
+                " entity_alias, renewable false, type batch) are a 400",
+            ),
+            ("create-orphan", "As create, a root of a new token tree (admin on sys/tokens)"),
+        )
+        for verb in ("POST", "PUT")
+    },
     # -- projects -----------------------------------------------------------------------------
     ("/v1/projects", "GET"): Op(
         "Projects the caller can see", tag="projects", response=resp({"projects": SL})
@@ -1113,8 +1257,33 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                 {"type": "integer", "minimum": 200, "maximum": 599},
                 "the status to answer while sealed (Vault's; a liveness probe: 200)",
             ),
+            _query(
+                "activecode",
+                {"type": "integer", "minimum": 200, "maximum": 299},
+                "the status to answer while unsealed (Vault's; default 200; a 2xx)",
+            ),
+            _query(
+                "standbycode",
+                {"type": "integer", "minimum": 200, "maximum": 599},
+                "Vault's status for a standby: checked, unused (sealbox has no standbys)",
+            ),
         ),
-        response=resp({"status": S, "initialized": B, "sealed": B, "standby": B, "version": S}),
+        response=resp(
+            {
+                "status": S,
+                "initialized": B,
+                "sealed": B,
+                "standby": B,
+                "version": S,
+                "replication_performance_mode": S,
+                "replication_dr_mode": S,
+                "server_time_utc": I,
+                "cluster_name": S,
+                "cluster_id": S,
+            },
+            ["status", "initialized", "sealed", "standby", "version", "server_time_utc"],
+        ),
+        also_ok={"2XX": "the status `activecode` asked for"},
     ),
     ("/v1/sys/seal-status", "GET"): Op(
         "The seal (Vault's shape: `bao status`): sealed, shares needed and made, progress",
@@ -1148,6 +1317,38 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         )
         for method in ("PUT", "POST")
     },
+    ("/v1/sys/mounts", "GET"): Op(
+        "The KV mounts this server serves (`*`: `secret/`) and `sys/`, as Vault's map"
+        " (`bao secrets list`)",
+        tag=VAULT_SYS,
+        response=VAULT_MOUNTS,
+    ),
+    ("/v1/sys/mounts/{mount}/tune", "GET"): Op(
+        "A served KV mount's configuration (Vault's tune answer)",
+        tag=VAULT_SYS,
+        response=resp({**_ENVELOPE_PROPS, "data": ANY}),
+        params={"mount": S},
+    ),
+    ("/v1/sys/auth", "GET"): Op(
+        "The login methods installed, and `token/`, as Vault's map (`bao auth list`)",
+        tag=VAULT_SYS,
+        response=VAULT_MOUNTS,
+    ),
+    **{
+        ("/v1/sys/capabilities-self", verb): Op(
+            "The calling token's capabilities on each of `paths`, in Vault's words, from"
+            " its policies (`root` for a root holder, `deny` for none)",
+            tag=VAULT_SYS,
+            response=ANY,
+            body=body({"paths": SL, "path": S}),
+        )
+        for verb in ("POST", "PUT")
+    },
+    ("/v1/sys/internal/ui/mounts", "GET"): Op(
+        "Every mount by kind (`secret`, `auth`), as Vault's UI lists them",
+        tag=VAULT_SYS,
+        response=resp({**_ENVELOPE_PROPS, "data": resp({"secret": ANY, "auth": ANY})}),
+    ),
     ("/v1/sys/leader", "GET"): Op(
         "Vault's HA leader answer (`bao status` asks it): no standbys",
         tag="sys",

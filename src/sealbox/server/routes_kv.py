@@ -26,6 +26,7 @@ from sealbox.documents import (
     folder_of,
 )
 from sealbox.errors import InvalidInput, NotFound
+from sealbox.server import vault_shapes
 from sealbox.server.auth import Caller
 from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
@@ -39,6 +40,7 @@ from sealbox.server.http import (
     query_int,
     state,
 )
+from sealbox.server.routes_auth import VAULT_TOKEN_PATHS
 
 MERGE_PATCH = "application/merge-patch+json"
 #: First segments under /v1 that belong to sealbox itself, never to a KV mount.
@@ -67,7 +69,7 @@ def is_compat_path(path: str) -> bool:
         return False
     first = path[4:].split("/", 1)[0]
     return (
-        path.startswith("/v1/sys/internal/")
+        path.startswith(("/v1/sys/internal/", "/v1/sys/mounts/"))
         or path in VAULT_SYS_PATHS
         or first not in RESERVED_MOUNTS
     )
@@ -75,7 +77,16 @@ def is_compat_path(path: str) -> bool:
 
 #: Vault's own sys routes sealbox serves in Vault's shapes (errors as ``{"errors": […]}``).
 VAULT_SYS_PATHS = frozenset(
-    {"/v1/sys/seal-status", "/v1/sys/unseal", "/v1/sys/seal", "/v1/sys/leader"}
+    {
+        "/v1/sys/seal-status",
+        "/v1/sys/unseal",
+        "/v1/sys/seal",
+        "/v1/sys/leader",
+        "/v1/sys/mounts",
+        "/v1/sys/auth",
+        "/v1/sys/capabilities-self",
+        *VAULT_TOKEN_PATHS,
+    }
 )
 
 
@@ -433,22 +444,7 @@ async def ui_mounts(request: Request) -> Response:
         or ("*" not in settings.kv_mounts and mount not in settings.kv_mounts)
     ):
         raise NotFound(f"no KV mount {mount[:64]!r} on this server")
-    return json_response(
-        envelope(
-            {
-                "path": f"{mount}/",
-                "type": "kv",
-                "description": "sealbox secrets (KV v2 compatible)",
-                "accessor": f"kv_sealbox_{mount[:32]}",
-                "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
-                "local": False,
-                "seal_wrap": False,
-                "external_entropy_access": False,
-                "options": {"version": "2"},
-                "uuid": "",
-            }
-        )
-    )
+    return json_response(envelope({"path": f"{mount}/", **vault_shapes.kv_mount(mount)}))
 
 
 DATA = "/v1/{mount}/data/{path:path}"

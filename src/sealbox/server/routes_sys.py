@@ -4,6 +4,7 @@ credential; ``sys/seal``: admin), so ``bao status`` / ``bao operator unseal`` wo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -23,28 +24,51 @@ from sealbox.server.metrics import CONTENT_TYPE
 from sealbox.server.openapi import document
 
 
+def _status_param(request: Request, name: str, default: int, highest: int = 599) -> int:
+    status = query_int(request, name)
+    if status is None:
+        return default
+    if not 200 <= status <= highest:
+        raise InvalidInput(f"query parameter {name!r} must be an HTTP status (200-{highest})")
+    return status
+
+
+CLUSTER_NAME = "sealbox"
+#: Vault's ``build_date`` and OpenBao's ``commit_date`` (RFC 3339); sealbox builds carry
+#: none, so a fixed epoch.
+BUILD_DATE = "1970-01-01T00:00:00Z"
+
+
 async def health(request: Request) -> Response:
-    """Liveness, shaped so Vault tooling that polls ``sys/health`` is satisfied too: 503
-    with ``"sealed": true`` while sealed (Vault's semantics), 200 once unsealed."""
+    """Liveness in the shape of OpenBao's ``sys/health`` (its fields, and its
+    ``sealedcode``/``activecode``/``standbycode`` query parameters; sealbox has no
+    standbys), plus sealbox's own ``status``: 503 with ``"sealed": true`` while sealed
+    (Vault's semantics), 200 once unsealed."""
     st = state(request)
     sealed = st.sealed()
-    status = 200
-    if sealed:
-        # Vault's ?sealedcode=: a liveness probe must not restart a server that waits
-        # for its shares (each restart would start sealed again).
-        status = query_int(request, "sealedcode") or 503
-        if not 200 <= status <= 599:
-            raise InvalidInput("query parameter 'sealedcode' must be an HTTP status (200-599)")
-    return json_response(
-        {
-            "status": "sealed" if sealed else "ok",
-            "initialized": True,
-            "sealed": sealed,
-            "standby": False,
-            "version": st.version,
-        },
-        status=status,
+    _status_param(request, "standbycode", 429)  # checked; there is no standby
+    # Vault's ?sealedcode=: a liveness probe must not restart a server that waits
+    # for its shares (each restart would start sealed again).
+    status = (
+        _status_param(request, "sealedcode", 503)
+        if sealed
+        # a success: an active server that answers an error would be restarted in a loop
+        else _status_param(request, "activecode", 200, highest=299)
     )
+    body: dict[str, Any] = {
+        "status": "sealed" if sealed else "ok",
+        "initialized": True,
+        "sealed": sealed,
+        "standby": False,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": int(time.time()),
+        "version": st.version,
+    }
+    if not sealed:
+        body["cluster_name"] = CLUSTER_NAME
+        body["cluster_id"] = st.vault.vault_id
+    return json_response(body, status=status)
 
 
 async def ready(request: Request) -> Response:
@@ -83,13 +107,14 @@ def seal_status_body(request: Request, status: Any) -> dict[str, Any]:
         "progress": status.progress,
         "nonce": status.nonce,
         "version": st.version,
-        "build_date": "",
+        "build_date": BUILD_DATE,
+        "commit_date": BUILD_DATE,
         "migration": False,
         "recovery_seal": status.recovery,
         "storage_type": st.storage_type,
     }
     if not status.sealed:
-        body["cluster_name"] = "sealbox"
+        body["cluster_name"] = CLUSTER_NAME
         body["cluster_id"] = st.vault.vault_id
     return body
 
@@ -144,7 +169,6 @@ async def leader(request: Request) -> Response:
             "active_time": "0001-01-01T00:00:00Z",
             "leader_address": "",
             "leader_cluster_address": "",
-            "performance_standby": False,
             "performance_standby_last_remote_wal": 0,
         }
     )

@@ -224,3 +224,53 @@ def test_a_token_may_revoke_its_own_children_without_admin(vault: Vault) -> None
     parent.revoke_token(child.accessor)
     with pytest.raises(AuthenticationFailed):
         Authenticator(vault._storage, vault._clock).resolve(child.value)
+
+
+def test_a_child_naming_a_policy_its_maker_lacks_is_refused(vault: Vault) -> None:
+    """Vault's ``auth/token/create`` rule, in the core: a subset, never more."""
+    acc = as_token(vault, as_token(vault, login(vault, "ci")).create_token(policies=["ci"]).value)
+    for wanted in (["extra"], ["ci", "extra"], ["root"]):
+        with pytest.raises(AccessDenied) as info:
+            acc.create_token(policies=wanted)
+        assert "does not hold" in info.value.message
+    made = acc.create_token(policies=[])
+    assert vault.authenticator().resolve(made.value).policies == ()
+
+
+def test_looking_up_a_token_by_value_or_accessor(vault: Vault) -> None:
+    mine = login(vault, "ci")
+    acc = as_token(vault, mine)
+    child = acc.create_token()
+    # its own, and its descendants, by value or by accessor
+    assert acc.lookup_token(token=mine).info.identity == "ci"
+    found = acc.lookup_token(accessor=child.accessor)
+    assert found.info.parent == acc.principal.token_accessor
+    assert found.identity_id == acc.principal.identity_id
+    # another's needs read on sys/tokens, checked before saying whether it exists
+    other = login(vault, "ci")
+    for probe in ({"token": other}, {"token": "sbx_s_" + "x" * 49}, {"accessor": "0" * 24}):
+        with pytest.raises(AccessDenied):
+            acc.lookup_token(**probe)
+    ops = as_token(vault, login(vault, "ops"))
+    assert ops.lookup_token(token=other).info.identity == "ci"
+    with pytest.raises(InvalidInput, match="bad token"):
+        ops.lookup_token(token="not-a-token")
+    with pytest.raises(InvalidInput, match="invalid accessor"):
+        ops.lookup_token(accessor="0" * 24)
+
+
+def test_revoking_a_token_by_value(vault: Vault) -> None:
+    acc = as_token(vault, login(vault, "ci"))
+    child = acc.create_token()
+    other = login(vault, "ci")
+    with pytest.raises(AccessDenied):
+        acc.revoke_token_value(other)
+    with pytest.raises(AccessDenied):
+        acc.revoke_token_value("not-a-token")  # unknown: only sys/tokens may learn that
+    assert acc.revoke_token_value(child.value) == child.accessor
+    with pytest.raises(AuthenticationFailed):
+        vault.authenticator().resolve(child.value)
+    ops = as_token(vault, login(vault, "ops"))
+    ops.revoke_token_value(other)
+    with pytest.raises(InvalidInput, match="bad token"):
+        ops.revoke_token_value(other)
