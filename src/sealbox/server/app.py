@@ -34,6 +34,7 @@ from sealbox.server import (
     routes_native,
     routes_rotation,
     routes_sys,
+    routes_vault_auth,
 )
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
 from sealbox.server.fastpath import AuditBarrier, HotPath
@@ -62,6 +63,7 @@ def all_routes() -> list[BaseRoute]:
     return [
         *routes_sys.ROUTES,
         *routes_auth.ROUTES,
+        *routes_vault_auth.ROUTES,
         *routes_native.ROUTES,
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from sealbox.auth.methods.interface import Credentials, LoginMethod
 from sealbox.auth.tokens import NewToken
 from sealbox.caller import Actor
-from sealbox.errors import NotFound
+from sealbox.errors import AuthenticationFailed, InvalidInput, NotFound
 from sealbox.model import parse_duration
 from sealbox.server.bodies import Kind, declared, typed_body
 from sealbox.server.http import (
@@ -25,6 +25,7 @@ from sealbox.server.http import (
     state,
     token_of,
 )
+from sealbox.server.routes_vault_auth import VAULT_METHODS, auth_block
 
 #: The route of every login method, and of those that take a path segment (userpass's
 #: ``login/<username>``).
@@ -36,7 +37,12 @@ PASSWORD = "password"  # noqa: S105 - a login method's name
 def _issued(request: Request, token: NewToken) -> Response:
     info = state(request).authenticator.describe(token.value)
     return json_response(
-        {"token": token.value, "accessor": token.accessor, "expires_at": info.expires_at}
+        {
+            "token": token.value,
+            "accessor": token.accessor,
+            "expires_at": info.expires_at,
+            "auth": auth_block(request, token),
+        }
     )
 
 
@@ -71,8 +77,14 @@ async def _login(request: Request, method: LoginMethod, segment: str | None = No
     credentials = Credentials(values)
     st = state(request)
     address = remote_address(request)
-    with st.login_limits.attempt(method.subject(credentials), address):
-        token = st.authenticator.login(method, credentials, Actor(f"remote:{address}", "api"))
+    try:
+        with st.login_limits.attempt(method.subject(credentials), address):
+            who = Actor(f"remote:{address}", "api")
+            token = st.authenticator.login(method, credentials, who)
+    except AuthenticationFailed as exc:
+        if method.name in VAULT_METHODS:
+            raise InvalidInput(exc.message) from None  # Vault answers a bad login 400
+        raise
     return _issued(request, token)
 
 

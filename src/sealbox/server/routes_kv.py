@@ -31,7 +31,7 @@ from sealbox.errors import (
     NotFound,
 )
 from sealbox.model import META_FIELDS, SecretInfo, SecretRef, SecretValue
-from sealbox.server import kv_names
+from sealbox.server import kv_names, routes_vault_auth
 from sealbox.server.auth import Caller
 from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
@@ -76,6 +76,7 @@ def is_compat_path(path: str) -> bool:
     first = path[4:].split("/", 1)[0]
     return (
         path.startswith("/v1/sys/internal/")
+        or path.startswith(routes_vault_auth.PREFIXES)
         or path in VAULT_SYS_PATHS
         or first not in RESERVED_MOUNTS
     )

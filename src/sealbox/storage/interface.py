@@ -395,10 +395,19 @@ class IdentityStore(Protocol):
         policies: str | None = None,
         password_hash: str | None = None,
         disabled: bool | None = None,
+        role_id: str | None = None,
+        settings: str | None = None,
     ) -> None: ...
     def delete_identity(self, id: str, *, now: str) -> None: ...
     def add_secret_id(self, row: SecretIdRow) -> None: ...
     def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool: ...
+    def list_secret_ids(self, identity_id: str) -> list[SecretIdRow]:
+        """An identity's secret ids (hashes, never values), oldest first."""
+        ...
+
+    def delete_secret_id(self, identity_id: str, accessor: str) -> bool:
+        """Remove one secret id of an identity; False if it had none by that accessor."""
+        ...
 
 
 class TokenStore(Protocol):

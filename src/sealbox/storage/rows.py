@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -182,6 +182,9 @@ class IdentityRow(NamedTuple):
     policies: str  # JSON list of policy names
     created_at: str
     disabled: bool
+    #: JSON object of login settings (token_ttl, token_max_ttl, secret_id_num_uses,
+    #: secret_id_ttl: seconds or counts; absent = sealbox's defaults).
+    settings: str = "{}"
 
 
 class SecretIdRow(NamedTuple):

@@ -249,6 +249,12 @@ def schema_v12(d: Dialect) -> list[str]:
     ]
 
 
+def schema_v13(d: Dialect) -> list[str]:
+    """Schema version 13: an identity's login settings (issue 15: AppRole's and userpass's
+    token_ttl, token_max_ttl, secret_id_num_uses, secret_id_ttl), a JSON object."""
+    return ["ALTER TABLE sb_identities ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'"]
+
+
 #: schema version -> statements that bring the previous version up to it. Append only.
 MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     1: schema_v1,
@@ -263,4 +269,5 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     10: schema_v10,
     11: schema_v11,
     12: schema_v12,
+    13: schema_v13,
 }

@@ -48,6 +48,7 @@ UNDO: dict[int, tuple[str, ...]] = {
         "DROP TABLE sb_key_providers",
         "ALTER TABLE sb_sessions DROP COLUMN provider",
     ),
+    13: ("ALTER TABLE sb_identities DROP COLUMN settings",),
 }
 
 
