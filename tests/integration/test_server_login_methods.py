@@ -201,7 +201,7 @@ def test_a_plug_in_is_documented_from_its_declaration(pin_srv: Server) -> None:
     # The templates stand for the names not listed as their own paths.
     for template, listed in (
         ("/v1/auth/{method}/login", ["approle", "password"]),
-        ("/v1/auth/{method}/login/{name}", ["pin"]),
+        ("/v1/auth/{method}/login/{name}", ["pin", "userpass"]),
     ):
         params = doc["paths"][template]["post"]["parameters"]
         method = next(p for p in params if p["name"] == "method")

@@ -23,7 +23,6 @@ from sealbox.server.http import caller, json_body, json_response, no_content, st
 
 if TYPE_CHECKING:
     from sealbox.auth.tokens import NewToken
-    from sealbox.storage.rows import SecretIdRow
 
 #: Paths whose errors take Vault's ``{"errors": […]}`` shape (routes_kv.is_compat_path).
 PREFIXES = ("/v1/auth/approle/", "/v1/auth/userpass/")
@@ -202,14 +201,15 @@ def _which(field: str, value: Any) -> dict[str, str]:
     return {"secret_id": value} if field == "secret_id" else {"accessor": value}
 
 
-def _ttl(row: SecretIdRow) -> int:
+def _ttl(row: Any) -> int:
+    # row: the core's secret id row (accessor, uses_left, expires_at, created_at)
     if row.expires_at is None:
         return 0
     span = datetime.fromisoformat(row.expires_at) - datetime.fromisoformat(row.created_at)
     return int(span.total_seconds())
 
 
-def _secret_id_data(row: SecretIdRow) -> dict[str, Any]:
+def _secret_id_data(row: Any) -> dict[str, Any]:
     return {
         "cidr_list": [],
         "creation_time": row.created_at,
