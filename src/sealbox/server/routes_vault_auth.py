@@ -61,7 +61,6 @@ def auth_block(request: Request, token: NewToken) -> dict[str, Any]:
         "accessor": token.accessor,
         "policies": list(info.policies),
         "token_policies": list(info.policies),
-        "identity_policies": None,
         "metadata": {key: principal.name},
         "lease_duration": max(0, int(left.total_seconds())),
         "renewable": True,
@@ -83,7 +82,6 @@ def _listing(keys: list[str]) -> Response:
 def _token_fields(settings: dict[str, int], policies: list[str]) -> dict[str, Any]:
     return {
         "token_policies": policies,
-        "policies": policies,
         "token_ttl": settings.get("token_ttl", 0),
         "token_max_ttl": settings.get("token_max_ttl", 0),
         "token_explicit_max_ttl": 0,
@@ -102,7 +100,7 @@ async def list_roles(request: Request) -> Response:
 
 async def write_role(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, any_fields=True)
+    body = await json_body(request, null_is_empty=True, any_fields=True)
     who.vault.accounts.write_login_role("machine", request.path_params["name"], body)
     return no_content()
 
@@ -113,10 +111,9 @@ async def read_role(request: Request) -> Response:
         **_token_fields(settings, list(info.policies)),
         "bind_secret_id": True,
         "local_secret_ids": False,
-        "secret_id_bound_cidrs": [],
+        "secret_id_bound_cidrs": None,
         "secret_id_num_uses": settings.get("secret_id_num_uses", 0),
         "secret_id_ttl": settings.get("secret_id_ttl", 0),
-        "period": 0,
     }
     return json_response(answer(data))
 
@@ -133,14 +130,16 @@ async def read_role_id(request: Request) -> Response:
 
 async def write_role_id(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("role_id",))
+    body = await json_body(request, null_is_empty=True, required=("role_id",))
     who.vault.accounts.set_role_id(_name(request), body["role_id"])
     return no_content()
 
 
 async def new_secret_id(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, optional=("metadata", "cidr_list", "token_bound_cidrs"))
+    body = await json_body(
+        request, null_is_empty=True, optional=("metadata", "cidr_list", "token_bound_cidrs")
+    )
     for field in ("cidr_list", "token_bound_cidrs"):
         if body.get(field):
             raise InvalidInput(f"unsupported field {field!r}: sealbox does not bind secret ids")
@@ -179,7 +178,7 @@ async def destroy_accessor(request: Request) -> Response:
 
 async def _lookup(request: Request, field: str) -> Response:
     who = caller(request)
-    body = await json_body(request, required=(field,))
+    body = await json_body(request, null_is_empty=True, required=(field,))
     row = who.vault.accounts.find_secret_id(_name(request), **_which(field, body[field]))
     if row is None:
         if field == "secret_id":
@@ -190,7 +189,7 @@ async def _lookup(request: Request, field: str) -> Response:
 
 async def _destroy(request: Request, field: str) -> Response:
     who = caller(request)
-    body = await json_body(request, required=(field,))
+    body = await json_body(request, null_is_empty=True, required=(field,))
     who.vault.accounts.destroy_secret_id(_name(request), **_which(field, body[field]))
     return no_content()
 
@@ -235,7 +234,7 @@ async def list_users(request: Request) -> Response:
 
 async def write_user(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, any_fields=True)
+    body = await json_body(request, null_is_empty=True, any_fields=True)
     who.vault.accounts.write_login_role("person", _name(request), body)
     return no_content()
 
@@ -252,7 +251,7 @@ async def delete_user(request: Request) -> Response:
 
 async def write_password(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("password",))
+    body = await json_body(request, null_is_empty=True, required=("password",))
     who.vault.accounts.set_password(_name(request), body["password"])
     return no_content()
 
