@@ -19,6 +19,8 @@ import requests
 from tests.integration.test_server_bao import BAO
 
 from sealbox.cli.main import main
+from sealbox.client.client import Client
+from sealbox.errors import AuthenticationFailed
 from sealbox.factory import bootstrap_server, open_vault
 from sealbox.server.app import create_app
 from sealbox.server.settings import ServerSettings
@@ -221,6 +223,17 @@ def test_an_identities_admin_cannot_grant_policies_it_does_not_hold(sb: Sealbox)
         "POST", "/v1/auth/userpass/users/u", {"password": PASSWORD, "policies": "root"}, token=ops
     )
     assert r.status_code == 403
+
+
+def test_the_sdk_still_raises_authentication_failed(sb: Sealbox) -> None:
+    """Vault's path answers a refused AppRole login 400; sealbox's SDK keeps its meaning."""
+    client = sb.client()
+    client.auth.approle.create_or_update_approle("app", token_policies=["reader"])
+    role_id = client.auth.approle.read_role_id("app")["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("app")["data"]["secret_id"]
+    assert Client.login_approle(sb.url, role_id, secret_id).token
+    with pytest.raises(AuthenticationFailed, match="invalid role or secret ID"):
+        Client.login_approle(sb.url, role_id, "not it")
 
 
 # -- the bao CLI ---------------------------------------------------------------------------------
