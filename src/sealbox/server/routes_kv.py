@@ -31,7 +31,7 @@ from sealbox.errors import (
     NotFound,
 )
 from sealbox.model import META_FIELDS, SecretInfo, SecretRef, SecretValue
-from sealbox.server import kv_names, routes_vault_auth
+from sealbox.server import kv_names
 from sealbox.server.auth import Caller
 from sealbox.server.errors import UnsupportedMediaType
 from sealbox.server.http import (
@@ -76,12 +76,14 @@ def is_compat_path(path: str) -> bool:
     first = path[4:].split("/", 1)[0]
     return (
         path.startswith("/v1/sys/internal/")
-        or path.startswith(routes_vault_auth.PREFIXES)
+        or path.startswith(VAULT_AUTH_PREFIXES)
         or path in VAULT_SYS_PATHS
         or first not in RESERVED_MOUNTS
     )
 
 
+#: Vault's login methods' paths (routes_vault_auth.py, and their logins), in Vault's shapes.
+VAULT_AUTH_PREFIXES = ("/v1/auth/approle/", "/v1/auth/userpass/")
 #: Vault's own sys routes sealbox serves in Vault's shapes (errors as ``{"errors": […]}``).
 VAULT_SYS_PATHS = frozenset(
     {"/v1/sys/seal-status", "/v1/sys/unseal", "/v1/sys/seal", "/v1/sys/leader"}

@@ -5,12 +5,11 @@ the same identities ``/v1/identities`` administers. Every rule (who may administ
 fields, which policies a caller may grant, secret ids' uses and TTL) is the core's
 (``Vault.accounts``, :mod:`sealbox.auth.login_settings`); these routes only translate
 Vault's requests and answers (``{"request_id", …, "data"}``; errors ``{"errors": […]}``,
-see :data:`PREFIXES`). The logins themselves are the login route's (routes_auth.py).
+see ``routes_kv.VAULT_AUTH_PREFIXES``). The logins are the login route's (routes_auth.py).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,11 @@ from starlette.routing import Route
 
 from sealbox.errors import InvalidInput, NotFound
 from sealbox.server.http import caller, json_body, json_response, no_content, state
+from sealbox.server.routes_kv import envelope
 
 if TYPE_CHECKING:
     from sealbox.auth.tokens import NewToken
 
-#: Paths whose errors take Vault's ``{"errors": […]}`` shape (routes_kv.is_compat_path).
-PREFIXES = ("/v1/auth/approle/", "/v1/auth/userpass/")
 #: Login methods whose refusals answer as Vault's do: 400 and the method's message.
 VAULT_METHODS = frozenset({"approle", "userpass"})
 ROLE = "/v1/auth/approle/role"
@@ -35,17 +33,10 @@ LISTING = ["GET", "LIST"]
 
 
 def answer(data: Any, auth: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Vault's response envelope."""
-    return {
-        "request_id": os.urandom(16).hex(),
-        "lease_id": "",
-        "renewable": False,
-        "lease_duration": 0,
-        "data": data,
-        "wrap_info": None,
-        "warnings": None,
-        "auth": auth,
-    }
+    """Vault's response envelope (KV's, without its ``mount_type``)."""
+    out = {**envelope(data), "auth": auth}
+    del out["mount_type"]
+    return out
 
 
 def auth_block(request: Request, token: NewToken) -> dict[str, Any]:

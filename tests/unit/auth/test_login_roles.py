@@ -4,11 +4,12 @@ which policies."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.auth.test_token_tree import Clock
 
 from sealbox import factory
 from sealbox.auth import login_settings
@@ -19,25 +20,13 @@ from sealbox.kms.master import UnlockMethod
 
 ACTOR = Actor("remote:192.0.2.1", "api")
 PW = "a long enough password"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+CLOCK = Clock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def vault(home: Path, tmp_path: Path, clock: Clock):  # type: ignore[no-untyped-def]
+def vault(home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     factory.init_vault(home=home, method=UnlockMethod.KEYFILE, key_file=tmp_path / "k.key")
-    v = factory.open_vault(home=home, clock=clock)
+    v = factory.open_vault(home=home, clock=CLOCK)
     for name, path in (("reader", "payments/**"), ("idadmin", "sys/identities")):
         caps = ["admin"] if name == "idadmin" else ["read"]
         rules = [{"path": path, "capabilities": caps}]
@@ -131,16 +120,16 @@ def test_secret_id_uses_are_spent_and_the_id_is_gone_at_zero(vault: Any) -> None
         login(vault, "app", value)
 
 
-def test_secret_id_ttl_and_token_ttls_are_the_roles(vault: Any, clock: Clock) -> None:
+def test_secret_id_ttl_and_token_ttls_are_the_roles(vault: Any) -> None:
     vault.accounts.write_login_role(
         "machine", "app", {"secret_id_ttl": "1m", "token_ttl": "5m", "token_max_ttl": "10m"}
     )
     value, row = vault.accounts.mint_secret_id("app")
     token = login(vault, "app", value)
     info = vault.authenticator().describe(token.value)
-    assert datetime.fromisoformat(info.expires_at) == clock.now + timedelta(minutes=5)
-    assert datetime.fromisoformat(info.max_expires_at) == clock.now + timedelta(minutes=10)
-    clock.now += timedelta(seconds=61)
+    assert datetime.fromisoformat(info.expires_at) == CLOCK.now + timedelta(minutes=5)
+    assert datetime.fromisoformat(info.max_expires_at) == CLOCK.now + timedelta(minutes=10)
+    CLOCK.now += timedelta(seconds=61)
     with pytest.raises(AuthenticationFailed):
         login(vault, "app", value)
     assert vault.accounts.find_secret_id("app", accessor=row.accessor) is None
@@ -169,7 +158,7 @@ def test_a_custom_role_id_logs_in_and_must_be_unique(vault: Any) -> None:
         vault.accounts.set_role_id("b", "mine")
 
 
-def test_a_user_is_a_person_who_logs_in_with_userpass(vault: Any, clock: Clock) -> None:
+def test_a_user_is_a_person_who_logs_in_with_userpass(vault: Any) -> None:
     accounts = vault.accounts
     with pytest.raises(InvalidInput, match="password"):
         accounts.write_login_role("person", "alice", {"token_policies": "reader"})
@@ -177,7 +166,7 @@ def test_a_user_is_a_person_who_logs_in_with_userpass(vault: Any, clock: Clock) 
     auth = vault.authenticator()
     token = auth.login("userpass", {"username": "alice", "password": PW}, ACTOR)
     assert auth.resolve(token.value).kind == "person"
-    assert datetime.fromisoformat(auth.describe(token.value).expires_at) == clock.now + timedelta(seconds=120)  # fmt: skip
+    assert datetime.fromisoformat(auth.describe(token.value).expires_at) == CLOCK.now + timedelta(seconds=120)  # fmt: skip
     with pytest.raises(AuthenticationFailed, match="invalid username or password"):
         auth.login("userpass", {"username": "alice", "password": "wrong"}, ACTOR)
     accounts.set_password("alice", "another long password")
