@@ -422,7 +422,8 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"typ
 
 
 def _render(op: Op, template: str, method: str) -> dict[str, Any]:
-    compat = is_compat_path(template)
+    # The login templates stand for Vault's methods too (approle, userpass: Vault's errors).
+    compat = is_compat_path(template) or template.startswith("/v1/auth/{method}/")
     names = re.findall(r"\{(\w+)\}", template)
     responses: dict[str, Any] = {}
     if op.ok == 204:
