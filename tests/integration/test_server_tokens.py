@@ -57,7 +57,10 @@ def test_null_missing_or_mistyped_fields_are_400(
 ) -> None:
     r = srv.call(method, url, body)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["code"] == "invalid_input"
+    if url.startswith("/v1/auth/approle/"):  # Vault's path: Vault's error shape
+        assert r.json()["errors"]
+    else:
+        assert r.json()["error"]["code"] == "invalid_input"
     assert srv.call("GET", "/v1/identities/admin").json()["policies"] == ["root"]
 
 

@@ -40,6 +40,7 @@ from sealbox.factory import bootstrap_server, init_vault, open_vault
 from sealbox.kms.master import UnlockMethod
 from sealbox.rotation import registry
 from sealbox.server.app import create_app
+from sealbox.server.auth import RateLimiter
 from sealbox.server.settings import ServerSettings
 from sealbox.vault import utcnow
 
@@ -349,6 +350,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     vault = open_vault(home=home, env=env, source="api", clock=clock)
     # Logins are rate limited per address; every login cell comes from one.
     app = create_app(vault, ServerSettings(login_rate=6000, login_burst=1000))
+    # … and so is every attempt (more than its 30 at once: userpass's cells log in too).
+    app.state.sealbox.login_limits = RateLimiter(6000, 1000, attempt_rate=6000, attempt_burst=1000)
     call = Asgi(app)
     stack = ExitStack()
     w = World(call, clock, token.value, app, base, stack)
@@ -398,6 +401,8 @@ class Call:
 ONE = f"/v1/secrets/{PROJECT}/{ENV}"
 KV = f"{PROJECT}/{ENV}"
 MERGE = "application/merge-patch+json"
+VA_ROLE = "/v1/auth/approle/role"
+VA_BODY = {"token_policies": "reader", "secret_id_num_uses": "1", "token_ttl": "1h"}
 POLICY_BODY = {"rules": [{"path": "scratch/**", "capabilities": ["read"]}]}
 ROT = f"/v1/rotation/secrets/{PROJECT}/{ENV}"
 ROLE_BODY = {
@@ -435,11 +440,74 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
     ("PUT", "/v1/auth/{method}/login"): lambda w: Call(
         "PUT", "/v1/auth/approle/login", {"role_id": w.role_id, "secret_id": w.secret_id}
     ),
-    # No built-in method takes a name in the path: what userpass would be sent.
+    # userpass takes the name in the path (Vault's auth/userpass/login/<username>).
     **{
         (method, "/v1/auth/{method}/login/{name}"): (
             lambda w, method=method: Call(
-                method, "/v1/auth/password/login/reader", {"password": PASSWORD}
+                method, "/v1/auth/userpass/login/reader", {"password": PASSWORD}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
+    # -- Vault's AppRole and userpass administration (issue 15): the robot and reader --
+    **{
+        (method, path): (lambda w, method=method, path=path: Call(method, path))
+        for method in ("GET", "LIST")
+        for path in (VA_ROLE, "/v1/auth/userpass/users")
+    },
+    **{
+        (method, f"{VA_ROLE}/{{name}}"): (
+            lambda w, method=method: Call(method, f"{VA_ROLE}/{w.fresh('ar')}", VA_BODY)
+        )
+        for method in ("POST", "PUT")
+    },
+    ("GET", f"{VA_ROLE}/{{name}}"): lambda w: Call("GET", f"{VA_ROLE}/robot"),
+    ("DELETE", f"{VA_ROLE}/{{name}}"): lambda w: Call(
+        "DELETE", f"{VA_ROLE}/{w.machine(w.fresh('gone'))}"
+    ),
+    ("GET", f"{VA_ROLE}/{{name}}/role-id"): lambda w: Call("GET", f"{VA_ROLE}/robot/role-id"),
+    **{
+        (method, f"{VA_ROLE}/{{name}}/role-id"): (
+            lambda w, method=method: Call(
+                method, f"{VA_ROLE}/{w.machine(w.fresh('rid'))}/role-id", {"role_id": w.fresh("r")}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
+    **{
+        (method, f"{VA_ROLE}/{{name}}/secret-id"): (
+            lambda w, method=method: Call(method, f"{VA_ROLE}/robot/secret-id")
+        )
+        for method in ("POST", "PUT", "GET", "LIST")
+    },
+    **{
+        (method, f"{VA_ROLE}/{{name}}/{what}/{verb}"): (
+            lambda w, method=method, what=what, verb=verb: Call(
+                method, f"{VA_ROLE}/robot/{what}/{verb}", _secret_id_body(w, what)
+            )
+        )
+        for method in ("POST", "PUT")
+        for what in ("secret-id", "secret-id-accessor")
+        for verb in ("lookup", "destroy")
+    },
+    **{
+        (method, "/v1/auth/userpass/users/{name}"): (
+            lambda w, method=method: Call(
+                method, f"/v1/auth/userpass/users/{w.fresh('up')}", {"password": PASSWORD}
+            )
+        )
+        for method in ("POST", "PUT")
+    },
+    ("GET", "/v1/auth/userpass/users/{name}"): lambda w: Call(
+        "GET", "/v1/auth/userpass/users/reader"
+    ),
+    ("DELETE", "/v1/auth/userpass/users/{name}"): lambda w: Call(
+        "DELETE", f"/v1/auth/userpass/users/{_person(w)}"
+    ),
+    **{
+        (method, "/v1/auth/userpass/users/{name}/password"): (
+            lambda w, method=method: Call(
+                method, f"/v1/auth/userpass/users/{_person(w)}/password", {"password": PASSWORD}
             )
         )
         for method in ("POST", "PUT")
@@ -708,6 +776,20 @@ RECIPES: dict[tuple[str, str], Callable[[World], Call]] = {
     # -- key providers (issue 13): the status, which changes nothing --
     ("GET", "/v1/sys/kms"): lambda w: Call("GET", "/v1/sys/kms"),
 }
+
+
+def _person(w: World) -> str:
+    name = w.fresh("p")
+    w.admin("POST", "/v1/auth/userpass/users/" + name, {"password": PASSWORD})
+    return name
+
+
+def _secret_id_body(w: World, what: str) -> dict[str, str]:
+    """A fresh secret id of the robot, named as the route takes it (value or accessor)."""
+    minted = w.admin("POST", f"{VA_ROLE}/robot/secret-id", {})["data"]
+    if what == "secret-id":
+        return {"secret_id": minted["secret_id"]}
+    return {"secret_id_accessor": minted["secret_id_accessor"]}
 
 
 def _policy(w: World) -> str:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sealbox.audit.recorder import AuditRecorder
-from sealbox.auth import passwords, tokens
+from sealbox.auth import login_settings, passwords, tokens
 from sealbox.auth.methods.interface import Credentials, LoginContext
 from sealbox.auth.policy import (
     POLICY_NAME_RE,
@@ -525,17 +525,7 @@ class Accounts:
 
     def create_machine(self, name: str, policies: list[str]) -> IdentityInfo:
         self._authorize("identities", "identity.create")
-        validate_identity_name(name)
-        row = IdentityRow(
-            id=os.urandom(8).hex(),
-            name=name,
-            kind="machine",
-            password_hash=None,
-            role_id=os.urandom(16).hex(),
-            policies=json.dumps(self._check_policy_names(policies)),
-            created_at=self._now(),
-            disabled=False,
-        )
+        row = machine_row(name, self._check_policy_names(policies), self._now())
         self._storage.create_identity(row)
         self._record("identity.create", f"identity/{name}", reason="machine")
         return _identity_info(row)
@@ -544,26 +534,153 @@ class Accounts:
         self, name: str, *, uses: int | None = None, ttl: timedelta | None = None
     ) -> str:
         """A secret id for a machine identity, shown once (single-use when uses=1)."""
+        return self.mint_secret_id(name, uses=uses, ttl=ttl)[0]
+
+    def mint_secret_id(
+        self, name: str, *, uses: int | None = None, ttl: timedelta | None = None
+    ) -> tuple[str, SecretIdRow]:
+        """A secret id and its row; uses and TTL default to the machine's login settings
+        (``secret_id_num_uses``, ``secret_id_ttl``; none: unlimited, no expiry)."""
         self._authorize("identities", "secret_id.create")
         row = self._require_identity(name)
         if row.kind != "machine":
             raise InvalidInput(f"identity {name!r} is not a machine")
         if uses is not None and uses < 1:
             raise InvalidInput("uses must be at least 1")
+        settings = login_settings.load(row.settings)
+        uses = uses if uses is not None else settings.get("secret_id_num_uses") or None
+        ttl = ttl if ttl is not None else login_settings.seconds(settings, "secret_id_ttl")
         value = tokens.mint("s").value
         now = self._clock()
-        self._storage.add_secret_id(
-            SecretIdRow(
-                accessor=os.urandom(8).hex(),
-                identity_id=row.id,
-                hash=tokens.token_hash(value),
-                uses_left=uses,
-                expires_at=(now + ttl).isoformat() if ttl else None,
-                created_at=now.isoformat(),
-            )
+        secret = SecretIdRow(
+            accessor=os.urandom(8).hex(),
+            identity_id=row.id,
+            hash=tokens.token_hash(value),
+            uses_left=uses,
+            expires_at=(now + ttl).isoformat() if ttl else None,
+            created_at=now.isoformat(),
         )
+        self._storage.add_secret_id(secret)
         self._record("secret_id.create", f"identity/{name}")
-        return value
+        return value, secret
+
+    # -- Vault's login roles: AppRole roles (machines), userpass users (people) -----------
+    def write_login_role(self, kind: str, name: str, body: Mapping[str, Any]) -> bool:
+        """Create or update a machine (AppRole role) or a person (userpass user) from
+        Vault's fields (:mod:`sealbox.auth.login_settings`); True if it was created.
+
+        The caller may give only policies it holds itself (unless it holds ``root``): an
+        identities admin cannot mint a role stronger than itself.
+        """
+        self._authorize("identities", "identity.write")
+        validate_identity_name(name)
+        fields = login_settings.parse_fields(
+            body, login_settings.ROLE_FIELDS if kind == "machine" else login_settings.USER_FIELDS
+        )
+        if fields.policies is not None:
+            self._check_policy_names(fields.policies)
+            held = [p.name for p in self.principal.policies]
+            beyond = sorted(set(fields.policies) - set(held))
+            if beyond and not is_root_holder(held):
+                raise AccessDenied(
+                    "permission denied: cannot grant policies you do not hold: " + ", ".join(beyond)
+                )
+        row = self._storage.get_identity(name=name)
+        if row is not None and row.kind != kind:
+            raise InvalidInput(f"identity {name!r} is a {row.kind}, not a {kind}")
+        settings = login_settings.merged(row.settings if row else "{}", fields.settings)
+        if row is None:
+            if kind == "person" and not fields.password:
+                raise InvalidInput("missing field 'password' for a new user")
+            if kind == "person":
+                assert fields.password is not None
+                new = person_row(name, fields.password, fields.policies or [], self._now())
+            else:
+                new = machine_row(name, fields.policies or [], self._now())
+            self._storage.create_identity(new._replace(settings=json.dumps(settings)))
+            self._record("identity.create", f"identity/{name}", reason=kind)
+            return True
+        note = ""
+        if fields.policies is not None:
+            note = self._keep_an_admin(
+                f"setting the policies of {name!r}", False, identities={row.id: fields.policies}
+            )
+        self._storage.update_identity(
+            row.id,
+            policies=json.dumps(fields.policies) if fields.policies is not None else None,
+            password_hash=passwords.hash_password(fields.password) if fields.password else None,
+            settings=json.dumps(settings),
+        )
+        self._record("identity.write", f"identity/{name}", reason=note or "login settings")
+        return False
+
+    def login_role(self, kind: str, name: str) -> tuple[IdentityInfo, dict[str, int]]:
+        """A machine's or person's identity and its login settings."""
+        self._authorize("identities", "identity.read", Capability.READ)
+        row = self._require_kind(kind, name)
+        return _identity_info(row), login_settings.load(row.settings)
+
+    def login_role_names(self, kind: str) -> list[str]:
+        self._authorize("identities", "identity.list", Capability.LIST)
+        rows = self._storage.list_identities()
+        return [r.name for r in rows if r.kind == kind and (kind == "machine" or r.password_hash)]
+
+    def delete_login_role(self, kind: str, name: str) -> None:
+        """Delete a role or user; one that does not exist is no error (Vault's DELETE)."""
+        self._authorize("identities", "identity.delete")
+        with contextlib.suppress(NotFound):
+            self._require_kind(kind, name)
+            self.delete_identity(name)
+
+    def set_role_id(self, name: str, role_id: str) -> None:
+        self._authorize("identities", "identity.write")
+        if not isinstance(role_id, str) or not 1 <= len(role_id) <= 128:
+            raise InvalidInput("field 'role_id' must be a string of 1 to 128 characters")
+        row = self._require_kind("machine", name)
+        self._storage.update_identity(row.id, role_id=role_id)
+        self._record("identity.write", f"identity/{name}", reason="role id")
+
+    def set_password(self, name: str, password: str) -> None:
+        self._authorize("identities", "identity.write")
+        if not isinstance(password, str) or not password:
+            raise InvalidInput("field 'password' must be a non-empty string")
+        row = self._require_kind("person", name)
+        self._storage.update_identity(row.id, password_hash=passwords.hash_password(password))
+        self._record("identity.write", f"identity/{name}", reason="password")
+
+    def secret_ids(self, name: str) -> list[SecretIdRow]:
+        """A machine's live secret ids (hashes and accessors, never values)."""
+        self._authorize("identities", "identity.list", Capability.LIST)
+        now = self._now()
+        rows = self._storage.list_secret_ids(self._require_kind("machine", name).id)
+        return [r for r in rows if r.expires_at is None or r.expires_at > now]
+
+    def find_secret_id(
+        self, name: str, *, secret_id: str | None = None, accessor: str | None = None
+    ) -> SecretIdRow | None:
+        """One live secret id of a machine, by its value or its accessor."""
+        wanted = tokens.token_hash(secret_id) if secret_id is not None else None
+        for r in self.secret_ids(name):
+            if (wanted is not None and r.hash == wanted) or r.accessor == accessor:
+                return r
+        return None
+
+    def destroy_secret_id(
+        self, name: str, *, secret_id: str | None = None, accessor: str | None = None
+    ) -> None:
+        """Remove one secret id (none found is no error, as Vault answers 204)."""
+        self._authorize("identities", "secret_id.delete")
+        row = self.find_secret_id(name, secret_id=secret_id, accessor=accessor)
+        if row is not None:
+            self._storage.delete_secret_id(row.identity_id, row.accessor)
+            self._record("secret_id.delete", f"identity/{name}", reason=row.accessor)
+
+    def _require_kind(self, kind: str, name: str) -> IdentityRow:
+        row = self._storage.get_identity(name=validate_identity_name(name))
+        if row is None or row.kind != kind or (kind == "person" and not row.password_hash):
+            what = "role" if kind == "machine" else "user"
+            raise NotFound(f"{what} {name!r} does not exist")
+        return row
 
     def list_identities(self) -> list[IdentityInfo]:
         self._authorize("identities", "identity.list", Capability.LIST)
@@ -812,6 +929,21 @@ def person_row(name: str, password: str, policies: list[str], now: str) -> Ident
         kind="person",
         password_hash=passwords.hash_password(password),
         role_id=None,
+        policies=json.dumps(policies),
+        created_at=now,
+        disabled=False,
+    )
+
+
+def machine_row(name: str, policies: list[str], now: str) -> IdentityRow:
+    """A new machine identity: a valid name and a random role id."""
+    validate_identity_name(name)
+    return IdentityRow(
+        id=os.urandom(8).hex(),
+        name=name,
+        kind="machine",
+        password_hash=None,
+        role_id=os.urandom(16).hex(),
         policies=json.dumps(policies),
         created_at=now,
         disabled=False,

@@ -70,6 +70,8 @@ UNAVAILABLE = (BackendUnavailable, KeyProviderError, Sealed)
 #: Purposes of ``resolve`` whose answers may be cached (a reveal is shown to a person and
 #: must reach the server's audit trail every time).
 CACHED_PURPOSES = ("run", "export")
+#: What the server answers (400, on its Vault path) to a wrong role id or secret id.
+APPROLE_REFUSED = "invalid role or secret ID"
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -172,6 +174,11 @@ class Client:
                 token=None,
                 body={"role_id": role_id, "secret_id": secret_id},
             )
+        except InvalidInput as exc:
+            # A Vault path: Vault answers wrong credentials 400; the SDK says what it is.
+            if exc.message == APPROLE_REFUSED:
+                raise AuthenticationFailed(exc.message) from None
+            raise
         finally:
             transport.close()
         return cls._logged_in(addr, data, transport.where, options)

@@ -34,6 +34,7 @@ from sealbox.server import (
     routes_native,
     routes_rotation,
     routes_sys,
+    routes_vault_auth,
     routes_vault_sys,
 )
 from sealbox.server.errors import MethodNotAllowed, compat_body, headers_for, native_body
@@ -64,6 +65,7 @@ def all_routes() -> list[BaseRoute]:
         *routes_sys.ROUTES,
         *routes_vault_sys.ROUTES,
         *routes_auth.ROUTES,
+        *routes_vault_auth.ROUTES,
         *routes_native.ROUTES,
         *routes_admin.ROUTES,
         *routes_audit.ROUTES,

@@ -205,11 +205,13 @@ async def json_body(
     required: Iterable[str] = (),
     optional: Iterable[str] = (),
     any_fields: bool = False,
+    null_is_empty: bool = False,
 ) -> dict[str, Any]:
-    """The body as a JSON object with only the named fields (an empty body is ``{}``)."""
+    """The body as a JSON object with only the named fields (an empty body is ``{}``; so
+    is ``null`` with ``null_is_empty``: what ``bao write -f`` sends)."""
     raw = await read_body(request)
     required = tuple(required)
-    if not raw.strip():
+    if not raw.strip() or (null_is_empty and raw.strip() == b"null"):
         data: Any = {}
     else:
         check_content_type(request)

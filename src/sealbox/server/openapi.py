@@ -452,7 +452,8 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"typ
 
 
 def _render(op: Op, template: str, method: str) -> dict[str, Any]:
-    compat = is_compat_path(template)
+    # The login templates stand for Vault's methods too (approle, userpass: Vault's errors).
+    compat = is_compat_path(template) or template.startswith("/v1/auth/{method}/")
     names = re.findall(r"\{(\w+)\}", template)
     responses: dict[str, Any] = {}
     if op.ok == 204:
@@ -741,6 +742,66 @@ def login_template(method: LoginMethod) -> str:
     """Where the document lists a method: ``/v1/auth/<name>/login[/{name}]``."""
     template = LOGIN_NAMED_PATH if method.path_field else LOGIN_PATH
     return template.replace("{method}", method.name)
+
+
+def _vault_auth_ops() -> dict[tuple[str, str], Op]:
+    """Vault's ``auth/approle/role/…`` and ``auth/userpass/users/…`` (routes_vault_auth.py):
+    bodies are Vault's fields, checked by the core (unsupported ones are a 400 naming them)."""
+    role, users = "/v1/auth/approle/role", "/v1/auth/userpass/users"
+    named, user = role + "/{name}", users + "/{name}"
+    fields = {"type": "object", "description": "Vault's fields (docs/server.md)"}
+    data = resp({"data": ANY})
+    ops: dict[tuple[str, str], Op] = {
+        (role, "GET"): Op("AppRole roles (machines): `keys`", tag="vault-auth", response=data),
+        (users, "GET"): Op("userpass users (people): `keys`", tag="vault-auth", response=data),
+        (named, "GET"): Op("An AppRole role's settings", tag="vault-auth", response=data),
+        (user, "GET"): Op("A userpass user's settings", tag="vault-auth", response=data),
+        (named, "DELETE"): Op("Delete an AppRole role (its machine)", tag="vault-auth", ok=204),
+        (user, "DELETE"): Op("Delete a userpass user (its person)", tag="vault-auth", ok=204),
+        (named + "/role-id", "GET"): Op("A role's role id", tag="vault-auth", response=data),
+        (named + "/secret-id", "GET"): Op(
+            "A role's secret id accessors: `keys`", tag="vault-auth", response=data
+        ),
+    }
+    for method in ("POST", "PUT"):
+        ops[(named, method)] = Op(
+            "Create or update an AppRole role (a machine)", tag="vault-auth", ok=204, body=fields
+        )
+        ops[(user, method)] = Op(
+            "Create or update a userpass user (a person)", tag="vault-auth", ok=204, body=fields
+        )
+        ops[(named + "/role-id", method)] = Op(
+            "Set a role's role id", tag="vault-auth", ok=204, body=body({"role_id": S}, ["role_id"])
+        )
+        ops[(user + "/password", method)] = Op(
+            "Set a user's password",
+            tag="vault-auth",
+            ok=204,
+            body=body({"password": S}, ["password"]),
+        )
+        ops[(named + "/secret-id", method)] = Op(
+            "A new secret id (shown once) with the role's uses and TTL",
+            tag="vault-auth",
+            body=body({"metadata": ANY, "cidr_list": SL, "token_bound_cidrs": SL}),
+            response=data,
+        )
+        for what, key in (
+            ("secret-id", "secret_id"),
+            ("secret-id-accessor", "secret_id_accessor"),
+        ):
+            ops[(f"{named}/{what}/lookup", method)] = Op(
+                f"A secret id's uses and times, by its {key}",
+                tag="vault-auth",
+                body=body({key: S}, [key]),
+                response=data,
+            )
+            ops[(f"{named}/{what}/destroy", method)] = Op(
+                f"Destroy a secret id, by its {key}",
+                tag="vault-auth",
+                ok=204,
+                body=body({key: S}, [key]),
+            )
+    return ops
 
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -1032,6 +1093,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=body({"uses": {"type": "integer", "minimum": 1, "maximum": 2**31}, "ttl": DURATION}),
         response=resp({"secret_id": S}),
     ),
+    # -- Vault's AppRole and userpass administration (machines and people) ----------------
+    **_vault_auth_ops(),
     ("/v1/identities/{name}/revoke-tokens", "POST"): Op(
         "Revoke every token of an identity",
         tag="identities",

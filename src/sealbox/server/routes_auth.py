@@ -17,7 +17,7 @@ from sealbox.auth.methods.interface import Credentials, LoginMethod
 from sealbox.auth.service import Renewal
 from sealbox.auth.tokens import NewToken
 from sealbox.caller import Actor
-from sealbox.errors import InvalidInput, NotFound
+from sealbox.errors import AuthenticationFailed, InvalidInput, NotFound
 from sealbox.server import vault_shapes
 from sealbox.server.bodies import declared, typed_body
 from sealbox.server.http import (
@@ -29,6 +29,7 @@ from sealbox.server.http import (
     state,
     token_of,
 )
+from sealbox.server.routes_vault_auth import VAULT_METHODS
 
 #: The route of every login method, and of those that take a path segment (userpass's
 #: ``login/<username>``).
@@ -85,8 +86,14 @@ async def _login(request: Request, method: LoginMethod, segment: str | None = No
     credentials = Credentials(values)
     st = state(request)
     address = remote_address(request)
-    with st.login_limits.attempt(method.subject(credentials), address):
-        token = st.authenticator.login(method, credentials, Actor(f"remote:{address}", "api"))
+    try:
+        with st.login_limits.attempt(method.subject(credentials), address):
+            who = Actor(f"remote:{address}", "api")
+            token = st.authenticator.login(method, credentials, who)
+    except AuthenticationFailed as exc:
+        if method.name in VAULT_METHODS:
+            raise InvalidInput(exc.message) from None  # Vault answers a bad login 400
+        raise
     return _issued(request, token)
 
 

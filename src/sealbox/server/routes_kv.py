@@ -70,11 +70,14 @@ def is_compat_path(path: str) -> bool:
     first = path[4:].split("/", 1)[0]
     return (
         path.startswith(("/v1/sys/internal/", "/v1/sys/mounts/"))
+        or path.startswith(VAULT_AUTH_PREFIXES)
         or path in VAULT_SYS_PATHS
         or first not in RESERVED_MOUNTS
     )
 
 
+#: Vault's login methods' paths (routes_vault_auth.py, and their logins), in Vault's shapes.
+VAULT_AUTH_PREFIXES = ("/v1/auth/approle/", "/v1/auth/userpass/")
 #: Vault's own sys routes sealbox serves in Vault's shapes (errors as ``{"errors": […]}``).
 VAULT_SYS_PATHS = frozenset(
     {
@@ -135,17 +138,8 @@ def parse_go_duration(value: Any, field: str) -> int:
 
 
 def envelope(data: Any, warnings: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "request_id": os.urandom(16).hex(),
-        "lease_id": "",
-        "renewable": False,
-        "lease_duration": 0,
-        "data": data,
-        "wrap_info": None,
-        "warnings": warnings or None,
-        "auth": None,
-        "mount_type": "kv",
-    }
+    """Vault's answer, as a KV mount gives it (with ``mount_type``)."""
+    return {**vault_shapes.envelope(data, warnings=warnings), "mount_type": "kv"}
 
 
 def check_mount(mounts: tuple[str, ...], mount: str) -> str:

@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from sealbox.auth.policy import Capability
 from sealbox.auth.principal import Principal
-from sealbox.errors import InvalidInput
 from sealbox.documents import folder_of
+from sealbox.errors import InvalidInput
 from sealbox.server import vault_shapes
 from sealbox.server.http import caller, json_body, json_response, state
 

@@ -397,10 +397,19 @@ class IdentityStore(Protocol):
         policies: str | None = None,
         password_hash: str | None = None,
         disabled: bool | None = None,
+        role_id: str | None = None,
+        settings: str | None = None,
     ) -> None: ...
     def delete_identity(self, id: str, *, now: str) -> None: ...
     def add_secret_id(self, row: SecretIdRow) -> None: ...
     def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool: ...
+    def list_secret_ids(self, identity_id: str) -> list[SecretIdRow]:
+        """An identity's secret ids (hashes, never values), oldest first."""
+        ...
+
+    def delete_secret_id(self, identity_id: str, accessor: str) -> bool:
+        """Remove one secret id of an identity; False if it had none by that accessor."""
+        ...
 
 
 class TokenStore(Protocol):
@@ -520,7 +529,7 @@ class CredRoleStore(Protocol):
 
 
 class DocumentStore(Protocol):
-    """KV documents (schema 13): the version record of a folder read through Vault's KV
+    """KV documents (schema 14): the version record of a folder read through Vault's KV
     v2 API (which secret versions each document version is made of) and its settings."""
 
     def get_document(

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sealbox.model import CheckpointRow as CheckpointRow  # noqa: PLC0414
 
 #: The schema these rows are stored in (storage/sql.py migrates up to it).
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 #: The hash before a chain's first event: the head of an empty audit chain.
 GENESIS = "0" * 64
 
@@ -182,6 +182,9 @@ class IdentityRow(NamedTuple):
     policies: str  # JSON list of policy names
     created_at: str
     disabled: bool
+    #: JSON object of login settings (token_ttl, token_max_ttl, secret_id_num_uses,
+    #: secret_id_ttl: seconds or counts; absent = sealbox's defaults).
+    settings: str = "{}"
 
 
 class SecretIdRow(NamedTuple):
@@ -347,7 +350,7 @@ class LeaseRow(NamedTuple):
 
 
 class DocumentRow(NamedTuple):
-    """A KV document's record (schema 13): a folder as Vault's KV v2 sees it."""
+    """A KV document's record (schema 14): a folder as Vault's KV v2 sees it."""
 
     project: str
     env: str
@@ -366,4 +369,4 @@ class DocumentVersionRow(NamedTuple):
     created_at: str
     deleted_at: str | None
     destroyed: bool
-    members: str  # JSON object: name -> [secret version, "text"|"json", secret created_at]
+    members: str  # JSON object: name -> [secret version, "text"|"json", its created_at]

@@ -250,9 +250,15 @@ def schema_v12(d: Dialect) -> list[str]:
 
 
 def schema_v13(d: Dialect) -> list[str]:
-    """Schema version 13: KV documents (issue 15). A folder's secrets read through Vault's
+    """Schema version 13: an identity's login settings (issue 15: AppRole's and userpass's
+    token_ttl, token_max_ttl, secret_id_num_uses, secret_id_ttl), a JSON object."""
+    return ["ALTER TABLE sb_identities ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'"]
+
+
+def schema_v14(d: Dialect) -> list[str]:
+    """Schema version 14: KV documents (issue 15). A folder's secrets read through Vault's
     KV v2 API as one document; its versions are recorded here, each with the secret
-    versions it is made of (``members``: JSON ``{name: [version, kind, secret_created]}``)
+    versions it is made of (``members``: JSON ``{name: [version, kind, the version's created_at]}``)
     and its per-document settings (``settings``: JSON; ``custom``: the free-form
     ``custom_metadata``)."""
     return [
@@ -282,4 +288,5 @@ MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
     11: schema_v11,
     12: schema_v12,
     13: schema_v13,
+    14: schema_v14,
 }

@@ -977,7 +977,9 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
         return self._version_row(r, True)
 
     # -- identities, secret ids, tokens, policies ---------------------------------------------
-    _IDENTITY_COLS = "id, name, kind, password_hash, role_id, policies, created_at, disabled"
+    _IDENTITY_COLS = (
+        "id, name, kind, password_hash, role_id, policies, created_at, disabled, settings"
+    )
     _TOKEN_COLS = (
         "accessor, hash, identity_id, policies, auth_method, created_at, expires_at,"
         " max_expires_at, revoked_at, display, parent"
@@ -985,7 +987,7 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
 
     @staticmethod
     def _identity(r: Sequence[Any]) -> IdentityRow:
-        return IdentityRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+        return IdentityRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8] or "{}")
 
     def create_identity(self, row: IdentityRow) -> None:
         with self._tx(write=True) as tx:
@@ -995,7 +997,7 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
             self._exec(
                 tx,
                 f"INSERT INTO sb_identities ({self._IDENTITY_COLS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id,
                     row.name,
@@ -1005,6 +1007,7 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
                     row.policies,
                     row.created_at,
                     int(row.disabled),
+                    row.settings,
                 ),
             )
 
@@ -1038,11 +1041,22 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
         policies: str | None = None,
         password_hash: str | None = None,
         disabled: bool | None = None,
+        role_id: str | None = None,
+        settings: str | None = None,
     ) -> None:
         with self._tx(write=True) as tx:
             self._require_schema(tx)
             if not self._one(tx, "SELECT 1 FROM sb_identities WHERE id = ?", (id,)):
                 raise NotFound("identity does not exist")
+            if role_id is not None:
+                taken = self._one(
+                    tx, "SELECT 1 FROM sb_identities WHERE role_id = ? AND id <> ?", (role_id, id)
+                )
+                if taken:
+                    raise AlreadyExists("that role id is taken")
+                self._exec(tx, "UPDATE sb_identities SET role_id = ? WHERE id = ?", (role_id, id))
+            if settings is not None:
+                self._exec(tx, "UPDATE sb_identities SET settings = ? WHERE id = ?", (settings, id))
             if policies is not None:
                 self._exec(tx, "UPDATE sb_identities SET policies = ? WHERE id = ?", (policies, id))
             if password_hash is not None:
@@ -1090,6 +1104,27 @@ class SqlStorage(KeySql, LeaseSql, DocumentSql):
                     row.created_at,
                 ),
             )
+
+    def list_secret_ids(self, identity_id: str) -> list[SecretIdRow]:
+        with self._tx(write=False) as tx:
+            self._require_schema(tx)
+            rows = self._all(
+                tx,
+                "SELECT accessor, identity_id, hash, uses_left, expires_at, created_at"
+                " FROM sb_secret_ids WHERE identity_id = ? ORDER BY created_at, accessor",
+                (identity_id,),
+            )
+        return [SecretIdRow(*r) for r in rows]
+
+    def delete_secret_id(self, identity_id: str, accessor: str) -> bool:
+        with self._tx(write=True) as tx:
+            self._require_schema(tx)
+            cur = self._exec(
+                tx,
+                "DELETE FROM sb_secret_ids WHERE identity_id = ? AND accessor = ?",
+                (identity_id, accessor),
+            )
+            return bool(cur.rowcount)
 
     def consume_secret_id(self, identity_id: str, hash: str, now: str) -> bool:
         """Use a secret id once: checks expiry and remaining uses under a row lock."""

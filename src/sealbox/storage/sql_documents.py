@@ -1,4 +1,4 @@
-"""The SQL of KV documents (schema 13), shared by the SQLite and PostgreSQL backends as a
+"""The SQL of KV documents (schema 14), shared by the SQLite and PostgreSQL backends as a
 part of :class:`~sealbox.storage.sql.SqlStorage` (the role
 :class:`~sealbox.storage.interface.DocumentStore`).
 

@@ -63,7 +63,7 @@ def test_an_unknown_method_is_not_found() -> None:
 def test_a_plug_in_is_found_through_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
     register(monkeypatch, ("pin", TARGET))
     assert isinstance(registry.login_method("pin"), PinLogin)
-    assert list(registry.available()) == ["password", "approle", "pin"]
+    assert list(registry.available()) == ["password", "approle", "userpass", "pin"]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_approle_login_spends_the_secret_id_and_audits_it(vault: Any) -> None:
     assert token.value.startswith("sbx_s_")
     assert auth.resolve(token.value).name == "robot"
     assert auth.describe(token.value).auth_method == "approle"
-    with pytest.raises(AuthenticationFailed, match="invalid role id or secret id"):
+    with pytest.raises(AuthenticationFailed, match="invalid role or secret ID"):
         auth.login("approle", creds, ACTOR)
     outcomes = [(e["path"], e["outcome"]) for e in _events(vault)]
     assert sorted(outcomes) == [("approle", "denied"), ("identity/robot", "allowed")]
@@ -181,6 +181,6 @@ def test_approle_refuses_a_person_a_wrong_secret_and_an_empty_role(vault: Any) -
     secret_id = vault.accounts.new_secret_id("robot")
     auth = vault.authenticator()
     for role_id, secret in ((info.role_id, "wrong"), ("", secret_id), ("nope", secret_id)):
-        with pytest.raises(AuthenticationFailed, match="invalid role id or secret id"):
+        with pytest.raises(AuthenticationFailed, match="invalid role or secret ID"):
             auth.login("approle", {"role_id": role_id, "secret_id": secret}, ACTOR)
     assert AppRoleLogin().subject(Credentials({"role_id": "r1"})) == "role:r1"

@@ -48,7 +48,8 @@ UNDO: dict[int, tuple[str, ...]] = {
         "DROP TABLE sb_key_providers",
         "ALTER TABLE sb_sessions DROP COLUMN provider",
     ),
-    13: ("DROP TABLE sb_document_versions", "DROP TABLE sb_documents"),
+    13: ("ALTER TABLE sb_identities DROP COLUMN settings",),
+    14: ("DROP TABLE sb_document_versions", "DROP TABLE sb_documents"),
 }
 
 

@@ -55,6 +55,28 @@ def test_identities_and_secret_ids(store: Storage) -> None:
         store.update_identity(alice, disabled=False)
 
 
+def test_login_settings_role_ids_and_secret_id_administration(store: Storage) -> None:
+    """Schema 13 (issue 15): an identity's login settings; a custom role id (unique);
+    secret ids listed (oldest first) and deleted one by one."""
+    robot, other = identity(store, "robot"), identity(store, "other")
+    assert store.get_identity(id=robot).settings == "{}"  # type: ignore[union-attr]
+    store.update_identity(robot, role_id="mine", settings='{"token_ttl": 60}')
+    row = store.get_identity(role_id="mine")
+    assert row is not None and (row.id, row.settings) == (robot, '{"token_ttl": 60}')
+    with pytest.raises(AlreadyExists):
+        store.update_identity(other, role_id="mine")
+    store.update_identity(robot, role_id="mine")  # its own role id again: fine
+    store.add_secret_id(SecretIdRow("s1", robot, "h1", None, None, NOW))
+    store.add_secret_id(SecretIdRow("s2", robot, "h2", 3, "2027-01-01T00:00:00+00:00", NOW))
+    assert [r.accessor for r in store.list_secret_ids(robot)] == ["s1", "s2"]
+    assert store.list_secret_ids(robot)[1].uses_left == 3
+    assert not store.delete_secret_id(other, "s1")  # another identity's: untouched
+    assert store.delete_secret_id(robot, "s1")
+    assert not store.delete_secret_id(robot, "s1")
+    assert not store.consume_secret_id(robot, "h1", NOW)
+    assert [r.accessor for r in store.list_secret_ids(robot)] == ["s2"]
+
+
 def test_policies(store: Storage) -> None:
     store.put_policy("dev", '{"a": 1}', NOW)
     store.put_policy("dev", '{"a": 2}', NOW)  # replaces

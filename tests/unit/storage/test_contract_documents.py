@@ -1,4 +1,4 @@
-"""The DocumentStore contract (schema 13), on every backend: a KV document's versions are
+"""The DocumentStore contract (schema 14), on every backend: a KV document's versions are
 numbered by compare-and-set, keep their deletion and destruction state, are pruned from
 the oldest, and destroying a secret version spares what a live secret still stands on."""
 

@@ -11,7 +11,7 @@ from tests.unit.storage.test_accounts import identity, token
 from sealbox import stages
 from sealbox.errors import AlreadyExists, NotInitialised
 from sealbox.storage.interface import Storage
-from sealbox.storage.rows import SCHEMA_VERSION, AuditRow
+from sealbox.storage.rows import SCHEMA_VERSION, AuditRow, IdentityRow
 
 
 def test_uninitialised(raw: Storage) -> None:
@@ -42,6 +42,18 @@ def _downgrade_to_8(raw: Storage) -> None:
         undo_after(tx, 8)
         tx.execute("UPDATE sb_settings SET value = '8' WHERE key = 'schema_version'")
     raw._schema_ok = False  # type: ignore[attr-defined]
+
+
+def test_schema_13_migrates_from_12(store: Storage) -> None:
+    """A version 12 vault's identities get empty login settings (sealbox's defaults)."""
+    store.create_identity(IdentityRow("id-r", "robot", "machine", None, "rid", "[]", NOW, False))
+    with store._tx(write=True) as tx:  # type: ignore[attr-defined]
+        undo_after(tx, 12)
+        tx.execute("UPDATE sb_settings SET value = '12' WHERE key = 'schema_version'")
+    store._schema_ok = False  # type: ignore[attr-defined]
+    assert store.migrate() == SCHEMA_VERSION - 12
+    row = store.get_identity(role_id="rid")
+    assert row is not None and (row.name, row.settings) == ("robot", "{}")
 
 
 def test_schema_10_migrates_from_9(store: Storage) -> None:

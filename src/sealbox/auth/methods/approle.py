@@ -37,5 +37,5 @@ class AppRoleLogin:
         )
         if not ok or row is None:
             ctx.deny(actor, "approle")
-            raise AuthenticationFailed("invalid role id or secret id")
+            raise AuthenticationFailed("invalid role or secret ID")
         return ctx.grant(actor, row)

@@ -118,10 +118,18 @@ class LoginContext:
         self._record(actor, path, "denied", BAD_CREDENTIALS)
 
     def grant(self, actor: Actor, identity: IdentityRow, *, kind: str = "s") -> NewToken:
-        """Issue the identity a login token (its own policies; a root of the token tree)
-        and audit the login as made by it."""
+        """Issue the identity a login token (its own policies and login settings'
+        ``token_ttl`` / ``token_max_ttl``; a root of the token tree) and audit the login as
+        made by it."""
+        from sealbox.auth import login_settings
+
+        settings = login_settings.load(identity.settings)
         token = self._authenticator.issue(
-            identity, auth_method=self._method, ttl=self._ttl, kind=kind
+            identity,
+            auth_method=self._method,
+            ttl=self._ttl or login_settings.seconds(settings, "token_ttl"),
+            max_ttl=login_settings.seconds(settings, "token_max_ttl"),
+            kind=kind,
         )
         who = actor._replace(
             identity=identity.name,

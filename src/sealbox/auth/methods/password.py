@@ -32,15 +32,47 @@ class PasswordLogin:
         return f"identity:{credentials.text('name')[:64]}"
 
     def login(self, credentials: Credentials, actor: Actor, ctx: LoginContext) -> NewToken:
-        name, password = credentials.text("name"), credentials.text("password")
-        row = ctx.storage.get_identity(name=name) if SCOPE_RE.match(name) else None
-        if row is None or row.kind != "person" or not row.password_hash:
-            passwords.dummy_verify(password)  # same cost whether or not the name exists
-            # NOTE: not the text given: a name that matches nobody is often a password
-            # pasted into the wrong field, and audit events never hold values in clear.
-            ctx.deny(actor, UNKNOWN_IDENTITY)
-            raise AuthenticationFailed("invalid name or password")
-        if not passwords.verify_password(password, row.password_hash) or row.disabled:
-            ctx.deny(actor, f"identity/{name}")
-            raise AuthenticationFailed("invalid name or password")
-        return ctx.grant(actor, row, kind="p")
+        return person_login(
+            credentials.text("name"), credentials.text("password"), actor, ctx,
+            "invalid name or password",
+        )  # fmt: skip
+
+
+class UserpassLogin:
+    """Vault's ``userpass``: a person's name (in the path) and password, the same checks
+    and login limits as ``password`` (:func:`person_login`, subject ``identity:<name>``)."""
+
+    name = "userpass"
+    summary = "Log in with a username and password (Vault's userpass)"
+    fields = (
+        Field("username", pattern=SCOPE_RE),
+        Field("password", nonempty=True),
+    )
+    path_field = "username"
+
+    def subject(self, credentials: Credentials) -> str:
+        return f"identity:{credentials.text('username')[:64]}"
+
+    def login(self, credentials: Credentials, actor: Actor, ctx: LoginContext) -> NewToken:
+        return person_login(
+            credentials.text("username"), credentials.text("password"), actor, ctx,
+            "invalid username or password",
+        )  # fmt: skip
+
+
+def person_login(
+    name: str, password: str, actor: Actor, ctx: LoginContext, refusal: str
+) -> NewToken:
+    """A person's token for the right password; ``refusal`` (one message whatever was
+    wrong) otherwise, at the same cost whether or not the name exists."""
+    row = ctx.storage.get_identity(name=name) if SCOPE_RE.match(name) else None
+    if row is None or row.kind != "person" or not row.password_hash:
+        passwords.dummy_verify(password)  # same cost whether or not the name exists
+        # NOTE: not the text given: a name that matches nobody is often a password
+        # pasted into the wrong field, and audit events never hold values in clear.
+        ctx.deny(actor, UNKNOWN_IDENTITY)
+        raise AuthenticationFailed(refusal)
+    if not passwords.verify_password(password, row.password_hash) or row.disabled:
+        ctx.deny(actor, f"identity/{name}")
+        raise AuthenticationFailed(refusal)
+    return ctx.grant(actor, row, kind="p")

@@ -27,6 +27,7 @@ GROUP = "sealbox.login_methods"
 BUILTIN = {
     "password": "sealbox.auth.methods.password:PasswordLogin",
     "approle": "sealbox.auth.methods.approle:AppRoleLogin",
+    "userpass": "sealbox.auth.methods.password:UserpassLogin",
 }
 
 
