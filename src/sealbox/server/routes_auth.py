@@ -43,8 +43,12 @@ def _issued(request: Request, token: NewToken) -> Response:
     ``bao login -method=…`` and hvac read)."""
     authn = state(request).authenticator
     info = authn.describe(token.value)
-    entity = authn.resolve(token.value).identity_id
-    auth = vault_shapes.auth_block(info, entity, authn.now(), token=token.value)
+    principal = authn.resolve(token.value)
+    # As Vault's approle and userpass answer a login: the role's or the user's name.
+    key = "role_name" if principal.kind == "machine" else "username"
+    auth = vault_shapes.auth_block(
+        info, principal.identity_id, authn.now(), token=token.value, metadata={key: principal.name}
+    )
     return json_response(
         {
             **vault_shapes.envelope(auth=auth),

@@ -99,16 +99,22 @@ def lookup_record(
 
 
 def auth_block(
-    info: TokenInfo, entity_id: str, now: datetime, *, token: str | None
+    info: TokenInfo,
+    entity_id: str,
+    now: datetime,
+    *,
+    token: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Vault's ``auth`` block (login, ``create``, ``renew``): ``client_token`` is the
-    token when the caller is entitled to it (it made or sent it), else ``""``."""
+    token when the caller is entitled to it (it made or sent it), else ``""``;
+    ``metadata`` as the login method gives it (default ``{"identity": …}``)."""
     return {
         "client_token": token or "",
         "accessor": info.accessor,
         "policies": list(info.policies),
         "token_policies": list(info.policies),
-        "metadata": {"identity": info.identity},
+        "metadata": metadata if metadata is not None else {"identity": info.identity},
         "lease_duration": seconds_left(info, now),
         "renewable": True,
         "entity_id": entity_id,
