@@ -123,9 +123,9 @@ def _embedded_cli(s: Scenario) -> None:
     s.cli("secret", "set", "BLOB", "--from-file", str(s.input_file("blob.bin", blob)))
     s.cli("secret", "set", "UNI", stdin=uni.encode())
 
-    assert s.cli("secret", "get", "DB_PASSWORD", delivers=True).stdout == db2.encode() + b"\n"
+    assert s.cli("secret", "get", "DB_PASSWORD", delivers=True).stdout == db2.encode()
     got = s.cli("secret", "get", "DB_PASSWORD", "--version", "1", delivers=True)
-    assert got.stdout == db1.encode() + b"\n"
+    assert got.stdout == db1.encode()
     # run: the child proves it got the values without printing them.
     probe = (
         "import hashlib, os; "
