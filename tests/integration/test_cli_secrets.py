@@ -808,3 +808,36 @@ def test_bad_binding_error_names_the_file(
     r = cli("secret", "set", "A", stdin="v")
     assert r.status == EXIT_INVALID
     assert "sealbox.toml" in r.err
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"plain", b"ends in a newline\n", b"crlf\r\n", b"two\n\n", b"nul\x00byte", b"\xff\xfe bin"],
+)
+def test_get_into_a_pipe_is_byte_exact(
+    keyfile_vault: Path,
+    tmp_path: Path,
+    value: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    import base64
+
+    from sealbox.cli.main import main
+
+    source = tmp_path / "value.bin"
+    source.write_bytes(value)
+    assert main(["secret", "set", "A", "--from-file", str(source)]) == EXIT_OK
+    capsysbinary.readouterr()
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == value  # no newline added outside a terminal
+    assert main(["secret", "list", "--reveal", "--json"]) == EXIT_OK
+    (listed,) = json.loads(capsysbinary.readouterr().out)
+    got = (
+        listed["value"].encode() if "value" in listed else base64.b64decode(listed["value_base64"])
+    )
+    assert got == value
+    # On a terminal a newline follows the value.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == value + b"\n"

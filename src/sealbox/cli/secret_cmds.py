@@ -38,7 +38,10 @@ def _read_value(value: str | None, from_file: Path | None, keep_newline: bool) -
         )
     if value is not None:
         warn("a value on the command line can end up in shell history; prefer stdin or the prompt")
-        return SecretValue(value)
+        import os
+
+        # The argument's own bytes (Python decoded them with surrogateescape).
+        return SecretValue(os.fsencode(value))
     if from_file is not None:
         try:
             return SecretValue(from_file.read_bytes())
