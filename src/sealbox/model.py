@@ -99,8 +99,12 @@ def value_json(value: SecretValue) -> dict[str, str]:
 def value_from_json(data: Mapping[str, Any]) -> SecretValue:
     """The value of a JSON object written by :func:`value_json`: exactly one of ``value``
     (text) and ``value_base64`` (standard base64, padded); else :class:`InvalidInput`."""
-    if ("value" in data) == (VALUE_BASE64 in data):
-        raise InvalidInput(f"give the value as 'value' (text) or '{VALUE_BASE64}', exactly one")
+    if "value" in data and VALUE_BASE64 in data:
+        raise InvalidInput(f"give the value as 'value' or '{VALUE_BASE64}', not both")
+    if "value" not in data and VALUE_BASE64 not in data:
+        raise InvalidInput(
+            f"missing field 'value' (or '{VALUE_BASE64}' for a value that is not UTF-8 text)"
+        )
     if "value" in data:
         text = data["value"]
         if not isinstance(text, str):

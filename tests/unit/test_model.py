@@ -92,8 +92,8 @@ def test_value_json_round_trips_every_byte(raw: bytes) -> None:
 @pytest.mark.parametrize(
     ("data", "wrong"),
     [
-        ({}, "exactly one"),
-        ({"value": "a", "value_base64": "YQ=="}, "exactly one"),
+        ({}, "missing field"),
+        ({"value": "a", "value_base64": "YQ=="}, "not both"),
         ({"value_base64": "YQ"}, "base64"),
         ({"value_base64": "Y Q=="}, "base64"),
         ({"value_base64": "\u00e9"}, "base64"),

@@ -355,7 +355,10 @@ def test_a_malformed_body_is_a_wire_error_naming_the_field(
 
 @pytest.mark.parametrize(
     ("fields", "names"),
-    [({"value_base64": "YQ"}, "'value_base64'"), ({"value": "a", "value_base64": "YQ=="}, "one")],
+    [
+        ({"value_base64": "YQ"}, "'value_base64'"),
+        ({"value": "a", "value_base64": "YQ=="}, "not both"),
+    ],
 )
 def test_a_read_with_a_bad_value_field_is_a_wire_error(fields: dict[str, str], names: str) -> None:
     with pytest.raises(WireError, match=names):
