@@ -143,3 +143,41 @@ def test_remote_values_are_byte_exact(live: Live, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     ran = _sealbox("run", "--watch", "--only", "X", "--", PY, "-c", CHILD, env=env)
     assert (ran.returncode, ran.stdout) == (0, BINARY), ran.stderr
+
+
+def test_a_sealbox_server_process_carries_binary_values_and_the_whole_limit(
+    tmp_path: Path,
+) -> None:
+    from tests.e2e.test_server_lifecycle import init_admin, server_process
+
+    from sealbox.errors import InvalidInput
+    from sealbox.model import MAX_VALUE_BYTES, SecretRef, SecretValue
+
+    server_env = {**_base_env(tmp_path), "SEALBOX_HOME": str(tmp_path / "server")}
+    init = _sealbox("init", "--key-file", str(tmp_path / "master.key"), env=server_env)
+    assert init.returncode == 0, init.stderr
+    token = init_admin(server_env)
+    # body_limit at its smallest: a body carrying a value is bounded by the value limit.
+    (tmp_path / "server.toml").write_text("body_limit = 1024\nworkers = 1\n")
+    with server_process(server_env, "--config", str(tmp_path / "server.toml")) as (url, _):
+        with Client(url, token) as sdk:
+            sdk.create_project("payments")
+            escaped = "\x00\x1f" * (MAX_VALUE_BYTES // 2)  # 6 bytes a byte in JSON
+            ref = SecretRef("payments", "dev", "BIG")
+            sdk.set(ref, SecretValue(escaped))
+            assert sdk.get(ref).value == SecretValue(escaped)
+            with pytest.raises(InvalidInput, match=f"larger than {MAX_VALUE_BYTES} bytes"):
+                sdk._call("PUT", "/v1/secrets/payments/dev/BIG", body={"value": escaped + "x"})
+        env = {
+            **_base_env(tmp_path),
+            "SEALBOX_ADDR": url,
+            "SEALBOX_TOKEN": token,
+            "SEALBOX_HOME": str(tmp_path / "client"),
+        }
+        (tmp_path / "x.bin").write_bytes(BINARY)
+        done = _sealbox("secret", "set", "X", "--from-file", str(tmp_path / "x.bin"), env=env)
+        assert done.returncode == 0, done.stderr
+        got = _sealbox("secret", "get", "X", env=env)
+        assert (got.returncode, got.stdout) == (0, BINARY), got.stderr
+        ran = _sealbox("run", "--only", "X", "--", PY, "-c", CHILD, env=env)
+        assert (ran.returncode, ran.stdout) == (0, BINARY), ran.stderr
