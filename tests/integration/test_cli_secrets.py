@@ -841,3 +841,15 @@ def test_get_into_a_pipe_is_byte_exact(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert main(["secret", "get", "A"]) == EXIT_OK
     assert capsysbinary.readouterr().out == value + b"\n"
+
+
+def test_a_value_on_argv_keeps_its_own_bytes(
+    keyfile_vault: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from sealbox.cli.main import main
+
+    # Python hands undecodable argv bytes over as lone surrogates (surrogateescape).
+    assert main(["secret", "set", "A", os.fsdecode(b"\xffarg\xfe")]) == EXIT_OK
+    capsysbinary.readouterr()
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == b"\xffarg\xfe"

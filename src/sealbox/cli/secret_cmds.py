@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +39,6 @@ def _read_value(value: str | None, from_file: Path | None, keep_newline: bool) -
         )
     if value is not None:
         warn("a value on the command line can end up in shell history; prefer stdin or the prompt")
-        import os
-
         # The argument's own bytes (Python decoded them with surrogateescape).
         return SecretValue(os.fsencode(value))
     if from_file is not None:

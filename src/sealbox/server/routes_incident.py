@@ -42,7 +42,8 @@ async def incident(request: Request) -> Response:
     rotate = body.get("rotate", False)
     if not isinstance(rotate, bool):
         raise InvalidInput("field 'rotate' must be a boolean")
-    value = value_from_json(body) if "value" in body or VALUE_BASE64 in body else None
+    # NOTE: "value": null is no value, as before value_base64 existed.
+    value = value_from_json(body) if body.get("value") is not None or VALUE_BASE64 in body else None
     if value is not None and not len(value):
         raise InvalidInput("field 'value' is empty: send the leaked value, or leave it out")
     del body  # the value lives on only as the SecretValue
