@@ -41,7 +41,10 @@ FOLDER_SEP = ":"
 ROOT_FOLDER = "."
 MAX_FOLDER = 255
 MAX_NAME = 255
+#: The largest secret value, in bytes, embedded and remote alike (docs/server.md, "Values").
 MAX_VALUE_BYTES = 1024 * 1024
+#: The JSON field that carries a value which is not UTF-8 text, as standard padded base64.
+VALUE_BASE64 = "value_base64"
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 
 
@@ -96,6 +99,44 @@ class SecretValue:
 
     def __reduce__(self) -> Any:
         raise TypeError("SecretValue cannot be pickled")
+
+
+def value_json(value: SecretValue) -> dict[str, str]:
+    """A value as sealbox's JSON carries it: ``{"value": text}`` when it is UTF-8 text,
+    else ``{"value_base64": "..."}`` — exact bytes either way, never a lossy decoding."""
+    raw = value.reveal_bytes()
+    try:
+        return {"value": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        import base64
+
+        return {VALUE_BASE64: base64.b64encode(raw).decode("ascii")}
+
+
+def value_from_json(data: Mapping[str, Any]) -> SecretValue:
+    """The value of a JSON object written by :func:`value_json`: exactly one of ``value``
+    (text) and ``value_base64`` (standard base64, padded); else :class:`InvalidInput`."""
+    if "value" in data and VALUE_BASE64 in data:
+        raise InvalidInput(f"give the value as 'value' or '{VALUE_BASE64}', not both")
+    if "value" not in data and VALUE_BASE64 not in data:
+        raise InvalidInput(
+            f"missing field 'value' (or '{VALUE_BASE64}' for a value that is not UTF-8 text)"
+        )
+    if "value" in data:
+        text = data["value"]
+        if not isinstance(text, str):
+            raise InvalidInput("field 'value' must be a string")
+        return SecretValue(text)
+    encoded = data[VALUE_BASE64]
+    if not isinstance(encoded, str):
+        raise InvalidInput(f"field '{VALUE_BASE64}' must be a string")
+    import base64
+    import binascii
+
+    try:
+        return SecretValue(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"field '{VALUE_BASE64}' is not standard, padded base64") from None
 
 
 def validate_name(name: str) -> str:

@@ -202,7 +202,7 @@ def test_sigkill_mid_write_keeps_every_acknowledged_version(
     for n in (acked[0], acked[-1]):
         got = sealbox("secret", "get", "CRASH", "--version", str(n), env=env)
         assert got.returncode == 0, got.stderr
-        assert got.stdout.decode() == f"crash-value-{n}-" + "x" * (n % 97) + "\n"
+        assert got.stdout.decode() == f"crash-value-{n}-" + "x" * (n % 97)
     # Writes continue from the right number, and doctor's integrity check holds.
     nxt = sealbox("secret", "set", "CRASH", "--json", env=env, stdin=b"after")
     assert nxt.returncode == 0, nxt.stderr
@@ -280,7 +280,7 @@ def test_no_plaintext_at_rest(
         assert (
             _cli(monkeypatch, capsys, "secret", "set", "payments/prod/CANARY", stdin=canary)[0] == 0
         )
-        assert _cli(monkeypatch, capsys, "secret", "get", "CANARY")[1] == canary + "\n"
+        assert _cli(monkeypatch, capsys, "secret", "get", "CANARY")[1] == canary
         assert canary in _cli(monkeypatch, capsys, "export")[1]
         assert canary in _cli(monkeypatch, capsys, "secret", "list", "--reveal", "--json")[1]
         assert _cli(monkeypatch, capsys, "secret", "meta", "CANARY", "--owner", "team")[0] == 0
@@ -463,7 +463,7 @@ def test_read_only_vault_is_a_clear_error(
     got = sealbox("secret", "history", "A", "--json", env=env)
     assert got.returncode == 0, got.stderr
     assert [h["version"] for h in json.loads(got.stdout)] == [1]
-    assert sealbox("secret", "get", "A", env=env).stdout == b"before\n"
+    assert sealbox("secret", "get", "A", env=env).stdout == b"before"
 
 
 @pytest.mark.parametrize("content", ["random", "empty", "truncated"])

@@ -60,7 +60,7 @@ def test_a_rotation_by_the_installed_cli_through_a_server_process(
                 assert post(receiver.url, b'{"n":2}', new) == (204, None)
                 assert post(receiver.url, b'{"n":3}', old) == (204, None)  # previous
                 r = sealbox("secret", "get", REF.path, "--stage", "previous", env=remote)
-                assert (r.returncode, r.stdout) == (0, old.reveal() + "\n")
+                assert (r.returncode, r.stdout) == (0, old.reveal())
                 heard = verifier.changes
                 r = sealbox("rotation", "revoke", REF.path, "1", env=remote)
                 assert r.returncode == 0, r.stderr

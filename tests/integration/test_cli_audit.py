@@ -97,7 +97,7 @@ def test_fail_closed_and_fail_open_through_the_cli(
     assert VALUE not in out.out and "no audit sink accepted" in out.err
     assert main(["--audit-fail-open", "secret", "get", "A"]) == 0
     out = capfd.readouterr()
-    assert out.out == VALUE + "\n"
+    assert out.out == VALUE
     assert "WARNING: audit fail-open is on" in out.err
 
 

@@ -55,7 +55,7 @@ def test_rotate_a_random_token_and_read_previous(vault: Path, cli: Cli) -> None:
     new = cli("secret", "get", "TOKEN").out.strip()
     assert new.startswith("sk_") and len(new) == 43
     assert new not in r.err + r.out  # the report never shows a value
-    assert cli("secret", "get", "TOKEN", "--stage", "previous").out == "first-token-value\n"
+    assert cli("secret", "get", "TOKEN", "--stage", "previous").out == "first-token-value"
     assert cli("secret", "get", "TOKEN", "--stage", "pending").status == EXIT_NOT_FOUND
     history = json.loads(cli("secret", "history", "TOKEN", "--json").out)
     assert [(v["version"], v["stage"]) for v in history] == [(1, "previous"), (2, "current")]
@@ -69,7 +69,7 @@ def test_a_dry_run_reports_and_changes_nothing(vault: Path, cli: Cli) -> None:
     r = cli("rotate", "DB", "--dry-run")
     assert r.status == 0, r.err
     assert "rehearsal" in r.err and "Test passed" in r.err and "current untouched" in r.err
-    assert cli("secret", "get", "DB").out == "initial-db-password\n"
+    assert cli("secret", "get", "DB").out == "initial-db-password"
     assert upstream_password(vault / "upstream.json") == "initial-db-password"
     steer(vault, refuse_test="1")
     r = cli("rotate", "DB", "--dry-run", "--json")
@@ -121,7 +121,7 @@ def test_cancel_restores_the_old_state(vault: Path, cli: Cli) -> None:
     assert r.status == 0, r.err
     assert "cancelled" in r.err
     assert upstream_password(vault / "upstream.json") == "initial-db-password"
-    assert cli("secret", "get", "DB").out == "initial-db-password\n"
+    assert cli("secret", "get", "DB").out == "initial-db-password"
     assert cli("rotation", "cancel", rid).status == EXIT_CONFLICT
     assert cli("rotation", "resume", "rot_doesnotexist").status == EXIT_NOT_FOUND
 
@@ -166,7 +166,7 @@ def test_bad_input_is_refused_and_changes_nothing(vault: Path, cli: Cli, args: t
     assert r.err.strip()
     assert cli("rotation", "history", "DB", "--json").out == before
     cfg = cli("secret", "get", "DB")
-    assert cfg.out == "initial-db-password\n"
+    assert cfg.out == "initial-db-password"
 
 
 def test_grace_zero_is_accepted(vault: Path, cli: Cli) -> None:

@@ -64,7 +64,7 @@ def test_init_with_key_file_creates_private_files(cli: Cli, tmp_path: Path, home
     # The key file holds a key, and the vault works with it.
     assert cli("project", "create", "payments").status == EXIT_OK
     assert cli("secret", "set", "payments/dev/A", stdin="v").status == EXIT_OK
-    assert cli("secret", "get", "payments/dev/A").out == "v\n"
+    assert cli("secret", "get", "payments/dev/A").out == "v"
 
 
 def test_init_twice_is_refused_and_writes_no_new_key(cli: Cli, tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_init_twice_is_refused_and_writes_no_new_key(cli: Cli, tmp_path: Path) -
 def test_init_with_passphrase_from_environment(passphrase_vault: Path, cli: Cli) -> None:
     assert mode(passphrase_vault / "vault.db") == 0o600
     assert cli("secret", "set", "A", stdin="pass-protected").status == EXIT_OK
-    assert cli("secret", "get", "A").out == "pass-protected\n"
+    assert cli("secret", "get", "A").out == "pass-protected"
     # The passphrase itself is nowhere on disk in the clear.
     for f in passphrase_vault.iterdir():
         assert PASSPHRASE.encode() not in f.read_bytes(), f
@@ -135,7 +135,7 @@ def test_wrong_passphrase_is_refused_and_changes_nothing(
     monkeypatch.setenv("SEALBOX_PASSPHRASE", PASSPHRASE)
     hist = json.loads(cli("secret", "history", "A", "--json").out)
     assert [h["version"] for h in hist] == [1]
-    assert cli("secret", "get", "A").out == "original\n"
+    assert cli("secret", "get", "A").out == "original"
 
 
 def test_locked_vault_without_passphrase_or_tty_is_sealed_with_hint(
@@ -149,7 +149,7 @@ def test_locked_vault_without_passphrase_or_tty_is_sealed_with_hint(
         assert "locked" in r.err
         assert "sealbox unlock" in r.err  # the hint
     monkeypatch.setenv("SEALBOX_PASSPHRASE", PASSPHRASE)
-    assert cli("secret", "get", "A").out == "v\n"
+    assert cli("secret", "get", "A").out == "v"
 
 
 def test_unlock_session_then_lock(
@@ -165,9 +165,9 @@ def test_unlock_session_then_lock(
         assert token.encode() not in f.read_bytes()
     monkeypatch.delenv("SEALBOX_PASSPHRASE")
     monkeypatch.setenv("SEALBOX_SESSION", token)
-    assert cli("secret", "get", "A").out == "before\n"
+    assert cli("secret", "get", "A").out == "before"
     assert cli("secret", "set", "A", stdin="during").status == EXIT_OK
-    assert cli("secret", "get", "A").out == "during\n"
+    assert cli("secret", "get", "A").out == "during"
     r = cli("lock")
     assert r.status == EXIT_OK
     r = cli("secret", "get", "A")
@@ -210,7 +210,7 @@ def test_tampered_session_value_fails_authentication(
         assert r.status == EXIT_AUTH, (bad, r.err)
         assert r.out == ""
     monkeypatch.setenv("SEALBOX_SESSION", token)
-    assert cli("secret", "get", "A").out == "v\n"
+    assert cli("secret", "get", "A").out == "v"
 
 
 def test_passphrase_change(
@@ -227,7 +227,7 @@ def test_passphrase_change(
     assert cli("secret", "get", "A").status == EXIT_AUTH
     monkeypatch.setenv("SEALBOX_PASSPHRASE", NEW_PASSPHRASE)
     for name, value in values.items():
-        assert cli("secret", "get", name).out == value + "\n"
+        assert cli("secret", "get", name).out == value
 
 
 def test_passphrase_change_with_wrong_old_passphrase_changes_nothing(
@@ -239,7 +239,7 @@ def test_passphrase_change_with_wrong_old_passphrase_changes_nothing(
     assert cli("passphrase", "change").status == EXIT_AUTH
     monkeypatch.delenv("SEALBOX_NEW_PASSPHRASE")
     monkeypatch.setenv("SEALBOX_PASSPHRASE", PASSPHRASE)
-    assert cli("secret", "get", "A").out == "v\n"
+    assert cli("secret", "get", "A").out == "v"
 
 
 # -- setup, projects, environments ---------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_setup_writes_binding_without_secrets_and_creates_project(
     monkeypatch.delenv("SEALBOX_ENV")
     monkeypatch.chdir(app)
     assert cli("secret", "set", "SHOP_KEY", stdin="shop-value").status == EXIT_OK
-    assert cli("secret", "get", "shop/staging/SHOP_KEY").out == "shop-value\n"
+    assert cli("secret", "get", "shop/staging/SHOP_KEY").out == "shop-value"
 
 
 def test_setup_with_missing_environment_is_not_found(keyfile_vault: Path, cli: Cli) -> None:
@@ -290,7 +290,7 @@ def test_env_create_and_list(keyfile_vault: Path, cli: Cli) -> None:
     assert cli("env", "create", "qa", "-p", "payments").status == EXIT_EXISTS
     assert cli("env", "create", "qa", "-p", "nosuch").status == EXIT_NOT_FOUND
     assert cli("secret", "set", "payments/qa/A", stdin="in qa").status == EXIT_OK
-    assert cli("secret", "get", "A", "-e", "qa").out == "in qa\n"
+    assert cli("secret", "get", "A", "-e", "qa").out == "in qa"
 
 
 def test_project_create_with_custom_environments(keyfile_vault: Path, cli: Cli) -> None:
@@ -307,8 +307,8 @@ def test_project_isolation(keyfile_vault: Path, cli: Cli, tmp_path: Path) -> Non
 
     assert cli("secret", "get", "DEV_ONLY", "-e", "prod").status == EXIT_NOT_FOUND
     assert cli("secret", "get", "payments/prod/DEV_ONLY").status == EXIT_NOT_FOUND
-    assert cli("secret", "get", "SHARED", "-e", "prod").out == "prod-shared\n"
-    assert cli("secret", "get", "SHARED").out == "dev-shared\n"
+    assert cli("secret", "get", "SHARED", "-e", "prod").out == "prod-shared"
+    assert cli("secret", "get", "SHARED").out == "dev-shared"
 
     listed = json.loads(cli("secret", "list", "-e", "prod", "--json").out)
     assert [s["name"] for s in listed] == ["SHARED"]
@@ -393,7 +393,7 @@ def test_value_on_argv_warns_about_shell_history(keyfile_vault: Path, cli: Cli) 
     assert "history" in r.err
     assert "argv-value" not in r.err
     assert r.out == ""
-    assert cli("secret", "get", "A").out == "argv-value\n"
+    assert cli("secret", "get", "A").out == "argv-value"
 
 
 def test_set_and_stdin_quiet_no_history_warning(keyfile_vault: Path, cli: Cli) -> None:
@@ -406,9 +406,9 @@ def test_set_and_stdin_quiet_no_history_warning(keyfile_vault: Path, cli: Cli) -
 def test_get_current_and_specific_versions_and_json(keyfile_vault: Path, cli: Cli) -> None:
     for value in ("one", "two", "three"):
         assert cli("secret", "set", "A", stdin=value).status == EXIT_OK
-    assert cli("secret", "get", "A").out == "three\n"
-    assert cli("secret", "get", "A", "--version", "1").out == "one\n"
-    assert cli("secret", "get", "A", "--version", "2").out == "two\n"
+    assert cli("secret", "get", "A").out == "three"
+    assert cli("secret", "get", "A", "--version", "1").out == "one"
+    assert cli("secret", "get", "A", "--version", "2").out == "two"
     assert cli("secret", "get", "A", "--version", "4").status == EXIT_NOT_FOUND
     assert cli("secret", "get", "A", "--version", "0").status == EXIT_INVALID
     assert cli("secret", "get", "NOPE").status == EXIT_NOT_FOUND
@@ -436,7 +436,7 @@ def test_full_path_form_works_without_scope(
     monkeypatch.delenv("SEALBOX_PROJECT")
     monkeypatch.delenv("SEALBOX_ENV")
     assert cli("secret", "set", "payments/dev/NAME", stdin="full-path").status == EXIT_OK
-    assert cli("secret", "get", "payments/dev/NAME").out == "full-path\n"
+    assert cli("secret", "get", "payments/dev/NAME").out == "full-path"
     assert cli("secret", "get", "payments/prod/NAME").status == EXIT_NOT_FOUND
     hist = json.loads(cli("secret", "history", "payments/dev/NAME", "--json").out)
     assert len(hist) == 1
@@ -494,16 +494,16 @@ def test_rollback_creates_a_new_version_with_old_content(keyfile_vault: Path, cl
         assert cli("secret", "set", "A", stdin=value).status == EXIT_OK
     r = cli("secret", "rollback", "A", "1")
     assert r.status == EXIT_OK, r.err
-    assert cli("secret", "get", "A").out == "first\n"
+    assert cli("secret", "get", "A").out == "first"
     data = json.loads(cli("secret", "history", "A", "--json").out)
     assert [d["version"] for d in data] == [1, 2, 3, 4]
     assert data[-1]["rollback_of"] == 1
     # Old versions are untouched.
-    assert cli("secret", "get", "A", "--version", "3").out == "third\n"
+    assert cli("secret", "get", "A", "--version", "3").out == "third"
     assert cli("secret", "rollback", "A", "9").status == EXIT_NOT_FOUND
     assert cli("secret", "rollback", "A", "2", "--if-version", "3").status == EXIT_EXISTS
     assert cli("secret", "rollback", "A", "2", "--if-version", "4").status == EXIT_OK
-    assert cli("secret", "get", "A").out == "second\n"
+    assert cli("secret", "get", "A").out == "second"
     assert len(json.loads(cli("secret", "history", "A", "--json").out)) == 5
 
 
@@ -518,7 +518,7 @@ def test_if_version_compare_and_set(keyfile_vault: Path, cli: Cli) -> None:
     assert cli("secret", "set", "A", "--if-version", "1", stdin="v2").status == EXIT_OK
     assert cli("secret", "set", "A", "--if-version", "1", stdin="stale").status == EXIT_EXISTS
     assert cli("secret", "set", "A", "--if-version", "-1", stdin="neg").status == EXIT_INVALID
-    assert cli("secret", "get", "A").out == "v2\n"
+    assert cli("secret", "get", "A").out == "v2"
     data = json.loads(cli("secret", "history", "A", "--json").out)
     assert [d["version"] for d in data] == [1, 2]
 
@@ -587,15 +587,15 @@ def test_delete_undelete_purge(
     assert cli("secret", "delete", "A").status == EXIT_NOT_FOUND
 
     assert cli("secret", "undelete", "A").status == EXIT_OK
-    assert cli("secret", "get", "A").out == "a2\n"
-    assert cli("secret", "get", "A", "--version", "1").out == "a1\n"
+    assert cli("secret", "get", "A").out == "a2"
+    assert cli("secret", "get", "A", "--version", "1").out == "a1"
     assert cli("secret", "undelete", "A").status == EXIT_EXISTS  # not deleted: a conflict
 
     # purge without --yes and without a terminal refuses.
     r = cli("secret", "purge", "A")
     assert r.status == EXIT_INVALID
     assert "--yes" in r.err
-    assert cli("secret", "get", "A").out == "a2\n"
+    assert cli("secret", "get", "A").out == "a2"
 
     assert cli("secret", "purge", "A", "--yes").status == EXIT_OK
     assert cli("secret", "history", "A").status == EXIT_NOT_FOUND
@@ -613,7 +613,7 @@ def test_writing_a_deleted_secret(keyfile_vault: Path, cli: Cli) -> None:
     assert cli("secret", "set", "A", stdin="a1").status == EXIT_OK
     assert cli("secret", "delete", "A").status == EXIT_OK
     assert cli("secret", "set", "A", stdin="a2").status == EXIT_OK
-    assert cli("secret", "get", "A").out == "a2\n"
+    assert cli("secret", "get", "A").out == "a2"
     assert [d["version"] for d in json.loads(cli("secret", "history", "A", "--json").out)] == [1, 2]
 
 
@@ -811,3 +811,48 @@ def test_bad_binding_error_names_the_file(
     r = cli("secret", "set", "A", stdin="v")
     assert r.status == EXIT_INVALID
     assert "sealbox.toml" in r.err
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"plain", b"ends in a newline\n", b"crlf\r\n", b"two\n\n", b"nul\x00byte", b"\xff\xfe bin"],
+)
+def test_get_into_a_pipe_is_byte_exact(
+    keyfile_vault: Path,
+    tmp_path: Path,
+    value: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    import base64
+
+    from sealbox.cli.main import main
+
+    source = tmp_path / "value.bin"
+    source.write_bytes(value)
+    assert main(["secret", "set", "A", "--from-file", str(source)]) == EXIT_OK
+    capsysbinary.readouterr()
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == value  # no newline added outside a terminal
+    assert main(["secret", "list", "--reveal", "--json"]) == EXIT_OK
+    (listed,) = json.loads(capsysbinary.readouterr().out)
+    got = (
+        listed["value"].encode() if "value" in listed else base64.b64decode(listed["value_base64"])
+    )
+    assert got == value
+    # On a terminal a newline follows the value.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == value + b"\n"
+
+
+def test_a_value_on_argv_keeps_its_own_bytes(
+    keyfile_vault: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from sealbox.cli.main import main
+
+    # Python hands undecodable argv bytes over as lone surrogates (surrogateescape).
+    assert main(["secret", "set", "A", os.fsdecode(b"\xffarg\xfe")]) == EXIT_OK
+    capsysbinary.readouterr()
+    assert main(["secret", "get", "A"]) == EXIT_OK
+    assert capsysbinary.readouterr().out == b"\xffarg\xfe"

@@ -24,7 +24,7 @@ def test_postgres_vault_round_trip(
         assert main(["secret", "set", "payments/prod/DB_PASSWORD"]) == 0
         capfd.readouterr()
         assert main(["secret", "get", "payments/prod/DB_PASSWORD"]) == 0
-        assert capfd.readouterr().out == CANARY + "\n"
+        assert capfd.readouterr().out == CANARY
         assert main(["secret", "get", "payments/dev/DB_PASSWORD"]) == 3
 
         import psycopg

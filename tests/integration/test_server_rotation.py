@@ -132,7 +132,7 @@ def test_the_cli_rotates_through_a_server(
     r = cli("rotation", "history", path, "--json")
     assert [x["state"] for x in json.loads(r.out)] == ["succeeded"]
     r = cli("secret", "get", path, "--stage", "previous")
-    assert (r.status, r.out) == (0, INITIAL + "\n")
+    assert (r.status, r.out) == (0, INITIAL)
     assert cli("secret", "get", path, "--stage", "pending").status == 3
 
 

@@ -123,9 +123,9 @@ def _embedded_cli(s: Scenario) -> None:
     s.cli("secret", "set", "BLOB", "--from-file", str(s.input_file("blob.bin", blob)))
     s.cli("secret", "set", "UNI", stdin=uni.encode())
 
-    assert s.cli("secret", "get", "DB_PASSWORD", delivers=True).stdout == db2.encode() + b"\n"
+    assert s.cli("secret", "get", "DB_PASSWORD", delivers=True).stdout == db2.encode()
     got = s.cli("secret", "get", "DB_PASSWORD", "--version", "1", delivers=True)
-    assert got.stdout == db1.encode() + b"\n"
+    assert got.stdout == db1.encode()
     # run: the child proves it got the values without printing them.
     probe = (
         "import hashlib, os; "
@@ -136,17 +136,22 @@ def _embedded_cli(s: Scenario) -> None:
     mounted = s.tmp / "mnt" / "secrets.env"
     mounted.parent.mkdir()
     probe = "import os; print(os.path.getsize(os.environ['SEALBOX_SECRETS_FILE']) > 0)"
-    r = s.cli("run", "--mount", str(mounted), "--", sys.executable, "-c", probe)
+    # dotenv carries text only: BLOB (not UTF-8) is left out (tested refused just below).
+    text_only = ("--only", "DB_PASSWORD,UNI")
+    r = s.cli("run", "--mount", str(mounted), *text_only, "--", sys.executable, "-c", probe)
     assert r.stdout.strip() == b"True"  # and the file is gone now (the tree scan sees it)
     # A bare name goes to a private directory on tmpfs: it is gone after the run too.
     probe = "import os; print(os.environ['SEALBOX_SECRETS_FILE'])"
-    r = s.cli("run", "--mount", "secrets.env", "--", sys.executable, "-c", probe)
+    r = s.cli("run", "--mount", "secrets.env", *text_only, "--", sys.executable, "-c", probe)
     s.outside.append(Path(r.stdout.decode().strip()).parent)
 
-    assert db2.encode() in s.cli("export", delivers=True).stdout
-    assert uni in json.loads(s.cli("export", "--format", "json", delivers=True).stdout).values()
+    # Refused, naming BLOB, and nothing of any value in the error.
+    assert b"secret BLOB is not UTF-8" in s.cli("export", ok=False).stderr
+    assert db2.encode() in s.cli("export", *text_only, delivers=True).stdout
+    exported = json.loads(s.cli("export", "--format", "json", delivers=True).stdout)
+    assert uni in exported.values() and set(exported["BLOB"]) == {"value_base64"}
     out = s.tmp / "exported.env"
-    s.cli("export", "-o", str(out))
+    s.cli("export", "-o", str(out), *text_only)
     assert oct(out.stat().st_mode & 0o777) == "0o600" and db2.encode() in out.read_bytes()
     out.unlink()  # a delivery the user asked for: not a leak
 

@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import pytest
@@ -98,3 +99,40 @@ def test_a_lone_surrogate_is_invalid_input_not_an_encoding_crash(text: str) -> N
         SecretValue(text)
     assert text not in exc.value.message
     assert SecretValue("\U0001f600").reveal() == "\U0001f600"  # a real pair is fine
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"text", "caf\u00e9 \U0001f600".encode(), b"a\x00b\r\n", b"\xff\xfe", b"\xed\xa0\x80"],
+)
+def test_value_json_round_trips_every_byte(raw: bytes) -> None:
+    from sealbox.model import value_from_json, value_json
+
+    as_json = value_json(SecretValue(raw))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        assert set(as_json) == {"value_base64"}  # never U+FFFD
+    else:
+        assert set(as_json) == {"value"}
+    again = json.loads(json.dumps(as_json))
+    assert value_from_json(again).reveal_bytes() == raw
+
+
+@pytest.mark.parametrize(
+    ("data", "wrong"),
+    [
+        ({}, "missing field"),
+        ({"value": "a", "value_base64": "YQ=="}, "not both"),
+        ({"value_base64": "YQ"}, "base64"),
+        ({"value_base64": "Y Q=="}, "base64"),
+        ({"value_base64": "\u00e9"}, "base64"),
+        ({"value_base64": None}, "must be a string"),
+        ({"value": 1}, "must be a string"),
+    ],
+)
+def test_value_from_json_refuses_what_is_not_one_value(data: dict[str, object], wrong: str) -> None:
+    from sealbox.model import value_from_json
+
+    with pytest.raises(InvalidInput, match=wrong):
+        value_from_json(data)

@@ -99,7 +99,10 @@ def export_cmd(
     if output is None:
         if sys.stdout.isatty():
             warn("printing secret values to the terminal")
-        sys.stdout.write(text)
+        # UTF-8 whatever the locale: the bytes a file written with --output would hold.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode())
+        sys.stdout.buffer.flush()
     else:
         atomic_write(output, text.encode(), mode=0o600)
         info(f"Wrote {len(values)} secret(s) to {output} (0600)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.errors import InvalidInput
-from sealbox.model import SecretInfo, SecretMeta, SecretValue
+from sealbox.model import SecretInfo, SecretMeta, SecretValue, value_json
 
 
 @click.group()
@@ -38,7 +39,8 @@ def _read_value(value: str | None, from_file: Path | None, keep_newline: bool) -
         )
     if value is not None:
         warn("a value on the command line can end up in shell history; prefer stdin or the prompt")
-        return SecretValue(value)
+        # The argument's own bytes (Python decoded them with surrogateescape).
+        return SecretValue(os.fsencode(value))
     if from_file is not None:
         try:
             return SecretValue(from_file.read_bytes())
@@ -124,7 +126,11 @@ def get_cmd(
     env: str | None,
     as_json: bool,
 ) -> None:
-    """Print the value of NAME (recorded in the audit trail as a reveal)."""
+    """Print the value of NAME (recorded in the audit trail as a reveal).
+
+    Into a pipe or a file the value is written byte for byte, with no newline added (a
+    terminal gets one). --json carries a value that is not UTF-8 text as value_base64.
+    """
     ref = secret_ref(name, project, env)
     vault = open_vault()
     try:
@@ -139,12 +145,20 @@ def get_cmd(
             {
                 "path": ref.path,
                 "version": found.version,
-                "value": found.value.reveal(),
+                **value_json(found.value),
                 "created_at": found.created_at.isoformat(),
             }
         )
-    else:
-        sys.stdout.buffer.write(found.value.reveal_bytes() + b"\n")
+        return
+    # NOTE: byte-exact into a pipe or a file (as `bao kv get -field` writes), so
+    # `sealbox secret get X > file` gives back the bytes `secret set X --from-file` took;
+    # only a terminal gets a newline after the value.
+    data = found.value.reveal_bytes()
+    if sys.stdout.isatty():
+        data += b"\n"
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _info_dict(s: SecretInfo) -> dict[str, Any]:
@@ -180,7 +194,7 @@ def list_cmd(
         for s in items:
             d = _info_dict(s)
             if reveal and s.ref.name in values:
-                d["value"] = values[s.ref.name].reveal()
+                d.update(value_json(values[s.ref.name]))
             out.append(d)
         emit_json(out)
         return

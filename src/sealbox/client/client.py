@@ -43,6 +43,7 @@ from sealbox.model import (
     VersionInfo,
     validate_name,
     validate_scope,
+    value_json,
 )
 from sealbox.wire import audit as wire_audit
 from sealbox.wire import secrets as wire
@@ -345,13 +346,8 @@ class Client:
                 "the expected version (if_version) must be 0 (not yet created) or a version number",
                 hint_key="if_version",
             )
-        try:
-            text = value.reveal_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(
-                f"the value for {ref} is not UTF-8 text; the server's API carries text values"
-            ) from None
-        body: dict[str, Any] = {"value": text}
+        # A value that is not UTF-8 text travels as value_base64: byte for byte.
+        body: dict[str, Any] = value_json(value)
         if if_version is not None:
             body["if_version"] = if_version
         try:
@@ -557,7 +553,7 @@ class Client:
             return wire_audit.decode_events(data)
 
     def audit_hash(self, value: SecretValue) -> str:
-        data = self._call("POST", "/v1/audit/hash", body={"value": value.reveal()})
+        data = self._call("POST", "/v1/audit/hash", body=value_json(value))
         with reading(self.address, "audit hash"):
             return wire_audit.decode_hmac(data)
 
@@ -640,7 +636,7 @@ class Client:
 
         body: dict[str, Any] = {"path": ref.path, "reason": reason, "rotate": rotate}
         if value is not None:
-            body["value"] = value.reveal()
+            body.update(value_json(value))
         data = self._call("POST", "/v1/incident", body=body)
         with reading(self.address, "incident"):
             return wire_incident.decode_report(data)

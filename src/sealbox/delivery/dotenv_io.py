@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sealbox.errors import InvalidInput
-from sealbox.model import NAME_RE, SecretValue, as_variables
+from sealbox.model import NAME_RE, SecretValue, as_variables, value_json
 
 
 @dataclass(frozen=True)
@@ -57,20 +57,40 @@ def _dotenv_quote(value: str) -> str:
     return f"'{escaped}'"
 
 
+def _text(name: str, value: SecretValue, fmt: str) -> str:
+    """A value as text for a text-only format; one that is not UTF-8 is refused, naming
+    the variable (never replaced by U+FFFD)."""
+    try:
+        return value.reveal_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"secret {name} is not UTF-8 text, and the {fmt} format carries only text;"
+            " use --format json (it carries such a value as value_base64) or leave it out"
+            " with --only"
+        ) from None
+
+
+def _json_value(value: SecretValue) -> str | dict[str, str]:
+    as_json = value_json(value)
+    return as_json.get("value", as_json)
+
+
 def render(values: Mapping[str, SecretValue], fmt: str) -> str:
     """Secrets as ``dotenv``, ``json`` or ``shell`` text. This reveals every value.
 
-    dotenv and shell name variables as ``sealbox run`` does (:func:`as_variables`); JSON
-    keeps the secrets' names."""
+    ``json`` maps each name to its text, or to ``{"value_base64": "..."}`` for a value
+    that is not UTF-8 text; ``dotenv`` and ``shell`` refuse such a value (naming it), and
+    name variables as ``sealbox run`` does (:func:`as_variables`); JSON keeps the names.
+    """
     if fmt in ("dotenv", "shell"):
         values = as_variables(values)
     names = sorted(values)
     if fmt == "dotenv":
-        return "".join(f"{n}={_dotenv_quote(values[n].reveal())}\n" for n in names)
+        return "".join(f"{n}={_dotenv_quote(_text(n, values[n], fmt))}\n" for n in names)
     if fmt == "json":
-        return json.dumps({n: values[n].reveal() for n in names}, indent=2) + "\n"
+        return json.dumps({n: _json_value(values[n]) for n in names}, indent=2) + "\n"
     if fmt == "shell":
-        return "".join(f"export {n}={shlex.quote(values[n].reveal())}\n" for n in names)
+        return "".join(f"export {n}={shlex.quote(_text(n, values[n], fmt))}\n" for n in names)
     raise InvalidInput(f"unknown export format {fmt!r}: use dotenv, json or shell")
 
 

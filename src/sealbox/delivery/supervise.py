@@ -59,7 +59,7 @@ class Child:
         self.report = report
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[bytes, bytes]) -> None:
         import subprocess
 
         sys.stdout.flush()
@@ -169,7 +169,7 @@ class Supervisor:
         command: list[str],
         options: Supervision,
         *,
-        parent_env: Mapping[str, str],
+        parent_env: Mapping[str, str] | Mapping[bytes, bytes],
         report: Report,
         credentials: Mapping[str, SecretValue] | None = None,
         tick: Callable[[float], None] | None = None,
@@ -181,7 +181,10 @@ class Supervisor:
         #: on this thread (``run --creds`` renews its leases from it).
         self.tick = tick
         self.options = options
-        self.parent = dict(parent_env)
+        from sealbox.delivery.process import environ_bytes
+
+        #: The parent's environment as bytes (a POSIX environment is bytes).
+        self.parent = environ_bytes(parent_env)
         self.report = report
         self.child = Child(command, options.grace, report)
         self.mounted: MountedFile | None = None
@@ -199,7 +202,7 @@ class Supervisor:
     def _read(self) -> Mapping[str, SecretValue]:
         return self.vault.resolve(self.project, self.env, only=self.names, purpose="run")
 
-    def _child_env(self) -> dict[str, str]:
+    def _child_env(self) -> dict[bytes, bytes]:
         from sealbox.delivery.process import child_environment
         from sealbox.model import as_variables
 
@@ -226,7 +229,7 @@ class Supervisor:
 
                 self.mounted = MountedFile(opts.mount, opts.mount_format, self.report)
                 self.mounted.write(self.secrets)
-                self.parent["SEALBOX_SECRETS_FILE"] = str(self.mounted.path)
+                self.parent[b"SEALBOX_SECRETS_FILE"] = bytes(self.mounted.path)
             if opts.watch and opts.action is not None and opts.mount is None:
                 self.report(
                     "note: a signal cannot change the command's environment; "

@@ -2,7 +2,9 @@
 
 Every request body goes through :func:`json_body`, so its rules hold for every route:
 
-* at most ``body_limit`` bytes (413 beyond it);
+* at most ``body_limit`` bytes (413 beyond it); a body that carries a secret value may
+  be :data:`VALUE_BODY_LIMIT` bytes if that is more, so that a value of
+  :data:`~sealbox.model.MAX_VALUE_BYTES` is accepted however it is encoded;
 * ``Content-Type`` ``application/json`` (any parameters), ``application/*+json``, or
   none at all (the ``bao`` CLI sends none); anything else is a 415;
 * UTF-8 JSON (a UTF-16/32 body is a 400), nested at most :data:`MAX_JSON_DEPTH` deep
@@ -24,6 +26,7 @@ from starlette.responses import Response
 
 from sealbox.auth.methods import registry as login_registry
 from sealbox.errors import InvalidInput
+from sealbox.model import MAX_VALUE_BYTES
 from sealbox.server.auth import Caller, RateLimiter, TokenCache, bearer_token
 from sealbox.server.errors import PayloadTooLarge, UnsupportedMediaType
 from sealbox.server.seal_flag import SealFlag
@@ -98,21 +101,42 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-async def read_body(request: Request) -> bytes:
+#: Room for the other fields of a body that carries a value (names, versions, a reason).
+VALUE_BODY_SLACK = 64 * 1024
+#: The body a value of :data:`MAX_VALUE_BYTES` needs at worst: JSON escapes a control
+#: character as ``\u00XX``, six bytes for one (base64, for values that are not UTF-8
+#: text, needs four for three).
+VALUE_BODY_LIMIT = 6 * MAX_VALUE_BYTES + VALUE_BODY_SLACK
+
+
+def _too_large(limit: int, carries_value: bool) -> PayloadTooLarge:
+    if carries_value:
+        return PayloadTooLarge(
+            f"the request body is larger than {limit} bytes (a secret value may be at most"
+            f" {MAX_VALUE_BYTES} bytes)"
+        )
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+
+
+async def read_body(request: Request, *, carries_value: bool = False) -> bytes:
+    """The raw body, at most ``body_limit`` bytes (``carries_value``: or
+    :data:`VALUE_BODY_LIMIT` if that is more); 413 beyond."""
     limit = state(request).settings.body_limit
+    if carries_value:
+        limit = max(limit, VALUE_BODY_LIMIT)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidInput("invalid Content-Length header")
         if int(declared) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            raise _too_large(limit, carries_value)
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                raise _too_large(limit, carries_value)
             chunks.append(chunk)
     except ClientDisconnect:
         # Gone, or cut off by the body deadline (server/protocol.py): nobody reads this.
@@ -206,10 +230,12 @@ async def json_body(
     optional: Iterable[str] = (),
     any_fields: bool = False,
     null_is_empty: bool = False,
+    carries_value: bool = False,
 ) -> dict[str, Any]:
     """The body as a JSON object with only the named fields (an empty body is ``{}``; so
-    is ``null`` with ``null_is_empty``: what ``bao write -f`` sends)."""
-    raw = await read_body(request)
+    is ``null`` with ``null_is_empty``: what ``bao write -f`` sends); ``carries_value``: a
+    body holding a secret value (see :func:`read_body`)."""
+    raw = await read_body(request, carries_value=carries_value)
     required = tuple(required)
     if not raw.strip() or (null_is_empty and raw.strip() == b"null"):
         data: Any = {}

@@ -46,6 +46,7 @@ from sealbox.model import (
     PROJECT_RE,
     SCOPE_RE,
     SECRET_NAME_RE,
+    VALUE_BASE64,
     Classification,
 )
 from sealbox.server.errors import HTTP_STATUS
@@ -132,6 +133,14 @@ SECRET_PATH: Schema = {
 TIME: Schema = {"type": "string", "format": "date-time"}
 #: Integers in a query string are at most 18 digits (``int_param``).
 MAX_INT = 10**18 - 1
+#: A value that is not UTF-8 text, as standard padded base64 (model.value_json).
+B64: Schema = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+}
+IF_VERSION: Schema = {"if_version": {"type": "integer", "minimum": 0, "maximum": MAX_INT}}
+BASE64_VALUE_BODY = body({VALUE_BASE64: B64, **IF_VERSION}, [VALUE_BASE64])
 VERSION: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
 CAPABILITIES = [c.value for c in Capability]
 #: A KV path segment below the project: one segment of a folder path (documents.folder_of).
@@ -975,16 +984,19 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                 "by stage: pending (being rotated in), previous (during its grace window)",
             ),
         ),
-        response=resp({"path": S, "version": I, "value": S, "created_at": S}),
+        response={
+            **resp(
+                {"path": S, "version": I, "value": S, VALUE_BASE64: B64, "created_at": S},
+                ["path", "version", "created_at"],
+            ),
+            "oneOf": [{"required": ["value"]}, {"required": [VALUE_BASE64]}],
+        },
     ),
     (SECRET, "PUT"): Op(
-        "Write a new version",
+        "Write a new version (the value as text, or as value_base64 when it is not UTF-8)",
         tag="secrets",
         response=_ref("PathVersion"),
-        body=body(
-            {"value": S, "if_version": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
-            ["value"],
-        ),
+        body={"oneOf": [body({"value": S, **IF_VERSION}, ["value"]), BASE64_VALUE_BODY]},
     ),
     (SECRET, "DELETE"): Op("Soft-delete a secret", tag="secrets", ok=204),
     (SECRET + "/undelete", "POST"): Op("Undo a soft delete", tag="secrets", ok=204, body=EMPTY),
@@ -1045,7 +1057,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             ),
             _query("purpose", {"enum": ["run", "export", "reveal"]}, "audit purpose"),
         ),
-        response=resp({"secrets": {"type": "object", "additionalProperties": S}}),
+        response=resp(
+            {
+                "secrets": {
+                    "type": "object",
+                    "additionalProperties": {"anyOf": [S, resp({VALUE_BASE64: B64})]},
+                }
+            }
+        ),
     ),
     ("/v1/events/{project}/{env}", "GET"): Op(
         "Change notifications of an environment (server-sent events)",
@@ -1190,7 +1209,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("/v1/audit/hash", "POST"): Op(
         "The HMAC audit events carry for a value (the value is not stored)",
         tag="audit",
-        body=body({"value": S}, ["value"]),
+        body={"oneOf": [body({"value": S}, ["value"]), body({VALUE_BASE64: B64}, [VALUE_BASE64])]},
         response=resp({"hmac": S}),
     ),
     ("/v1/audit/verify", "POST"): Op(
@@ -1295,10 +1314,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                 "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
                 # compared and hashed only, never stored, echoed or logged
                 "value": {"type": "string", "minLength": 1},
+                VALUE_BASE64: {**B64, "minLength": 4},
                 "rotate": B,
             },
             ["path", "reason"],
-        ),
+        )
+        | {"not": {"required": ["value", VALUE_BASE64]}},
         response=INCIDENT_REPORT,
     ),
     # -- key providers (issue 13) -------------------------------------------------------------

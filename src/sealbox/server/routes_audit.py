@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.errors import InvalidInput
-from sealbox.model import SecretRef, SecretValue
+from sealbox.model import VALUE_BASE64, SecretRef, value_from_json
 from sealbox.server.http import (
     caller,
     json_body,
@@ -22,7 +22,6 @@ from sealbox.server.http import (
     opt_int,
     opt_str,
     opt_str_list,
-    want_str,
 )
 from sealbox.wire import audit as wire
 
@@ -77,10 +76,8 @@ async def who_read(request: Request) -> Response:
 
 async def audit_hash(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("value",))
-    return json_response(
-        wire.encode_hmac(who.vault.audit.value_hmac(SecretValue(want_str(body, "value"))))
-    )
+    body = await json_body(request, optional=("value", VALUE_BASE64), carries_value=True)
+    return json_response(wire.encode_hmac(who.vault.audit.value_hmac(value_from_json(body))))
 
 
 async def verify(request: Request) -> Response:

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealbox.errors import InvalidInput
-from sealbox.model import SecretRef, SecretValue
-from sealbox.server.http import caller, json_body, json_response, opt_str, want_str
+from sealbox.model import VALUE_BASE64, SecretRef, value_from_json
+from sealbox.server.http import caller, json_body, json_response, want_str
 from sealbox.wire import incident as wire
 
 INCIDENT = "/v1/incident"
@@ -27,7 +27,12 @@ MAX_REASON = 500
 
 async def incident(request: Request) -> Response:
     who = caller(request)
-    body = await json_body(request, required=("path", "reason"), optional=("value", "rotate"))
+    body = await json_body(
+        request,
+        required=("path", "reason"),
+        optional=("value", VALUE_BASE64, "rotate"),
+        carries_value=True,
+    )
     ref = SecretRef.parse(want_str(body, "path"))
     reason = want_str(body, "reason")
     if not reason.strip():
@@ -37,11 +42,11 @@ async def incident(request: Request) -> Response:
     rotate = body.get("rotate", False)
     if not isinstance(rotate, bool):
         raise InvalidInput("field 'rotate' must be a boolean")
-    raw = opt_str(body, "value")
-    if raw == "":
+    # NOTE: "value": null is no value, as before value_base64 existed.
+    value = value_from_json(body) if body.get("value") is not None or VALUE_BASE64 in body else None
+    if value is not None and not len(value):
         raise InvalidInput("field 'value' is empty: send the leaked value, or leave it out")
-    value = SecretValue(raw) if raw is not None else None
-    del raw, body  # the value lives on only as the SecretValue
+    del body  # the value lives on only as the SecretValue
     report = who.vault.incident(ref, reason=reason, value=value, rotate=rotate)
     return json_response(wire.encode_report(report))
 

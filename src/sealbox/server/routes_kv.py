@@ -222,7 +222,8 @@ async def _data_request(request: Request) -> tuple[Caller, str, str, Any, int | 
     """The caller, the folder, ``data`` and ``options.cas`` of a KV write."""
     who = caller(request)
     project, env = _folder(request)
-    body = await json_body(request, required=("data",), optional=("options",))
+    # A document's values: the body may be larger than body_limit, as for a native write.
+    body = await json_body(request, required=("data",), optional=("options",), carries_value=True)
     data = body["data"]
     if not isinstance(data, dict):
         raise InvalidInput("field 'data' must be a JSON object of fields")

@@ -19,9 +19,10 @@ from sealbox.errors import InvalidInput
 from sealbox.model import (
     DEFAULT_ENVIRONMENTS,
     META_FIELDS,
+    VALUE_BASE64,
     SecretMeta,
     SecretRef,
-    SecretValue,
+    value_from_json,
 )
 from sealbox.server.auth import Caller
 from sealbox.server.http import (
@@ -106,8 +107,10 @@ def read_secret(
 async def put_secret(request: Request) -> Response:
     who = caller(request)
     ref = _ref(request)
-    body = await json_body(request, required=("value",), optional=("if_version",))
-    value = SecretValue(want_str(body, "value"))
+    body = await json_body(
+        request, optional=("value", VALUE_BASE64, "if_version"), carries_value=True
+    )
+    value = value_from_json(body)
     version = who.vault.set(ref, value, if_version=opt_int(body, "if_version"))
     return json_response(wire.encode_version(ref, version))
 

@@ -1,7 +1,9 @@
 """Bodies of ``/v1/projects``, ``/v1/secrets`` and ``/v1/resolve``: values, versions, metadata.
 
-A value crosses the wire as text only here (``encode_read``, ``encode_resolved``); every
-other body carries names, versions and metadata, never a value.
+A value crosses the wire only here (``encode_read``, ``encode_resolved``); every other
+body carries names, versions and metadata, never a value. A value that is UTF-8 text is a
+JSON string (``"value"``); any other value is ``"value_base64"`` (standard, padded), so
+every value arrives byte for byte (:func:`sealbox.model.value_json`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from sealbox.errors import InvalidInput
 from sealbox.model import (
+    VALUE_BASE64,
     Secret,
     SecretInfo,
     SecretMeta,
@@ -17,6 +20,8 @@ from sealbox.model import (
     SecretValue,
     Stage,
     VersionInfo,
+    value_from_json,
+    value_json,
 )
 from sealbox.wire.fields import (
     WireError,
@@ -57,16 +62,21 @@ def encode_read(secret: Secret) -> dict[str, Any]:
     return {
         "path": secret.ref.path,
         "version": secret.version,
-        "value": secret.value.reveal(),
+        **value_json(secret.value),
         "created_at": secret.created_at.isoformat(),
     }
 
 
+def _value(data: dict[str, Any], where: str) -> SecretValue:
+    try:
+        return value_from_json(data)
+    except InvalidInput as exc:
+        raise WireError(f"{where}: {exc.message}") from None
+
+
 def decode_read(data: Any, ref: SecretRef) -> Secret:
     body = obj(data)
-    return Secret(
-        ref, integer(body, "version"), SecretValue(text(body, "value")), time(body, "created_at")
-    )
+    return Secret(ref, integer(body, "version"), _value(body, "a read"), time(body, "created_at"))
 
 
 def encode_version(ref: SecretRef, version: int) -> dict[str, Any]:
@@ -170,12 +180,25 @@ def decode_history(data: Any) -> list[VersionInfo]:
 
 # -- resolve ---------------------------------------------------------------------------------
 def encode_resolved(values: dict[str, SecretValue]) -> dict[str, Any]:
-    """An environment's values by name (``sealbox run`` in remote mode)."""
-    return {"secrets": {k: v.reveal() for k, v in values.items()}}
+    """An environment's values by name (``sealbox run`` in remote mode): a UTF-8 value is
+    a string, any other one ``{"value_base64": "..."}``."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        as_json = value_json(value)
+        out[name] = as_json.get("value", as_json)
+    return {"secrets": out}
 
 
 def decode_resolved(data: Any) -> dict[str, SecretValue]:
     secrets = field(obj(data), "secrets")
-    if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
-        raise WireError("field 'secrets' is not an object of text values")
-    return {str(k): SecretValue(v) for k, v in secrets.items()}
+    if not isinstance(secrets, dict):
+        raise WireError("field 'secrets' is not an object of values")
+    out: dict[str, SecretValue] = {}
+    for name, value in secrets.items():
+        if isinstance(value, str):
+            out[str(name)] = SecretValue(value)
+        elif isinstance(value, dict) and set(value) == {VALUE_BASE64}:
+            out[str(name)] = _value(value, f"secret {str(name)[:80]}")
+        else:
+            raise WireError("field 'secrets' is not an object of text or value_base64 values")
+    return out

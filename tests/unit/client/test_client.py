@@ -333,8 +333,11 @@ def test_values_and_tokens_never_leak(live: Live, caplog: pytest.LogCaptureFixtu
     client.close()
 
 
-def test_binary_values_that_are_not_text_are_refused(live: Live) -> None:
+def test_binary_values_that_are_not_text_round_trip_as_base64(live: Live) -> None:
     with Client(live.url, live.token) as client:
         client.create_project("payments")
-        with pytest.raises(errors.InvalidInput, match="UTF-8"):
-            client.set(REF, SecretValue(b"\xff\xfe"))
+        client.set(REF, SecretValue(b"\xff\xfe\x00\r\n"))
+        assert client.get(REF).value.reveal_bytes() == b"\xff\xfe\x00\r\n"
+        assert client.audit_hash(SecretValue(b"\xff\xfe\x00\r\n")) == live.vault.audit.value_hmac(
+            SecretValue(b"\xff\xfe\x00\r\n")
+        )

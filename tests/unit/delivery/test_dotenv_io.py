@@ -89,8 +89,43 @@ def test_unknown_format() -> None:
 def test_child_environment_withholds_vault_credentials() -> None:
     parent = {"PATH": "/bin", "SEALBOX_SESSION": "s", "SEALBOX_PASSPHRASE": "p", "A": "parent"}
     env = child_environment(parent, {"A": SecretValue("secret"), "B": SecretValue("b")})
-    assert env == {"PATH": "/bin", "A": "secret", "B": "b"}
+    assert env == {b"PATH": b"/bin", b"A": b"secret", b"B": b"b"}
     kept = child_environment(parent, {"A": SecretValue("secret")}, preserve_env=True)
-    assert kept["A"] == "parent"
-    with pytest.raises(InvalidInput):
+    assert kept[b"A"] == b"parent"
+    with pytest.raises(InvalidInput, match="secret A holds a NUL byte") as caught:
         child_environment({}, {"A": SecretValue("a\x00b")})
+    assert "a\x00b" not in str(caught.value)
+
+
+BINARY = b"\xff\xfe\x80 not utf-8 \xc3\x28\r\n"
+
+
+def test_child_environment_carries_exact_bytes() -> None:
+    # A parent given as bytes (os.environb) keeps its own undecodable bytes too.
+    parent = {b"PATH": b"/bin", b"LANG_ODD": b"\xe9t\xe9", b"SEALBOX_SESSION": b"s"}
+    values = {"BIN": SecretValue(BINARY), "TEXT": SecretValue("caf\u00e9\n")}
+    env = child_environment(parent, values)
+    assert env == {
+        b"PATH": b"/bin",
+        b"LANG_ODD": b"\xe9t\xe9",
+        b"BIN": BINARY,
+        b"TEXT": "caf\u00e9\n".encode(),
+    }
+
+
+def test_render_json_carries_bytes_as_base64_and_text_formats_refuse_them() -> None:
+    import base64
+    import json
+
+    values = {"BIN": SecretValue(BINARY), "TEXT": SecretValue("line\r\n\x00")}
+    data = json.loads(render(values, "json"))
+    assert data == {
+        "BIN": {"value_base64": base64.b64encode(BINARY).decode()},
+        "TEXT": "line\r\n\x00",
+    }
+    for fmt in ("dotenv", "shell"):
+        with pytest.raises(InvalidInput, match="secret BIN is not UTF-8 text") as caught:
+            render(values, fmt)
+        assert "value_base64" in str(caught.value)
+        # Text values are still rendered.
+        assert "TEXT" in render({"TEXT": values["TEXT"]}, fmt)

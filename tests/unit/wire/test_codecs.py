@@ -3,6 +3,7 @@ send is a WireError naming the field (never a KeyError, never the value)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -192,6 +193,29 @@ def test_resolved_values_round_trip() -> None:
     assert {k: v.reveal() for k, v in got.items()} == {"A": "1", "B": "two"}
 
 
+#: Not UTF-8 text: an invalid lead byte, a lone continuation byte, an encoded surrogate.
+NOT_UTF8 = b"\xff\x80\xc3\x28\xed\xa0\x80\x00\r\n"
+
+
+def test_a_value_that_is_not_utf8_crosses_as_base64_byte_for_byte() -> None:
+    secret = Secret(REF, 2, SecretValue(NOT_UTF8), T0)
+    body = _wired(secrets.encode_read(secret))
+    assert "value" not in body
+    assert body["value_base64"] == base64.b64encode(NOT_UTF8).decode()
+    assert secrets.decode_read(body, REF).value.reveal_bytes() == NOT_UTF8
+    values = {"BIN": SecretValue(NOT_UTF8), "TEXT": SecretValue("caf\u00e9\x00\r\n")}
+    wired = _wired(secrets.encode_resolved(values))
+    assert wired["secrets"] == {
+        "BIN": {"value_base64": base64.b64encode(NOT_UTF8).decode()},
+        "TEXT": "caf\u00e9\x00\r\n",
+    }
+    got = secrets.decode_resolved(wired)
+    assert {k: v.reveal_bytes() for k, v in got.items()} == {
+        "BIN": NOT_UTF8,
+        "TEXT": "caf\u00e9\x00\r\n".encode(),
+    }
+
+
 @pytest.mark.parametrize(
     "event",
     [
@@ -261,6 +285,12 @@ MALFORMED: list[tuple[str, Callable[[Any], Any], Any, str]] = [
     ("listing item", secrets.decode_listing, {"secrets": ["x"]}, "an item of 'secrets'"),
     ("stage", secrets.decode_history, {"versions": [{"version": 1, "stage": "gone"}]}, "'stage'"),
     ("resolve", secrets.decode_resolved, {"secrets": {"A": 1}}, "'secrets'"),
+    (
+        "resolve base64",
+        secrets.decode_resolved,
+        {"secrets": {"A": {"value_base64": "%%"}}},
+        "'value_base64'",
+    ),
     ("identity name", accounts.decode_identity, {"kind": "person"}, "'name' is missing"),
     (
         "disabled",
@@ -321,6 +351,18 @@ def test_a_malformed_body_is_a_wire_error_naming_the_field(
 ) -> None:
     with pytest.raises(WireError, match=names.replace("(", r"\(")):
         decode(body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "names"),
+    [
+        ({"value_base64": "YQ"}, "'value_base64'"),
+        ({"value": "a", "value_base64": "YQ=="}, "not both"),
+    ],
+)
+def test_a_read_with_a_bad_value_field_is_a_wire_error(fields: dict[str, str], names: str) -> None:
+    with pytest.raises(WireError, match=names):
+        secrets.decode_read({"version": 1, "created_at": T0.isoformat(), **fields}, REF)
 
 
 def test_a_malformed_read_never_quotes_the_value() -> None:
