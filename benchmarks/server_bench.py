@@ -196,8 +196,14 @@ from sealbox.factory import open_vault
 from sealbox.model import SecretRef, SecretValue
 v = open_vault(source='bench')
 v.create_project('bench', environments=('prod',))
+# One data model (issue 15): the KV document bench/prod/k<N> is the folder prod:k<N>
+# ({"value": ...}, as OpenBao's app/k<N>); code from before it reads the secret itself.
+folders = hasattr(v, 'documents')
 for i in range(int(sys.argv[1])):
     v.set(SecretRef('bench', 'prod', f'k{i}'), SecretValue(os.urandom(32).hex()))
+    if folders:
+        v.create_env('bench', f'prod:k{i}')
+        v.set(SecretRef('bench', f'prod:k{i}', 'value'), SecretValue(os.urandom(32).hex()))
 v.close()
 """
 

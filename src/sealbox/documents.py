@@ -59,6 +59,9 @@ class DocSettings(NamedTuple):
     max_versions: int = 0
     cas_required: bool = False
     delete_version_after: int = 0  # seconds
+    #: How many times the document's metadata was written (OpenBao's
+    #: ``current_metadata_version``); not a setting.
+    metadata_version: int = 0
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
@@ -75,6 +78,7 @@ class DocSettings(NamedTuple):
             int(raw.get("max_versions", 0) or 0),
             bool(raw.get("cas_required", False)),
             int(raw.get("delete_version_after", 0) or 0),
+            int(raw.get("metadata_version", 0) or 0),
         )
 
 
@@ -501,6 +505,7 @@ class Documents(SecretOps):
             old.max_versions if max_versions is None else max_versions,
             old.cas_required if cas_required is None else cas_required,
             old.delete_version_after if delete_version_after is None else delete_version_after,
+            old.metadata_version + 1,
         )
         self._check_settings(new)
         custom = self._custom(doc)

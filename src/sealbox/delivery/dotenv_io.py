@@ -65,8 +65,8 @@ def _text(name: str, value: SecretValue, fmt: str) -> str:
     except UnicodeDecodeError:
         raise InvalidInput(
             f"secret {name} is not UTF-8 text, and the {fmt} format carries only text;"
-            " use --format json (it carries such a value as value_base64) or leave it out"
-            " with --only"
+            " export it as JSON (which carries such a value as value_base64), or leave it"
+            " out of the export"
         ) from None
 
 

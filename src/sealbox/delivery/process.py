@@ -43,7 +43,7 @@ def environ_bytes(parent: Mapping[str, str] | Mapping[bytes, bytes]) -> Environ:
     }
 
 
-def variable_name(name: str) -> bytes:
+def env_key(name: str) -> bytes:
     """``name`` as an environment variable's name (400 if no environment can hold it)."""
     key = name.encode("utf-8", errors="surrogateescape")
     if not key or b"=" in key or b"\x00" in key:
@@ -65,7 +65,7 @@ def child_environment(
     withheld = {name.encode() for name in WITHHELD}
     env = {k: v for k, v in environ_bytes(parent).items() if k not in withheld}
     for name, value in secrets.items():
-        key = variable_name(name)
+        key = env_key(name)
         if preserve_env and key in env:
             continue
         raw = value.reveal_bytes()
@@ -73,7 +73,7 @@ def child_environment(
             raise InvalidInput(
                 f"secret {name} holds a NUL byte, which an environment variable cannot "
                 "carry (it would be cut short there); nothing was run. Deliver it as a "
-                "file instead: sealbox run --mount FILE --mount-format json"
+                "file instead (a mount in the JSON format carries it)"
             )
         env[key] = raw
     return env

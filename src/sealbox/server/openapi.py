@@ -298,7 +298,6 @@ SCHEMAS: dict[str, Any] = {
             "wrap_info": {"type": "null"},
             "warnings": {"type": ["array", "null"]},
             "auth": {"type": "null"},
-            "mount_type": S,
         },
         ["request_id", "data"],
     ),
@@ -349,6 +348,7 @@ KV_SETTINGS: dict[str, Schema] = {
     "max_versions": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_INT},
     "cas_required": {"type": ["boolean", "null"]},
     "delete_version_after": {"anyOf": [KV_DURATION, {"type": "null"}]},
+    "metadata_cas_required": {"enum": [False, None]},
 }
 KV_METADATA_BODY = body(
     {

@@ -138,8 +138,8 @@ def parse_go_duration(value: Any, field: str) -> int:
 
 
 def envelope(data: Any, warnings: list[str] | None = None) -> dict[str, Any]:
-    """Vault's answer, as a KV mount gives it (with ``mount_type``)."""
-    return {**vault_shapes.envelope(data, warnings=warnings), "mount_type": "kv"}
+    """Vault's answer (OpenBao sends no ``mount_type``; hvac and bao read none)."""
+    return vault_shapes.envelope(data, warnings=warnings)
 
 
 def check_mount(mounts: tuple[str, ...], mount: str) -> str:
@@ -195,7 +195,7 @@ _READ_HEAD = '{"request_id":"'
 _READ_DATA = '","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":'
 _READ_META = ',"metadata":'
 _READ_TAIL = '},"wrap_info":null,"warnings":'
-_READ_END = ',"auth":null,"mount_type":"kv"}'
+_READ_END = ',"auth":null}'
 
 
 def read_body(read: DocumentRead) -> bytes:
@@ -320,9 +320,11 @@ async def metadata(request: Request) -> Response:
                 "cas_required": meta.settings.cas_required,
                 "created_time": vault_time(meta.created_at),
                 "current_version": meta.current_version,
+                "current_metadata_version": meta.settings.metadata_version,
                 "custom_metadata": meta.custom_metadata or None,
                 "delete_version_after": go_duration(meta.settings.delete_version_after),
                 "max_versions": meta.settings.max_versions,
+                "metadata_cas_required": False,
                 "oldest_version": meta.oldest_version,
                 "updated_time": vault_time(meta.updated_at),
                 "versions": {
@@ -338,11 +340,14 @@ async def metadata(request: Request) -> Response:
     )
 
 
-_SETTINGS = ("max_versions", "cas_required", "delete_version_after")
+_SETTINGS = ("max_versions", "cas_required", "delete_version_after", "metadata_cas_required")
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if body.get("metadata_cas_required") not in (None, False, "false"):
+        # Check-and-set on metadata writes (OpenBao's): sealbox has it on data only.
+        raise InvalidInput("metadata_cas_required is not supported: sealbox has no metadata CAS")
     if body.get("max_versions") is not None:
         raw = body["max_versions"]
         # The bao CLI sends numbers as strings (bao write secret/config max_versions=3).
@@ -413,6 +418,7 @@ async def read_config(request: Request) -> Response:
                 "cas_required": config.cas_required,
                 "delete_version_after": go_duration(config.delete_version_after),
                 "max_versions": config.max_versions,
+                "metadata_cas_required": False,
             }
         )
     )

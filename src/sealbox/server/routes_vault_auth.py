@@ -33,7 +33,7 @@ LISTING = ["GET", "LIST"]
 
 
 def answer(data: Any, auth: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Vault's response envelope (KV's, without its ``mount_type``)."""
+    """Vault's response envelope."""
     return envelope(data, auth=auth)
 
 

@@ -67,11 +67,7 @@ class DocumentSql:
         with self._tx(write=True) as tx:
             self._require_schema(tx)
             if self._locked(tx, row.project, row.env) is None:
-                self._exec(
-                    tx,
-                    f"INSERT INTO sb_documents ({_DOC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    tuple(row),
-                )
+                self._insert(tx, row)
             else:
                 self._exec(
                     tx,
@@ -99,11 +95,7 @@ class DocumentSql:
                     oldest_version=document.oldest_version or version.version,
                     updated_at=version.created_at,
                 )
-                self._exec(
-                    tx,
-                    f"INSERT INTO sb_documents ({_DOC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    tuple(row),
-                )
+                self._insert(tx, row)
             else:
                 self._exec(
                     tx,
@@ -212,6 +204,13 @@ class DocumentSql:
                 if r is not None:
                     out.append(self._version_row((project, env, name, *r), True))
         return out
+
+    def _insert(self, tx: Any, row: DocumentRow) -> None:
+        self._exec(
+            tx,
+            f"INSERT INTO sb_documents ({_DOC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(row),
+        )
 
     def _locked(self, tx: Any, project: str, env: str) -> Any:
         return self._one(

@@ -43,7 +43,9 @@ def test_compat_error_turns_a_bad_token_into_permission_denied() -> None:
         ("/v1/auth/token/renew", False),
         ("/v1/auth/token/revoke-self", False),
         ("/v1/auth/login", False),
-        ("/v1/auth/approle/login", False),
+        # Vault's own login paths answer Vault's errors (a refused login is its 400)
+        ("/v1/auth/approle/login", True),
+        ("/v1/auth/userpass/login/u", True),
         ("/v1/tokens", False),
         ("/v1/sys/health", False),
     ],
@@ -70,7 +72,8 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
         ("/v1/auth/token/lookup-self", 403, {"errors": ["permission denied"]}),
         ("/v1/secret/data/p/e/x", 403, {"errors": ["permission denied"]}),
         ("/v1/auth/token/self", 401, None),
-        ("/v1/auth/approle/login", 401, None),
+        ("/v1/auth/approle/login", 403, {"errors": ["permission denied"]}),
+        ("/v1/auth/password/login", 401, None),
     ],
 )
 def test_the_middleware_answers_each_path_in_its_shape(
