@@ -171,6 +171,7 @@ def test_hvac_max_versions_prunes_and_mount_configuration(live: Live) -> None:
         "cas_required": False,
         "delete_version_after": "0s",
         "max_versions": 2,
+        "metadata_cas_required": False,
     }
     for n in range(1, 5):
         kv(live).create_or_update_secret(path, secret={"v": str(n)})

@@ -1338,17 +1338,32 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(
             _query(
                 "sealedcode",
-                {"type": "integer", "minimum": 200, "maximum": 599},
+                {
+                    "type": "integer",
+                    "minimum": 200,
+                    "maximum": 599,
+                    "not": {"enum": [204, 205, 304]},
+                },
                 "the status to answer while sealed (Vault's; a liveness probe: 200)",
             ),
             _query(
                 "activecode",
-                {"type": "integer", "minimum": 200, "maximum": 299},
+                {
+                    "type": "integer",
+                    "minimum": 200,
+                    "maximum": 299,
+                    "not": {"enum": [204, 205, 304]},
+                },
                 "the status to answer while unsealed (Vault's; default 200; a 2xx)",
             ),
             _query(
                 "standbycode",
-                {"type": "integer", "minimum": 200, "maximum": 599},
+                {
+                    "type": "integer",
+                    "minimum": 200,
+                    "maximum": 599,
+                    "not": {"enum": [204, 205, 304]},
+                },
                 "Vault's status for a standby: checked, unused (sealbox has no standbys)",
             ),
         ),

@@ -28,9 +28,16 @@ def _status_param(request: Request, name: str, default: int, highest: int = 599)
     status = query_int(request, name)
     if status is None:
         return default
-    if not 200 <= status <= highest:
-        raise InvalidInput(f"query parameter {name!r} must be an HTTP status (200-{highest})")
+    if not 200 <= status <= highest or status in NO_BODY:
+        raise InvalidInput(
+            f"query parameter {name!r} must be an HTTP status (200-{highest}) that may carry"
+            " the health answer (not 204, 205 or 304)"
+        )
     return status
+
+
+#: Statuses an HTTP answer may not carry a body with: health always has one.
+NO_BODY = frozenset({204, 205, 304})
 
 
 CLUSTER_NAME = "sealbox"
