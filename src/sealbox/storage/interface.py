@@ -557,6 +557,12 @@ class DocumentStore(Protocol):
     def read_document_members(
         self, project: str, env: str, members: Sequence[tuple[str, int]]
     ) -> list[VersionRow]: ...
+    def read_document_head(
+        self, project: str, env: str, setting: str
+    ) -> tuple[DocumentRow | None, DocumentVersionRow | None, str | None, list[VersionRow]]:
+        """The record, its current version, setting ``setting`` and the live secrets'
+        current versions, without an explicit transaction (the KV read hot path)."""
+        ...
 
 
 class LeaseStore(Protocol):

@@ -34,6 +34,7 @@ class DocumentSql:
         def _one(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> Any: ...
         def _all(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
         def _version_row(self, r: Sequence[Any], sealed: bool) -> VersionRow: ...
+        def _single(self, *, audit: bool = False) -> AbstractContextManager[Any]: ...
 
     def get_document(
         self, project: str, env: str
@@ -204,6 +205,47 @@ class DocumentSql:
                 if r is not None:
                     out.append(self._version_row((project, env, name, *r), True))
         return out
+
+    def read_document_head(
+        self, project: str, env: str, setting: str
+    ) -> tuple[DocumentRow | None, DocumentVersionRow | None, str | None, list[VersionRow]]:
+        """What a read of a document's current version needs, in two statements and no
+        explicit transaction (the KV read hot path): the record, its current version, the
+        setting ``setting`` (the mounts' configuration), and the folder's live secrets'
+        current versions."""
+        with self._single() as tx:
+            self._require_schema(tx)
+            r = self._one(
+                tx,
+                f"SELECT {', '.join('d.' + c.strip() for c in _DOC_COLS.split(','))},"
+                " v.version, v.created_at, v.deleted_at, v.destroyed, v.members,"
+                " (SELECT value FROM sb_settings WHERE key = ?) FROM sb_documents d"
+                " LEFT JOIN sb_document_versions v ON v.project = d.project AND v.env = d.env"
+                " AND v.version = d.current_version WHERE d.project = ? AND d.env = ?",
+                (setting, project, env),
+            )
+        if r is None:
+            return None, None, None, []
+        with self._single() as tx:
+            rows = self._all(
+                tx,
+                "SELECT s.project, s.env, s.name, v.version, v.stage, v.created_at,"
+                " v.created_by, v.kek_id, v.rollback_of, v.staged_at, v.rotation_id,"
+                " v.ciphertext, v.wrapped_key FROM sb_secrets s JOIN sb_versions v"
+                " ON v.secret_id = s.id AND v.version = s.current_version"
+                " WHERE s.project = ? AND s.env = ? AND s.deleted_at IS NULL ORDER BY s.name",
+                (project, env),
+            )
+        doc = DocumentRow(
+            str(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), str(r[5]), str(r[6]),
+            str(r[7]),
+        )  # fmt: skip
+        latest = (
+            None
+            if r[8] is None
+            else DocumentVersionRow(int(r[8]), str(r[9]), r[10], bool(r[11]), str(r[12]))
+        )
+        return doc, latest, r[13], [self._version_row(v, True) for v in rows]
 
     def _insert(self, tx: Any, row: DocumentRow) -> None:
         self._exec(
