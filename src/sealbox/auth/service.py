@@ -516,16 +516,29 @@ class Accounts:
             raise NotFound(f"no such policy: {', '.join(missing)}", hint="apply it first")
         return names
 
+    def _grantable(self, names: list[str]) -> list[str]:
+        """``names`` if they exist and the caller may give them: only policies it holds
+        itself, unless it holds ``root``. Without this an identities admin could mint an
+        identity stronger than itself (``root`` included) and log in as it."""
+        self._check_policy_names(names)
+        held = [p.name for p in self.principal.policies]
+        beyond = sorted(set(names) - set(held))
+        if beyond and not is_root_holder(held):
+            raise AccessDenied(
+                "permission denied: cannot grant policies you do not hold: " + ", ".join(beyond)
+            )
+        return names
+
     def create_person(self, name: str, password: str, policies: list[str]) -> IdentityInfo:
         self._authorize("identities", "identity.create")
-        row = person_row(name, password, self._check_policy_names(policies), self._now())
+        row = person_row(name, password, self._grantable(policies), self._now())
         self._storage.create_identity(row)
         self._record("identity.create", f"identity/{name}", reason="person")
         return _identity_info(row)
 
     def create_machine(self, name: str, policies: list[str]) -> IdentityInfo:
         self._authorize("identities", "identity.create")
-        row = machine_row(name, self._check_policy_names(policies), self._now())
+        row = machine_row(name, self._grantable(policies), self._now())
         self._storage.create_identity(row)
         self._record("identity.create", f"identity/{name}", reason="machine")
         return _identity_info(row)
@@ -578,13 +591,7 @@ class Accounts:
             body, login_settings.ROLE_FIELDS if kind == "machine" else login_settings.USER_FIELDS
         )
         if fields.policies is not None:
-            self._check_policy_names(fields.policies)
-            held = [p.name for p in self.principal.policies]
-            beyond = sorted(set(fields.policies) - set(held))
-            if beyond and not is_root_holder(held):
-                raise AccessDenied(
-                    "permission denied: cannot grant policies you do not hold: " + ", ".join(beyond)
-                )
+            self._grantable(fields.policies)
         row = self._storage.get_identity(name=name)
         if row is not None and row.kind != kind:
             raise InvalidInput(f"identity {name!r} is a {row.kind}, not a {kind}")
@@ -695,7 +702,7 @@ class Accounts:
         if not isinstance(policies, list) or not all(isinstance(n, str) for n in policies):
             raise InvalidInput("policies must be a list of policy names")
         row = self._require_identity(name)
-        self._check_policy_names(policies)
+        self._grantable(policies)
         note = self._keep_an_admin(
             f"setting the policies of {name!r}", force, identities={row.id: policies}
         )

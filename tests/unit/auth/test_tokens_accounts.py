@@ -217,3 +217,37 @@ def test_a_password_typed_as_the_name_stays_out_of_the_audit(vault) -> None:  # 
     assert events and events[0]["path"] == "identity/<unknown>"
     assert events[0]["outcome"] == "denied"
     assert pasted not in repr(events)
+
+
+def test_an_identities_admin_cannot_grant_policies_it_lacks(vault) -> None:  # type: ignore[no-untyped-def]
+    # The attack: an admin on sys/identities only creates (or re-policies) an identity with
+    # root, or with a policy it does not hold, then logs in as it.
+    acc = make_ci(vault)
+    acc.apply_policy(
+        parse_policy(
+            {
+                "name": "people-admin",
+                "rules": [{"path": "sys/identities", "capabilities": ["admin", "read"]}],
+            }
+        )
+    )
+    acc.create_machine("helpdesk", ["people-admin"])
+    token = acc.create_token(identity="helpdesk", policies=["people-admin"])
+    helpdesk = vault.as_principal(vault.authenticator().resolve(token.value), Actor("hd", "api"))
+    hd = helpdesk.accounts
+    for attempt in (
+        lambda: hd.create_machine("evil", ["root"]),
+        lambda: hd.create_machine("evil", ["ci"]),
+        lambda: hd.create_person("evil", PW, ["root"]),
+        lambda: hd.set_policies("ci", ["root"]),
+        lambda: hd.set_policies("helpdesk", ["people-admin", "ci"]),
+        lambda: hd.write_login_role("machine", "evil", {"token_policies": ["root"]}),
+    ):
+        with pytest.raises(AccessDenied, match="cannot grant policies you do not hold"):
+            attempt()
+    assert [i.name for i in acc.list_identities()].count("evil") == 0
+    assert acc.get_identity("ci").policies == ("ci",)
+    # What it holds it may give, and it may take policies away.
+    hd.create_machine("deputy", ["people-admin"])
+    hd.set_policies("ci", [])
+    assert acc.get_identity("ci").policies == ()
